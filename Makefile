@@ -1,0 +1,70 @@
+# kubegpu.core — every target does its own set-up, idempotently, on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
+PYTEST_ARGS ?=
+
+.PHONY: help setup apt-deps test lint ruff ansible-lint sanity unit integration pytest bench demo build doc changelog clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+apt-deps:  ## install the Debian packages the tests need (only those missing)
+	hack/apt-deps
+
+setup: apt-deps $(STAMP)  ## venv in .venv with every Python dependency, plus apt packages
+
+test: setup lint sanity pytest  ## everything CI runs
+
+lint: ruff ansible-lint  ## ruff, ansible-lint (production profile) and yamllint
+
+ruff: $(STAMP)
+	ruff check .
+	ruff format --check .
+
+ansible-lint: $(STAMP)
+	ansible-lint --profile production --offline
+
+sanity: $(STAMP)  ## ansible-test sanity on a copy laid out as ansible_collections/kubegpu/core
+	hack/sanity
+
+unit: $(STAMP)  ## unit tests only
+	hack/pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup  ## integration tests only (the test bench; KUBECONFIG=... to use a real cluster)
+	hack/pytest tests/integration $(PYTEST_ARGS)
+
+pytest: setup  ## unit and integration tests in one run, one summary
+	hack/pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+bench: setup  ## scale and speed figures, printed as tables
+	$(BIN)/python -m benchmarks
+
+demo: setup  ## the main job on the embedded default
+	ansible-playbook playbooks/facts.yml
+
+build: $(STAMP)  ## kubegpu-core-<version>.tar.gz
+	ansible-galaxy collection build --force
+
+doc: $(STAMP)  ## list the collection's modules with ansible-doc
+	ansible-doc -t module -l kubegpu.core
+
+changelog: $(STAMP)  ## lint the changelog fragments
+	antsibull-changelog lint
+
+clean:
+	rm -rf .cache .pytest_cache .ruff_cache tests/output kubegpu-core-*.tar.gz

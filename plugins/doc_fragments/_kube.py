@@ -1,0 +1,54 @@
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options of every module that talks to the Kubernetes API.
+Private to the collection; the matching spec is module_utils/_kube.py."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - When neither O(kubeconfig) nor O(host) is given, the client uses
+        C(~/.kube/config), or the in-cluster service account when it runs in a pod.
+      - Can be set with the E(K8S_AUTH_KUBECONFIG) or E(KUBECONFIG) environment variable.
+    type: raw
+  context:
+    description:
+      - The kubeconfig context to use; the file's current context when omitted.
+      - Can be set with the E(K8S_AUTH_CONTEXT) environment variable.
+    type: str
+  host:
+    description:
+      - URL of the API server, for example V(https://10.0.0.1:6443). Overrides the kubeconfig's server.
+      - Can be set with the E(K8S_AUTH_HOST) environment variable.
+    type: str
+  api_key:
+    description:
+      - A bearer token to authenticate with, for example a service account token.
+      - Can be set with the E(K8S_AUTH_API_KEY) environment variable.
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the API server's TLS certificate.
+      - Can be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
+    type: bool
+    default: true
+    aliases: [verify_ssl]
+  ca_cert:
+    description:
+      - Path to a CA certificate bundle that signed the API server's certificate.
+      - Can be set with the E(K8S_AUTH_SSL_CA_CERT) environment variable.
+    type: path
+    aliases: [ssl_ca_cert]
+requirements:
+  - kubernetes >= 24.2.0 (Python library, on the host that runs the module)
+notes:
+  - "These modules run where the API is reachable, usually the controller
+    (C(delegate_to: localhost) or C(run_once)); they need no access to the nodes."
+  - "Set these options for many tasks at once with
+    C(module_defaults: {group/kubegpu.core.k8s: {...}})."
+"""
