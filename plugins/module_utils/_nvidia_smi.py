@@ -1,0 +1,125 @@
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GPU facts from ``nvidia-smi --query-gpu`` when pynvml cannot be used. Private to the collection.
+
+Gives the same device keys as ``_nvml``; fields nvidia-smi cannot query
+(brand, MIG devices, CUDA driver version, NVML version) are None, and the
+architecture is derived from the compute capability.
+"""
+
+from __future__ import annotations
+
+import csv
+import typing as t
+
+from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
+from ansible_collections.kubegpu.core.plugins.module_utils._nvml import architecture_from_compute_capability
+from ansible_collections.kubegpu.core.plugins.module_utils._pci import normalize_bus_id
+
+QUERY_FIELDS = (
+    "index",
+    "uuid",
+    "name",
+    "pci.bus_id",
+    "pci.device_id",
+    "driver_version",
+    "compute_cap",
+    "memory.total",
+    "memory.free",
+    "memory.used",
+    "mig.mode.current",
+    "mig.mode.pending",
+    "compute_mode",
+    "persistence_mode",
+    "power.limit",
+    "temperature.gpu",
+    "utilization.gpu",
+    "utilization.memory",
+)
+
+
+class SmiUnavailable(Exception):
+    """nvidia-smi is missing or could not answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _value(text: str) -> str | None:
+    text = text.strip()
+    # "[N/A]", "[Not Supported]", "N/A", "[Unknown Error]" ...
+    return None if not text or text.startswith("[") or text == "N/A" else text
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(float(text))
+    except ValueError:
+        return None
+
+
+def _enabled(text: str | None) -> bool | None:
+    return None if text is None else text.lower() == "enabled"
+
+
+def parse_query_output(stdout: str) -> tuple[str | None, list[dict[str, t.Any]]]:
+    """``(driver_version, devices)`` from ``--query-gpu=QUERY_FIELDS --format=csv,noheader,nounits``."""
+    driver_version = None
+    devices = []
+    for row in csv.reader(line for line in stdout.splitlines() if line.strip()):
+        if len(row) != len(QUERY_FIELDS):
+            raise ValueError(f"expected {len(QUERY_FIELDS)} comma-separated fields, got {len(row)}: {','.join(row)!r}")
+        field = dict(zip(QUERY_FIELDS, (_value(cell) for cell in row)))
+        driver_version = driver_version or field["driver_version"]
+        major, _dot, minor = (field["compute_cap"] or "").partition(".")
+        compute_major, compute_minor = _int(major or None), _int(minor or None)
+        mig_current = _enabled(field["mig.mode.current"])
+        power = field["power.limit"]
+        device_id = field["pci.device_id"]
+        devices.append(
+            {
+                "index": _int(field["index"]),
+                "uuid": field["uuid"],
+                "name": field["name"],
+                "brand": None,
+                "architecture": architecture_from_compute_capability(compute_major, compute_minor),
+                "compute_capability": None if compute_major is None else f"{compute_major}.{compute_minor or 0}",
+                "compute_major": compute_major,
+                "compute_minor": compute_minor,
+                "memory_total_mib": _int(field["memory.total"]),
+                "memory_free_mib": _int(field["memory.free"]),
+                "memory_used_mib": _int(field["memory.used"]),
+                "mig_capable": mig_current is not None,
+                "mig_mode_current": mig_current,
+                "mig_mode_pending": _enabled(field["mig.mode.pending"]),
+                "mig_device_count": None,
+                "mig_devices": [],
+                "compute_mode": field["compute_mode"],
+                "persistence_mode": _enabled(field["persistence_mode"]),
+                "pci_bus_id": None if field["pci.bus_id"] is None else normalize_bus_id(field["pci.bus_id"]),
+                # 0x1DB110DE: device id in the upper 16 bits, vendor in the lower
+                "pci_device_id": None if device_id is None else f"0x{int(device_id, 16) >> 16:04x}",
+                "power_limit_watts": None if power is None else float(power),
+                "temperature_c": _int(field["temperature.gpu"]),
+                "utilization_gpu_percent": _int(field["utilization.gpu"]),
+                "utilization_memory_percent": _int(field["utilization.memory"]),
+            }
+        )
+    return driver_version, devices
+
+
+def gather(module: t.Any, binary: str = "nvidia-smi") -> dict[str, t.Any]:
+    """Driver version and devices from one nvidia-smi run; raises SmiUnavailable."""
+    runner = CommandRunner(module, binary, required=False)
+    if not runner.available:
+        raise SmiUnavailable(f"{binary} was not found on PATH")
+    result = runner.run(["--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits"])
+    if not result.ok:
+        message = " ".join((result.stdout or result.stderr).split()) or "(no output)"
+        raise SmiUnavailable(f"`{result.cmdline}` exited with {result.rc}: {message}")
+    try:
+        driver_version, devices = parse_query_output(result.stdout)
+    except ValueError as exc:
+        raise SmiUnavailable(f"`{result.cmdline}` printed output this module cannot read: {exc}") from exc
+    return {"driver_version": driver_version, "cuda_driver_version": None, "nvml_version": None, "devices": devices}

@@ -1,0 +1,238 @@
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GPU facts from NVML through pynvml (package nvidia-ml-py). Private to the collection.
+
+One ``nvmlInit``, one pass over the devices, ``nvmlShutdown`` always. A call
+that a GPU or an old driver does not support (``NOT_SUPPORTED``,
+``FUNCTION_NOT_FOUND``, ...) leaves that one field None; only a failed
+``nvmlInit`` makes the whole source unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+import typing as t
+
+from ansible_collections.kubegpu.core.plugins.module_utils._pci import normalize_bus_id
+
+try:
+    import pynvml
+except ImportError:
+    pynvml = None
+    PYNVML_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    PYNVML_IMPORT_ERROR = None
+
+HAS_PYNVML = pynvml is not None
+MIB = 1024 * 1024
+
+# NVML's enumerations, by value, as NVML names them (nvml.h).
+BRANDS = {
+    0: "Unknown",
+    1: "Quadro",
+    2: "Tesla",
+    3: "NVS",
+    4: "GRID",
+    5: "GeForce",
+    6: "Titan",
+    7: "NVIDIA Virtual Applications",
+    8: "NVIDIA Virtual PC",
+    9: "NVIDIA Virtual Compute Server",
+    10: "NVIDIA RTX Virtual Workstation",
+    11: "NVIDIA Cloud Gaming",
+    12: "Quadro RTX",
+    13: "NVIDIA RTX",
+    14: "NVIDIA",
+    15: "GeForce RTX",
+    16: "Titan RTX",
+}
+ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada",
+    9: "Hopper",
+    10: "Blackwell",
+}
+# The spelling nvidia-smi prints, so both sources agree.
+COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
+
+# NVML return codes gpu_facts tells apart (nvml.h).
+ERROR_DRIVER_NOT_LOADED = 9
+ERROR_LIBRARY_NOT_FOUND = 12
+ERROR_NOT_SUPPORTED = 3
+
+
+def architecture_from_compute_capability(major: int | None, minor: int | None) -> str | None:
+    """The architecture NVML would name for a CUDA compute capability (None when unknown)."""
+    if major is None:
+        return None
+    minor = minor or 0
+    by_major = {3: "Kepler", 5: "Maxwell", 6: "Pascal", 9: "Hopper", 10: "Blackwell", 11: "Blackwell", 12: "Blackwell"}
+    if major == 7:
+        return "Volta" if minor < 5 else "Turing"
+    if major == 8:
+        return "Ampere" if minor < 9 else "Ada"
+    return by_major.get(major)
+
+
+def cuda_version_text(version: int | None) -> str | None:
+    """NVML's CUDA driver version integer (12020) as ``major.minor`` ("12.2")."""
+    if version is None or version <= 0:
+        return None
+    return f"{version // 1000}.{(version % 1000) // 10}"
+
+
+class NvmlUnavailable(Exception):
+    """NVML cannot answer at all on this host (no library, no driver, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _text(value: t.Any) -> t.Any:
+    # pynvml returns bytes in older releases and str in newer ones.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class _Session:
+    """Calls pynvml functions by name; a failing or missing call gives None."""
+
+    def __init__(self, nvml: t.Any) -> None:
+        self.nvml = nvml
+
+    def call(self, name: str, *args: t.Any) -> t.Any:
+        value, _error = self.call_with_error(name, *args)
+        return value
+
+    def call_with_error(self, name: str, *args: t.Any) -> tuple[t.Any, int | None]:
+        """``(value, None)`` or ``(None, NVML error code)``; an absent wrapper counts as FUNCTION_NOT_FOUND."""
+        function = getattr(self.nvml, name, None)
+        if function is None:
+            return None, 13
+        try:
+            return _text(function(*args)), None
+        except self.nvml.NVMLError as exc:
+            return None, getattr(exc, "value", None)
+
+
+def _mib(memory: t.Any, field: str) -> int | None:
+    return None if memory is None else int(getattr(memory, field)) // MIB
+
+
+def _device(session: _Session, index: int, handle: t.Any) -> dict[str, t.Any]:
+    call = session.call
+    compute = call("nvmlDeviceGetCudaComputeCapability", handle)
+    major, minor = (int(compute[0]), int(compute[1])) if compute else (None, None)
+    arch_code = call("nvmlDeviceGetArchitecture", handle)
+    architecture = ARCHITECTURES.get(arch_code) if arch_code is not None else None
+    memory = call("nvmlDeviceGetMemoryInfo", handle)
+    pci = call("nvmlDeviceGetPciInfo", handle)
+    brand = call("nvmlDeviceGetBrand", handle)
+    compute_mode = call("nvmlDeviceGetComputeMode", handle)
+    persistence = call("nvmlDeviceGetPersistenceMode", handle)
+    power_mw = call("nvmlDeviceGetPowerManagementLimit", handle)
+    utilization = call("nvmlDeviceGetUtilizationRates", handle)
+    temperature = call("nvmlDeviceGetTemperature", handle, 0)  # NVML_TEMPERATURE_GPU
+
+    mig_mode, mig_error = session.call_with_error("nvmlDeviceGetMigMode", handle)
+    mig_capable = True if mig_mode is not None else (False if mig_error == ERROR_NOT_SUPPORTED else None)
+    mig_devices = _mig_devices(session, handle) if mig_mode is not None and mig_mode[0] == 1 else []
+    mig_device_count = len(mig_devices) if mig_capable else None
+
+    return {
+        "index": index,
+        "uuid": call("nvmlDeviceGetUUID", handle),
+        "name": call("nvmlDeviceGetName", handle),
+        "brand": None if brand is None else BRANDS.get(brand, f"Unknown ({brand})"),
+        "architecture": architecture or architecture_from_compute_capability(major, minor),
+        "compute_capability": None if major is None else f"{major}.{minor}",
+        "compute_major": major,
+        "compute_minor": minor,
+        "memory_total_mib": _mib(memory, "total"),
+        "memory_free_mib": _mib(memory, "free"),
+        "memory_used_mib": _mib(memory, "used"),
+        "mig_capable": mig_capable,
+        "mig_mode_current": None if mig_mode is None else mig_mode[0] == 1,
+        "mig_mode_pending": None if mig_mode is None else mig_mode[1] == 1,
+        "mig_device_count": mig_device_count,
+        "mig_devices": mig_devices,
+        "compute_mode": None if compute_mode is None else COMPUTE_MODES.get(compute_mode, str(compute_mode)),
+        "persistence_mode": None if persistence is None else persistence == 1,
+        "pci_bus_id": None if pci is None else normalize_bus_id(_text(pci.busId)),
+        "pci_device_id": None if pci is None else f"0x{int(pci.pciDeviceId) >> 16:04x}",
+        "power_limit_watts": None if power_mw is None else power_mw / 1000,
+        "temperature_c": temperature,
+        "utilization_gpu_percent": None if utilization is None else int(utilization.gpu),
+        "utilization_memory_percent": None if utilization is None else int(utilization.memory),
+    }
+
+
+def _mig_devices(session: _Session, handle: t.Any) -> list[dict[str, t.Any]]:
+    call = session.call
+    found = []
+    for slot in range(call("nvmlDeviceGetMaxMigDeviceCount", handle) or 0):
+        mig = call("nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        if mig is None:  # NOT_FOUND: an empty slot
+            continue
+        memory = call("nvmlDeviceGetMemoryInfo", mig)
+        found.append(
+            {
+                "index": slot,
+                "uuid": call("nvmlDeviceGetUUID", mig),
+                "name": call("nvmlDeviceGetName", mig),
+                "gpu_instance_id": call("nvmlDeviceGetGpuInstanceId", mig),
+                "compute_instance_id": call("nvmlDeviceGetComputeInstanceId", mig),
+                "memory_total_mib": _mib(memory, "total"),
+                "memory_free_mib": _mib(memory, "free"),
+                "memory_used_mib": _mib(memory, "used"),
+            }
+        )
+    return found
+
+
+def _init_failure(exc: t.Any) -> NvmlUnavailable:
+    code = getattr(exc, "value", None)
+    if code == ERROR_LIBRARY_NOT_FOUND:
+        return NvmlUnavailable(
+            "the NVML library libnvidia-ml.so.1 was not found (it comes with the NVIDIA driver, e.g. Debian's libnvidia-ml1)"
+        )
+    if code == ERROR_DRIVER_NOT_LOADED:
+        return NvmlUnavailable("NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded")
+    return NvmlUnavailable(f"nvmlInit failed: {exc} (NVML error {code})")
+
+
+def gather(nvml: t.Any = None) -> dict[str, t.Any]:
+    """Driver versions and every device, from one NVML session.
+
+    Raises NvmlUnavailable when NVML cannot be initialised.
+    """
+    nvml = nvml or pynvml
+    if nvml is None:
+        raise NvmlUnavailable("the Python library nvidia-ml-py (pynvml) is not installed")
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        raise _init_failure(exc) from exc
+    try:
+        session = _Session(nvml)
+        count = session.call("nvmlDeviceGetCount") or 0
+        devices = []
+        for index in range(count):
+            handle = session.call("nvmlDeviceGetHandleByIndex", index)
+            if handle is not None:
+                devices.append(_device(session, index, handle))
+        return {
+            "driver_version": session.call("nvmlSystemGetDriverVersion"),
+            "cuda_driver_version": cuda_version_text(session.call("nvmlSystemGetCudaDriverVersion")),
+            "nvml_version": session.call("nvmlSystemGetNVMLVersion"),
+            "devices": devices,
+        }
+    finally:
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()

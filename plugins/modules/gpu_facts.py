@@ -1,0 +1,329 @@
+#!/usr/bin/python
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_facts
+short_description: Gather NVIDIA GPU facts from NVML, nvidia-smi and the PCI bus
+version_added: 0.1.0
+description:
+  - Returns C(ansible_facts.gpu) describing the NVIDIA GPUs of the host, its driver and, per GPU, the
+    model, architecture, compute capability, memory, MIG mode and devices, compute and persistence mode,
+    PCI bus id, power limit, temperature and utilisation.
+  - NVML is read through the Python binding C(pynvml) (package C(nvidia-ml-py)) with one C(nvmlInit), one pass
+    over the devices and C(nvmlShutdown). A call the GPU or an old driver does not support leaves that field
+    C(null); it never fails the gather.
+  - When NVML cannot be used, C(nvidia-smi --query-gpu) gives the core fields.
+  - The PCI scan of sysfs needs no NVIDIA software, so a GPU whose driver is missing, or bound to
+    C(nouveau) or C(vfio-pci), is still found (C(present=true), C(driver_loaded=false), C(source=pci)).
+  - The module never fails because GPUs, libraries or the driver are missing; C(reason) says what is missing.
+author:
+  - kubegpu.core contributors
+requirements:
+  - nvidia-ml-py (C(pynvml)) on the managed node, for the C(nvml) source
+extends_documentation_fragment:
+  - kubegpu.core._attributes
+  - kubegpu.core._attributes.facts
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode returns the same facts.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  facts:
+    support: full
+options:
+  sources:
+    description:
+      - Where to look. C(nvml) is preferred to C(nvidia-smi), which is asked only when NVML cannot answer.
+      - C(pci) scans sysfs for NVIDIA display controllers; it gives the kernel driver bound to each GPU
+        and the devices when neither C(nvml) nor C(nvidia-smi) can answer.
+    type: list
+    elements: str
+    choices: [nvml, nvidia-smi, pci]
+    default: [nvml, nvidia-smi, pci]
+  sysfs_root:
+    description:
+      - Where sysfs is mounted, for the PCI scan and the kernel module check. Another path serves chroots and tests.
+    type: path
+    default: /sys
+  nvidia_smi_path:
+    description:
+      - The nvidia-smi command, a name looked up on C(PATH) or a path.
+    type: str
+    default: nvidia-smi
+notes:
+  - "C(sources=[pci]) gathers without loading any NVIDIA library."
+seealso:
+  - plugin: kubegpu.core.gpu_node_labels
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Gather GPU facts
+  kubegpu.core.gpu_facts:
+
+- name: Show what was found
+  ansible.builtin.debug:
+    msg: >-
+      {{ ansible_facts.gpu.count }} x {{ ansible_facts.gpu.devices[0].name | default('no GPU') }}
+      ({{ ansible_facts.gpu.reason | default('nothing missing', true) }})
+
+- name: Only look at the PCI bus (no NVIDIA library is loaded)
+  kubegpu.core.gpu_facts:
+    sources: [pci]
+
+- name: Install the driver where a GPU has none
+  ansible.builtin.include_role:
+    name: kubegpu.core.nvidia_driver
+  when: ansible_facts.gpu.present and not ansible_facts.gpu.driver_loaded
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to C(ansible_facts).
+  returned: always
+  type: dict
+  contains:
+    gpu:
+      description: The host's NVIDIA GPUs.
+      returned: always
+      type: dict
+      contains:
+        present:
+          description: Whether any source saw an NVIDIA GPU (also when only the PCI bus shows it).
+          type: bool
+          sample: true
+        driver_loaded:
+          description: Whether the NVIDIA kernel driver is loaded (NVML or nvidia-smi answered, or the
+            C(nvidia) module is loaded, or a GPU is bound to it).
+          type: bool
+          sample: true
+        source:
+          description: Where C(devices) come from. C(nvml) or C(nvidia-smi) when that tool answered (even with
+            no device); C(pci) when only the PCI scan found GPUs; C(none) when nothing found any.
+          type: str
+          choices: [nvml, nvidia-smi, pci, none]
+          sample: nvml
+        reason:
+          description:
+            - What is missing, in words (no library, driver not loaded, no devices, GPUs the driver does not list),
+              one clause per source, separated by C(; ). C(null) when nothing is missing.
+          type: str
+          sample: "nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded"
+        count:
+          description: Number of GPUs in C(devices).
+          type: int
+          sample: 2
+        driver_version:
+          description: NVIDIA driver version.
+          type: str
+          sample: "535.161.08"
+        cuda_driver_version:
+          description: Highest CUDA version the driver supports (C(null) from nvidia-smi).
+          type: str
+          sample: "12.2"
+        nvml_version:
+          description: NVML library version (C(null) from nvidia-smi).
+          type: str
+          sample: "12.535.161.08"
+        devices:
+          description:
+            - One entry per GPU, every key always present, C(null) where the source could not tell.
+            - From C(pci) only C(index), C(pci_bus_id), C(pci_device_id) and C(pci_driver) are known.
+          type: list
+          elements: dict
+          contains:
+            index: {description: NVML index (or PCI order), type: int}
+            uuid: {description: GPU UUID, type: str, sample: GPU-4a1da682-59ed-5e44-a17f-49ae13e31a36}
+            name: {description: Product name, type: str, sample: Tesla V100-SXM2-16GB}
+            brand: {description: NVML brand (C(Tesla), C(GeForce), C(NVIDIA), ...), type: str}
+            architecture: {description: "Volta, Turing, Ampere, Ada, Hopper, Blackwell, ... (from NVML, else from the
+              compute capability)", type: str, sample: Volta}
+            compute_capability: {description: CUDA compute capability, type: str, sample: "7.0"}
+            compute_major: {description: Compute capability major, type: int, sample: 7}
+            compute_minor: {description: Compute capability minor, type: int, sample: 0}
+            memory_total_mib: {description: Memory in MiB, type: int, sample: 16384}
+            memory_free_mib: {description: Free memory in MiB, type: int}
+            memory_used_mib: {description: Used memory in MiB, type: int}
+            mig_capable: {description: Whether the GPU supports MIG (C(null) when the driver cannot tell), type: bool}
+            mig_mode_current: {description: Whether MIG is enabled now, type: bool}
+            mig_mode_pending: {description: Whether MIG will be enabled after the next GPU reset, type: bool}
+            mig_device_count: {description: Number of MIG devices (C(null) when not MIG-capable or unknown), type: int}
+            mig_devices:
+              description: MIG devices (index, uuid, name, gpu_instance_id, compute_instance_id, memory_*_mib).
+              type: list
+              elements: dict
+            compute_mode: {description: "C(Default), C(Exclusive_Thread), C(Prohibited) or C(Exclusive_Process)", type: str}
+            persistence_mode: {description: Whether persistence mode is on, type: bool}
+            pci_bus_id: {description: "PCI address as sysfs writes it", type: str, sample: "0000:3b:00.0"}
+            pci_device_id: {description: PCI device id, type: str, sample: "0x1db1"}
+            pci_driver: {description: Kernel driver bound to the GPU per sysfs (nvidia, nouveau, vfio-pci) or null, type: str}
+            power_limit_watts: {description: Power management limit in watts, type: float, sample: 300.0}
+            temperature_c: {description: GPU temperature in degrees Celsius, type: int}
+            utilization_gpu_percent: {description: GPU utilisation in percent, type: int}
+            utilization_memory_percent: {description: Memory utilisation in percent, type: int}
+        pci_devices:
+          description: NVIDIA display controllers on the PCI bus (C([]) when the C(pci) source is off or sysfs is absent).
+          type: list
+          elements: dict
+          contains:
+            pci_bus_id: {description: PCI address, type: str, sample: "0000:3b:00.0"}
+            pci_device_id: {description: PCI device id, type: str, sample: "0x1db1"}
+            pci_class: {description: PCI class (0x0300xx VGA, 0x0302xx 3D controller), type: str, sample: "0x030200"}
+            driver: {description: Kernel driver bound, or null, type: str, sample: nvidia}
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.kubegpu.core.plugins.module_utils import _nvidia_smi, _nvml, _pci
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+SOURCES = ("nvml", "nvidia-smi", "pci")
+DEVICE_KEYS = (
+    "index",
+    "uuid",
+    "name",
+    "brand",
+    "architecture",
+    "compute_capability",
+    "compute_major",
+    "compute_minor",
+    "memory_total_mib",
+    "memory_free_mib",
+    "memory_used_mib",
+    "mig_capable",
+    "mig_mode_current",
+    "mig_mode_pending",
+    "mig_device_count",
+    "mig_devices",
+    "compute_mode",
+    "persistence_mode",
+    "pci_bus_id",
+    "pci_device_id",
+    "pci_driver",
+    "power_limit_watts",
+    "temperature_c",
+    "utilization_gpu_percent",
+    "utilization_memory_percent",
+)
+
+
+class GpuFacts:
+    """Asks each source in turn and merges what they say into ``ansible_facts.gpu``."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.sources: list[str] = module.params["sources"]
+        self.sysfs_root: str = module.params["sysfs_root"]
+        self.nvidia_smi: str = module.params["nvidia_smi_path"]
+        if not self.sources:
+            raise KubeGPUError(f"sources=[] is not valid; give at least one of: {', '.join(SOURCES)}")
+
+    def _nvml(self, reasons: list[str]) -> dict[str, t.Any] | None:
+        if not _nvml.HAS_PYNVML:
+            # The message Ansible gives for a missing library, as a reason rather than a failure.
+            reasons.append(f"nvml: {missing_required_lib('nvidia-ml-py')}")
+            return None
+        try:
+            return _nvml.gather()
+        except _nvml.NvmlUnavailable as exc:
+            reasons.append(f"nvml: {exc.reason}")
+            return None
+
+    def _smi(self, reasons: list[str]) -> dict[str, t.Any] | None:
+        try:
+            return _nvidia_smi.gather(self.module, self.nvidia_smi)
+        except _nvidia_smi.SmiUnavailable as exc:
+            reasons.append(f"nvidia-smi: {exc.reason}")
+            return None
+
+    def gather(self) -> dict[str, t.Any]:
+        reasons: list[str] = []
+        pci = _pci.scan(self.sysfs_root) if "pci" in self.sources else None
+        pci_devices = pci or []
+        if "pci" in self.sources and pci is None:
+            reasons.append(f"pci: {self.sysfs_root}/bus/pci/devices cannot be read")
+        answer, source = None, "none"
+        if "nvml" in self.sources:
+            answer = self._nvml(reasons)
+            source = "nvml" if answer is not None else source
+        if answer is None and "nvidia-smi" in self.sources:
+            answer = self._smi(reasons)
+            source = "nvidia-smi" if answer is not None else source
+
+        driver_by_bus = {device["pci_bus_id"]: device["driver"] for device in pci_devices}
+        if answer is not None:
+            devices = [dict(device, pci_driver=driver_by_bus.get(device["pci_bus_id"])) for device in answer["devices"]]
+            seen = {device["pci_bus_id"] for device in devices}
+            unseen = [device for device in pci_devices if device["pci_bus_id"] not in seen]
+            if unseen:
+                reasons.append(f"pci: {_on_bus(unseen)} not listed by {source}")
+        else:
+            answer = dict.fromkeys(("driver_version", "cuda_driver_version", "nvml_version"))
+            devices = [
+                dict(
+                    dict.fromkeys(DEVICE_KEYS),
+                    index=index,
+                    mig_devices=[],
+                    pci_bus_id=device["pci_bus_id"],
+                    pci_device_id=device["pci_device_id"],
+                    pci_driver=device["driver"],
+                )
+                for index, device in enumerate(pci_devices)
+            ]
+            if devices:
+                source = "pci"
+                reasons.append(f"pci: {_on_bus(pci_devices)}")
+        if not devices and not pci_devices:
+            reasons.append("no NVIDIA GPU found")
+
+        driver_loaded = (
+            source in ("nvml", "nvidia-smi")
+            or _pci.kernel_module_loaded(self.sysfs_root)
+            or any(device["driver"] == "nvidia" for device in pci_devices)
+        )
+        return {
+            "present": bool(devices or pci_devices),
+            "driver_loaded": driver_loaded,
+            "source": source,
+            "reason": "; ".join(reasons) or None,
+            "count": len(devices),
+            "driver_version": answer["driver_version"],
+            "cuda_driver_version": answer["cuda_driver_version"],
+            "nvml_version": answer["nvml_version"],
+            "devices": devices,
+            "pci_devices": pci_devices,
+        }
+
+
+def _on_bus(devices: list[dict[str, t.Any]]) -> str:
+    drivers = ", ".join(sorted({device["driver"] or "none" for device in devices}))
+    bus_ids = ", ".join(device["pci_bus_id"] for device in devices)
+    return f"{len(devices)} NVIDIA GPU(s) on the PCI bus ({bus_ids}; kernel driver: {drivers})"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "sources": {"type": "list", "elements": "str", "choices": list(SOURCES), "default": list(SOURCES)},
+            "sysfs_root": {"type": "path", "default": "/sys"},
+            "nvidia_smi_path": {"type": "str", "default": "nvidia-smi"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        facts = GpuFacts(module).gather()
+    except KubeGPUError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(changed=False, ansible_facts={"gpu": facts})
+
+
+if __name__ == "__main__":
+    main()
