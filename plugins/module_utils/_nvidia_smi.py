@@ -113,7 +113,7 @@ def gather(module: t.Any, binary: str = "nvidia-smi") -> dict[str, t.Any]:
     """Driver version and devices from one nvidia-smi run; raises SmiUnavailable."""
     runner = CommandRunner(module, binary, required=False)
     if not runner.available:
-        raise SmiUnavailable(f"{binary} was not found on PATH")
+        raise SmiUnavailable(f"{binary} was not found" + ("" if "/" in binary else " on PATH"))
     result = runner.run(["--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits"])
     if not result.ok:
         message = " ".join((result.stdout or result.stderr).split()) or "(no output)"

@@ -1,0 +1,44 @@
+"""The fake NVML library for tests: build it, name its scenarios.
+
+``library_dir()`` runs ``make`` in this folder (gcc; a no-op when the library is
+up to date) and returns the directory holding ``libnvidia-ml.so.1``; point
+``LD_LIBRARY_PATH`` there and ``FAKE_NVML_SCENARIO`` at ``scenario(name)``.
+See README.md for what the library simulates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[2]
+BUILD_DIR = Path(os.environ.get("KUBEGPU_FAKE_NVML_BUILD", REPO_ROOT / ".cache" / "fake_nvml"))
+SCENARIOS = sorted(path.stem for path in HERE.glob("*.json"))
+
+
+def library_dir() -> Path:
+    """Build (when needed) and return the directory of the fake libnvidia-ml.so.1."""
+    subprocess.run(["make", "-s", "-C", str(HERE), f"BUILD_DIR={BUILD_DIR}"], check=True, capture_output=True, text=True)
+    return BUILD_DIR
+
+
+def scenario(name: str) -> Path:
+    path = HERE / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no fake NVML scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return path
+
+
+def load(name: str) -> dict:
+    return json.loads(scenario(name).read_text())
+
+
+def environment(name: str, call_log: Path | None = None) -> dict[str, str]:
+    """Environment variables that make pynvml load the fake library answering ``name``."""
+    env = {"LD_LIBRARY_PATH": str(library_dir()), "FAKE_NVML_SCENARIO": str(scenario(name))}
+    if call_log is not None:
+        env["FAKE_NVML_CALL_LOG"] = str(call_log)
+    return env
