@@ -1,0 +1,323 @@
+"""kubegpu.core.gpu_facts run through the real ``ansible`` command.
+
+Simulated: the GPUs and driver (the fake libnvidia-ml.so.1 of
+tests/support/fake_nvml, loaded by the real pynvml binding through
+LD_LIBRARY_PATH, answering from a JSON scenario), the PCI bus (a fake sysfs tree
+from tests/support/fake_sysfs.py) and, for the fallback's success path,
+nvidia-smi (tests/support/fake_nvml/nvidia-smi). Every test gives the module a
+sysfs tree of its own, so the host's own devices never leak into the facts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import fake_nvml
+from tests.support.adhoc import run_module
+from tests.support.fake_sysfs import PciFunction, build
+
+FAKE_SMI = str(fake_nvml.HERE / "nvidia-smi")
+MISSING_SMI = "/nonexistent/nvidia-smi"
+
+
+@pytest.fixture
+def empty_sysfs(tmp_path):
+    return str(build(tmp_path / "sys", []))
+
+
+def gather(scenario: str, sysfs: str, check: bool = False, **args) -> dict:
+    status, result = run_module(
+        "kubegpu.core.gpu_facts",
+        {"sysfs_root": sysfs, "nvidia_smi_path": MISSING_SMI, **args},
+        env=fake_nvml.environment(scenario),
+        check=check,
+    )
+    assert status == "SUCCESS", result
+    assert result["changed"] is False
+    return result["ansible_facts"]["gpu"]
+
+
+def test_two_v100_give_every_field_from_nvml(empty_sysfs):
+    facts = gather("v100x2", empty_sysfs)
+    device = {
+        "index": 0,
+        "uuid": "GPU-c87686d4-87f9-5150-a794-f938b76c238b",
+        "name": "Tesla V100-SXM2-16GB",
+        "brand": "Tesla",
+        "architecture": "Volta",
+        "compute_capability": "7.0",
+        "compute_major": 7,
+        "compute_minor": 0,
+        "memory_total_mib": 16384,
+        "memory_free_mib": 16384,
+        "memory_used_mib": 0,
+        "mig_capable": False,
+        "mig_mode_current": None,
+        "mig_mode_pending": None,
+        "mig_device_count": None,
+        "mig_devices": [],
+        "compute_mode": "Default",
+        "persistence_mode": True,
+        "pci_bus_id": "0000:18:00.0",
+        "pci_device_id": "0x1db1",
+        "pci_driver": None,
+        "power_limit_watts": 300.0,
+        "temperature_c": 34,
+        "utilization_gpu_percent": 0,
+        "utilization_memory_percent": 0,
+    }
+    second = dict(device, index=1, uuid="GPU-97d47cb3-6ba1-5a3b-ad79-b5d7ddb38b56", pci_bus_id="0000:2a:00.0")
+    assert facts == {
+        "present": True,
+        "driver_loaded": True,
+        "source": "nvml",
+        "reason": None,
+        "count": 2,
+        "driver_version": "535.161.08",
+        "cuda_driver_version": "12.2",
+        "nvml_version": "12.535.161.08",
+        "devices": [device, second],
+        "pci_devices": [],
+    }
+
+
+def test_a100_with_mig_lists_its_two_instances_and_no_utilization(empty_sysfs):
+    facts = gather("a100_mig", empty_sysfs)
+    (device,) = facts["devices"]
+    assert (device["name"], device["architecture"], device["brand"]) == ("NVIDIA A100-SXM4-40GB", "Ampere", "NVIDIA")
+    assert (device["mig_capable"], device["mig_mode_current"], device["mig_mode_pending"]) == (True, True, True)
+    assert device["mig_device_count"] == 2
+    assert device["mig_devices"] == [
+        {
+            "index": 0,
+            "uuid": "MIG-76058065-6508-5df1-ae69-e48b190acbd2",
+            "name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb",
+            "gpu_instance_id": 1,
+            "compute_instance_id": 0,
+            "memory_total_mib": 19968,
+            "memory_free_mib": 19955,
+            "memory_used_mib": 13,
+        },
+        {
+            "index": 1,
+            "uuid": "MIG-7805a0eb-298d-50c3-8baa-c66e74eddf29",
+            "name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb",
+            "gpu_instance_id": 2,
+            "compute_instance_id": 0,
+            "memory_total_mib": 19968,
+            "memory_free_mib": 19955,
+            "memory_used_mib": 13,
+        },
+    ]
+    # NVML answers NOT_SUPPORTED for utilisation while MIG is on: null, not a failure
+    assert (device["utilization_gpu_percent"], device["utilization_memory_percent"]) == (None, None)
+    assert facts["reason"] is None
+
+
+FIELDS = ("name", "architecture", "compute_capability", "memory_total_mib", "mig_capable", "persistence_mode", "compute_mode")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "count", "expected"),
+    [
+        ("t4", 1, ("Tesla T4", "Turing", "7.5", 15360, False, False, "Default")),
+        ("h100x8", 8, ("NVIDIA H100 80GB HBM3", "Hopper", "9.0", 81559, True, True, "Default")),
+        ("gtx1080ti", 1, ("NVIDIA GeForce GTX 1080 Ti", "Pascal", "6.1", 11264, False, False, "Exclusive_Process")),
+    ],
+)
+def test_each_scenario_reports_its_gpus(empty_sysfs, scenario, count, expected):
+    facts = gather(scenario, empty_sysfs)
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["reason"]) == (True, True, "nvml", None)
+    assert facts["count"] == len(facts["devices"]) == count
+    assert [device["index"] for device in facts["devices"]] == list(range(count))
+    assert len({device["uuid"] for device in facts["devices"]}) == count
+    power = {gpu["power_limit_mw"] / 1000 for gpu in fake_nvml.load(scenario)["devices"]}
+    for device in facts["devices"]:
+        assert tuple(device[field] for field in FIELDS) == expected
+        assert device["mig_device_count"] == (0 if device["mig_capable"] else None)
+        assert {device["power_limit_watts"]} == power
+
+
+def test_h100_temperatures_come_per_device(empty_sysfs):
+    facts = gather("h100x8", empty_sysfs)
+    assert [device["temperature_c"] for device in facts["devices"]] == list(range(30, 38))
+    assert [device["pci_bus_id"] for device in facts["devices"]][:2] == ["0000:18:00.0", "0000:2a:00.0"]
+
+
+def test_old_driver_without_newer_calls_leaves_those_fields_null(empty_sysfs):
+    """The scenario's library answers FUNCTION_NOT_FOUND for nvmlDeviceGetArchitecture and the MIG calls."""
+    facts = gather("old_driver", empty_sysfs)
+    (device,) = facts["devices"]
+    assert facts["source"] == "nvml"
+    assert (facts["driver_version"], facts["cuda_driver_version"]) == ("418.226.00", "10.1")
+    # architecture falls back to the compute capability
+    assert (device["architecture"], device["compute_capability"]) == ("Pascal", "6.0")
+    assert (device["mig_capable"], device["mig_mode_current"], device["mig_device_count"]) == (None, None, None)
+    assert device["memory_total_mib"] == 16280
+
+
+def test_driver_not_loaded_gives_a_reason_not_a_failure(empty_sysfs):
+    facts = gather("driver_not_loaded", empty_sysfs)
+    assert facts == {
+        "present": False,
+        "driver_loaded": False,
+        "source": "none",
+        "reason": "nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded; "
+        f"nvidia-smi: {MISSING_SMI} was not found; no NVIDIA GPU found",
+        "count": 0,
+        "driver_version": None,
+        "cuda_driver_version": None,
+        "nvml_version": None,
+        "devices": [],
+        "pci_devices": [],
+    }
+
+
+def test_zero_devices_reports_no_gpu_with_the_driver_loaded(empty_sysfs):
+    facts = gather("no_devices", empty_sysfs)
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (False, True, "nvml", 0)
+    assert facts["reason"] == "no NVIDIA GPU found"
+    assert facts["driver_version"] == "535.161.08"
+
+
+def test_check_mode_returns_the_same_facts_unchanged(empty_sysfs):
+    assert gather("t4", empty_sysfs, check=True) == gather("t4", empty_sysfs)
+
+
+def test_one_nvml_session_per_gather(empty_sysfs, tmp_path):
+    """The fake library logs every call: one init, one device count, one shutdown."""
+    log = tmp_path / "calls.log"
+    status, _result = run_module(
+        "kubegpu.core.gpu_facts",
+        {"sysfs_root": empty_sysfs, "sources": ["nvml"]},
+        env=fake_nvml.environment("h100x8", call_log=log),
+    )
+    assert status == "SUCCESS"
+    calls = log.read_text().split()
+    assert calls[0] == "nvmlInitWithFlags"
+    assert calls[-1] == "nvmlShutdown"
+    assert calls.count("nvmlInitWithFlags") == calls.count("nvmlShutdown") == calls.count("nvmlDeviceGetCount_v2") == 1
+    assert calls.count("nvmlDeviceGetHandleByIndex_v2") == 8
+
+
+def test_pci_scan_finds_gpus_without_a_driver(tmp_path):
+    sysfs = build(
+        tmp_path / "sys",
+        [
+            PciFunction("0000:3b:00.0", driver="nouveau"),
+            PciFunction("0000:3b:00.1", pci_class=0x040300, device=0x10F7, driver="snd_hda_intel"),  # the GPU's audio
+            PciFunction("0000:86:00.0", device=0x1EB8),
+            PciFunction("0000:af:00.0", vendor=0x1002, device=0x740F, pci_class=0x030200, driver="amdgpu"),
+            PciFunction("0000:00:02.0", vendor=0x8086, device=0x3E92, pci_class=0x030000, driver="i915"),
+        ],
+    )
+    facts = gather("driver_not_loaded", str(sysfs))
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, False, "pci", 2)
+    assert facts["pci_devices"] == [
+        {"pci_bus_id": "0000:3b:00.0", "pci_device_id": "0x1db1", "pci_class": "0x030200", "driver": "nouveau"},
+        {"pci_bus_id": "0000:86:00.0", "pci_device_id": "0x1eb8", "pci_class": "0x030200", "driver": None},
+    ]
+    assert [(d["index"], d["pci_bus_id"], d["pci_device_id"], d["pci_driver"], d["name"]) for d in facts["devices"]] == [
+        (0, "0000:3b:00.0", "0x1db1", "nouveau", None),
+        (1, "0000:86:00.0", "0x1eb8", None, None),
+    ]
+    assert facts["reason"] == (
+        "nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded; "
+        f"nvidia-smi: {MISSING_SMI} was not found; "
+        "pci: 2 NVIDIA GPU(s) on the PCI bus (0000:3b:00.0, 0000:86:00.0; kernel driver: none, nouveau)"
+    )
+
+
+def test_pci_only_source_loads_no_nvidia_library(tmp_path):
+    log = tmp_path / "calls.log"
+    sysfs = build(tmp_path / "sys", [PciFunction("0000:3b:00.0", driver="nvidia")], modules=("nvidia",))
+    status, result = run_module(
+        "kubegpu.core.gpu_facts",
+        {"sysfs_root": str(sysfs), "sources": ["pci"]},
+        env=fake_nvml.environment("v100x2", call_log=log),
+    )
+    facts = result["ansible_facts"]["gpu"]
+    assert status == "SUCCESS"
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "pci", 1)
+    assert not log.exists()
+
+
+def test_nvml_devices_carry_the_bound_kernel_driver_and_unlisted_gpus_are_named(tmp_path):
+    sysfs = build(
+        tmp_path / "sys",
+        [
+            PciFunction("0000:18:00.0", driver="nvidia"),
+            PciFunction("0000:2a:00.0", driver="nvidia"),
+            PciFunction("0000:3a:00.0", driver="vfio-pci"),  # passed through to a VM: NVML does not list it
+        ],
+        modules=("nvidia",),
+    )
+    facts = gather("v100x2", str(sysfs))
+    assert [device["pci_driver"] for device in facts["devices"]] == ["nvidia", "nvidia"]
+    assert (facts["count"], len(facts["pci_devices"]), facts["source"]) == (2, 3, "nvml")
+    assert facts["reason"] == "pci: 1 NVIDIA GPU(s) on the PCI bus (0000:3a:00.0; kernel driver: vfio-pci) not listed by nvml"
+
+
+def test_without_pynvml_the_nvidia_smi_fallback_answers(empty_sysfs):
+    """The interpreter is the system python3, which has no nvidia-ml-py; nvidia-smi is the fake script."""
+    status, result = run_module(
+        "kubegpu.core.gpu_facts",
+        {"sysfs_root": empty_sysfs, "nvidia_smi_path": FAKE_SMI},
+        env=fake_nvml.environment("a100_mig"),
+        python="/usr/bin/python3",
+    )
+    assert status == "SUCCESS", result
+    facts = result["ansible_facts"]["gpu"]
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "nvidia-smi", 1)
+    assert facts["reason"].startswith("nvml: Failed to import the required Python library (nvidia-ml-py)")
+    assert (facts["driver_version"], facts["cuda_driver_version"], facts["nvml_version"]) == ("535.161.08", None, None)
+    (device,) = facts["devices"]
+    assert device == {
+        "index": 0,
+        "uuid": "GPU-4a1da682-59ed-5e44-a17f-49ae13e31a36",
+        "name": "NVIDIA A100-SXM4-40GB",
+        "brand": None,
+        "architecture": "Ampere",
+        "compute_capability": "8.0",
+        "compute_major": 8,
+        "compute_minor": 0,
+        "memory_total_mib": 40960,
+        "memory_free_mib": 40960,
+        "memory_used_mib": 0,
+        "mig_capable": True,
+        "mig_mode_current": True,
+        "mig_mode_pending": True,
+        "mig_device_count": None,
+        "mig_devices": [],
+        "compute_mode": "Default",
+        "persistence_mode": True,
+        "pci_bus_id": "0000:07:00.0",
+        "pci_device_id": "0x20b0",
+        "pci_driver": None,
+        "power_limit_watts": 400.0,
+        "temperature_c": 34,
+        "utilization_gpu_percent": None,
+        "utilization_memory_percent": None,
+    }
+
+
+def test_nvidia_smi_source_reports_the_driver_not_loaded(empty_sysfs):
+    facts = gather("driver_not_loaded", empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=FAKE_SMI)
+    assert (facts["present"], facts["driver_loaded"], facts["source"]) == (False, False, "none")
+    assert "exited with 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver" in facts["reason"]
+
+
+def test_unknown_source_is_refused_naming_the_choices(empty_sysfs):
+    status, result = run_module(
+        "kubegpu.core.gpu_facts", {"sysfs_root": empty_sysfs, "sources": ["dcgm"]}, env=fake_nvml.environment("t4")
+    )
+    assert status == "FAILED!"
+    assert "dcgm" in result["msg"] and "nvml" in result["msg"] and "nvidia-smi" in result["msg"]
+
+
+def test_empty_sources_is_refused(empty_sysfs):
+    status, result = run_module(
+        "kubegpu.core.gpu_facts", {"sysfs_root": empty_sysfs, "sources": []}, env=fake_nvml.environment("t4")
+    )
+    assert status == "FAILED!"
+    assert result["msg"] == "sources=[] is not valid; give at least one of: nvml, nvidia-smi, pci"
