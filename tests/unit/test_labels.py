@@ -1,0 +1,93 @@
+"""Label key/value validation and normalisation (module_utils/_labels.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import (
+    label_key_problem,
+    label_value_problem,
+    to_label_value,
+    validate_label,
+)
+
+
+@pytest.mark.parametrize("value", ["", "on", "a", "Tesla-V100-SXM2-16GB", "1.2_3-x", "a" * 63, "0"])
+def test_valid_label_values(value):
+    assert label_value_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a" * 64, "at most 63 characters; this one has 64"),
+        ("-on", "begins and ends with a letter or digit"),
+        ("on.", "begins and ends with a letter or digit"),
+        ("has space", "holds only letters"),
+        ("a/b", "holds only letters"),
+        ("naïve", "holds only letters"),
+        (3, "must be a string, not int"),
+        (None, "must be a string, not NoneType"),
+    ],
+)
+def test_invalid_label_values_say_why(value, problem):
+    assert problem in label_value_problem(value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["gpu", "accelerator", "nvidia.com/gpu.product", "k8s.amazonaws.com/accelerator", "a-b.c/x_y", "x" * 63],
+)
+def test_valid_label_keys(key):
+    assert label_key_problem(key) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("", "may not be empty"),
+        ("nvidia.com/", "may not be empty"),
+        ("/gpu", "prefix before '/' is empty"),
+        ("NVIDIA.com/gpu", "is not a DNS subdomain"),
+        ("nvidia..com/gpu", "is not a DNS subdomain"),
+        ("-nvidia.com/gpu", "is not a DNS subdomain"),
+        (("a" * 60 + ".") * 5 + "com/gpu", "at most 253 characters"),
+        ("x" * 64, "at most 63 characters"),
+        ("nvidia.com/gpu product", "holds only letters"),
+        ("nvidia.com/.gpu", "holds only letters"),
+        (7, "must be a string"),
+    ],
+)
+def test_invalid_label_keys_say_why(key, problem):
+    assert problem in label_key_problem(key)
+
+
+def test_validate_label_names_key_value_and_place():
+    with pytest.raises(KubeGPUError, match=r"invalid value 'a b' for label 'gpu' on node1: a label value holds only"):
+        validate_label("gpu", "a b", "on node1")
+    with pytest.raises(KubeGPUError, match=r"invalid label key 'Bad Key'"):
+        validate_label("Bad Key", "on")
+    validate_label("nvidia.com/gpu.count", "8")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("NVIDIA GeForce GTX 1080 Ti", "NVIDIA-GeForce-GTX-1080-Ti"),
+        ("Tesla V100-SXM2-16GB", "Tesla-V100-SXM2-16GB"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA-H100-80GB-HBM3"),
+        ("NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-40GB"),
+        ("Quadro RTX 6000 (rev a1)", "Quadro-RTX-6000-rev-a1"),
+        ("GRID A100X/8C", "GRID-A100X-8C"),
+        ("  (leading) and trailing!! ", "leading-and-trailing"),
+        ("---", ""),
+        ("", ""),
+        (535, "535"),
+        ("x" * 62 + " y", "x" * 62),
+        ("A" * 70, "A" * 63),
+    ],
+)
+def test_to_label_value_gives_a_valid_value(text, value):
+    assert to_label_value(text) == value
+    assert label_value_problem(value) is None
