@@ -10,10 +10,12 @@ sysfs tree of its own, so the host's own devices never leak into the facts.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.support import fake_nvml
-from tests.support.adhoc import run_module
+from tests.support.adhoc import BIN, REPO_ROOT, ansible_env, run_module
 from tests.support.fake_sysfs import PciFunction, build
 
 FAKE_SMI = str(fake_nvml.HERE / "nvidia-smi")
@@ -321,3 +323,33 @@ def test_empty_sources_is_refused(empty_sysfs):
     )
     assert status == "FAILED!"
     assert result["msg"] == "sources=[] is not valid; give at least one of: nvml, nvidia-smi, pci"
+
+
+def _facts_playbook(scenario: str) -> str:
+    env = ansible_env(fake_nvml.environment(scenario))
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "playbooks/facts.yml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_facts_playbook_prints_the_gpus_and_their_labels():
+    out = _facts_playbook("h100x8")
+    assert "GPU 7: NVIDIA H100 80GB HBM3 Hopper 81559 MiB at 0000:db:00.0" in out
+    assert "8 GPU(s) from nvml; driver 535.161.08 (CUDA 12.2)" in out
+    assert '"accelerator": "nvidia-h100-80gb-hbm3"' in out
+    assert '"nvidia.com/gpu.family": "hopper"' in out
+
+
+def test_facts_playbook_prints_the_reason_when_there_is_no_gpu():
+    out = _facts_playbook("driver_not_loaded")
+    assert "NVML found no NVIDIA kernel driver (Driver Not Loaded)" in out
+    assert "GPU 0:" not in out
