@@ -26,7 +26,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.kubegpu.core.plugins.module_utils import _nvml
 times = []
-for _ in range(int(sys.argv[2])):
+for _run in range(int(sys.argv[2])):
     start = time.perf_counter()
     facts = _nvml.gather()
     times.append(time.perf_counter() - start)
@@ -53,7 +53,7 @@ def measure(runs: int = RUNS) -> list[tuple[str, list[float]]]:
     _ansible(gpu_args, fake_env)
     _ansible(setup_args, plain_env)
     gpu_times, setup_times = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         gpu_times.append(_ansible(gpu_args, fake_env))
         setup_times.append(_ansible(setup_args, plain_env))
     proc = subprocess.run(

@@ -17,7 +17,7 @@ name: gpu_node_labels
 short_description: Kubernetes node labels from kubegpu.core.gpu_facts facts
 version_added: 0.1.0
 author:
-  - kubegpu.core contributors
+  - kubegpu.core maintainers (@kubegpu)
 description:
   - Turns C(ansible_facts.gpu) of one node (from M(kubegpu.core.gpu_facts)) into a dict of node labels.
   - C(gpu=on) and C(accelerator=nvidia-<model>) for schedulers and cloud-style selectors; the product name is

@@ -20,7 +20,7 @@ description:
     C(nouveau) or C(vfio-pci), is still found (C(present=true), C(driver_loaded=false), C(source=pci)).
   - The module never fails because GPUs, libraries or the driver are missing; C(reason) says what is missing.
 author:
-  - kubegpu.core contributors
+  - kubegpu.core maintainers (@kubegpu)
 requirements:
   - nvidia-ml-py (C(pynvml)) on the managed node, for the C(nvml) source
 extends_documentation_fragment:
@@ -138,44 +138,115 @@ ansible_facts:
           type: list
           elements: dict
           contains:
-            index: {description: NVML index (or PCI order), type: int}
-            uuid: {description: GPU UUID, type: str, sample: GPU-4a1da682-59ed-5e44-a17f-49ae13e31a36}
-            name: {description: Product name, type: str, sample: Tesla V100-SXM2-16GB}
-            brand: {description: NVML brand (C(Tesla), C(GeForce), C(NVIDIA), ...), type: str}
-            architecture: {description: "Volta, Turing, Ampere, Ada, Hopper, Blackwell, ... (from NVML, else from the
-              compute capability)", type: str, sample: Volta}
-            compute_capability: {description: CUDA compute capability, type: str, sample: "7.0"}
-            compute_major: {description: Compute capability major, type: int, sample: 7}
-            compute_minor: {description: Compute capability minor, type: int, sample: 0}
-            memory_total_mib: {description: Memory in MiB, type: int, sample: 16384}
-            memory_free_mib: {description: Free memory in MiB, type: int}
-            memory_used_mib: {description: Used memory in MiB, type: int}
-            mig_capable: {description: Whether the GPU supports MIG (C(null) when the driver cannot tell), type: bool}
-            mig_mode_current: {description: Whether MIG is enabled now, type: bool}
-            mig_mode_pending: {description: Whether MIG will be enabled after the next GPU reset, type: bool}
-            mig_device_count: {description: Number of MIG devices (C(null) when not MIG-capable or unknown), type: int}
+            index:
+              description: NVML index (or the PCI order when only the PCI scan found the GPU).
+              type: int
+            uuid:
+              description: GPU UUID.
+              type: str
+              sample: GPU-4a1da682-59ed-5e44-a17f-49ae13e31a36
+            name:
+              description: Product name.
+              type: str
+              sample: Tesla V100-SXM2-16GB
+            brand:
+              description: NVML brand, for example C(Tesla), C(GeForce) or C(NVIDIA).
+              type: str
+            architecture:
+              description: Volta, Turing, Ampere, Ada, Hopper, Blackwell and so on; from NVML, else from the compute capability.
+              type: str
+              sample: Volta
+            compute_capability:
+              description: CUDA compute capability.
+              type: str
+              sample: "7.0"
+            compute_major:
+              description: Compute capability major.
+              type: int
+              sample: 7
+            compute_minor:
+              description: Compute capability minor.
+              type: int
+              sample: 0
+            memory_total_mib:
+              description: Memory in MiB.
+              type: int
+              sample: 16384
+            memory_free_mib:
+              description: Free memory in MiB.
+              type: int
+            memory_used_mib:
+              description: Used memory in MiB.
+              type: int
+            mig_capable:
+              description: Whether the GPU supports MIG (C(null) when the driver cannot tell).
+              type: bool
+            mig_mode_current:
+              description: Whether MIG is enabled now.
+              type: bool
+            mig_mode_pending:
+              description: Whether MIG will be enabled after the next GPU reset.
+              type: bool
+            mig_device_count:
+              description: Number of MIG devices (C(null) when not MIG-capable or unknown).
+              type: int
             mig_devices:
-              description: MIG devices (index, uuid, name, gpu_instance_id, compute_instance_id, memory_*_mib).
+              description:
+                - MIG devices, each with C(index), C(uuid), C(name), C(gpu_instance_id), C(compute_instance_id),
+                  C(memory_total_mib), C(memory_free_mib) and C(memory_used_mib).
               type: list
               elements: dict
-            compute_mode: {description: "C(Default), C(Exclusive_Thread), C(Prohibited) or C(Exclusive_Process)", type: str}
-            persistence_mode: {description: Whether persistence mode is on, type: bool}
-            pci_bus_id: {description: "PCI address as sysfs writes it", type: str, sample: "0000:3b:00.0"}
-            pci_device_id: {description: PCI device id, type: str, sample: "0x1db1"}
-            pci_driver: {description: Kernel driver bound to the GPU per sysfs (nvidia, nouveau, vfio-pci) or null, type: str}
-            power_limit_watts: {description: Power management limit in watts, type: float, sample: 300.0}
-            temperature_c: {description: GPU temperature in degrees Celsius, type: int}
-            utilization_gpu_percent: {description: GPU utilisation in percent, type: int}
-            utilization_memory_percent: {description: Memory utilisation in percent, type: int}
+            compute_mode:
+              description: C(Default), C(Exclusive_Thread), C(Prohibited) or C(Exclusive_Process).
+              type: str
+            persistence_mode:
+              description: Whether persistence mode is on.
+              type: bool
+            pci_bus_id:
+              description: PCI address, in the form sysfs writes it.
+              type: str
+              sample: "0000:3b:00.0"
+            pci_device_id:
+              description: PCI device id.
+              type: str
+              sample: "0x1db1"
+            pci_driver:
+              description: Kernel driver bound to the GPU according to sysfs (C(nvidia), C(nouveau), C(vfio-pci)), or C(null).
+              type: str
+            power_limit_watts:
+              description: Power management limit in watts.
+              type: float
+              sample: 300.0
+            temperature_c:
+              description: GPU temperature in degrees Celsius.
+              type: int
+            utilization_gpu_percent:
+              description: GPU utilisation in percent.
+              type: int
+            utilization_memory_percent:
+              description: Memory utilisation in percent.
+              type: int
         pci_devices:
           description: NVIDIA display controllers on the PCI bus (C([]) when the C(pci) source is off or sysfs is absent).
           type: list
           elements: dict
           contains:
-            pci_bus_id: {description: PCI address, type: str, sample: "0000:3b:00.0"}
-            pci_device_id: {description: PCI device id, type: str, sample: "0x1db1"}
-            pci_class: {description: PCI class (0x0300xx VGA, 0x0302xx 3D controller), type: str, sample: "0x030200"}
-            driver: {description: Kernel driver bound, or null, type: str, sample: nvidia}
+            pci_bus_id:
+              description: PCI address.
+              type: str
+              sample: "0000:3b:00.0"
+            pci_device_id:
+              description: PCI device id.
+              type: str
+              sample: "0x1db1"
+            pci_class:
+              description: PCI class, C(0x0300xx) for a VGA controller, C(0x0302xx) for a 3D controller.
+              type: str
+              sample: "0x030200"
+            driver:
+              description: Kernel driver bound, or C(null).
+              type: str
+              sample: nvidia
 """
 
 import typing as t

@@ -45,7 +45,7 @@ def probe(scenario_text: str | None, tmp_path) -> tuple[list[dict], str]:
 
 def test_escapes_and_unicode_in_strings_are_decoded(tmp_path):
     name = 'GPU \\"quoted\\" \\\\ \\/ \\u00e9\\u4e2d \\ud83d\\ude80'
-    answers, _ = probe('{"devices": [{"name": "' + name + '"}], "extra": [1.5e3, -0.25, true, null, {}]}', tmp_path)
+    answers, _stderr = probe('{"devices": [{"name": "' + name + '"}], "extra": [1.5e3, -0.25, true, null, {}]}', tmp_path)
     assert answers == [{"name": 'GPU "quoted" \\ / é中 🚀', "count": 1}, {"after_shutdown": 1}]
 
 

@@ -1,0 +1,76 @@
+"""A fake ``nvidia-smi`` for the nvidia-smi fallback of gpu_facts.
+
+Simulates only ``nvidia-smi --query-gpu=FIELD,... --format=csv,noheader,nounits``
+on the GPUs of the fake NVML scenario named by ``FAKE_NVML_SCENARIO`` (the same
+JSON files the fake libnvidia-ml.so.1 reads): one CSV line per GPU, fields in
+the order asked, ``[N/A]`` for what the scenario leaves out, ``[Not Supported]``
+for utilisation while MIG is on. A scenario with ``init_error``
+``DRIVER_NOT_LOADED`` prints the real tool's message and exits 9, as the real
+binary does. An unknown field is refused with exit 2, as the real binary does.
+Anything else (the default report, -L, -q) is not simulated: exit 2.
+"""
+
+import json
+import os
+import sys
+
+COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
+
+
+def enabled(value):
+    return "[N/A]" if value is None else ("Enabled" if value else "Disabled")
+
+
+def field(name, index, gpu, scenario):
+    mig = gpu.get("mig")
+    utilization = gpu.get("utilization")
+    cc = gpu.get("compute_capability")
+    total, used = gpu.get("memory_total_mib"), gpu.get("memory_used_mib", 0)
+    values = {
+        "index": index,
+        "uuid": gpu.get("uuid"),
+        "name": gpu.get("name"),
+        "pci.bus_id": gpu.get("pci_bus_id"),
+        "pci.device_id": None if gpu.get("pci_device_id") is None else "0x" + gpu["pci_device_id"][2:].upper(),
+        "driver_version": scenario.get("driver_version"),
+        "compute_cap": None if cc is None else f"{cc[0]}.{cc[1]}",
+        "memory.total": total,
+        "memory.used": None if total is None else used,
+        "memory.free": None if total is None else total - used,
+        "mig.mode.current": enabled(None if mig is None else mig.get("current")),
+        "mig.mode.pending": enabled(None if mig is None else mig.get("pending")),
+        "compute_mode": COMPUTE_MODES.get(gpu.get("compute_mode")),
+        "persistence_mode": enabled(gpu.get("persistence_mode")),
+        "power.limit": None if gpu.get("power_limit_mw") is None else f"{gpu['power_limit_mw'] / 1000:.2f}",
+        "temperature.gpu": gpu.get("temperature_c"),
+        "utilization.gpu": "[Not Supported]" if utilization is None else utilization["gpu"],
+        "utilization.memory": "[Not Supported]" if utilization is None else utilization["memory"],
+    }
+    if name not in values:
+        print(f'Field "{name}" is not a valid field to query.', file=sys.stderr)
+        sys.exit(2)
+    value = values[name]
+    return "[N/A]" if value is None else str(value)
+
+
+def main(argv):
+    query = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--query-gpu=")]
+    if not query or "--format=csv,noheader,nounits" not in argv:
+        print("fake nvidia-smi: only --query-gpu=... --format=csv,noheader,nounits is simulated", file=sys.stderr)
+        return 2
+    with open(os.environ["FAKE_NVML_SCENARIO"], encoding="utf-8") as handle:
+        scenario = json.load(handle)
+    if scenario.get("init_error") == "DRIVER_NOT_LOADED":
+        print(
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+            "Make sure that the latest NVIDIA driver is installed and running.\n"
+        )
+        return 9
+    fields = query[0].split(",")
+    for index, gpu in enumerate(scenario.get("devices", [])):
+        print(", ".join(field(name, index, gpu, scenario) for name in fields))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
