@@ -299,7 +299,9 @@ class GpuFacts:
 
     def _nvml(self, reasons: list[str]) -> dict[str, t.Any] | None:
         if not _nvml.HAS_PYNVML:
-            # The message Ansible gives for a missing library, as a reason rather than a failure.
+            # The message Ansible gives for a missing library, as a reason rather than a failure;
+            # the import's traceback goes to the debug log.
+            self.module.debug(_nvml.PYNVML_IMPORT_ERROR or "")
             reasons.append(f"nvml: {missing_required_lib('nvidia-ml-py')}")
             return None
         try:

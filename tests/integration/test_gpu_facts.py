@@ -260,13 +260,21 @@ def test_nvml_devices_carry_the_bound_kernel_driver_and_unlisted_gpus_are_named(
     assert facts["reason"] == "pci: 1 NVIDIA GPU(s) on the PCI bus (0000:3a:00.0; kernel driver: vfio-pci) not listed by nvml"
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _system_python_has_pynvml() -> bool:
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import pynvml"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(_system_python_has_pynvml(), reason=f"{SYSTEM_PYTHON} has pynvml, so it cannot stand for a node without it")
 def test_without_pynvml_the_nvidia_smi_fallback_answers(empty_sysfs):
     """The interpreter is the system python3, which has no nvidia-ml-py; nvidia-smi is the fake script."""
     status, result = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": empty_sysfs, "nvidia_smi_path": FAKE_SMI},
         env=fake_nvml.environment("a100_mig"),
-        python="/usr/bin/python3",
+        python=SYSTEM_PYTHON,
     )
     assert status == "SUCCESS", result
     facts = result["ansible_facts"]["gpu"]
