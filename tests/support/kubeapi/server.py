@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import dataclasses
 import json
 import re
@@ -27,7 +26,7 @@ from . import openapi, protobuf
 from .catalogue import ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
-from .store import Store
+from .store import Store, clone
 
 DEFAULT_VERSION = "v1.31.2"
 ADMIN_PREFIX = "/_kubeapi/"
@@ -508,7 +507,7 @@ class Handler(BaseHTTPRequestHandler):
             return labels_match(label_selector, metadata.get("labels")) and fields_match(field_selector, obj)
 
         def present(obj: dict) -> dict:
-            out = copy.deepcopy(obj)
+            out = clone(obj)
             out["apiVersion"], out["kind"] = rtype.group_version, rtype.kind
             return out
 
@@ -651,7 +650,10 @@ def documents_from_yaml(text: str) -> list[dict]:
 
 
 def load_documents(store: Store, text: str) -> int:
-    objects = documents_from_yaml(text)
+    return load_objects(store, documents_from_yaml(text))
+
+
+def load_objects(store: Store, objects: list[dict]) -> int:
     # CRDs and namespaces first, so that what depends on them can be stored.
     order = {"CustomResourceDefinition": 0, "Namespace": 1}
     for obj in sorted(objects, key=lambda o: order.get(o.get("kind", ""), 2)):
@@ -677,8 +679,10 @@ class KubeAPIServer:
     ) -> None:
         self.state = ServerState(version, ready_controller)
         for fixture in fixtures:
-            text = Path(fixture).read_text() if isinstance(fixture, (str, Path)) else yaml.safe_dump_all(fixture)
-            load_documents(self.state.store, text)
+            if isinstance(fixture, (str, Path)):
+                load_documents(self.state.store, Path(fixture).read_text())
+            else:
+                load_objects(self.state.store, list(fixture))
         self.state.store.snapshot()
         handler = type("BoundHandler", (Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)

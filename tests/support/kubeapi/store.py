@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import copy
 import dataclasses
 import datetime
 import json
@@ -28,6 +27,15 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 CONTROLLER_MANAGER = "kube-controller-manager"
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (several times faster than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -45,7 +53,7 @@ class Event:
 def _without_bookkeeping(obj: Optional[dict]) -> Any:
     if obj is None:
         return None
-    clean = copy.deepcopy(obj)
+    clean = clone(obj)
     metadata = clean.get("metadata") or {}
     for key in ("resourceVersion", "managedFields"):
         metadata.pop(key, None)
@@ -85,7 +93,7 @@ class Store:
 
     def _present(self, rtype: ResourceType, obj: dict) -> dict:
         """An object as read through ``rtype``'s version (objects are not converted between versions)."""
-        out = copy.deepcopy(obj)
+        out = clone(obj)
         out["apiVersion"] = rtype.group_version
         out["kind"] = rtype.kind
         return out
@@ -93,7 +101,7 @@ class Store:
     def _emit(self, event_type: str, rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
         namespace = (obj.get("metadata") or {}).get("namespace", "")
         self.events.append(
-            Event(int(obj["metadata"]["resourceVersion"]), event_type, rtype.storage_key, namespace, copy.deepcopy(obj), old)
+            Event(int(obj["metadata"]["resourceVersion"]), event_type, rtype.storage_key, namespace, clone(obj), old)
         )
         if len(self.events) == self.events.maxlen:
             self.oldest_watchable = self.events[0].resource_version
@@ -207,7 +215,7 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         self._check_kind(rtype, body)
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["apiVersion"], obj["kind"] = rtype.group_version, rtype.kind
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -319,7 +327,7 @@ class Store:
         new["apiVersion"], new["kind"] = rtype.group_version, rtype.kind
         if subresource != "status" and "status" in rtype.subresources:
             if "status" in current:
-                new["status"] = copy.deepcopy(current["status"])
+                new["status"] = clone(current["status"])
             else:
                 new.pop("status", None)
         if rtype.plural == "namespaces" and not rtype.group:
@@ -393,12 +401,12 @@ class Store:
             current = self._current(rtype, namespace, name)
             self._precondition(rtype, current, body)
             if subresource == "status":
-                new = copy.deepcopy(current)
-                new["status"] = copy.deepcopy(body.get("status"))
+                new = clone(current)
+                new["status"] = clone(body.get("status"))
                 if new["status"] is None:
                     new.pop("status")
             else:
-                new = copy.deepcopy(body)
+                new = clone(body)
                 new.setdefault("metadata", {})["managedFields"] = current["metadata"].get("managedFields")
             return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource)
 
@@ -453,7 +461,7 @@ class Store:
             if (new.get("metadata") or {}).get("name") != name:
                 raise bad_request("metadata.name cannot be changed by a patch")
             if subresource == "status":
-                status_only = copy.deepcopy(current)
+                status_only = clone(current)
                 status_only["status"] = new.get("status")
                 if status_only["status"] is None:
                     status_only.pop("status")
@@ -546,13 +554,13 @@ class Store:
             if current["metadata"].get("finalizers"):
                 if current["metadata"].get("deletionTimestamp"):
                     return self._present(rtype, current)
-                new = copy.deepcopy(current)
+                new = clone(current)
                 new["metadata"]["deletionTimestamp"] = now()
                 new["metadata"]["resourceVersion"] = str(self._next_rv())
                 self._bucket(rtype)[self._key(rtype, namespace, name)] = new
                 self._emit("MODIFIED", rtype, new, current)
                 return self._present(rtype, new)
-            gone = copy.deepcopy(current)
+            gone = clone(current)
             gone["metadata"]["resourceVersion"] = str(self._next_rv())
             del self._bucket(rtype)[self._key(rtype, namespace, name)]
             self._emit("DELETED", rtype, gone, current)
@@ -607,7 +615,7 @@ class Store:
         status = ready_status(rtype, obj, self._node_count(obj))
         if status is None:
             return
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["status"] = {**(obj.get("status") or {}), **status}
         if new["status"] != obj.get("status"):
             self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
@@ -626,12 +634,12 @@ class Store:
     def snapshot(self) -> None:
         """Remember the current objects as the state ``reset()`` returns to."""
         with self.lock:
-            self._snapshot = copy.deepcopy(self.objects)
+            self._snapshot = clone(self.objects)
 
     def reset(self) -> None:
         """Back to the snapshot (or the empty cluster); resourceVersions keep increasing, watches must relist."""
         with self.lock:
-            self.objects = copy.deepcopy(self._snapshot) if self._snapshot is not None else {}
+            self.objects = clone(self._snapshot) if self._snapshot is not None else {}
             if self._snapshot is None:
                 self.objects = {}
             self.catalogue.clear_crds()
@@ -646,7 +654,7 @@ class Store:
 
 
 def _without_managed(obj: dict) -> dict:
-    out = copy.deepcopy(obj)
+    out = clone(obj)
     (out.get("metadata") or {}).pop("managedFields", None)
     return out
 
