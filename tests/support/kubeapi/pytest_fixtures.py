@@ -65,7 +65,7 @@ Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def _runner(binary: Path, base: list[str], env: dict[str, str]) -> Runner:
-    def run(*args: str, check: bool = True, json_output: bool = False, input: str | None = None):  # noqa: A002 - subprocess's name
+    def run(*args: str, check: bool = True, json_output: bool = False, input: str | None = None):
         result = subprocess.run(
             [str(binary), *base, *args], capture_output=True, text=True, env=env, input=input, timeout=120, check=False
         )
