@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-from tests.support.kubeapi.pytest_fixtures import helm, kube_clients, kubeapi, kubeapi_server, kubectl  # noqa: F401
+from tests.support.kubeapi import pytest_fixtures
+
+kubeapi_server = pytest_fixtures.kubeapi_server
+kubeapi = pytest_fixtures.kubeapi
+kube_clients = pytest_fixtures.kube_clients
+kubectl = pytest_fixtures.kubectl
+helm = pytest_fixtures.helm

@@ -37,7 +37,9 @@ def test_install_list_get_values_upgrade_rollback_uninstall(helm, kubectl, kubea
     assert helm("get", "values", "demo", "-o", "json", json_output=True) == {"message": "first"}
     deployment = kubectl("get", "deployment", "demo", "-o", "json", "--show-managed-fields", json_output=True)
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    )  # a Quantity reads back as a string
     assert [(m["manager"], m["operation"]) for m in deployment["metadata"]["managedFields"]] == [("helm", "Apply")]
     assert kubectl("get", "configmap", "demo-config", "-o", "json", json_output=True)["data"] == {
         "message": "first",

@@ -67,7 +67,7 @@ def test_injected_faults_match_method_and_path_and_are_counted(kubeapi):
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeapi.kubeconfig)))
     kubeapi.admin.fail_next(count=2, code=503, method="PATCH", path="/nodes/gpu-node-1$")
     assert core.read_node("gpu-node-1").metadata.name == "gpu-node-1"  # a GET does not match
-    for _ in range(2):
+    for _attempt in range(2):
         with pytest.raises(ApiException) as unavailable:
             core.patch_node("gpu-node-1", {"metadata": {"labels": {"a": "b"}}})
         assert unavailable.value.status == 503
@@ -177,7 +177,7 @@ def test_command_line_serves_in_background_and_stops_on_request(tmp_path):
     assert stopped.returncode == 0, stopped.stderr
     assert not Path(f"{kubeconfig}.pid").exists()
     with pytest.raises(ProcessLookupError):
-        for _ in range(50):
+        for _attempt in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
 

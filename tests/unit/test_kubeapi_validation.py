@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.kubeapi import protobuf
+from tests.support.kubeapi.store import normalize_quantities
 from tests.support.kubeapi.validation import label_key_errors, label_value_errors, metadata_errors, name_errors
 
 
@@ -55,7 +56,7 @@ def test_label_values(value, valid):
 
 def test_metadata_errors_name_the_field_and_value():
     problems = metadata_errors("nodes", {"metadata": {"name": "n", "labels": {"ok": "x", "bad": "y z"}, "annotations": {"a": 1}}})
-    assert [(field, value) for field, value, _ in problems] == [("metadata.labels", "y z"), ("metadata.annotations", 1)]
+    assert [(field, value) for field, value, _message in problems] == [("metadata.labels", "y z"), ("metadata.annotations", 1)]
     assert metadata_errors("nodes", {"metadata": {}})[0][0] == "metadata.name"
 
 
@@ -98,3 +99,13 @@ def test_protobuf_of_an_unknown_kind_is_not_guessed():
     assert protobuf.decode(protobuf.MAGIC + envelope) is None
     with pytest.raises(protobuf.ProtobufError):
         protobuf.decode(b"{}")
+
+
+def test_resource_quantities_read_back_as_strings_like_kubernetes():
+    pod = {"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": 1, "cpu": 0.5}, "requests": {"memory": "1Gi"}}}]}}
+    normalized = normalize_quantities(pod)
+    assert normalized["spec"]["containers"][0]["resources"] == {
+        "limits": {"nvidia.com/gpu": "1", "cpu": "500m"},
+        "requests": {"memory": "1Gi"},
+    }
+    assert normalize_quantities({"spec": {"replicas": 1}}) == {"spec": {"replicas": 1}}

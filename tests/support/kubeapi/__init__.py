@@ -10,10 +10,12 @@ does not emulate is listed in README.md next to this file.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .admin import AdminClient
 from .nodes import generate_nodes, gpu_node
 from .server import DEFAULT_VERSION, KubeAPIServer
 
-FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 __all__ = ["DEFAULT_VERSION", "FIXTURES", "AdminClient", "KubeAPIServer", "generate_nodes", "gpu_node"]

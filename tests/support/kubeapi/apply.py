@@ -80,7 +80,7 @@ def lookup(obj: Any, path: Path) -> tuple[bool, Any]:
     """(found, value) of a path in an object."""
     current = obj
     for element in path:
-        kind, _, name = element.partition(":")
+        kind, _sep, name = element.partition(":")
         if kind == "f":
             if not isinstance(current, dict) or name not in current:
                 return False, None
@@ -106,7 +106,7 @@ def remove_path(obj: dict, path: Path) -> None:
     parent_found, parent = lookup(obj, path[:-1])
     if not parent_found:
         return
-    kind, _, name = path[-1].partition(":")
+    kind, _sep, name = path[-1].partition(":")
     if kind == "f" and isinstance(parent, dict):
         parent.pop(name, None)
     elif kind == "k" and isinstance(parent, list):
@@ -121,7 +121,7 @@ def path_string(path: Path) -> str:
     """``.spec.containers[name="cuda"].image`` as Kubernetes prints paths in conflict messages."""
     text = ""
     for element in path:
-        kind, _, name = element.partition(":")
+        kind, _sep, name = element.partition(":")
         if kind == "f":
             text += f".{name}"
         elif kind == "k":
@@ -318,7 +318,7 @@ def server_side_apply(
     if conflicts and not force:
         raise ApplyConflict(sorted(conflicts))
     result = copy.deepcopy(live) if live else {}
-    owned_by_others = set().union(*(owned for _, owned in others)) if others else set()
+    owned_by_others = set().union(*(owned for _entry, owned in others)) if others else set()
     for path in sorted(previous - applied_paths, key=len, reverse=True):
         still_used = any(other[: len(path)] == path for other in owned_by_others)
         if not still_used:

@@ -46,7 +46,7 @@ class ResourceType:
 
 
 def _r(gv: str, kind: str, plural: str, namespaced: bool = True, short: str = "", sub: str = "", cat: str = "") -> ResourceType:  # noqa: PLR0917 - rows of a table
-    group, _, version = gv.rpartition("/")
+    group, _slash, version = gv.rpartition("/")
     return ResourceType(
         group=group,
         version=version,

@@ -1,8 +1,9 @@
 """pytest fixtures for the test API server and the real kubectl/helm clients.
 
-Import them into a conftest.py (tests/integration/conftest.py does)::
+Expose them in a conftest.py, as tests/integration/conftest.py does::
 
-    from tests.support.kubeapi.pytest_fixtures import helm, kube_clients, kubeapi, kubeapi_server, kubectl  # noqa: F401
+    from tests.support.kubeapi import pytest_fixtures
+    kubeapi = pytest_fixtures.kubeapi  # and kubeapi_server, kube_clients, kubectl, helm
 
 ``kubeapi`` is the one tests use: a server shared by the whole session (one per xdist worker),
 reset before each test to its fixture state (the three GPU nodes of fixtures/gpu-nodes.yaml and

@@ -36,6 +36,28 @@ def clone(value: Any) -> Any:
     return value
 
 
+_QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "hard", "default", "defaultRequest", "max", "min"}
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{round(value * 1000)}m"
+
+
+def normalize_quantities(value: Any, parent: str = "") -> Any:
+    """Numbers in resource maps become strings, as built-in kinds serialize ``resource.Quantity`` (1 -> "1", 0.5 -> "500m")."""
+    if isinstance(value, dict):
+        if parent in _QUANTITY_MAPS:
+            return {k: _quantity(v) for k, v in value.items()}
+        return {k: normalize_quantities(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalize_quantities(v, parent) for v in value]
+    return value
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -180,7 +202,7 @@ class Store:
                 metadata["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
             presented = []
-            for _, obj in items:
+            for _key, obj in items:
                 item = self._present(rtype, obj)
                 if not rtype.custom:  # built-in lists carry kind and apiVersion once, on the list
                     item.pop("apiVersion")
@@ -193,7 +215,7 @@ class Store:
     def load(self, obj: dict) -> dict:
         """Store an object as a fixture: as given (status included), with bookkeeping added."""
         api_version = obj.get("apiVersion", "")
-        group, _, version = api_version.rpartition("/")
+        group, _slash, version = api_version.rpartition("/")
         with self.lock:
             rtype = self.catalogue.find_kind(group, version, obj.get("kind", ""))
             if rtype is None:
@@ -215,7 +237,7 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         self._check_kind(rtype, body)
-        obj = clone(body)
+        obj = clone(body) if rtype.custom else normalize_quantities(body)
         obj["apiVersion"], obj["kind"] = rtype.group_version, rtype.kind
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -317,6 +339,8 @@ class Store:
         record: bool = True,
     ) -> dict:
         """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op."""
+        if not rtype.custom:
+            new = normalize_quantities(new)
         metadata = new.setdefault("metadata", {})
         old_metadata = current["metadata"]
         for server_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"):
@@ -493,6 +517,8 @@ class Store:
         if body_name != name:
             raise bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
         has_status = "status" in rtype.subresources
+        if not rtype.custom:
+            body = normalize_quantities(body)
         try:
             if current is None:
                 if subresource:
