@@ -155,3 +155,41 @@ def test_create_namespace_and_configmap_then_delete_namespace(kubectl):
     assert 'configmaps "settings" already exists' in again.stderr
     kubectl("delete", "namespace", "gpu-operator")
     assert kubectl("get", "configmaps", "-n", "gpu-operator", "-o", "name", check=False).stdout.strip() == ""
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: nginx, resources: {limits: {nvidia.com/gpu: "1"}}}]
+"""
+
+
+def test_client_side_apply_rollout_status_and_wait_with_the_ready_controller(kubectl, kubeapi, tmp_path):
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(DEPLOYMENT)
+    kubeapi.admin.set_ready_controller(True)
+    assert "deployment.apps/web created" in kubectl("apply", "-f", str(manifest)).stdout
+    assert 'deployment "web" successfully rolled out' in kubectl("rollout", "status", "deployment/web", "--timeout", "20s").stdout
+    assert "condition met" in kubectl("wait", "--for=condition=Available", "deployment/web", "--timeout", "20s").stdout
+    assert "deployment.apps/web unchanged" in kubectl("apply", "-f", str(manifest)).stdout
+    deployment = kubectl("get", "deployment", "web", "-o", "json", json_output=True)
+    assert "kubectl.kubernetes.io/last-applied-configuration" in deployment["metadata"]["annotations"]
+    assert deployment["status"]["readyReplicas"] == 2
+    kubectl("delete", "-f", str(manifest), "--wait", "--timeout", "20s")
+    assert kubectl("get", "deployments", "-o", "name").stdout.strip() == ""
+
+
+def test_rollout_status_times_out_without_the_ready_controller(kubectl, tmp_path):
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(DEPLOYMENT)
+    kubectl("apply", "-f", str(manifest))
+    waiting = kubectl("rollout", "status", "deployment/web", "--timeout", "2s", check=False)
+    assert waiting.returncode != 0
+    assert "timed out" in waiting.stderr
