@@ -98,6 +98,9 @@ class Route:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kubeapi-test"
+    # Headers and body go out in separate writes; without TCP_NODELAY each small response waits
+    # for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     state: ServerState  # set on the subclass made per server
 
     # -- plumbing ------------------------------------------------------------------------------
