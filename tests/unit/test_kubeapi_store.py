@@ -33,9 +33,9 @@ def test_create_sets_bookkeeping_and_resource_versions_increase(store):
 def test_a_write_that_changes_nothing_keeps_the_resource_version(store):
     configmaps = rtype(store, "", "v1", "configmaps")
     created = store.create(configmaps, "default", {"metadata": {"name": "a"}, "data": {"k": "v"}}, manager="test")
-    same, _ = store.patch(configmaps, "default", "a", "merge", {"data": {"k": "v"}}, manager="test")
+    same, _created = store.patch(configmaps, "default", "a", "merge", {"data": {"k": "v"}}, manager="test")
     assert same["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-    changed, _ = store.patch(configmaps, "default", "a", "merge", {"data": {"k": "w"}}, manager="test")
+    changed, _created = store.patch(configmaps, "default", "a", "merge", {"data": {"k": "w"}}, manager="test")
     assert int(changed["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
 
 
@@ -43,9 +43,9 @@ def test_generation_counts_spec_changes_only(store):
     deployments = rtype(store, "apps", "v1", "deployments")
     body = {"metadata": {"name": "d"}, "spec": {"replicas": 1}}
     store.create(deployments, "default", body, manager="test")
-    labelled, _ = store.patch(deployments, "default", "d", "merge", {"metadata": {"labels": {"a": "b"}}}, manager="test")
+    labelled, _created = store.patch(deployments, "default", "d", "merge", {"metadata": {"labels": {"a": "b"}}}, manager="test")
     assert labelled["metadata"]["generation"] == 1
-    scaled, _ = store.patch(deployments, "default", "d", "merge", {"spec": {"replicas": 2}}, manager="test")
+    scaled, _created = store.patch(deployments, "default", "d", "merge", {"spec": {"replicas": 2}}, manager="test")
     assert scaled["metadata"]["generation"] == 2
 
 
@@ -55,9 +55,9 @@ def test_status_is_reset_on_create_and_only_written_through_the_subresource(stor
         deployments, "default", {"metadata": {"name": "d"}, "spec": {}, "status": {"replicas": 9}}, manager="t"
     )
     assert "status" not in created
-    ignored, _ = store.patch(deployments, "default", "d", "merge", {"status": {"replicas": 9}}, manager="t")
+    ignored, _created = store.patch(deployments, "default", "d", "merge", {"status": {"replicas": 9}}, manager="t")
     assert "status" not in ignored
-    written, _ = store.patch(
+    written, _created = store.patch(
         deployments,
         "default",
         "d",
