@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
 
-.PHONY: help setup apt-deps test lint ruff ansible-lint sanity unit integration pytest bench demo build doc changelog clean
+.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest bench demo build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ $(STAMP): requirements.txt requirements-test.txt
 apt-deps:  ## install the Debian packages the tests need (only those missing)
 	hack/apt-deps
 
-setup: apt-deps $(STAMP)  ## venv in .venv with every Python dependency, plus apt packages
+setup: apt-deps $(STAMP) kube-clients  ## venv in .venv with every Python dependency, plus apt packages
+
+kube-clients: $(STAMP)  ## real kubectl and helm for the tests, in .cache/bin
+	hack/install-kube-clients
 
 test: setup lint sanity pytest  ## everything CI runs
 

@@ -1,0 +1,300 @@
+"""Fidelity of the test API server, judged by the kubernetes Python client (typed, custom objects, dynamic, watch)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config, dynamic, watch
+from kubernetes.client.rest import ApiException
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "support" / "manifests"
+PROFILE_CRD = yaml.safe_load((MANIFESTS / "openfaas-profile-crd.yaml").read_text())
+
+
+@pytest.fixture
+def api_client(kubeapi):
+    api = config.new_client_from_config(config_file=str(kubeapi.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def core(api_client) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def profile_crd(api_client):
+    return client.ApiextensionsV1Api(api_client).create_custom_resource_definition(PROFILE_CRD)
+
+
+def profile(name: str, **spec) -> dict:
+    return {"apiVersion": "openfaas.com/v1", "kind": "Profile", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+
+
+def test_strategic_merge_patch_of_node_labels_and_taints(core, kubeapi):
+    core.patch_node(
+        "gpu-node-1",
+        {
+            "metadata": {"labels": {"nvidia.com/gpu.product": "Tesla-V100"}},
+            "spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]},
+        },
+    )
+    core.patch_node("gpu-node-1", {"spec": {"taints": [{"key": "b", "effect": "NoExecute"}]}})
+    node = core.read_node("gpu-node-1")
+    assert node.metadata.labels["nvidia.com/gpu.product"] == "Tesla-V100"
+    assert node.metadata.labels["kubernetes.io/hostname"] == "gpu-node-1"
+    # Node taints have no merge key in Kubernetes: a strategic merge patch replaces the list.
+    assert [(t.key, t.effect) for t in node.spec.taints] == [("b", "NoExecute")]
+    patches = [r for r in kubeapi.admin.requests() if r["verb"] == "patch"]
+    assert {r["contentType"] for r in patches} == {"application/strategic-merge-patch+json"}
+
+
+def test_merge_patch_of_node_removes_a_label_with_null(core, kubeapi):
+    core.patch_node(
+        "gpu-node-2",
+        {"metadata": {"labels": {"team": "ml", "kubernetes.io/os": None}}},
+        _content_type="application/merge-patch+json",
+    )
+    labels = core.read_node("gpu-node-2").metadata.labels
+    assert labels["team"] == "ml"
+    assert "kubernetes.io/os" not in labels
+    assert [r["contentType"] for r in kubeapi.admin.requests() if r["verb"] == "patch"] == ["application/merge-patch+json"]
+
+
+def test_strategic_merge_patch_merges_containers_by_name_and_env_by_name(core):
+    pod = {
+        "metadata": {"name": "cuda"},
+        "spec": {
+            "containers": [
+                {"name": "main", "image": "cuda:12", "env": [{"name": "A", "value": "1"}]},
+                {"name": "side", "image": "busybox"},
+            ]
+        },
+    }
+    core.create_namespaced_pod("default", pod)
+    core.patch_namespaced_pod(
+        "cuda", "default", {"spec": {"containers": [{"name": "main", "env": [{"name": "B", "value": "2"}]}]}}
+    )
+    containers = core.read_namespaced_pod("cuda", "default").spec.containers
+    assert [c.name for c in containers] == ["main", "side"]
+    assert [(e.name, e.value) for e in containers[0].env] == [("A", "1"), ("B", "2")]
+    assert containers[0].image == "cuda:12"
+    core.patch_namespaced_pod("cuda", "default", {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}})
+    assert [c.name for c in core.read_namespaced_pod("cuda", "default").spec.containers] == ["main"]
+
+
+def test_json_patch_of_node(core):
+    core.patch_node("gpu-node-3", [{"op": "add", "path": "/metadata/labels/nvidia.com~1mig.strategy", "value": "single"}])
+    assert core.read_node("gpu-node-3").metadata.labels["nvidia.com/mig.strategy"] == "single"
+    with pytest.raises(ApiException) as failed:
+        core.patch_node("gpu-node-3", [{"op": "test", "path": "/metadata/labels/nvidia.com~1mig.strategy", "value": "mixed"}])
+    assert failed.value.status == 422
+
+
+def test_stale_resource_version_is_a_409_conflict(core):
+    node = core.read_node("gpu-node-1")
+    node.metadata.labels["first"] = "writer"
+    core.replace_node("gpu-node-1", node)
+    node.metadata.labels["second"] = "writer"  # still carries the old resourceVersion
+    with pytest.raises(ApiException) as stale:
+        core.replace_node("gpu-node-1", node)
+    assert stale.value.status == 409
+    assert "the object has been modified" in stale.value.body
+    assert '"reason":"Conflict"' in stale.value.body.replace(" ", "")
+    fresh = core.read_node("gpu-node-1")
+    assert "second" not in fresh.metadata.labels
+
+
+def test_errors_are_kubernetes_status_objects(core):
+    with pytest.raises(ApiException) as missing:
+        core.read_node("absent")
+    assert missing.value.status == 404
+    with pytest.raises(ApiException) as exists:
+        core.create_node({"metadata": {"name": "gpu-node-1"}})
+    assert exists.value.status == 409
+    assert "AlreadyExists" in exists.value.body
+    with pytest.raises(ApiException) as invalid:
+        core.create_node({"metadata": {"name": "Bad_Name"}})
+    assert invalid.value.status == 422
+    assert "metadata.name" in invalid.value.body
+    with pytest.raises(ApiException) as bad_label:
+        core.patch_node("gpu-node-1", {"metadata": {"labels": {"bad key": "x"}}})
+    assert bad_label.value.status == 422
+    with pytest.raises(ApiException) as no_namespace:
+        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "x"}})
+    assert no_namespace.value.status == 404
+
+
+def test_dry_run_all_changes_nothing(core):
+    before = core.read_node("gpu-node-1").metadata.resource_version
+    answered = core.patch_node("gpu-node-1", {"metadata": {"labels": {"dry": "run"}}}, dry_run="All")
+    assert answered.metadata.labels["dry"] == "run"
+    after = core.read_node("gpu-node-1")
+    assert "dry" not in after.metadata.labels
+    assert after.metadata.resource_version == before
+    core.create_namespaced_config_map("default", {"metadata": {"name": "dry"}}, dry_run="All")
+    assert core.list_namespaced_config_map("default").items == []
+    core.delete_node("gpu-node-1", dry_run="All")
+    assert core.read_node("gpu-node-1").metadata.name == "gpu-node-1"
+
+
+def test_status_subresource_is_separate_from_the_main_resource(core):
+    core.patch_node("gpu-node-1", {"status": {"capacity": {"nvidia.com/gpu": "7"}}})
+    assert core.read_node("gpu-node-1").status.capacity["nvidia.com/gpu"] == "2"
+    core.patch_node_status("gpu-node-1", {"status": {"capacity": {"nvidia.com/gpu": "4"}}})
+    assert core.read_node("gpu-node-1").status.capacity["nvidia.com/gpu"] == "4"
+
+
+def test_list_with_selectors_limit_and_continue(core):
+    for index in range(5):
+        core.create_namespaced_config_map(
+            "default", {"metadata": {"name": f"cm-{index}", "labels": {"tier": "gpu" if index % 2 else "cpu"}}}
+        )
+    first = core.list_namespaced_config_map("default", limit=2)
+    assert [c.metadata.name for c in first.items] == ["cm-0", "cm-1"]
+    assert first.metadata.remaining_item_count == 3
+    second = core.list_namespaced_config_map("default", limit=2, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in second.items] == ["cm-2", "cm-3"]
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default", label_selector="tier=gpu").items] == [
+        "cm-1",
+        "cm-3",
+    ]
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default", label_selector="tier notin (gpu)").items] == [
+        "cm-0",
+        "cm-2",
+        "cm-4",
+    ]
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default", field_selector="metadata.name=cm-4").items] == [
+        "cm-4"
+    ]
+    core.delete_collection_namespaced_config_map("default", label_selector="tier=cpu")
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["cm-1", "cm-3"]
+
+
+def test_watch_streams_modifications(core):
+    start = core.list_node().metadata.resource_version
+    events = []
+
+    def label_later():
+        time.sleep(0.3)
+        core.patch_node("gpu-node-2", {"metadata": {"labels": {"watched": "yes"}}})
+
+    writer = threading.Thread(target=label_later)
+    writer.start()
+    stream = watch.Watch()
+    for event in stream.stream(core.list_node, resource_version=start, timeout_seconds=5):
+        events.append((event["type"], event["object"].metadata.name, event["object"].metadata.labels.get("watched")))
+        stream.stop()
+    writer.join()
+    assert events == [("MODIFIED", "gpu-node-2", "yes")]
+
+
+def test_custom_objects_create_get_patch_profile(api_client, profile_crd):
+    custom = client.CustomObjectsApi(api_client)
+    created = custom.create_namespaced_custom_object(
+        "openfaas.com", "v1", "default", "profiles", profile("gpu", runtimeClassName="nvidia")
+    )
+    assert created["metadata"]["generation"] == 1
+    fetched = custom.get_namespaced_custom_object("openfaas.com", "v1", "default", "profiles", "gpu")
+    assert fetched["spec"] == {"runtimeClassName": "nvidia"}
+    patched = custom.patch_namespaced_custom_object(
+        "openfaas.com",
+        "v1",
+        "default",
+        "profiles",
+        "gpu",
+        {"spec": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}},
+    )
+    assert patched["spec"]["runtimeClassName"] == "nvidia"
+    assert patched["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert patched["metadata"]["generation"] == 2
+    assert int(patched["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+
+def test_strategic_merge_patch_on_custom_resource_is_unsupported(api_client, profile_crd):
+    custom = client.CustomObjectsApi(api_client)
+    custom.create_namespaced_custom_object("openfaas.com", "v1", "default", "profiles", profile("gpu"))
+    with pytest.raises(ApiException) as unsupported:
+        custom.patch_namespaced_custom_object(
+            "openfaas.com",
+            "v1",
+            "default",
+            "profiles",
+            "gpu",
+            {"spec": {"x": 1}},
+            _content_type="application/strategic-merge-patch+json",
+        )
+    assert unsupported.value.status == 415
+
+
+def test_dynamic_client_server_side_apply_with_conflicts_and_force(api_client, profile_crd):
+    dyn = dynamic.DynamicClient(api_client)
+    profiles = dyn.resources.get(api_version="openfaas.com/v1", kind="Profile")
+    created = profiles.server_side_apply(
+        body=profile("gpu", runtimeClassName="nvidia"), name="gpu", namespace="default", field_manager="kubegpu"
+    )
+    assert created.metadata.managedFields[0].manager == "kubegpu"
+    assert created.metadata.managedFields[0].operation == "Apply"
+    rv = created.metadata.resourceVersion
+    same = profiles.server_side_apply(
+        body=profile("gpu", runtimeClassName="nvidia"), name="gpu", namespace="default", field_manager="kubegpu"
+    )
+    assert same.metadata.resourceVersion == rv
+
+    with pytest.raises(ApiException) as conflict:
+        profiles.server_side_apply(
+            body=profile("gpu", runtimeClassName="runc"), name="gpu", namespace="default", field_manager="someone-else"
+        )
+    assert conflict.value.status == 409
+    assert 'conflict with \\"kubegpu\\"' in conflict.value.body or 'conflict with "kubegpu"' in conflict.value.body
+
+    forced = profiles.server_side_apply(
+        body=profile("gpu", runtimeClassName="runc"),
+        name="gpu",
+        namespace="default",
+        field_manager="someone-else",
+        force_conflicts=True,
+    )
+    assert forced.spec.runtimeClassName == "runc"
+
+    # The first manager stops applying a field it alone owns: the server removes it.
+    profiles.server_side_apply(
+        body=profile("gpu", runtimeClassName="runc", priority="high"),
+        name="gpu",
+        namespace="default",
+        field_manager="kubegpu",
+        force_conflicts=True,
+    )
+    trimmed = profiles.server_side_apply(
+        body=profile("gpu", runtimeClassName="runc"), name="gpu", namespace="default", field_manager="kubegpu"
+    )
+    assert "priority" not in trimmed.spec
+
+
+def test_dynamic_client_server_side_apply_of_a_daemonset_with_dry_run(api_client):
+    dyn = dynamic.DynamicClient(api_client)
+    daemonsets = dyn.resources.get(api_version="apps/v1", kind="DaemonSet")
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "aws-virtual-gpu-device-plugin", "namespace": "kube-system"},
+        "spec": {
+            "selector": {"matchLabels": {"name": "vgpu"}},
+            "template": {
+                "metadata": {"labels": {"name": "vgpu"}},
+                "spec": {"containers": [{"name": "plugin", "image": "plugin:1"}]},
+            },
+        },
+    }
+    planned = daemonsets.server_side_apply(
+        body=body, name=body["metadata"]["name"], namespace="kube-system", field_manager="kubegpu", dry_run="All"
+    )
+    assert planned.spec.template.spec.containers[0].image == "plugin:1"
+    assert daemonsets.get(namespace="kube-system").items == []
+    daemonsets.server_side_apply(body=body, name=body["metadata"]["name"], namespace="kube-system", field_manager="kubegpu")
+    assert len(daemonsets.get(namespace="kube-system").items) == 1

@@ -1,0 +1,71 @@
+"""Client of the test server's admin endpoints (``/_kubeapi/...``), usable from any process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+
+class AdminClient:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def _call(self, method: str, action: str, body: Any = None, raw: Optional[bytes] = None) -> Any:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(f"{self.url}/_kubeapi/{action}", data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/yaml" if raw is not None else "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(
+                f"kubeapi admin {method} {action}: {error.code} {error.read().decode(errors='replace')}"
+            ) from error
+
+    def fail_next(self, count: int = 1, code: int = 500, method: Optional[str] = None, path: Optional[str] = None) -> None:
+        """The next ``count`` requests (optionally: with this method, whose path matches this regex) fail with ``code``."""
+        self._call("POST", "faults", {"code": code, "count": count, "method": method, "path": path})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def faults(self) -> list[dict]:
+        return self._call("GET", "faults")["faults"]
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every API request by ``seconds``."""
+        self._call("POST", "latency", {"seconds": seconds})
+
+    def counters(self) -> dict[str, int]:
+        """Requests served so far, keyed ``"<verb> <resource>"``, e.g. ``"patch nodes"``, ``"list nodes"``."""
+        return self._call("GET", "counters")
+
+    def requests(self) -> list[dict]:
+        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds."""
+        return self._call("GET", "requests")
+
+    def reset_counters(self) -> None:
+        self._call("DELETE", "counters")
+
+    def set_ready_controller(self, ready: bool) -> None:
+        """Switch the behaviour that marks Deployments, DaemonSets, StatefulSets, Pods and Jobs ready."""
+        self._call("POST", "controller", {"ready": ready})
+
+    def set_version(self, git_version: str) -> None:
+        """What ``/version`` answers, e.g. ``v1.25.4``."""
+        self._call("POST", "version", {"gitVersion": git_version})
+
+    def load(self, yaml_text: str) -> int:
+        """Store the objects of a YAML stream as they are (status included); returns how many."""
+        return self._call("POST", "objects", raw=yaml_text.encode())["loaded"]
+
+    def snapshot(self) -> None:
+        """Make the current objects the state ``reset()`` returns to."""
+        self._call("POST", "snapshot")
+
+    def reset(self) -> None:
+        """Objects back to the snapshot; version and ready controller as started; faults, latency, counters, log cleared."""
+        self._call("POST", "reset")

@@ -1,0 +1,754 @@
+"""The HTTP side of the test API server: routing, discovery, OpenAPI, watch, faults, counters.
+
+``KubeAPIServer`` runs a ``ThreadingHTTPServer`` on 127.0.0.1 in a background thread; its admin
+endpoints under ``/_kubeapi/`` (fault injection, latency, counters, request log, reset, loading
+objects) are driven by ``AdminClient`` from tests or from another process.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import re
+import ssl
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from . import openapi, protobuf
+from .catalogue import ResourceType, discovery_resource_list
+from .errors import ApiError, bad_request
+from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from .store import Store, clone
+
+DEFAULT_VERSION = "v1.31.2"
+ADMIN_PREFIX = "/_kubeapi/"
+TOKEN = "kubeapi-test-token"
+
+
+@dataclasses.dataclass
+class Fault:
+    code: int
+    count: int
+    method: Optional[str] = None
+    path: Optional[str] = None  # a regular expression searched in the request path
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and (
+            self.path is None or re.search(self.path, path) is not None
+        )
+
+
+class ServerState:
+    """Everything the handler threads share: the store plus faults, latency, counters, request log."""
+
+    def __init__(self, version: str, ready_controller: bool) -> None:
+        self.store = Store(ready_controller=ready_controller)
+        self.version = version
+        self.initial = (version, ready_controller)
+        self.lock = threading.Lock()
+        self.faults: list[Fault] = []
+        self.latency = 0.0
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
+        self.stopping = threading.Event()
+
+    def take_fault(self, method: str, path: str) -> Optional[int]:
+        with self.lock:
+            for fault in self.faults:
+                if fault.count > 0 and fault.matches(method, path):
+                    fault.count -= 1
+                    code = fault.code
+                    self.faults = [f for f in self.faults if f.count > 0]
+                    return code
+        return None
+
+    def version_info(self) -> dict:
+        match = re.match(r"v(\d+)\.(\d+)", self.version)
+        major, minor = (match.group(1), match.group(2)) if match else ("1", "31")
+        return {
+            "major": major,
+            "minor": minor,
+            "gitVersion": self.version,
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2024-01-01T00:00:00Z",
+            "goVersion": "go1.22.0",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
+
+
+@dataclasses.dataclass
+class Route:
+    rtype: ResourceType
+    namespace: Optional[str]
+    name: Optional[str]
+    subresource: str
+    watch: bool
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kubeapi-test"
+    # Headers and body go out in separate writes; without TCP_NODELAY each small response waits
+    # for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    state: ServerState  # set on the subclass made per server
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, code: int, payload: Any, content_type: str = "application/json", headers: Optional[dict] = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache, private")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self._code = code
+
+    def _error(self, error: ApiError, headers: Optional[dict] = None) -> None:
+        self._send(error.code, error.status(), headers=headers)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path.rstrip("/") or "/"
+        self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
+        self._code = 0
+        self._verb, self._resource = method.lower(), "other"
+        body = self._body()
+        if path.startswith(ADMIN_PREFIX.rstrip("/")):
+            self._admin(method, path, body)
+            return
+        state = self.state
+        started = time.monotonic()
+        try:
+            if state.latency:
+                time.sleep(state.latency)
+            code = state.take_fault(method, path)
+            if code is not None:
+                self._classify(method, path)
+                messages = {
+                    409: "injected conflict",
+                    429: "injected: too many requests, please try again later",
+                    500: "injected internal error",
+                    503: "injected: service unavailable",
+                }
+                error = ApiError(code, messages.get(code, f"injected error {code}"))
+                self._error(error, {"Retry-After": "1"} if code in (429, 503) else None)
+                return
+            self._route(method, path, body)
+        except ApiError as error:
+            self._error(error)
+        except (BrokenPipeError, ConnectionResetError):
+            self._code = 499
+        except Exception as error:  # a bug in the server: answer like an API server would, keep serving
+            self._error(ApiError(500, f"kubeapi test server error: {type(error).__name__}: {error}"))
+        finally:
+            with state.lock:
+                state.counters[f"{self._verb} {self._resource}"] += 1
+                state.requests.append(
+                    {
+                        "method": method,
+                        "path": path,
+                        "query": self.query,
+                        "verb": self._verb,
+                        "resource": self._resource,
+                        "code": self._code,
+                        "contentType": self.headers.get("Content-Type", ""),
+                        "userAgent": self.headers.get("User-Agent", ""),
+                        "seconds": round(time.monotonic() - started, 6),
+                    }
+                )
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _classify(self, method: str, path: str) -> None:
+        with contextlib.suppress(ApiError):
+            route = self._parse(path)
+            if route is not None:
+                self._set_verb(method, route)
+
+    def _set_verb(self, method: str, route: Route) -> None:
+        collection = route.name is None
+        if method == "GET":
+            verb = "watch" if route.watch or self.query.get("watch") in ("true", "1") else ("list" if collection else "get")
+        else:
+            verb = {
+                "POST": "create",
+                "PUT": "update",
+                "PATCH": "patch",
+                "DELETE": "deletecollection" if collection else "delete",
+            }[method]
+        self._verb = verb
+        self._resource = route.rtype.plural + (f"/{route.subresource}" if route.subresource else "")
+
+    def _parse(self, path: str) -> Optional[Route]:
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        if not rest:
+            return None
+        watch = False
+        if rest[0] == "watch":
+            watch, rest = True, rest[1:]
+        namespace = None
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and not (len(rest) == 3 and not group and rest[2] in ("status", "finalize"))
+        ):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            return None
+        rtype = self.state.store.catalogue.find(group, version, rest[0])
+        if rtype is None:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else ""
+        if subresource and subresource not in rtype.subresources:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        if namespace is not None and not rtype.namespaced:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        return Route(rtype, namespace, name, subresource, watch)
+
+    def _route(self, method: str, path: str, body: bytes) -> None:
+        state = self.state
+        if path in ("/healthz", "/livez", "/readyz"):
+            self._verb, self._resource = "get", "healthz"
+            self._send(200, b"ok", "text/plain; charset=utf-8")
+            return
+        if path == "/version":
+            self._verb, self._resource = "get", "version"
+            self._send(200, state.version_info())
+            return
+        if path.startswith("/openapi"):
+            self._verb, self._resource = "get", "openapi"
+            self._openapi(path)
+            return
+        discovery = self._discovery(path)
+        if discovery is not None:
+            self._verb, self._resource = "get", "discovery"
+            self._send(200, discovery)
+            return
+        route = self._parse(path)
+        if route is None:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        self._set_verb(method, route)
+        self._resource_request(method, route, body)
+
+    def _discovery(self, path: str) -> Optional[dict]:
+        catalogue = self.state.store.catalogue
+        with self.state.store.lock:
+            if path == "/api":
+                host = self.headers.get("Host", "127.0.0.1")
+                return {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+                }
+            if path == "/api/v1":
+                return discovery_resource_list("v1", catalogue.resources_of("", "v1"))
+            groups = {group: versions for group, versions in catalogue.groups().items() if group}
+
+            def group_entry(group: str, versions: list[str]) -> dict:
+                entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+                return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+            if path == "/apis":
+                return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group_entry(g, v) for g, v in groups.items()]}
+            parts = path.strip("/").split("/")
+            if parts[0] == "apis" and len(parts) == 2:
+                if parts[1] not in groups:
+                    raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+                return {"kind": "APIGroup", "apiVersion": "v1", **group_entry(parts[1], groups[parts[1]])}
+            if parts[0] == "apis" and len(parts) == 3:
+                if parts[2] not in groups.get(parts[1], []):
+                    raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+                return discovery_resource_list(f"{parts[1]}/{parts[2]}", catalogue.resources_of(parts[1], parts[2]))
+        return None
+
+    def _openapi_documents(self) -> dict[str, dict]:
+        catalogue = self.state.store.catalogue
+        documents = {}
+        with self.state.store.lock:
+            for group, versions in catalogue.groups().items():
+                for version in versions:
+                    documents[openapi.v3_key(group, version)] = openapi.v3_group_version(
+                        catalogue.resources_of(group, version), self.state.version
+                    )
+        return documents
+
+    def _openapi(self, path: str) -> None:
+        if path == "/openapi/v2":
+            accept = self.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise ApiError(406, "only application/json is served for /openapi/v2 by this test server")
+            self._send(200, openapi.v2_document(self.state.store.catalogue.all(), self.state.version))
+            return
+        documents = self._openapi_documents()
+        if path == "/openapi/v3":
+            self._send(200, openapi.v3_root(documents))
+            return
+        key = path[len("/openapi/v3/") :]
+        if key not in documents:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+        self._send(200, documents[key])
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def _decode(self, body: bytes, content_type: str) -> Any:
+        if not body:
+            return None
+        if content_type == "application/vnd.kubernetes.protobuf":
+            try:
+                obj = protobuf.decode(body)
+            except (protobuf.ProtobufError, UnicodeDecodeError) as error:
+                raise bad_request(f"the body of the request could not be decoded: {error}") from error
+            if obj is None:
+                raise ApiError(
+                    415,
+                    "the body of the request was in an unknown format - "
+                    "this test server decodes protobuf only for Secret, ConfigMap, Namespace and DeleteOptions",
+                )
+            return obj
+        if "json" not in content_type and "yaml" not in content_type:
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - "
+                f"accepted media types include: application/json, application/yaml (got {content_type})",
+            )
+        try:
+            if "yaml" in content_type:
+                return yaml.safe_load(body)
+            return json.loads(body)
+        except (ValueError, yaml.YAMLError) as error:
+            raise bad_request(f"the body of the request could not be decoded: {error}") from error
+
+    def _dry_run(self) -> bool:
+        value = self.query.get("dryRun")
+        if value in (None, ""):
+            return False
+        if value != "All":
+            raise bad_request(f'Invalid value: "{value}": supported values: "All"')
+        return True
+
+    def _manager(self) -> str:
+        manager = self.query.get("fieldManager")
+        if manager:
+            if len(manager) > 128:
+                raise bad_request("fieldManager: Too long: may not be longer than 128 characters")
+            return manager
+        return self.headers.get("User-Agent", "unknown").split("/")[0][:128]
+
+    def _selectors(self, route: Route) -> tuple[list, list]:
+        try:
+            return (
+                parse_label_selector(self.query.get("labelSelector")),
+                parse_field_selector(self.query.get("fieldSelector"), route.rtype.plural),
+            )
+        except SelectorError as error:
+            raise bad_request(str(error)) from error
+
+    def _resource_request(self, method: str, route: Route, raw: bytes) -> None:
+        store = self.state.store
+        rtype, namespace, name, sub = route.rtype, route.namespace, route.name, route.subresource
+        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if self._verb == "watch":
+            self._watch(route)
+            return
+        if method == "GET":
+            if name is None:
+                label_selector, field_selector = self._selectors(route)
+                try:
+                    limit = int(self.query.get("limit") or 0)
+                except ValueError as error:
+                    raise bad_request(f"limit must be an integer: {error}") from error
+                self._send(
+                    200,
+                    store.list(
+                        rtype,
+                        namespace,
+                        label_selector,
+                        field_selector,
+                        limit=limit,
+                        continue_token=self.query.get("continue", ""),
+                    ),
+                )
+            else:
+                self._send(200, store.get(rtype, namespace, name))
+            return
+        dry_run = self._dry_run()
+        body = self._decode(raw, content_type)
+        if method == "POST":
+            if name is not None:
+                raise ApiError(
+                    405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed"
+                )
+            self._send(201, store.create(rtype, namespace, body, manager=self._manager(), dry_run=dry_run))
+        elif method == "PUT":
+            if name is None:
+                raise ApiError(405, "the server does not allow this method on the requested resource (PUT)", "MethodNotAllowed")
+            self._send(200, store.update(rtype, namespace, name, body, manager=self._manager(), dry_run=dry_run, subresource=sub))
+        elif method == "PATCH":
+            if name is None:
+                raise ApiError(405, "the server does not allow this method on the requested resource (PATCH)", "MethodNotAllowed")
+            patch_type = {
+                "application/merge-patch+json": "merge",
+                "application/strategic-merge-patch+json": "strategic",
+                "application/json-patch+json": "json",
+                "application/apply-patch+yaml": "apply",
+                "application/apply-patch+cbor": "unsupported",
+            }.get(content_type)
+            if patch_type is None or patch_type == "unsupported":
+                raise ApiError(
+                    415,
+                    f"the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    f"{'' if rtype.custom else ', application/strategic-merge-patch+json'} (got {content_type})",
+                )
+            force = self.query.get("force") in ("true", "1")
+            if force and patch_type != "apply":
+                raise bad_request("force: Forbidden: may not be specified for non-apply patch")
+            manager = self.query.get("fieldManager", "") if patch_type == "apply" else self._manager()
+            obj, created = store.patch(
+                rtype, namespace, name, patch_type, body, manager=manager, dry_run=dry_run, subresource=sub, force=force
+            )
+            self._send(201 if created else 200, obj)
+        elif method == "DELETE":
+            if name is None:
+                label_selector, field_selector = self._selectors(route)
+                self._send(200, store.delete_collection(rtype, namespace, label_selector, field_selector, dry_run))
+                return
+            options = body if isinstance(body, dict) else {}
+            deleted = store.delete(rtype, namespace, name, dry_run, options.get("preconditions"))
+            if rtype.custom or rtype.plural == "pods" or deleted["metadata"].get("deletionTimestamp"):
+                self._send(200, deleted)
+            else:
+                details = {
+                    "name": name,
+                    **({"group": rtype.group} if rtype.group else {}),
+                    "kind": rtype.plural,
+                    "uid": deleted["metadata"]["uid"],
+                }
+                self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+        else:
+            raise ApiError(405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed")
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    def _chunk(self, payload: dict) -> None:
+        data = json.dumps(payload).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _watch(self, route: Route) -> None:
+        store = self.state.store
+        rtype, namespace = route.rtype, route.namespace
+        label_selector, field_selector = self._selectors(route)
+        if route.name is not None:
+            field_selector = [*field_selector, *parse_field_selector(f"metadata.name={route.name}", rtype.plural)]
+        try:
+            timeout = float(self.query.get("timeoutSeconds") or 1800)
+        except ValueError as error:
+            raise bad_request(f"timeoutSeconds must be a number: {error}") from error
+        requested = self.query.get("resourceVersion", "")
+        send_initial = self.query.get("sendInitialEvents") == "true" or requested in ("", "0")
+        bookmarks = self.query.get("allowWatchBookmarks") == "true"
+
+        def selected(obj: Optional[dict]) -> bool:
+            if obj is None:
+                return False
+            metadata = obj.get("metadata") or {}
+            if rtype.namespaced and namespace and metadata.get("namespace") != namespace:
+                return False
+            return labels_match(label_selector, metadata.get("labels")) and fields_match(field_selector, obj)
+
+        def present(obj: dict) -> dict:
+            out = clone(obj)
+            out["apiVersion"], out["kind"] = rtype.group_version, rtype.kind
+            return out
+
+        with store.lock:
+            if requested not in ("", "0") and not requested.isdigit():
+                raise bad_request(f"resourceVersion {requested!r} is not valid")
+            since = store.resource_version if requested in ("", "0") else int(requested)
+            initial = []
+            if send_initial:
+                initial = [present(obj) for key, obj in sorted(store.objects.get(rtype.storage_key, {}).items()) if selected(obj)]
+            expired = requested not in ("", "0") and since < store.oldest_watchable and not send_initial
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self._code = 200
+        try:
+            if expired:
+                status = ApiError(410, f"too old resource version: {since} ({store.oldest_watchable})", "Expired").status()
+                self._chunk({"type": "ERROR", "object": status})
+                return
+            for obj in initial:
+                self._chunk({"type": "ADDED", "object": obj})
+            if self.query.get("sendInitialEvents") == "true" and bookmarks:
+                mark = {
+                    "kind": rtype.kind,
+                    "apiVersion": rtype.group_version,
+                    "metadata": {"resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}},
+                }
+                self._chunk({"type": "BOOKMARK", "object": mark})
+            deadline = time.monotonic() + timeout
+            while not self.state.stopping.is_set():
+                with store.lock:
+                    pending = [e for e in store.events if e.resource_version > since and e.storage_key == rtype.storage_key]
+                    if not pending:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        store.changed.wait(min(remaining, 0.5))
+                        continue
+                for event in pending:
+                    since = event.resource_version
+                    now_in, was_in = selected(event.obj), selected(event.old)
+                    if event.type == "ADDED" and now_in:
+                        self._chunk({"type": "ADDED", "object": present(event.obj)})
+                    elif event.type == "DELETED" and (was_in or now_in):
+                        self._chunk({"type": "DELETED", "object": present(event.obj)})
+                    elif event.type == "MODIFIED":
+                        if now_in and was_in:
+                            self._chunk({"type": "MODIFIED", "object": present(event.obj)})
+                        elif now_in:
+                            self._chunk({"type": "ADDED", "object": present(event.obj)})
+                        elif was_in:
+                            self._chunk({"type": "DELETED", "object": present(event.obj)})
+        finally:
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, raw: bytes) -> None:
+        state = self.state
+        action = path[len(ADMIN_PREFIX) :]
+        try:
+            body = json.loads(raw) if raw and method in ("POST", "PUT") and action != "objects" else None
+        except ValueError as error:
+            self._error(bad_request(f"admin body is not JSON: {error}"))
+            return
+        try:
+            if action == "faults" and method == "POST":
+                fault = Fault(int(body["code"]), int(body.get("count", 1)), body.get("method"), body.get("path"))
+                with state.lock:
+                    state.faults.append(fault)
+                self._send(200, {"faults": [dataclasses.asdict(f) for f in state.faults]})
+            elif action == "faults" and method == "DELETE":
+                with state.lock:
+                    state.faults.clear()
+                self._send(200, {"faults": []})
+            elif action == "faults":
+                with state.lock:
+                    self._send(200, {"faults": [dataclasses.asdict(f) for f in state.faults]})
+            elif action == "latency" and method in ("POST", "PUT"):
+                state.latency = float(body.get("seconds", 0))
+                self._send(200, {"seconds": state.latency})
+            elif action == "counters" and method == "DELETE":
+                with state.lock:
+                    state.counters.clear()
+                    state.requests.clear()
+                self._send(200, {})
+            elif action == "counters":
+                with state.lock:
+                    self._send(200, dict(state.counters))
+            elif action == "requests":
+                with state.lock:
+                    self._send(200, list(state.requests))
+            elif action == "controller" and method in ("POST", "PUT"):
+                state.store.ready_controller = bool(body.get("ready"))
+                self._send(200, {"ready": state.store.ready_controller})
+            elif action == "version" and method in ("POST", "PUT"):
+                state.version = str(body["gitVersion"])
+                self._send(200, state.version_info())
+            elif action == "reset" and method == "POST":
+                state.store.reset()
+                state.version, state.store.ready_controller = state.initial
+                with state.lock:
+                    state.faults.clear()
+                    state.counters.clear()
+                    state.requests.clear()
+                    state.latency = 0.0
+                self._send(200, {"resourceVersion": str(state.store.resource_version)})
+            elif action == "snapshot" and method == "POST":
+                state.store.snapshot()
+                self._send(200, {"resourceVersion": str(state.store.resource_version)})
+            elif action == "objects" and method == "POST":
+                loaded = load_documents(state.store, raw.decode())
+                self._send(200, {"loaded": loaded})
+            else:
+                self._error(ApiError(404, f"no admin action {method} {action!r}"))
+        except ApiError as error:
+            self._error(error)
+        except (KeyError, TypeError, ValueError) as error:
+            self._error(bad_request(f"admin {action}: {type(error).__name__}: {error}"))
+
+
+def documents_from_yaml(text: str) -> list[dict]:
+    """Objects of a YAML stream; ``kind: List`` documents contribute their items."""
+    objects = []
+    for document in yaml.safe_load_all(text):
+        if not document:
+            continue
+        if isinstance(document, list):
+            objects.extend(document)
+        elif document.get("kind") == "List" or (document.get("kind", "").endswith("List") and "items" in document):
+            objects.extend(document.get("items") or [])
+        else:
+            objects.append(document)
+    return objects
+
+
+def load_documents(store: Store, text: str) -> int:
+    return load_objects(store, documents_from_yaml(text))
+
+
+def load_objects(store: Store, objects: list[dict]) -> int:
+    # CRDs and namespaces first, so that what depends on them can be stored.
+    order = {"CustomResourceDefinition": 0, "Namespace": 1}
+    for obj in sorted(objects, key=lambda o: order.get(o.get("kind", ""), 2)):
+        store.load(obj)
+    return len(objects)
+
+
+class KubeAPIServer:
+    """A test Kubernetes API server on 127.0.0.1, in background threads of this process.
+
+    ``with KubeAPIServer(fixtures=[...]) as server: server.write_kubeconfig(path)``
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        version: str = DEFAULT_VERSION,
+        fixtures: tuple[Any, ...] = (),
+        ready_controller: bool = False,
+        tls_cert: Optional[str] = None,
+        tls_key: Optional[str] = None,
+    ) -> None:
+        self.state = ServerState(version, ready_controller)
+        for fixture in fixtures:
+            if isinstance(fixture, (str, Path)):
+                load_documents(self.state.store, Path(fixture).read_text())
+            else:
+                load_objects(self.state.store, list(fixture))
+        self.state.store.snapshot()
+        handler = type("BoundHandler", (Handler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.tls = bool(tls_cert)
+        if tls_cert:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls_cert, tls_key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.ca_cert = tls_cert
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def store(self) -> Store:
+        return self.state.store
+
+    def start(self) -> KubeAPIServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"kubeapi-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.stopping.set()
+        with self.state.store.lock:
+            self.state.store.changed.notify_all()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> KubeAPIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def kubeconfig(self, context: str = "kubeapi-test") -> dict:
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls and self.ca_cert:
+            cluster["certificate-authority"] = str(Path(self.ca_cert).resolve())
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": context, "user": {"token": TOKEN}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}],
+            "current-context": context,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: Any, context: str = "kubeapi-test") -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(context), sort_keys=False))
+        path.chmod(0o600)
+        return path

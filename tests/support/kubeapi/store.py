@@ -1,0 +1,781 @@
+"""Object storage with the API server's bookkeeping: uid, creationTimestamp, generation,
+a cluster-wide monotonically increasing resourceVersion, finalizers, managedFields and a
+bounded event history for watches. Thread-safe (one lock); HTTP lives in server.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import datetime
+import json
+import random
+import string
+import threading
+import uuid
+from typing import Any, Callable, Optional
+
+from . import apply as ssa
+from .catalogue import CRD_TYPE, Catalogue, ResourceType
+from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from .selectors import FieldRequirement, Requirement, fields_match, labels_match
+from .validation import metadata_errors
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTROLLER_MANAGER = "kube-controller-manager"
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (several times faster than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
+
+
+_QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "hard", "default", "defaultRequest", "max", "min"}
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{round(value * 1000)}m"
+
+
+def normalize_quantities(value: Any, parent: str = "") -> Any:
+    """Numbers in resource maps become strings, as built-in kinds serialize ``resource.Quantity`` (1 -> "1", 0.5 -> "500m")."""
+    if isinstance(value, dict):
+        if parent in _QUANTITY_MAPS:
+            return {k: _quantity(v) for k, v in value.items()}
+        return {k: normalize_quantities(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalize_quantities(v, parent) for v in value]
+    return value
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class Event:
+    resource_version: int
+    type: str  # ADDED, MODIFIED, DELETED
+    storage_key: tuple[str, str]
+    namespace: str
+    obj: dict
+    old: Optional[dict]
+
+
+def _without_bookkeeping(obj: Optional[dict]) -> Any:
+    if obj is None:
+        return None
+    clean = clone(obj)
+    metadata = clean.get("metadata") or {}
+    for key in ("resourceVersion", "managedFields"):
+        metadata.pop(key, None)
+    return clean
+
+
+def _spec_part(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Store:
+    def __init__(self, ready_controller: bool = False, history: int = 20000) -> None:
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.catalogue = Catalogue()
+        self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
+        self.resource_version = 1000
+        self.events: collections.deque[Event] = collections.deque(maxlen=history)
+        self.oldest_watchable = self.resource_version
+        self.ready_controller = ready_controller
+        self._snapshot: Optional[dict] = None
+        for name in DEFAULT_NAMESPACES:
+            self.load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _next_rv(self) -> int:
+        self.resource_version += 1
+        return self.resource_version
+
+    def _bucket(self, rtype: ResourceType) -> dict[tuple[str, str], dict]:
+        return self.objects.setdefault(rtype.storage_key, {})
+
+    @staticmethod
+    def _key(rtype: ResourceType, namespace: Optional[str], name: str) -> tuple[str, str]:
+        return ((namespace or "") if rtype.namespaced else "", name)
+
+    def _present(self, rtype: ResourceType, obj: dict) -> dict:
+        """An object as read through ``rtype``'s version (objects are not converted between versions)."""
+        out = clone(obj)
+        out["apiVersion"] = rtype.group_version
+        out["kind"] = rtype.kind
+        return out
+
+    def _emit(self, event_type: str, rtype: ResourceType, obj: dict, old: Optional[dict]) -> None:
+        namespace = (obj.get("metadata") or {}).get("namespace", "")
+        self.events.append(
+            Event(int(obj["metadata"]["resourceVersion"]), event_type, rtype.storage_key, namespace, clone(obj), old)
+        )
+        if len(self.events) == self.events.maxlen:
+            self.oldest_watchable = self.events[0].resource_version
+        self.changed.notify_all()
+
+    def _require_namespace(self, rtype: ResourceType, namespace: Optional[str]) -> None:
+        if not rtype.namespaced:
+            return
+        if not namespace:
+            raise bad_request(f"the server could not find the requested resource: {rtype.plural} requires a namespace")
+        if ("", namespace) not in self.objects.get(("", "namespaces"), {}):
+            raise not_found("namespaces", "", namespace)
+
+    def _validate(self, rtype: ResourceType, obj: dict) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        problems = metadata_errors(rtype.plural, obj)
+        if rtype.storage_key == CRD_TYPE.storage_key and not problems:
+            spec = obj.get("spec") or {}
+            expected = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
+            if name != expected:
+                problems.append(("metadata.name", name, f'must be spec.names.plural+"."+spec.group: {expected!r}'))
+            if not spec.get("versions"):
+                problems.append(("spec.versions", [], "must have exactly one version marked as storage version"))
+        if problems:
+            raise invalid(rtype.kind, rtype.group, name, problems)
+
+    def _check_kind(self, rtype: ResourceType, body: dict) -> None:
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        if api_version and api_version != rtype.group_version:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version ({rtype.group_version})"
+            )
+        if kind and kind != rtype.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, rtype: ResourceType, namespace: Optional[str], name: str) -> dict:
+        with self.lock:
+            obj = self._bucket(rtype).get(self._key(rtype, namespace, name))
+            if obj is None:
+                raise not_found(rtype.plural, rtype.group, name)
+            return self._present(rtype, obj)
+
+    def list(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        label_selector: list[Requirement],
+        field_selector: list[FieldRequirement],
+        *,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> dict:
+        with self.lock:
+            start_after: Optional[list] = None
+            if continue_token:
+                try:
+                    start_after = json.loads(base64.urlsafe_b64decode(continue_token.encode()))["start"]
+                except (ValueError, KeyError, TypeError) as error:
+                    raise bad_request(f"continue key is not valid: {error}") from error
+            items = []
+            for key in sorted(self._bucket(rtype)):
+                if rtype.namespaced and namespace and key[0] != namespace:
+                    continue
+                if start_after is not None and list(key) <= start_after:
+                    continue
+                obj = self._bucket(rtype)[key]
+                if labels_match(label_selector, (obj.get("metadata") or {}).get("labels")) and fields_match(field_selector, obj):
+                    items.append((key, obj))
+            metadata: dict[str, Any] = {"resourceVersion": str(self.resource_version)}
+            if limit and len(items) > limit:
+                metadata["continue"] = base64.urlsafe_b64encode(
+                    json.dumps({"start": list(items[limit - 1][0])}).encode()
+                ).decode()
+                metadata["remainingItemCount"] = len(items) - limit
+                items = items[:limit]
+            presented = []
+            for _key, obj in items:
+                item = self._present(rtype, obj)
+                if not rtype.custom:  # built-in lists carry kind and apiVersion once, on the list
+                    item.pop("apiVersion")
+                    item.pop("kind")
+                presented.append(item)
+            return {"kind": f"{rtype.kind}List", "apiVersion": rtype.group_version, "metadata": metadata, "items": presented}
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def load(self, obj: dict) -> dict:
+        """Store an object as a fixture: as given (status included), with bookkeeping added."""
+        api_version = obj.get("apiVersion", "")
+        group, _slash, version = api_version.rpartition("/")
+        with self.lock:
+            rtype = self.catalogue.find_kind(group, version, obj.get("kind", ""))
+            if rtype is None:
+                raise bad_request(f"no resource type for apiVersion {api_version!r} kind {obj.get('kind')!r}")
+            namespace = (obj.get("metadata") or {}).get("namespace") or ("default" if rtype.namespaced else None)
+            return self.create(rtype, namespace, obj, manager="fixture", keep_status=True)
+
+    def create(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        body: dict,
+        *,
+        manager: str = "",
+        dry_run: bool = False,
+        keep_status: bool = False,
+        managed_by_apply: Optional[Callable[[dict], dict]] = None,
+    ) -> dict:
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object")
+        self._check_kind(rtype, body)
+        obj = clone(body) if rtype.custom else normalize_quantities(body)
+        obj["apiVersion"], obj["kind"] = rtype.group_version, rtype.kind
+        metadata = obj.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            raise bad_request("metadata must be an object")
+        with self.lock:
+            if rtype.namespaced:
+                body_namespace = metadata.get("namespace")
+                if body_namespace and namespace and body_namespace != namespace:
+                    raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                namespace = namespace or body_namespace
+                self._require_namespace(rtype, namespace)
+                metadata["namespace"] = namespace
+            else:
+                metadata.pop("namespace", None)
+            if not metadata.get("name") and metadata.get("generateName"):
+                metadata["name"] = metadata["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            self._validate(rtype, obj)
+            key = self._key(rtype, namespace, metadata["name"])
+            if key in self._bucket(rtype):
+                raise already_exists(rtype.plural, rtype.group, metadata["name"])
+            for server_field in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "generation", "selfLink"):
+                metadata.pop(server_field, None)
+            metadata["uid"] = str(uuid.uuid4())
+            metadata["creationTimestamp"] = now()
+            metadata["generation"] = 1
+            self._defaults_on_create(rtype, obj, keep_status)
+            if managed_by_apply is not None:
+                obj = managed_by_apply(obj)
+            else:
+                metadata.pop("managedFields", None)
+                ssa.record_update(
+                    None,
+                    obj,
+                    manager,
+                    api_version=rtype.group_version,
+                    custom=rtype.custom,
+                    has_status="status" in rtype.subresources,
+                )
+            if dry_run:
+                return self._present(rtype, obj)
+            obj["metadata"]["resourceVersion"] = str(self._next_rv())
+            self._bucket(rtype)[key] = obj
+            if rtype.storage_key == CRD_TYPE.storage_key:
+                self.catalogue.set_crd(obj["metadata"]["name"], obj)
+            self._emit("ADDED", rtype, obj, None)
+            created = self._present(rtype, obj)
+            self._controller(rtype, key)
+            return created
+
+    def _defaults_on_create(self, rtype: ResourceType, obj: dict, keep_status: bool) -> None:
+        if rtype.plural == "namespaces" and not rtype.group:
+            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["status"] = {"phase": "Active"}
+            return
+        if rtype.storage_key == CRD_TYPE.storage_key:
+            names = (obj.get("spec") or {}).get("names") or {}
+            obj["status"] = {
+                "acceptedNames": {
+                    k: v for k, v in names.items() if k in ("kind", "listKind", "plural", "singular", "shortNames", "categories")
+                },
+                "conditions": [
+                    {
+                        "type": "NamesAccepted",
+                        "status": "True",
+                        "reason": "NoConflicts",
+                        "message": "no conflicts found",
+                        "lastTransitionTime": now(),
+                    },
+                    {
+                        "type": "Established",
+                        "status": "True",
+                        "reason": "InitialNamesAccepted",
+                        "message": "the initial names have been accepted",
+                        "lastTransitionTime": now(),
+                    },
+                ],
+                "storedVersions": [v["name"] for v in (obj.get("spec") or {}).get("versions") or [] if v.get("storage")],
+            }
+            obj["status"]["acceptedNames"].setdefault("listKind", f"{names.get('kind', '')}List")
+            obj["status"]["acceptedNames"].setdefault("singular", str(names.get("kind", "")).lower())
+            return
+        if keep_status or rtype.plural == "nodes":
+            return
+        if "status" in rtype.subresources:
+            obj["status"] = {"phase": "Pending"} if (rtype.group, rtype.plural) == ("", "pods") else {}
+            if not obj["status"]:
+                obj.pop("status")
+
+    def _write(
+        self,
+        rtype: ResourceType,
+        current: dict,
+        new: dict,
+        *,
+        manager: str,
+        dry_run: bool,
+        subresource: str = "",
+        record: bool = True,
+    ) -> dict:
+        """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op."""
+        if not rtype.custom:
+            new = normalize_quantities(new)
+        metadata = new.setdefault("metadata", {})
+        old_metadata = current["metadata"]
+        for server_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"):
+            if server_field in old_metadata:
+                metadata[server_field] = old_metadata[server_field]
+            else:
+                metadata.pop(server_field, None)
+        new["apiVersion"], new["kind"] = rtype.group_version, rtype.kind
+        if subresource != "status" and "status" in rtype.subresources:
+            if "status" in current:
+                new["status"] = clone(current["status"])
+            else:
+                new.pop("status", None)
+        if rtype.plural == "namespaces" and not rtype.group:
+            metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = metadata["name"]
+        self._validate(rtype, new)
+        if _spec_part(new) != _spec_part(current):
+            metadata["generation"] = int(old_metadata.get("generation", 1)) + 1
+        if record:
+            ssa.record_update(
+                current,
+                new,
+                manager,
+                api_version=rtype.group_version,
+                custom=rtype.custom,
+                has_status="status" in rtype.subresources,
+                subresource=subresource,
+            )
+        metadata["resourceVersion"] = old_metadata["resourceVersion"]
+        if _without_bookkeeping(new) == _without_bookkeeping(current) and _untimed(metadata) == _untimed(old_metadata):
+            # Nothing changed, not even ownership: like the API server, no write and no new resourceVersion.
+            return self._present(rtype, current)
+        if dry_run:
+            return self._present(rtype, new)
+        key = self._key(rtype, metadata.get("namespace"), metadata["name"])
+        if metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
+            metadata["resourceVersion"] = str(self._next_rv())
+            del self._bucket(rtype)[key]
+            self._after_delete(rtype, new)
+            self._emit("DELETED", rtype, new, current)
+            return self._present(rtype, new)
+        metadata["resourceVersion"] = str(self._next_rv())
+        self._bucket(rtype)[key] = new
+        if rtype.storage_key == CRD_TYPE.storage_key:
+            self.catalogue.set_crd(metadata["name"], new)
+        self._emit("MODIFIED", rtype, new, current)
+        written = self._present(rtype, new)
+        if subresource != "status":
+            self._controller(rtype, key)
+        return written
+
+    def _current(self, rtype: ResourceType, namespace: Optional[str], name: str) -> dict:
+        obj = self._bucket(rtype).get(self._key(rtype, namespace, name))
+        if obj is None:
+            raise not_found(rtype.plural, rtype.group, name)
+        return obj
+
+    @staticmethod
+    def _precondition(rtype: ResourceType, current: dict, body: dict) -> None:
+        wanted = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        if wanted and str(wanted) != current["metadata"]["resourceVersion"]:
+            raise conflict(rtype.plural, rtype.group, current["metadata"]["name"])
+
+    def update(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        name: str,
+        body: dict,
+        *,
+        manager: str,
+        dry_run: bool = False,
+        subresource: str = "",
+    ) -> dict:
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object")
+        self._check_kind(rtype, body)
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name != name:
+            raise bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+        with self.lock:
+            current = self._current(rtype, namespace, name)
+            self._precondition(rtype, current, body)
+            if subresource == "status":
+                new = clone(current)
+                new["status"] = clone(body.get("status"))
+                if new["status"] is None:
+                    new.pop("status")
+            else:
+                new = clone(body)
+                new.setdefault("metadata", {})["managedFields"] = current["metadata"].get("managedFields")
+            return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource)
+
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        name: str,
+        patch_type: str,
+        body: Any,
+        *,
+        manager: str,
+        dry_run: bool = False,
+        subresource: str = "",
+        force: bool = False,
+    ) -> tuple[dict, bool]:
+        """(object, created): apply patches create a missing object, other patch types answer 404."""
+        with self.lock:
+            key = self._key(rtype, namespace, name)
+            current = self._bucket(rtype).get(key)
+            if patch_type == "apply":
+                return self._apply(
+                    rtype, namespace, name, current, body, manager=manager, dry_run=dry_run, subresource=subresource, force=force
+                )
+            if current is None:
+                raise not_found(rtype.plural, rtype.group, name)
+            document = _without_managed(current)
+            try:
+                if patch_type == "merge":
+                    if not isinstance(body, dict):
+                        raise bad_request("merge patch must be a JSON object")
+                    self._precondition(rtype, current, body)
+                    new = merge_patch(document, body)
+                elif patch_type == "strategic":
+                    if rtype.custom:
+                        raise ApiError(
+                            415,
+                            "the body of the request was in an unknown format - accepted media types include: "
+                            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                        )
+                    self._precondition(rtype, current, body if isinstance(body, dict) else {})
+                    new = strategic_merge_patch(document, body)
+                elif patch_type == "json":
+                    new = json_patch(document, body)
+                    self._precondition(rtype, current, {"metadata": {"resourceVersion": _rv_if_changed(document, new)}})
+                else:
+                    raise ApiError(415, f"unsupported patch type {patch_type}")
+            except PatchError as error:
+                raise ApiError(error.code, str(error)) from error
+            if not isinstance(new, dict):
+                raise bad_request("the patched object is not a JSON object")
+            if (new.get("metadata") or {}).get("name") != name:
+                raise bad_request("metadata.name cannot be changed by a patch")
+            if subresource == "status":
+                status_only = clone(current)
+                status_only["status"] = new.get("status")
+                if status_only["status"] is None:
+                    status_only.pop("status")
+                new = status_only
+            new.setdefault("metadata", {})["managedFields"] = current["metadata"].get("managedFields")
+            return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource), False
+
+    def _apply(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        name: str,
+        current: Optional[dict],
+        body: Any,
+        *,
+        manager: str,
+        dry_run: bool,
+        subresource: str,
+        force: bool,
+    ) -> tuple[dict, bool]:
+        if not isinstance(body, dict):
+            raise bad_request("apply patch must be a YAML or JSON object")
+        if not manager:
+            raise bad_request("PATCH requests of type application/apply-patch+yaml must set fieldManager")
+        if not body.get("apiVersion") or not body.get("kind"):
+            raise bad_request("invalid object type: apiVersion and kind must be set in an apply patch")
+        self._check_kind(rtype, body)
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name != name:
+            raise bad_request(f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+        has_status = "status" in rtype.subresources
+        if not rtype.custom:
+            body = normalize_quantities(body)
+        try:
+            if current is None:
+                if subresource:
+                    raise not_found(rtype.plural, rtype.group, name)
+
+                def managed(obj: dict) -> dict:
+                    applied = ssa.server_side_apply(
+                        None,
+                        body,
+                        manager,
+                        api_version=rtype.group_version,
+                        force=force,
+                        custom=rtype.custom,
+                        has_status=has_status,
+                    )
+                    obj["metadata"]["managedFields"] = applied["metadata"]["managedFields"]
+                    return obj
+
+                return self.create(rtype, namespace, body, manager=manager, dry_run=dry_run, managed_by_apply=managed), True
+            self._precondition(rtype, current, body)
+            new = ssa.server_side_apply(
+                current,
+                body,
+                manager,
+                api_version=rtype.group_version,
+                force=force,
+                custom=rtype.custom,
+                has_status=has_status,
+                subresource=subresource,
+            )
+        except ssa.ApplyConflict as error:
+            causes = [
+                {"type": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}', "field": f}
+                for m, v, f in error.conflicts
+            ]
+            raise ApiError(409, str(error), "Conflict", {"causes": causes}) from error
+        return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource, record=False), False
+
+    def delete(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        name: str,
+        dry_run: bool = False,
+        preconditions: Optional[dict] = None,
+    ) -> dict:
+        with self.lock:
+            current = self._current(rtype, namespace, name)
+            preconditions = preconditions or {}
+            if (
+                preconditions.get("resourceVersion")
+                and preconditions["resourceVersion"] != current["metadata"]["resourceVersion"]
+            ):
+                raise conflict(rtype.plural, rtype.group, name)
+            if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
+                raise conflict(rtype.plural, rtype.group, name)
+            if dry_run:
+                return self._present(rtype, current)
+            if current["metadata"].get("finalizers"):
+                if current["metadata"].get("deletionTimestamp"):
+                    return self._present(rtype, current)
+                new = clone(current)
+                new["metadata"]["deletionTimestamp"] = now()
+                new["metadata"]["resourceVersion"] = str(self._next_rv())
+                self._bucket(rtype)[self._key(rtype, namespace, name)] = new
+                self._emit("MODIFIED", rtype, new, current)
+                return self._present(rtype, new)
+            gone = clone(current)
+            gone["metadata"]["resourceVersion"] = str(self._next_rv())
+            del self._bucket(rtype)[self._key(rtype, namespace, name)]
+            self._emit("DELETED", rtype, gone, current)
+            self._after_delete(rtype, gone)
+            return self._present(rtype, gone)
+
+    def _after_delete(self, rtype: ResourceType, obj: dict) -> None:
+        name = obj["metadata"]["name"]
+        if rtype.storage_key == CRD_TYPE.storage_key:
+            served = self.catalogue.all()
+            self.catalogue.set_crd(name, None)
+            group = (obj.get("spec") or {}).get("group", "")
+            plural = ((obj.get("spec") or {}).get("names") or {}).get("plural", "")
+            custom = next((r for r in served if r.custom and r.storage_key == (group, plural)), None)
+            if custom is not None:
+                for key in list(self._bucket(custom)):
+                    self.delete(custom, key[0] or None, key[1])
+                self.objects.pop(custom.storage_key, None)
+        elif rtype.plural == "namespaces" and not rtype.group:
+            for candidate in self.catalogue.all():
+                if candidate.namespaced and candidate.storage_key in self.objects:
+                    for key in [k for k in self._bucket(candidate) if k[0] == name]:
+                        self.delete(candidate, key[0], key[1])
+
+    def delete_collection(
+        self,
+        rtype: ResourceType,
+        namespace: Optional[str],
+        label_selector: list[Requirement],
+        field_selector: list[FieldRequirement],
+        dry_run: bool = False,
+    ) -> dict:
+        with self.lock:
+            listed = self.list(rtype, namespace, label_selector, field_selector)
+            items = []
+            for item in listed["items"]:
+                metadata = item["metadata"]
+                items.append(self.delete(rtype, metadata.get("namespace"), metadata["name"], dry_run))
+            listed["items"] = items
+            listed["metadata"] = {"resourceVersion": str(self.resource_version)}
+            return listed
+
+    # --- the optional "controller" ----------------------------------------------------------
+
+    def _controller(self, rtype: ResourceType, key: tuple[str, str]) -> None:
+        """Mark workloads ready at once, as controllers and kubelets would on a healthy cluster."""
+        if not self.ready_controller or rtype.custom:
+            return
+        obj = self._bucket(rtype).get(key)
+        if obj is None:
+            return
+        status = ready_status(rtype, obj, self._node_count(obj))
+        if status is None:
+            return
+        new = clone(obj)
+        new["status"] = {**(obj.get("status") or {}), **status}
+        if new["status"] != obj.get("status"):
+            self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
+
+    def _node_count(self, obj: dict) -> int:
+        selector = ((((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector")) or {}
+        nodes = self.objects.get(("", "nodes"), {}).values()
+        return sum(
+            1
+            for node in nodes
+            if all(((node.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())
+        )
+
+    # --- fixtures and reset -----------------------------------------------------------------
+
+    def snapshot(self) -> None:
+        """Remember the current objects as the state ``reset()`` returns to."""
+        with self.lock:
+            self._snapshot = clone(self.objects)
+
+    def reset(self) -> None:
+        """Back to the snapshot (or the empty cluster); resourceVersions keep increasing, watches must relist."""
+        with self.lock:
+            self.objects = clone(self._snapshot) if self._snapshot is not None else {}
+            if self._snapshot is None:
+                self.objects = {}
+            self.catalogue.clear_crds()
+            for name, crd in self.objects.get(CRD_TYPE.storage_key, {}).items():
+                self.catalogue.set_crd(name[1], crd)
+            self.events.clear()
+            self.oldest_watchable = self._next_rv()
+            if self._snapshot is None:
+                for name in DEFAULT_NAMESPACES:
+                    self.load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            self.changed.notify_all()
+
+
+def _without_managed(obj: dict) -> dict:
+    out = clone(obj)
+    (out.get("metadata") or {}).pop("managedFields", None)
+    return out
+
+
+def _untimed(metadata: dict) -> list:
+    return [{k: v for k, v in entry.items() if k != "time"} for entry in metadata.get("managedFields") or []]
+
+
+def _rv_if_changed(before: dict, after: dict) -> str:
+    """A JSON patch that sets metadata.resourceVersion acts as a precondition, like the API server's."""
+    old = (before.get("metadata") or {}).get("resourceVersion")
+    new = (after.get("metadata") or {}).get("resourceVersion")
+    return new if new != old else ""
+
+
+def ready_status(rtype: ResourceType, obj: dict, node_count: int) -> Optional[dict]:
+    """The status a healthy cluster's controllers would give this workload, or None for other kinds."""
+    spec = obj.get("spec") or {}
+    generation = obj["metadata"].get("generation", 1)
+    kind = (rtype.group, rtype.kind)
+    stamp = now()
+    if kind in (("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "ReplicaSet")):
+        replicas = spec.get("replicas", 1)
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+        if kind[1] == "Deployment":
+            status["conditions"] = [
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "message": "Deployment has minimum availability.",
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "message": "ReplicaSet has successfully progressed.",
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
+            ]
+        if kind[1] == "StatefulSet":
+            status.update(
+                currentReplicas=replicas,
+                currentRevision=f"{obj['metadata']['name']}-1",
+                updateRevision=f"{obj['metadata']['name']}-1",
+            )
+        return status
+    if kind == ("apps", "DaemonSet"):
+        return {
+            "observedGeneration": generation,
+            "desiredNumberScheduled": node_count,
+            "currentNumberScheduled": node_count,
+            "updatedNumberScheduled": node_count,
+            "numberReady": node_count,
+            "numberAvailable": node_count,
+            "numberMisscheduled": 0,
+        }
+    if kind == ("", "Pod"):
+        containers = spec.get("containers") or []
+        return {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": stamp}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": stamp}},
+                }
+                for c in containers
+            ],
+            "podIP": "10.0.0.10",
+            "startTime": stamp,
+        }
+    if kind == ("batch", "Job"):
+        completions = spec.get("completions", 1)
+        return {
+            "succeeded": completions,
+            "startTime": stamp,
+            "completionTime": stamp,
+            "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp}],
+        }
+    return None
