@@ -356,7 +356,26 @@ def unset_default(doc: t.Any, version: int, name: str) -> bool:
     if get_runtime(doc, version, BUILTIN_DEFAULT_RUNTIME) is not None:
         return _set_key(table, "default_runtime_name", BUILTIN_DEFAULT_RUNTIME)
     del table["default_runtime_name"]
+    _drop_empty_header(table)
     return True
+
+
+def _drop_empty_header(table: t.Any) -> None:
+    """A table left with only sub-tables (and blank lines) no longer needs its own
+    header: the module wrote that header for the key it just removed, so drop it
+    again. tomlkit has no public switch for this; its own rule decides once the
+    explicit flag is cleared."""
+    body = getattr(getattr(table, "value", None), "body", None)
+    if body is None or not hasattr(table, "_is_super_table"):
+        return
+    only_tables = all(
+        isinstance(item, tomlkit.items.Whitespace) if key is None else hasattr(item, "keys") for key, item in body
+    )
+    if only_tables and any(key is not None for key, _ in body):
+        table._is_super_table = None
+        for key, item in body:
+            if key is None and isinstance(item, tomlkit.items.Whitespace):
+                item._s = ""  # the blank line that followed the removed key
 
 
 def with_version(text: str, version: int) -> str:

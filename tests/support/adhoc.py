@@ -1,0 +1,61 @@
+"""Run one kubegpu.core module through the real ``ansible`` command and return its result.
+
+``run_module("kubegpu.core.docker_runtime", {...}, check=True, diff=True)`` runs
+``ansible localhost -m MODULE -a JSON`` with this checkout's ansible.cfg and reads
+the whole result (``diff`` included) that ``tests/support/callbacks/result_file.py``
+wrote, so tests see exactly what a playbook would register.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+class ModuleRun(t.NamedTuple):
+    status: str  # ok, failed, ...
+    result: dict[str, t.Any]
+    stdout: str
+    stderr: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" or bool(self.result.get("failed"))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.result.get("changed"))
+
+
+def run_module(module: str, args: dict[str, t.Any], *, check: bool = False, diff: bool = False) -> ModuleRun:
+    with tempfile.TemporaryDirectory(prefix="kubegpu-adhoc-") as scratch:
+        result_file = Path(scratch) / "results.jsonl"
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "KUBEGPU_RESULT_FILE": str(result_file),
+        }
+        argv = [str(BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args)]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
+        lines = result_file.read_text().splitlines() if result_file.exists() else []
+    if len(lines) != 1:
+        raise AssertionError(f"expected one result from {argv}, got {len(lines)}:\n{proc.stdout}\n{proc.stderr}")
+    record = json.loads(lines[0])
+    return ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr)
