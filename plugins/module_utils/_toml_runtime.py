@@ -57,7 +57,7 @@ def require_tomlkit() -> None:
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not RUNTIME_NAME_RE.match(name):
+    if not isinstance(name, str) or not RUNTIME_NAME_RE.fullmatch(name):
         raise KubeGPUError(
             f"name={name!r} is not a valid runtime name; use 1 to 63 letters, digits, '.', '_' or '-', "
             "starting and ending with a letter or digit (for example 'nvidia')"
@@ -66,7 +66,7 @@ def validate_name(name: str) -> str:
 
 
 def validate_runtime_type(runtime_type: str) -> str:
-    if not isinstance(runtime_type, str) or not RUNTIME_TYPE_RE.match(runtime_type):
+    if not isinstance(runtime_type, str) or not RUNTIME_TYPE_RE.fullmatch(runtime_type):
         raise KubeGPUError(
             f"runtime_type={runtime_type!r} is not a valid containerd shim name; expected "
             "'io.containerd.<name>.v<N>' (for example 'io.containerd.runc.v2') or an absolute path to a shim"
@@ -174,10 +174,18 @@ def _ensure_table(container: t.Any, key: str) -> t.Any:
     return table
 
 
+def _raw(table: t.Any, key: str) -> t.Any:
+    """The tomlkit item of ``key`` (``table[key]`` gives a plain bool for booleans)."""
+    container = getattr(table, "value", None)
+    if container is not None and hasattr(container, "item"):
+        return container.item(key)
+    return table[key]
+
+
 def _key_indent(table: t.Any) -> str:
     """The indentation of the table's existing plain keys, to match it for a new key."""
     for key in table:
-        item = table[key]
+        item = _raw(table, key)
         if not hasattr(item, "keys") and hasattr(item, "trivia"):
             return item.trivia.indent
     return ""
@@ -195,7 +203,7 @@ def _set_key(table: t.Any, key: str, value: t.Any, indent: str | None = None) ->
     """Sets ``key``; returns whether it changed.  An unchanged key is not touched; a
     changed one keeps its line's indentation and comment; a new one is indented like
     the table's other keys (or ``indent``)."""
-    old = table[key] if key in table else None
+    old = _raw(table, key) if key in table else None
     if old is not None and _same(old, value):
         return False
     if old is not None and hasattr(old, "keys"):
@@ -250,6 +258,89 @@ def _add_table(parent: t.Any, key: str, values: t.Mapping[str, t.Any], header_in
     return table
 
 
+def _body(node: t.Any) -> list[tuple[t.Any, t.Any]] | None:
+    """The (key, item) list of a document or table; None for what has none
+    (an out-of-order table's proxy, an inline table)."""
+    if isinstance(node, tomlkit.items.Table):
+        return node.value.body
+    if isinstance(node, tomlkit.TOMLDocument):
+        return node.body
+    return None
+
+
+def _last_descendant(node: t.Any) -> t.Any:
+    """The table whose body is rendered last within ``node``: what a new table
+    appended to ``node`` follows."""
+    body = _body(node)
+    for key, item in reversed(body or []):
+        if key is None:
+            continue
+        if isinstance(item, tomlkit.items.Table):
+            return _last_descendant(item)
+        break
+    return node
+
+
+def _take_trailing_comments(node: t.Any) -> list[t.Any]:
+    """Detaches the comment lines that end ``node``'s rendering.
+
+    tomlkit keeps a comment written above a table header in the body of the table
+    before it, so a table added or removed there would carry the comment away from
+    the header it describes. Blank lines before the first such comment stay."""
+    holder = _last_descendant(node)
+    body = _body(holder)
+    if not body:
+        return []
+    start = len(body)
+    while start > 0 and body[start - 1][0] is None:
+        start -= 1
+    comments = [index for index in range(start, len(body)) if isinstance(body[index][1], tomlkit.items.Comment)]
+    if not comments:
+        return []
+    taken = [item for _key, item in body[comments[0] :]]
+    # unkeyed trailing items are not in the container's key map: removing them is safe
+    del body[comments[0] :]
+    return taken
+
+
+def _put_comments_back(node: t.Any, items: list[t.Any]) -> None:
+    body = _body(_last_descendant(node))
+    if body is not None:
+        body.extend((None, item) for item in items)
+
+
+def _deepest_existing(doc: t.Any, keys: t.Sequence[str]) -> t.Any:
+    node = doc
+    for key in keys:
+        if not hasattr(node, "keys") or key not in node or not hasattr(node[key], "keys"):
+            break
+        node = node[key]
+    return node
+
+
+def _prune_empty(doc: t.Any, keys: t.Sequence[str]) -> None:
+    """Removes the tables along ``keys`` that an edit left without any content,
+    innermost first, so that removing what the module added leaves no empty headers."""
+    for depth in range(len(keys), 0, -1):
+        parent = _lookup(doc, keys[: depth - 1]) if depth > 1 else doc
+        key = keys[depth - 1]
+        if parent is None or key not in parent:
+            continue
+        table = parent[key]
+        if not isinstance(table, tomlkit.items.Table) or len(table) or any(
+            isinstance(item, tomlkit.items.Comment) for _key, item in table.value.body
+        ):
+            return
+        del parent[key]
+        if depth == 1:
+            # tomlkit put a blank line before the table when it was added at the top level
+            body = doc.body
+            while body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Null):
+                body.pop()  # tomlkit's placeholder for the deleted table
+            if body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Whitespace) and body[-1][1].s == "\n":
+                body.pop()
+
+
 def get_runtime(doc: t.Any, version: int, name: str) -> dict[str, t.Any] | None:
     """The runtime's settings as plain data, or None when it is not configured."""
     table = _lookup(doc, runtime_table_path(version, name))
@@ -292,10 +383,15 @@ def set_runtime(
     if binary_name is not None and option_values["BinaryName"] != binary_name:
         raise KubeGPUError(f"binary_name={binary_name!r} and options.BinaryName={option_values['BinaryName']!r} disagree; give one")
 
-    runtimes = doc
-    for key in runtime_table_path(version, name)[:-1]:
-        runtimes = _ensure_table(runtimes, key)
-    if name not in runtimes:
+    path = runtime_table_path(version, name)
+    if _lookup(doc, path) is None:
+        # a new table is appended to its deepest existing ancestor: comments above the
+        # header that follows must stay above that header, after the new table
+        ancestor = _deepest_existing(doc, path[:-1])
+        comments = _take_trailing_comments(ancestor)
+        runtimes = doc
+        for key in path[:-1]:
+            runtimes = _ensure_table(runtimes, key)
         header, keys, options_header, options_keys = _table_indents(runtimes)
         table = _add_table(runtimes, name, values, header, keys)
         if option_values:
@@ -303,7 +399,9 @@ def set_runtime(
             _add_table(table, "options", option_values, options_header, options_keys).add(tomlkit.nl())
         else:
             table.add(tomlkit.nl())  # a blank line before whatever table follows
+        _put_comments_back(ancestor, comments)
         return True
+    runtimes = _lookup(doc, path[:-1])
     table = runtimes[name]
     if not hasattr(table, "keys"):
         raise KubeGPUError(f"the config's runtime {name!r} is not a table; fix the file first")
@@ -325,19 +423,40 @@ def set_runtime(
 
 def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
     """Removes runtime ``name``; returns whether it was there."""
-    runtimes = _lookup(doc, runtime_table_path(version, name)[:-1])
+    path = runtime_table_path(version, name)
+    runtimes = _lookup(doc, path[:-1])
     if runtimes is None or name not in runtimes:
         return False
+    body = _body(runtimes)
+    keyed = [key.key for key, _item in body or [] if key is not None]
+    previous = keyed[keyed.index(name) - 1] if name in keyed and keyed.index(name) > 0 else None
+    was_last = bool(keyed) and keyed[-1] == name
+    comments = _take_trailing_comments(runtimes[name]) if isinstance(runtimes[name], tomlkit.items.Table) else []
     del runtimes[name]
+    _prune_empty(doc, path[:-1])
+    # the comments that followed the removed table describe what came after it:
+    # give them to whatever is now rendered where the table was
+    if previous is not None and isinstance(runtimes[previous], tomlkit.items.Table):
+        _put_comments_back(runtimes[previous], comments)
+    elif was_last:
+        _put_comments_back(_deepest_existing(doc, path[:-1]), comments)
     return True
 
 
 def set_default(doc: t.Any, version: int, name: str) -> bool:
     """Makes ``name`` containerd's default runtime (``default_runtime_name``)."""
-    table = doc
-    for key in containerd_table_path(version):
-        table = _ensure_table(table, key)
-    return _set_key(table, "default_runtime_name", name)
+    path = containerd_table_path(version)
+    if _lookup(doc, path) is None:
+        ancestor = _deepest_existing(doc, path)
+        comments = _take_trailing_comments(ancestor)
+        table = doc
+        for key in path:
+            table = _ensure_table(table, key)
+        _set_key(table, "default_runtime_name", name)
+        table.add(tomlkit.nl())
+        _put_comments_back(ancestor, comments)
+        return True
+    return _set_key(_lookup(doc, path), "default_runtime_name", name)
 
 
 def unset_default(doc: t.Any, version: int, name: str) -> bool:
@@ -357,6 +476,7 @@ def unset_default(doc: t.Any, version: int, name: str) -> bool:
         return _set_key(table, "default_runtime_name", BUILTIN_DEFAULT_RUNTIME)
     del table["default_runtime_name"]
     _drop_empty_header(table)
+    _prune_empty(doc, containerd_table_path(version))
     return True
 
 
