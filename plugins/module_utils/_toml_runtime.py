@@ -489,7 +489,8 @@ def _drop_empty_header(table: t.Any) -> None:
     if body is None or not hasattr(table, "_is_super_table"):
         return
     only_tables = all(
-        isinstance(item, tomlkit.items.Whitespace) if key is None else hasattr(item, "keys") for key, item in body
+        isinstance(item, (tomlkit.items.Whitespace, tomlkit.items.Null)) if key is None else hasattr(item, "keys")
+        for key, item in body
     )
     if only_tables and any(key is not None for key, _ in body):
         table._is_super_table = None

@@ -293,3 +293,23 @@ def test_removing_a_runtime_in_the_middle_keeps_the_comments_around_it():
     assert tr.dumps(doc) == text.replace(
         f'[plugins.{V2}.containerd.runtimes.b]\n  runtime_type = "io.containerd.runc.v2"\n', ""
     )
+
+
+def test_default_on_and_off_where_the_containerd_table_has_no_header():
+    """As in Debian's packaged config.toml: [plugins."io.containerd.grpc.v1.cri".containerd]
+    exists only implicitly, through the runtime added below it. Each step re-reads the
+    text, as separate module runs do."""
+    text = f'version = 2\n\n[plugins]\n  [plugins.{V2}.cni]\n    bin_dir = "/usr/lib/cni"\n'
+    doc = tr.parse(text)
+    tr.set_runtime(doc, 2, "nvidia", "io.containerd.runc.v2", "/x")
+    added = tr.dumps(doc)
+    doc = tr.parse(added)
+    assert tr.set_default(doc, 2, "nvidia")
+    doc = tr.parse(tr.dumps(doc))
+    assert tr.get_default(doc, 2) == "nvidia"
+    assert tr.unset_default(doc, 2, "nvidia")
+    assert tr.dumps(doc) == added
+    doc = tr.parse(added)
+    assert tr.remove_runtime(doc, 2, "nvidia")
+    # the blank line tomlkit put before the added table may stay at the end of the file
+    assert tr.dumps(doc) in (text, text + "\n")
