@@ -50,12 +50,6 @@ RUNTIME_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 RUNTIME_TYPE_RE = re.compile(r"^(io\.containerd\.[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*\.v[0-9]+|/[^\s]+)$")
 
 
-def require_tomlkit() -> None:
-    """Raises when tomlkit is missing; the module turns it into missing_required_lib."""
-    if tomlkit is None:
-        raise ImportError("tomlkit")
-
-
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not RUNTIME_NAME_RE.fullmatch(name):
         raise KubeGPUError(
@@ -76,7 +70,6 @@ def validate_runtime_type(runtime_type: str) -> str:
 
 def parse(text: str, path: str = "config.toml") -> t.Any:
     """The document of ``text``; a syntax error names the file, line and column."""
-    require_tomlkit()
     try:
         return tomlkit.parse(text)
     except TOMLParseError as exc:
@@ -193,9 +186,9 @@ def _key_indent(table: t.Any) -> str:
 
 def _new_item(value: t.Any, like: t.Any = None) -> t.Any:
     """A tomlkit item for ``value``; a string replacing a 'literal' string stays literal."""
-    if isinstance(value, str) and "'" not in value and "\n" not in value:
-        if getattr(getattr(like, "type", None), "name", "") == "SLL":
-            return tomlkit.string(value, literal=True)
+    literal = getattr(getattr(like, "type", None), "name", "") == "SLL"
+    if literal and isinstance(value, str) and "'" not in value and "\n" not in value:
+        return tomlkit.string(value, literal=True)
     return tomlkit.item(value)
 
 
@@ -234,7 +227,7 @@ def _table_indents(runtimes: t.Any) -> tuple[str, str, str, str]:
             continue
         header = runtime.trivia.indent
         keys = _key_indent(runtime)
-        options = runtime["options"] if "options" in runtime else None
+        options = runtime.get("options")
         if options is not None and hasattr(options, "trivia"):
             return header, keys, options.trivia.indent, _key_indent(options)
         return header, keys, keys, keys
@@ -327,8 +320,10 @@ def _prune_empty(doc: t.Any, keys: t.Sequence[str]) -> None:
         if parent is None or key not in parent:
             continue
         table = parent[key]
-        if not isinstance(table, tomlkit.items.Table) or len(table) or any(
-            isinstance(item, tomlkit.items.Comment) for _key, item in table.value.body
+        if (
+            not isinstance(table, tomlkit.items.Table)
+            or len(table)
+            or any(isinstance(item, tomlkit.items.Comment) for _key, item in table.value.body)
         ):
             return
         del parent[key]
@@ -361,6 +356,7 @@ def set_runtime(
     name: str,
     runtime_type: str | None = None,
     binary_name: str | None = None,
+    *,
     options: t.Mapping[str, t.Any] | None = None,
     settings: t.Mapping[str, t.Any] | None = None,
 ) -> bool:
@@ -381,7 +377,9 @@ def set_runtime(
     option_values = {} if binary_name is None else {"BinaryName": binary_name}
     option_values.update(options or {})
     if binary_name is not None and option_values["BinaryName"] != binary_name:
-        raise KubeGPUError(f"binary_name={binary_name!r} and options.BinaryName={option_values['BinaryName']!r} disagree; give one")
+        raise KubeGPUError(
+            f"binary_name={binary_name!r} and options.BinaryName={option_values['BinaryName']!r} disagree; give one"
+        )
 
     path = runtime_table_path(version, name)
     if _lookup(doc, path) is None:

@@ -59,7 +59,11 @@ def containerd(request) -> Containerd:
 
 def hand_written(version: int) -> str:
     plugin = "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime"
-    images = "" if version == 2 else "\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = 'registry.k8s.io/pause:3.10'\n"
+    images = (
+        ""
+        if version == 2
+        else "\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = 'registry.k8s.io/pause:3.10'\n"
+    )
     return f"""# Site containerd configuration -- maintained by the platform team.
 # Do not remove the registry mirror below.
 version = {version}
@@ -216,7 +220,9 @@ def test_removing_the_default_runtime_hands_the_default_back_to_runc(containerd,
 def test_default_false_leaves_another_runtimes_default_alone(containerd, tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(containerd.default_config())
-    assert run_module(MODULE, base_args(containerd, path, name="kata", runtime_type="io.containerd.kata.v2", default=True)).changed
+    assert run_module(
+        MODULE, base_args(containerd, path, name="kata", runtime_type="io.containerd.kata.v2", default=True)
+    ).changed
     run = run_module(MODULE, base_args(containerd, path, binary_name=NVIDIA, default=False))
     assert run.changed and run.result["default_runtime"] == "kata"
     assert containerd.cri(path)["default_runtime_name"] == "kata"
@@ -265,11 +271,13 @@ def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp
             "containerd config migrate",
             id="version-1-file",
         ),
-        pytest.param('version = 2\n[plugins\nx = 1\n', {}, "is not valid TOML (line 2", id="broken-toml"),
+        pytest.param("version = 2\n[plugins\nx = 1\n", {}, "is not valid TOML (line 2", id="broken-toml"),
         pytest.param("version = 2\n", {"config_version": "3"}, "has version = 2 but config_version=3", id="version-mismatch"),
         pytest.param("version = 7\n", {}, "config version=7 is not valid; expected one of: 2, 3, 4", id="unknown-version"),
         pytest.param("version = 2\n", {"name": "nv idia"}, "name='nv idia' is not a valid runtime name", id="bad-name"),
-        pytest.param("version = 2\n", {"runtime_type": "runc"}, "runtime_type='runc' is not a valid containerd shim", id="bad-type"),
+        pytest.param(
+            "version = 2\n", {"runtime_type": "runc"}, "runtime_type='runc' is not a valid containerd shim", id="bad-type"
+        ),
         pytest.param(
             "version = 2\n",
             {"binary_name": "/a", "options": {"BinaryName": "/b"}},

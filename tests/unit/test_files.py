@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_a_candidate_not_installed_leaves_nothing_behind(ansible_module, tmp_pat
     path = tmp_path / "config.toml"
     path.write_text("old\n")
     with Candidate(ansible_module, str(path), "new\n") as candidate:
-        assert open(candidate.name).read() == "new\n"
+        assert Path(candidate.name).read_text() == "new\n"
     assert path.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["config.toml"]
 
@@ -73,4 +74,4 @@ def test_backup_copies_the_old_file_or_returns_none(ansible_module, tmp_path):
     assert backup(ansible_module, str(path)) is None
     path.write_text("{}\n")
     copy = backup(ansible_module, str(path))
-    assert copy and copy != str(path) and open(copy).read() == "{}\n"
+    assert copy and copy != str(path) and Path(copy).read_text() == "{}\n"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as jr

@@ -125,7 +125,9 @@ def test_valid_runtime_types(runtime_type):
     assert tr.validate_runtime_type(runtime_type) == runtime_type
 
 
-@pytest.mark.parametrize("runtime_type", ["runc", "io.containerd.runc", "io.containerd.runc.v", "containerd.runc.v2", "relative/shim", ""])
+@pytest.mark.parametrize(
+    "runtime_type", ["runc", "io.containerd.runc", "io.containerd.runc.v", "containerd.runc.v2", "relative/shim", ""]
+)
 def test_invalid_runtime_types(runtime_type):
     with pytest.raises(KubeGPUError, match="is not a valid containerd shim name"):
         tr.validate_runtime_type(runtime_type)
@@ -146,18 +148,21 @@ def test_a_runtime_goes_to_the_versions_cri_plugin(version, plugin):
 
 def test_adding_a_runtime_only_inserts_lines_indented_like_its_siblings():
     doc = tr.parse(HAND_WRITTEN)
-    assert tr.set_runtime(doc, 2, "nvidia", "io.containerd.runc.v2", "/usr/bin/nvidia", {"SystemdCgroup": True})
+    assert tr.set_runtime(doc, 2, "nvidia", "io.containerd.runc.v2", "/usr/bin/nvidia", options={"SystemdCgroup": True})
     text = tr.dumps(doc)
-    assert text.startswith(HAND_WRITTEN.split("# another plugin")[0])
+    assert text.startswith(HAND_WRITTEN.split("# another plugin", maxsplit=1)[0])
     assert text.endswith("# another plugin\n" + HAND_WRITTEN.split("# another plugin\n")[1])
-    assert f"""
+    assert (
+        f"""
   [plugins.{V2}.containerd.runtimes.nvidia]
     runtime_type = "io.containerd.runc.v2"
 
     [plugins.{V2}.containerd.runtimes.nvidia.options]
       BinaryName = "/usr/bin/nvidia"
       SystemdCgroup = true
-""" in text
+"""
+        in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -256,7 +261,10 @@ def test_unset_default_leaves_another_default_and_runc_alone(name, changed):
 
 
 def test_new_key_in_an_out_of_order_table_is_indented_like_its_neighbours():
-    text = f'version = 2\n[plugins.{V2}.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n[plugins.{V2}.containerd]\n  snapshotter = "overlayfs"\n'
+    text = (
+        f'version = 2\n[plugins.{V2}.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n'
+        f'[plugins.{V2}.containerd]\n  snapshotter = "overlayfs"\n'
+    )
     doc = tr.parse(text)
     assert tr.set_default(doc, 2, "nvidia")
     assert tr.dumps(doc) == text + '  default_runtime_name = "nvidia"\n'
@@ -290,9 +298,7 @@ def test_removing_a_runtime_in_the_middle_keeps_the_comments_around_it():
 """
     doc = tr.parse(text)
     assert tr.remove_runtime(doc, 2, "b")
-    assert tr.dumps(doc) == text.replace(
-        f'[plugins.{V2}.containerd.runtimes.b]\n  runtime_type = "io.containerd.runc.v2"\n', ""
-    )
+    assert tr.dumps(doc) == text.replace(f'[plugins.{V2}.containerd.runtimes.b]\n  runtime_type = "io.containerd.runc.v2"\n', "")
 
 
 def test_default_on_and_off_where_the_containerd_table_has_no_header():
