@@ -490,7 +490,7 @@ def _drop_empty_header(table: t.Any) -> None:
         isinstance(item, (tomlkit.items.Whitespace, tomlkit.items.Null)) if key is None else hasattr(item, "keys")
         for key, item in body
     )
-    if only_tables and any(key is not None for key, _ in body):
+    if only_tables and any(key is not None for key, _item in body):
         table._is_super_table = None
         for key, item in body:
             if key is None and isinstance(item, tomlkit.items.Whitespace):

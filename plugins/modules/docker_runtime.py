@@ -17,7 +17,7 @@ description:
   - The replacement is atomic and keeps the file's mode and owner.
   - The module does not restart docker; it returns RV(restart_required) for a handler to act on.
 author:
-  - kubegpu.core contributors
+  - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
   - kubegpu.core._attributes
 attributes:

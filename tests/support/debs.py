@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    suite, _, component = argv[0].partition("/")
+    suite, _sep, component = argv[0].partition("/")
     for package in argv[1:]:
         print(fetch(package, suite, component or "main"))
     return 0
