@@ -335,3 +335,16 @@ def test_state_absent_without_a_file_changes_nothing(tmp_path):
     path = tmp_path / "config.toml"
     run = run_module(MODULE, {"path": str(path), "name": "nvidia", "state": "absent"})
     assert not run.failed and not run.changed and not path.exists()
+
+
+@pytest.mark.skipif(
+    subprocess.run(["/usr/bin/python3", "-c", "import tomlkit"], capture_output=True, check=False).returncode == 0,
+    reason="the system Python has tomlkit",
+)
+def test_a_node_without_tomlkit_is_told_what_to_install(tmp_path):
+    """The host's own Python (no tomlkit there) plays a node where it is not installed yet."""
+    path = tmp_path / "config.toml"
+    path.write_text("version = 2\n")
+    run = run_module(MODULE, {"path": str(path), "name": "nvidia"}, interpreter="/usr/bin/python3")
+    assert run.failed and "Failed to import the required Python library (tomlkit)" in run.result["msg"]
+    assert path.read_text() == "version = 2\n"

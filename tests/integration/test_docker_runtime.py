@@ -129,3 +129,11 @@ def test_malformed_daemon_json_or_bad_input_fails_and_changes_nothing(tmp_path, 
     assert run.failed and message in run.result["msg"], run.result["msg"]
     assert path.read_text() == text
     assert [p.name for p in tmp_path.iterdir()] == ["daemon.json"]
+
+
+def test_runs_on_the_hosts_plain_python(tmp_path):
+    """docker_runtime needs only the standard library: the host's /usr/bin/python3 plays a bare node."""
+    path = tmp_path / "daemon.json"
+    run = run_module(MODULE, {"path": str(path), "name": "nvidia", "runtime_path": NVIDIA}, interpreter="/usr/bin/python3")
+    assert not run.failed and run.changed, run.result
+    assert json.loads(path.read_text()) == {"runtimes": {"nvidia": {"path": NVIDIA}}}

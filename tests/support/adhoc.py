@@ -35,7 +35,10 @@ class ModuleRun(t.NamedTuple):
         return bool(self.result.get("changed"))
 
 
-def run_module(module: str, args: dict[str, t.Any], *, check: bool = False, diff: bool = False) -> ModuleRun:
+def run_module(
+    module: str, args: dict[str, t.Any], *, check: bool = False, diff: bool = False, interpreter: str | None = None
+) -> ModuleRun:
+    """``interpreter`` runs the module with another Python on the target, as a node's own would."""
     with tempfile.TemporaryDirectory(prefix="kubegpu-adhoc-") as scratch:
         result_file = Path(scratch) / "results.jsonl"
         env = {
@@ -53,6 +56,8 @@ def run_module(module: str, args: dict[str, t.Any], *, check: bool = False, diff
             argv.append("--check")
         if diff:
             argv.append("--diff")
+        if interpreter:
+            argv += ["-e", f"ansible_python_interpreter={interpreter}"]
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
         lines = result_file.read_text().splitlines() if result_file.exists() else []
     if len(lines) != 1:
