@@ -58,15 +58,23 @@ class Candidate:
                     os.makedirs(directory, mode=0o755, exist_ok=True)
                 except OSError as exc:
                     raise KubeGPUError(f"cannot create the directory {directory}: {exc.strerror}") from exc
+        prefix = f".{os.path.basename(path)}."
         try:
-            fd, self.name = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".kubegpu.tmp", dir=directory)
+            fd, self.name = tempfile.mkstemp(prefix=prefix, suffix=".kubegpu.tmp", dir=directory)
         except OSError as exc:
-            raise KubeGPUError(f"cannot write a temporary file in {directory}: {exc.strerror}; nothing was changed") from exc
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if not scratch:
+                raise KubeGPUError(f"cannot write a temporary file in {directory}: {exc.strerror}; nothing was changed") from exc
+            # check mode as a user who may read but not write the directory
+            fd, self.name = tempfile.mkstemp(prefix=prefix, suffix=".kubegpu.tmp")
         self.installed = False
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            os.unlink(self.name)
+            raise KubeGPUError(f"cannot write {self.name}: {exc.strerror}; nothing was changed") from exc
 
     def __enter__(self) -> Candidate:
         return self
