@@ -419,25 +419,78 @@ def set_runtime(
     return changed
 
 
+def _render_order(node: t.Any, ancestors: tuple[int, ...] = ()) -> list[tuple[t.Any, tuple[int, ...]]]:
+    """Every table under ``node`` in the order tomlkit writes them, each with the ids
+    of the tables it is nested in (raw bodies, so split out-of-order tables too)."""
+    order = []
+    for _key, item in _body(node) or []:
+        if isinstance(item, tomlkit.items.Table):
+            order.append((item, ancestors))
+            order += _render_order(item, (*ancestors, id(item)))
+    return order
+
+
 def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
-    """Removes runtime ``name``; returns whether it was there."""
+    """Removes runtime ``name``; returns whether it was there.
+
+    Comments at the end of the removed table describe what follows it (tomlkit keeps
+    a comment above a header in the table before it) or end the file; they move to
+    whatever is written where the table was (in a file that splits the runtimes
+    table, that can be the split part's own, now empty, header). Only when the removed
+    table is followed by a sibling inside a table with nothing else before it is there
+    no such place; then they go with the table."""
     path = runtime_table_path(version, name)
     runtimes = _lookup(doc, path[:-1])
     if runtimes is None or name not in runtimes:
         return False
-    body = _body(runtimes)
-    keyed = [key.key for key, _item in body or [] if key is not None]
-    previous = keyed[keyed.index(name) - 1] if name in keyed and keyed.index(name) > 0 else None
-    was_last = bool(keyed) and keyed[-1] == name
-    comments = _take_trailing_comments(runtimes[name]) if isinstance(runtimes[name], tomlkit.items.Table) else []
+    table = runtimes[name]
+    order = _render_order(doc)
+    index = next((i for i, (item, _parents) in enumerate(order) if item is table), None)
+    if index is None:  # not a table: nothing to carry over
+        del runtimes[name]
+        _prune_empty(doc, path[:-1])
+        return True
+    tables = {id(item): item for item, _parents in order}
+    parents = order[index][1]
+    later = order[index + 1 :]
+    # the table written last before it, unless a table it is nested in writes a header or keys in between
+    previous = None
+    for item, _item_parents in reversed(order[:index]):
+        if id(item) not in parents:
+            previous = item
+            break
+        if not item.is_super_table():
+            break
+
+    def last_within(ancestor: int | None) -> bool:
+        """Whether nothing outside the removed table follows it inside ``ancestor`` (None: the document)."""
+        return all(id(table) in item_parents for _item, item_parents in later if ancestor is None or ancestor in item_parents)
+
+    comments = _take_trailing_comments(table)
     del runtimes[name]
     _prune_empty(doc, path[:-1])
-    # the comments that followed the removed table describe what came after it:
-    # give them to whatever is now rendered where the table was
-    if previous is not None and isinstance(runtimes[previous], tomlkit.items.Table):
-        _put_comments_back(runtimes[previous], comments)
-    elif was_last:
-        _put_comments_back(_deepest_existing(doc, path[:-1]), comments)
+    if not comments:
+        return True
+    if previous is not None:
+        _put_comments_back(previous, comments)
+        return True
+    alive = {id(item) for item, _parents in _render_order(doc)}
+    for ancestor in reversed(parents):
+        if ancestor not in alive:
+            continue  # pruned
+        node = tables[ancestor]
+        if not len(node):
+            # a part of a split table left empty is written exactly where the removed
+            # table was; holding the comments, it writes its (empty, harmless) header too
+            node.value.body.extend((None, item) for item in comments)
+            return True
+        if len(node) and last_within(ancestor):
+            _put_comments_back(node, comments)
+            return True
+        break
+    else:
+        if last_within(None):
+            doc.body.extend((None, item) for item in comments)
     return True
 
 

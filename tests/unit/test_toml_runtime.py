@@ -319,3 +319,49 @@ def test_default_on_and_off_where_the_containerd_table_has_no_header():
     assert tr.remove_runtime(doc, 2, "nvidia")
     # the blank line tomlkit put before the added table may stay at the end of the file
     assert tr.dumps(doc) in (text, text + "\n")
+
+
+OUT_OF_ORDER = f"""version = 2
+[plugins.{V2}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+# opt follows
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/opt"
+[plugins.{V2}.containerd.runtimes.kata]
+  runtime_type = "io.containerd.kata.v2"
+# end of file
+"""
+KATA = f'[plugins.{V2}.containerd.runtimes.kata]\n  runtime_type = "io.containerd.kata.v2"\n'
+RUNC = f'[plugins.{V2}.containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "expected"),
+    [
+        pytest.param(OUT_OF_ORDER, "kata", OUT_OF_ORDER.replace(KATA, ""), id="last-table-keeps-end-of-file-comment"),
+        pytest.param(
+            OUT_OF_ORDER,
+            "runc",
+            OUT_OF_ORDER.replace(RUNC, f"[plugins.{V2}.containerd.runtimes]\n"),
+            id="first-of-split-runtimes-keeps-comment-under-empty-header",
+        ),
+        pytest.param(f"version = 2\n{KATA}# end\n", "kata", "version = 2\n# end\n", id="only-table-keeps-end-of-file-comment"),
+    ],
+)
+def test_removal_keeps_the_comments_that_follow_the_table(text, name, expected):
+    doc = tr.parse(text)
+    assert tr.remove_runtime(doc, 2, name)
+    assert tr.dumps(doc) == expected
+
+
+def test_adding_to_split_runtimes_keeps_everything_else():
+    doc = tr.parse(OUT_OF_ORDER)
+    assert tr.set_runtime(doc, 2, "nvidia", "io.containerd.runc.v2", "/x")
+    text = tr.dumps(doc)
+    assert tr.get_runtime(tr.parse(text), 2, "nvidia") == {
+        "runtime_type": "io.containerd.runc.v2",
+        "options": {"BinaryName": "/x"},
+    }
+    doc = tr.parse(text)
+    assert tr.remove_runtime(doc, 2, "nvidia")
+    assert tr.dumps(doc) == OUT_OF_ORDER
