@@ -45,8 +45,7 @@ BUILTIN_DEFAULT_RUNTIME = "runc"
 RUNTIME_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 # A shim name as containerd resolves it: ``io.containerd.<name>.<version>``, e.g.
 # io.containerd.runc.v2, io.containerd.kata.v2, io.containerd.runsc.v1; or an absolute
-# path to a shim binary (containerd 1.6+ accepts ``runtime_path`` for that, but a path in
-# runtime_type is also resolved).
+# path to a shim binary.
 RUNTIME_TYPE_RE = re.compile(r"^(io\.containerd\.[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*\.v[0-9]+|/[^\s]+)$")
 
 
