@@ -28,13 +28,13 @@ def empty_sysfs(tmp_path):
 
 
 def gather(scenario: str, sysfs: str, check: bool = False, **args) -> dict:
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": sysfs, "nvidia_smi_path": MISSING_SMI, **args},
         env=fake_nvml.environment(scenario),
         check=check,
     )
-    assert status == "SUCCESS", result
+    assert status == "ok", result
     assert result["changed"] is False
     return result["ansible_facts"]["gpu"]
 
@@ -189,12 +189,12 @@ def test_check_mode_returns_the_same_facts_unchanged(empty_sysfs):
 def test_one_nvml_session_per_gather(empty_sysfs, tmp_path):
     """The fake library logs every call: one init, one device count, one shutdown."""
     log = tmp_path / "calls.log"
-    status, _result = run_module(
+    status, _result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": empty_sysfs, "sources": ["nvml"]},
         env=fake_nvml.environment("h100x8", call_log=log),
     )
-    assert status == "SUCCESS"
+    assert status == "ok"
     calls = log.read_text().split()
     assert calls[0] == "nvmlInitWithFlags"
     assert calls[-1] == "nvmlShutdown"
@@ -233,13 +233,13 @@ def test_pci_scan_finds_gpus_without_a_driver(tmp_path):
 def test_pci_only_source_loads_no_nvidia_library(tmp_path):
     log = tmp_path / "calls.log"
     sysfs = build(tmp_path / "sys", [PciFunction("0000:3b:00.0", driver="nvidia")], modules=("nvidia",))
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": str(sysfs), "sources": ["pci"]},
         env=fake_nvml.environment("v100x2", call_log=log),
     )
     facts = result["ansible_facts"]["gpu"]
-    assert status == "SUCCESS"
+    assert status == "ok"
     assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "pci", 1)
     assert not log.exists()
 
@@ -270,13 +270,13 @@ def _system_python_has_pynvml() -> bool:
 @pytest.mark.skipif(_system_python_has_pynvml(), reason=f"{SYSTEM_PYTHON} has pynvml, so it cannot stand for a node without it")
 def test_without_pynvml_the_nvidia_smi_fallback_answers(empty_sysfs):
     """The interpreter is the system python3, which has no nvidia-ml-py; nvidia-smi is the fake script."""
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": empty_sysfs, "nvidia_smi_path": FAKE_SMI},
         env=fake_nvml.environment("a100_mig"),
-        python=SYSTEM_PYTHON,
+        interpreter=SYSTEM_PYTHON,
     )
-    assert status == "SUCCESS", result
+    assert status == "ok", result
     facts = result["ansible_facts"]["gpu"]
     assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "nvidia-smi", 1)
     assert facts["reason"].startswith("nvml: Failed to import the required Python library (nvidia-ml-py)")
@@ -318,18 +318,18 @@ def test_nvidia_smi_source_reports_the_driver_not_loaded(empty_sysfs):
 
 
 def test_unknown_source_is_refused_naming_the_choices(empty_sysfs):
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts", {"sysfs_root": empty_sysfs, "sources": ["dcgm"]}, env=fake_nvml.environment("t4")
     )
-    assert status == "FAILED!"
+    assert status == "failed"
     assert "dcgm" in result["msg"] and "nvml" in result["msg"] and "nvidia-smi" in result["msg"]
 
 
 def test_empty_sources_is_refused(empty_sysfs):
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts", {"sysfs_root": empty_sysfs, "sources": []}, env=fake_nvml.environment("t4")
     )
-    assert status == "FAILED!"
+    assert status == "failed"
     assert result["msg"] == "sources=[] is not valid; give at least one of: nvml, nvidia-smi, pci"
 
 

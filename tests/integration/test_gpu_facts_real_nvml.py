@@ -40,12 +40,12 @@ def sysfs(tmp_path):
 
 
 def test_real_nvml_without_a_driver_reports_driver_not_loaded(real_nvml_dir, sysfs):
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": sysfs, "sources": ["nvml", "pci"]},
         env={"LD_LIBRARY_PATH": str(real_nvml_dir)},
     )
-    assert status == "SUCCESS", result
+    assert status == "ok", result
     facts = result["ansible_facts"]["gpu"]
     assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (False, False, "none", 0)
     assert facts["reason"] == (
@@ -64,28 +64,28 @@ def _host_has_nvml() -> bool:
 
 @pytest.mark.skipif(_host_has_nvml(), reason="this host has an NVML library of its own")
 def test_without_the_library_the_reason_names_it(sysfs):
-    status, result = run_module("kubegpu.core.gpu_facts", {"sysfs_root": sysfs, "sources": ["nvml"]})
-    assert status == "SUCCESS", result
+    status, result, _stdout, _stderr = run_module("kubegpu.core.gpu_facts", {"sysfs_root": sysfs, "sources": ["nvml"]})
+    assert status == "ok", result
     assert result["ansible_facts"]["gpu"]["reason"].startswith("nvml: the NVML library libnvidia-ml.so.1 was not found")
 
 
 def test_real_nvidia_smi_without_a_driver_gives_its_message(real_nvml_dir, real_nvidia_smi, sysfs):
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": sysfs, "sources": ["nvidia-smi"], "nvidia_smi_path": str(real_nvidia_smi)},
         env={"LD_LIBRARY_PATH": str(real_nvml_dir)},
     )
-    assert status == "SUCCESS", result
+    assert status == "ok", result
     facts = result["ansible_facts"]["gpu"]
     assert (facts["present"], facts["driver_loaded"], facts["source"]) == (False, False, "none")
     assert "exited with 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver" in facts["reason"]
 
 
 def test_real_nvidia_smi_without_its_library_gives_its_message(real_nvidia_smi, sysfs):
-    status, result = run_module(
+    status, result, _stdout, _stderr = run_module(
         "kubegpu.core.gpu_facts",
         {"sysfs_root": sysfs, "sources": ["nvidia-smi"], "nvidia_smi_path": str(real_nvidia_smi)},
     )
-    assert status == "SUCCESS", result
+    assert status == "ok", result
     reason = result["ansible_facts"]["gpu"]["reason"]
     assert "exited with 12: NVIDIA-SMI couldn't find libnvidia-ml.so library in your system" in reason

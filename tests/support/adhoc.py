@@ -1,7 +1,12 @@
-"""Run one module through the real ``ansible`` command against localhost and return its result.
+"""Run one kubegpu.core module through the real ``ansible`` command and return its result.
 
-The checkout resolves as kubegpu.core through ansible.cfg; the oneline callback
-prints ``localhost | STATUS => {json}``, which is parsed here.
+``run_module("kubegpu.core.docker_runtime", {...}, check=True, diff=True)`` runs
+``ansible localhost -m MODULE -a JSON`` with this checkout's ansible.cfg and reads
+the whole result (``diff`` included) that ``tests/support/callbacks/result_file.py``
+wrote, so tests see exactly what a playbook would register.
+
+Variables that steer the test bench (the fake NVML library and its scenario) are
+never inherited from the caller's shell: a test names them in ``env``.
 """
 
 from __future__ import annotations
@@ -10,21 +15,37 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import typing as t
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# Variables a test sets for the module; never inherited from the caller's shell.
 _ISOLATED = ("LD_LIBRARY_PATH", "FAKE_NVML_SCENARIO", "FAKE_NVML_CALL_LOG")
 
 
+class ModuleRun(t.NamedTuple):
+    status: str  # ok, failed, skipped, unreachable
+    result: dict[str, t.Any]
+    stdout: str
+    stderr: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" or bool(self.result.get("failed"))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.result.get("changed"))
+
+
 def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an ``ansible``/``ansible-playbook`` run over this checkout."""
     env = {key: value for key, value in os.environ.items() if key not in _ISOLATED}
     env.update(
         {
             "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
             "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         }
@@ -35,21 +56,35 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_module(
     module: str,
-    args: dict | None = None,
+    args: dict[str, t.Any] | None = None,
     *,
-    env: dict[str, str] | None = None,
     check: bool = False,
-    python: str | None = None,
-) -> tuple[str, dict]:
-    """``(status, result)``: status is ``SUCCESS``, ``CHANGED`` or ``FAILED!``."""
-    argv = [str(BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args or {})]
-    if check:
-        argv.append("--check")
-    if python:
-        argv += ["-e", f"ansible_python_interpreter={python}"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env), cwd=REPO_ROOT, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("localhost | "):
-            head, _sep, payload = line.partition(" => ")
-            return head.removeprefix("localhost | ").strip(), json.loads(payload)
-    raise AssertionError(f"no result from {' '.join(argv)} (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    diff: bool = False,
+    interpreter: str | None = None,
+    env: dict[str, str] | None = None,
+) -> ModuleRun:
+    """``interpreter`` runs the module with another Python on the target, as a node's own would;
+    ``env`` adds variables for the module (e.g. the fake NVML scenario)."""
+    with tempfile.TemporaryDirectory(prefix="kubegpu-adhoc-") as scratch:
+        result_file = Path(scratch) / "results.jsonl"
+        run_env = ansible_env(
+            {
+                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+                "KUBEGPU_RESULT_FILE": str(result_file),
+                **(env or {}),
+            }
+        )
+        argv = [str(BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args or {})]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        if interpreter:
+            argv += ["-e", f"ansible_python_interpreter={interpreter}"]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
+        lines = result_file.read_text().splitlines() if result_file.exists() else []
+    if len(lines) != 1:
+        raise AssertionError(f"expected one result from {argv}, got {len(lines)}:\n{proc.stdout}\n{proc.stderr}")
+    record = json.loads(lines[0])
+    return ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr)

@@ -1,0 +1,101 @@
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading and atomically replacing a config file. Private to the collection.
+
+A new version of a file is first written as a candidate next to the file (same
+directory, so relative paths in it resolve the same way and the final rename
+stays on one filesystem), can be checked there, and is then renamed over the
+file with ``AnsibleModule.atomic_move``, which keeps the old file's mode, owner
+and SELinux context.  A reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import typing as t
+
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as exc:
+        raise KubeGPUError(f"{path} is a directory, expected a file") from exc
+    except OSError as exc:
+        raise KubeGPUError(f"cannot read {path}: {exc.strerror}; nothing was changed") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise KubeGPUError(f"{path} is not UTF-8 text (line {line}); nothing was changed", line=line) from exc
+
+
+class Candidate:
+    """A new version of ``path``, written to a temporary file.
+
+    With ``scratch`` (check mode) the temporary file goes to the same directory
+    when it exists, else to the system's temporary directory, and is only ever
+    removed; otherwise the directory is created if needed and ``install()``
+    renames the candidate over ``path``.  Use as a context manager: a candidate
+    that was not installed is removed on exit.
+    """
+
+    def __init__(self, module: t.Any, path: str, text: str, *, scratch: bool = False) -> None:
+        self.module = module
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            if scratch:
+                directory = tempfile.gettempdir()
+            else:
+                try:
+                    os.makedirs(directory, mode=0o755, exist_ok=True)
+                except OSError as exc:
+                    raise KubeGPUError(f"cannot create the directory {directory}: {exc.strerror}") from exc
+        prefix = f".{os.path.basename(path)}."
+        try:
+            fd, self.name = tempfile.mkstemp(prefix=prefix, suffix=".kubegpu.tmp", dir=directory)
+        except OSError as exc:
+            if not scratch:
+                raise KubeGPUError(f"cannot write a temporary file in {directory}: {exc.strerror}; nothing was changed") from exc
+            # check mode as a user who may read but not write the directory
+            fd, self.name = tempfile.mkstemp(prefix=prefix, suffix=".kubegpu.tmp")
+        self.installed = False
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            os.unlink(self.name)
+            raise KubeGPUError(f"cannot write {self.name}: {exc.strerror}; nothing was changed") from exc
+
+    def __enter__(self) -> Candidate:
+        return self
+
+    def __exit__(self, *exc_info: t.Any) -> None:
+        if not self.installed and os.path.exists(self.name):
+            os.unlink(self.name)
+
+    def install(self) -> None:
+        """Renames the candidate over the file, keeping the file's mode and owner
+        (a new file gets 0644, root's usual config file mode, whatever the umask)."""
+        existed = os.path.exists(self.path)
+        if not existed:
+            os.chmod(self.name, 0o644)
+        self.module.atomic_move(self.name, self.path)
+        self.installed = True
+
+
+def backup(module: t.Any, path: str) -> str | None:
+    """A timestamped copy of ``path`` next to it (Ansible's usual backup name), or None
+    when there is no file to back up."""
+    if not os.path.exists(path):
+        return None
+    return module.backup_local(path)

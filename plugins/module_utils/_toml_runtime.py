@@ -1,0 +1,559 @@
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure edits of containerd's config.toml runtimes. Private to the collection.
+
+Every function works on a ``tomlkit`` document, so comments, key order and
+formatting of everything it does not touch survive a round trip.  Nothing here
+reads files or runs containerd; the module does that.
+
+Where the CRI runtimes live, by config version:
+
+* 2 (containerd 1.x):         ``plugins."io.containerd.grpc.v1.cri".containerd.runtimes.<name>``
+* 3 (containerd 2.0 to 2.2):  ``plugins."io.containerd.cri.v1.runtime".containerd.runtimes.<name>``
+* 4 (containerd 2.3 and later): same table as version 3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+import typing as t
+
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError, one_of
+
+TOMLKIT_IMPORT_ERROR: str | None
+try:
+    import tomlkit
+    from tomlkit.exceptions import ParseError as TOMLParseError
+except ImportError:
+    tomlkit = None
+    TOMLParseError = ValueError  # type: ignore[assignment,misc]
+    TOMLKIT_IMPORT_ERROR = traceback.format_exc()
+else:
+    TOMLKIT_IMPORT_ERROR = None
+
+CRI_V2 = "io.containerd.grpc.v1.cri"
+CRI_V3 = "io.containerd.cri.v1.runtime"
+CRI_PLUGIN = {2: CRI_V2, 3: CRI_V3, 4: CRI_V3}
+SUPPORTED_VERSIONS = tuple(CRI_PLUGIN)
+# containerd's built-in default runtime; present even when the file does not declare it.
+BUILTIN_DEFAULT_RUNTIME = "runc"
+
+# A runtime name is a TOML key containerd also uses in shim and handler names
+# (Kubernetes RuntimeClass ``handler``): DNS-label-like, dots and underscores allowed.
+RUNTIME_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+# A shim name as containerd resolves it: ``io.containerd.<name>.<version>``, e.g.
+# io.containerd.runc.v2, io.containerd.kata.v2, io.containerd.runsc.v1; or an absolute
+# path to a shim binary.
+RUNTIME_TYPE_RE = re.compile(r"^(io\.containerd\.[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*\.v[0-9]+|/[^\s]+)$")
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not RUNTIME_NAME_RE.fullmatch(name):
+        raise KubeGPUError(
+            f"name={name!r} is not a valid runtime name; use 1 to 63 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit (for example 'nvidia')"
+        )
+    return name
+
+
+def validate_runtime_type(runtime_type: str) -> str:
+    if not isinstance(runtime_type, str) or not RUNTIME_TYPE_RE.fullmatch(runtime_type):
+        raise KubeGPUError(
+            f"runtime_type={runtime_type!r} is not a valid containerd shim name; expected "
+            "'io.containerd.<name>.v<N>' (for example 'io.containerd.runc.v2') or an absolute path to a shim"
+        )
+    return runtime_type
+
+
+def parse(text: str, path: str = "config.toml") -> t.Any:
+    """The document of ``text``; a syntax error names the file, line and column."""
+    try:
+        return tomlkit.parse(text)
+    except TOMLParseError as exc:
+        line = getattr(exc, "line", None)
+        col = getattr(exc, "col", None)
+        raise KubeGPUError(
+            f"{path} is not valid TOML (line {line}, column {col}): {exc}; fix or remove the file, nothing was changed",
+            line=line,
+            column=col,
+        ) from exc
+
+
+def dumps(doc: t.Any) -> str:
+    return tomlkit.dumps(doc)
+
+
+def file_version(doc: t.Any) -> int | None:
+    """The file's config version: its ``version`` key; 1 when a non-empty file has
+    none (containerd's legacy format); ``None`` for a file without any key."""
+    if "version" in doc:
+        value = doc["version"]
+        raw = value.unwrap() if hasattr(value, "unwrap") else value
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise KubeGPUError(f"the config's version = {raw!r} is not an integer; containerd expects for example version = 2")
+        return raw
+    return 1 if len(doc) else None
+
+
+def version_for_containerd(version_output: str) -> int:
+    """The config version a containerd writes by default, from ``containerd --version``."""
+    match = re.search(r"\sv?(\d+)\.(\d+)\.\d+", version_output)
+    if not match:
+        raise KubeGPUError(f"could not read a containerd version from {version_output.strip()!r}")
+    major, minor = int(match.group(1)), int(match.group(2))
+    if major == 1:
+        return 2
+    if major == 2 and minor <= 2:
+        return 3
+    if major == 2:
+        return 4
+    raise KubeGPUError(
+        f"containerd {major}.{minor} is newer than this module knows (1.x: config version 2, 2.0-2.2: 3, 2.3+: 4); "
+        "set config_version explicitly if its format is one of these"
+    )
+
+
+def check_version(version: int | None) -> int:
+    """The version to edit, refusing formats this module does not write."""
+    if version == 1:
+        raise KubeGPUError(
+            "the config has no 'version' key, so containerd reads it as the legacy version 1 format, which this module "
+            "does not edit; migrate it first: with containerd 2.x run `containerd config migrate > config.toml.new` and "
+            "review it, with containerd 1.x add `version = 2` and rename the plugin sections "
+            '(plugins.cri -> plugins."io.containerd.grpc.v1.cri"), or start from `containerd config default`'
+        )
+    if version not in CRI_PLUGIN:
+        raise KubeGPUError(one_of("config version", version, SUPPORTED_VERSIONS) + " (the version key in the file)")
+    return version
+
+
+def containerd_table_path(version: int) -> list[str]:
+    return ["plugins", CRI_PLUGIN[check_version(version)], "containerd"]
+
+
+def runtime_table_path(version: int, name: str) -> list[str]:
+    return [*containerd_table_path(version), "runtimes", name]
+
+
+def _lookup(doc: t.Any, keys: t.Sequence[str]) -> t.Any:
+    current = doc
+    for key in keys:
+        if not hasattr(current, "keys") or key not in current:
+            return None
+        current = current[key]
+    return current
+
+
+def _plain(value: t.Any) -> t.Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _same(left: t.Any, right: t.Any) -> bool:
+    """Equal in value and TOML type (true is not 1, 1 is not 1.0)."""
+    return json.dumps(_plain(left), sort_keys=True, default=str) == json.dumps(_plain(right), sort_keys=True, default=str)
+
+
+def _ensure_table(container: t.Any, key: str) -> t.Any:
+    if key not in container:
+        # super table: no header of its own, so creating plugins.<x>.containerd.runtimes
+        # writes only the runtime's own [..] header
+        container[key] = tomlkit.table(is_super_table=True)
+    table = container[key]
+    if not hasattr(table, "keys"):
+        raise KubeGPUError(f"the config's {key!r} is a {type(_plain(table)).__name__}, not a table; containerd expects a table")
+    return table
+
+
+def _raw(table: t.Any, key: str) -> t.Any:
+    """The tomlkit item of ``key`` (``table[key]`` gives a plain bool for booleans)."""
+    container = getattr(table, "value", None)
+    if container is not None and hasattr(container, "item"):
+        return container.item(key)
+    return table[key]
+
+
+def _key_indent(table: t.Any) -> str:
+    """The indentation of the table's existing plain keys, to match it for a new key."""
+    for key in table:
+        item = _raw(table, key)
+        if not hasattr(item, "keys") and hasattr(item, "trivia"):
+            return item.trivia.indent
+    return ""
+
+
+def _new_item(value: t.Any, like: t.Any = None) -> t.Any:
+    """A tomlkit item for ``value``; a string replacing a 'literal' string stays literal."""
+    literal = getattr(getattr(like, "type", None), "name", "") == "SLL"
+    if literal and isinstance(value, str) and "'" not in value and "\n" not in value:
+        return tomlkit.string(value, literal=True)
+    return tomlkit.item(value)
+
+
+def _set_key(table: t.Any, key: str, value: t.Any, indent: str | None = None) -> bool:
+    """Sets ``key``; returns whether it changed.  An unchanged key is not touched; a
+    changed one keeps its line's indentation and comment; a new one is indented like
+    the table's other keys (or ``indent``)."""
+    old = _raw(table, key) if key in table else None
+    if old is not None and _same(old, value):
+        return False
+    if old is not None and hasattr(old, "keys"):
+        raise KubeGPUError(f"the config's {key!r} is a table, expected a plain value; fix the file first")
+    new = _new_item(value, old)
+    if old is None:
+        indent = _key_indent(table) if indent is None else indent
+    # the same item object ends up in the table (and in an out-of-order table's
+    # proxy), so its trivia can be set after the insertion, which re-indents it
+    table[key] = new
+    if hasattr(new, "trivia"):
+        if old is not None and hasattr(old, "trivia"):
+            new.trivia.indent = old.trivia.indent
+            new.trivia.comment_ws = old.trivia.comment_ws
+            new.trivia.comment = old.trivia.comment
+            new.trivia.trail = old.trivia.trail
+        else:
+            new.trivia.indent = indent or ""
+    return True
+
+
+def _table_indents(runtimes: t.Any) -> tuple[str, str, str, str]:
+    """Indentation of a new runtime table like an existing one's: its header, its
+    keys, its options header and the options' keys (all empty when there is none)."""
+    for key in runtimes:
+        runtime = runtimes[key]
+        if not hasattr(runtime, "keys") or not hasattr(runtime, "trivia"):
+            continue
+        header = runtime.trivia.indent
+        keys = _key_indent(runtime)
+        options = runtime.get("options")
+        if options is not None and hasattr(options, "trivia"):
+            return header, keys, options.trivia.indent, _key_indent(options)
+        return header, keys, keys, keys
+    return "", "", "", ""
+
+
+def _add_table(parent: t.Any, key: str, values: t.Mapping[str, t.Any], header_indent: str, key_indent: str) -> t.Any:
+    """Adds a new table with ``values`` to ``parent``, indented as given, followed by a blank line."""
+    table = tomlkit.table()
+    items = []
+    for name, value in values.items():
+        item = tomlkit.item(value)
+        table[name] = item
+        items.append(item)
+    parent[key] = table
+    table = parent[key]
+    table.trivia.indent = header_indent
+    for item in items:
+        if hasattr(item, "trivia"):
+            item.trivia.indent = key_indent
+    return table
+
+
+def _body(node: t.Any) -> list[tuple[t.Any, t.Any]] | None:
+    """The (key, item) list of a document or table; None for what has none
+    (an out-of-order table's proxy, an inline table)."""
+    if isinstance(node, tomlkit.items.Table):
+        return node.value.body
+    if isinstance(node, tomlkit.TOMLDocument):
+        return node.body
+    return None
+
+
+def _last_descendant(node: t.Any) -> t.Any:
+    """The table whose body is rendered last within ``node``: what a new table
+    appended to ``node`` follows."""
+    body = _body(node)
+    for key, item in reversed(body or []):
+        if key is None:
+            continue
+        if isinstance(item, tomlkit.items.Table):
+            return _last_descendant(item)
+        break
+    return node
+
+
+def _take_trailing_comments(node: t.Any) -> list[t.Any]:
+    """Detaches the comment lines that end ``node``'s rendering.
+
+    tomlkit keeps a comment written above a table header in the body of the table
+    before it, so a table added or removed there would carry the comment away from
+    the header it describes. Blank lines before the first such comment stay."""
+    holder = _last_descendant(node)
+    body = _body(holder)
+    if not body:
+        return []
+    start = len(body)
+    while start > 0 and body[start - 1][0] is None:
+        start -= 1
+    comments = [index for index in range(start, len(body)) if isinstance(body[index][1], tomlkit.items.Comment)]
+    if not comments:
+        return []
+    taken = [item for _key, item in body[comments[0] :]]
+    # unkeyed trailing items are not in the container's key map: removing them is safe
+    del body[comments[0] :]
+    return taken
+
+
+def _put_comments_back(node: t.Any, items: list[t.Any]) -> None:
+    body = _body(_last_descendant(node))
+    if body is not None:
+        body.extend((None, item) for item in items)
+
+
+def _deepest_existing(doc: t.Any, keys: t.Sequence[str]) -> t.Any:
+    node = doc
+    for key in keys:
+        if not hasattr(node, "keys") or key not in node or not hasattr(node[key], "keys"):
+            break
+        node = node[key]
+    return node
+
+
+def _prune_empty(doc: t.Any, keys: t.Sequence[str]) -> None:
+    """Removes the tables along ``keys`` that an edit left without any content,
+    innermost first, so that removing what the module added leaves no empty headers."""
+    for depth in range(len(keys), 0, -1):
+        parent = _lookup(doc, keys[: depth - 1]) if depth > 1 else doc
+        key = keys[depth - 1]
+        if parent is None or key not in parent:
+            continue
+        table = parent[key]
+        if (
+            not isinstance(table, tomlkit.items.Table)
+            or len(table)
+            or any(isinstance(item, tomlkit.items.Comment) for _key, item in table.value.body)
+        ):
+            return
+        del parent[key]
+        if depth == 1:
+            # tomlkit put a blank line before the table when it was added at the top level
+            body = doc.body
+            while body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Null):
+                body.pop()  # tomlkit's placeholder for the deleted table
+            if body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Whitespace) and body[-1][1].s == "\n":
+                body.pop()
+
+
+def get_runtime(doc: t.Any, version: int, name: str) -> dict[str, t.Any] | None:
+    """The runtime's settings as plain data, or None when it is not configured."""
+    table = _lookup(doc, runtime_table_path(version, name))
+    return None if table is None else _plain(table)
+
+
+def get_default(doc: t.Any, version: int) -> str | None:
+    """``default_runtime_name`` as written in the file (None when not set there)."""
+    table = _lookup(doc, containerd_table_path(version))
+    if table is None or "default_runtime_name" not in table:
+        return None
+    return _plain(table["default_runtime_name"])
+
+
+def set_runtime(
+    doc: t.Any,
+    version: int,
+    name: str,
+    runtime_type: str | None = None,
+    binary_name: str | None = None,
+    *,
+    options: t.Mapping[str, t.Any] | None = None,
+    settings: t.Mapping[str, t.Any] | None = None,
+) -> bool:
+    """Adds or updates runtime ``name``; keys not given are left as they are.
+
+    ``settings`` are keys of the runtime table itself (``privileged_without_host_devices``,
+    ``runtime_path``, ...), ``options`` keys of its ``options`` table (``SystemdCgroup``,
+    ...), ``binary_name`` is ``options.BinaryName``.  Returns whether the document changed.
+    """
+    validate_name(name)
+    values: dict[str, t.Any] = {}
+    if runtime_type is not None:
+        values["runtime_type"] = validate_runtime_type(runtime_type)
+    for key, value in (settings or {}).items():
+        if key in ("runtime_type", "options"):
+            raise KubeGPUError(f"settings.{key} is not allowed; use the module's {key} option")
+        values[key] = value
+    option_values = {} if binary_name is None else {"BinaryName": binary_name}
+    option_values.update(options or {})
+    if binary_name is not None and option_values["BinaryName"] != binary_name:
+        raise KubeGPUError(
+            f"binary_name={binary_name!r} and options.BinaryName={option_values['BinaryName']!r} disagree; give one"
+        )
+
+    path = runtime_table_path(version, name)
+    if _lookup(doc, path) is None:
+        # a new table is appended to its deepest existing ancestor: comments above the
+        # header that follows must stay above that header, after the new table
+        ancestor = _deepest_existing(doc, path[:-1])
+        comments = _take_trailing_comments(ancestor)
+        runtimes = doc
+        for key in path[:-1]:
+            runtimes = _ensure_table(runtimes, key)
+        header, keys, options_header, options_keys = _table_indents(runtimes)
+        table = _add_table(runtimes, name, values, header, keys)
+        if option_values:
+            table.add(tomlkit.nl())
+            _add_table(table, "options", option_values, options_header, options_keys).add(tomlkit.nl())
+        else:
+            table.add(tomlkit.nl())  # a blank line before whatever table follows
+        _put_comments_back(ancestor, comments)
+        return True
+    runtimes = _lookup(doc, path[:-1])
+    table = runtimes[name]
+    if not hasattr(table, "keys"):
+        raise KubeGPUError(f"the config's runtime {name!r} is not a table; fix the file first")
+    changed = False
+    for key, value in values.items():
+        changed |= _set_key(table, key, value)
+    if option_values:
+        if "options" not in table:
+            keys = _key_indent(table)
+            _add_table(table, "options", option_values, keys, keys + "  " if keys else "").add(tomlkit.nl())
+            return True
+        option_table = table["options"]
+        if not hasattr(option_table, "keys"):
+            raise KubeGPUError(f"the config's runtime {name!r} has 'options' that is not a table; fix the file first")
+        for key, value in option_values.items():
+            changed |= _set_key(option_table, key, value)
+    return changed
+
+
+def _render_order(node: t.Any, ancestors: tuple[int, ...] = ()) -> list[tuple[t.Any, tuple[int, ...]]]:
+    """Every table under ``node`` in the order tomlkit writes them, each with the ids
+    of the tables it is nested in (raw bodies, so split out-of-order tables too)."""
+    order = []
+    for _key, item in _body(node) or []:
+        if isinstance(item, tomlkit.items.Table):
+            order.append((item, ancestors))
+            order += _render_order(item, (*ancestors, id(item)))
+    return order
+
+
+def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
+    """Removes runtime ``name``; returns whether it was there.
+
+    Comments at the end of the removed table describe what follows it (tomlkit keeps
+    a comment above a header in the table before it) or end the file; they move to
+    whatever is written where the table was (in a file that splits the runtimes
+    table, that can be the split part's own, now empty, header). Only when the removed
+    table is followed by a sibling inside a table with nothing else before it is there
+    no such place; then they go with the table."""
+    path = runtime_table_path(version, name)
+    runtimes = _lookup(doc, path[:-1])
+    if runtimes is None or name not in runtimes:
+        return False
+    table = runtimes[name]
+    order = _render_order(doc)
+    index = next((i for i, (item, _parents) in enumerate(order) if item is table), None)
+    if index is None:  # not a table: nothing to carry over
+        del runtimes[name]
+        _prune_empty(doc, path[:-1])
+        return True
+    tables = {id(item): item for item, _parents in order}
+    parents = order[index][1]
+    later = order[index + 1 :]
+    # the table written last before it, unless a table it is nested in writes a header or keys in between
+    previous = None
+    for item, _item_parents in reversed(order[:index]):
+        if id(item) not in parents:
+            previous = item
+            break
+        if not item.is_super_table():
+            break
+
+    def last_within(ancestor: int | None) -> bool:
+        """Whether nothing outside the removed table follows it inside ``ancestor`` (None: the document)."""
+        return all(id(table) in item_parents for _item, item_parents in later if ancestor is None or ancestor in item_parents)
+
+    comments = _take_trailing_comments(table)
+    del runtimes[name]
+    _prune_empty(doc, path[:-1])
+    if not comments:
+        return True
+    if previous is not None:
+        _put_comments_back(previous, comments)
+        return True
+    alive = {id(item) for item, _parents in _render_order(doc)}
+    for ancestor in reversed(parents):
+        if ancestor not in alive:
+            continue  # pruned
+        node = tables[ancestor]
+        if not len(node):
+            # a part of a split table left empty is written exactly where the removed
+            # table was; holding the comments, it writes its (empty, harmless) header too
+            node.value.body.extend((None, item) for item in comments)
+            return True
+        if len(node) and last_within(ancestor):
+            _put_comments_back(node, comments)
+            return True
+        break
+    else:
+        if last_within(None):
+            doc.body.extend((None, item) for item in comments)
+    return True
+
+
+def set_default(doc: t.Any, version: int, name: str) -> bool:
+    """Makes ``name`` containerd's default runtime (``default_runtime_name``)."""
+    path = containerd_table_path(version)
+    if _lookup(doc, path) is None:
+        ancestor = _deepest_existing(doc, path)
+        comments = _take_trailing_comments(ancestor)
+        table = doc
+        for key in path:
+            table = _ensure_table(table, key)
+        _set_key(table, "default_runtime_name", name)
+        table.add(tomlkit.nl())
+        _put_comments_back(ancestor, comments)
+        return True
+    return _set_key(_lookup(doc, path), "default_runtime_name", name)
+
+
+def unset_default(doc: t.Any, version: int, name: str) -> bool:
+    """If ``name`` is the default runtime, hands the default back to runc.
+
+    When the file declares a ``runc`` runtime (as ``containerd config default``
+    writes it), ``default_runtime_name`` becomes ``"runc"``; otherwise the key is
+    removed, so containerd's built-in default (runc) applies. A default that
+    names another runtime is left alone.
+    """
+    if get_default(doc, version) != name:
+        return False
+    table = _lookup(doc, containerd_table_path(version))
+    if name == BUILTIN_DEFAULT_RUNTIME:
+        return False
+    if get_runtime(doc, version, BUILTIN_DEFAULT_RUNTIME) is not None:
+        return _set_key(table, "default_runtime_name", BUILTIN_DEFAULT_RUNTIME)
+    del table["default_runtime_name"]
+    _drop_empty_header(table)
+    _prune_empty(doc, containerd_table_path(version))
+    return True
+
+
+def _drop_empty_header(table: t.Any) -> None:
+    """A table left with only sub-tables (and blank lines) no longer needs its own
+    header: the module wrote that header for the key it just removed, so drop it
+    again. tomlkit has no public switch for this; its own rule decides once the
+    explicit flag is cleared."""
+    body = getattr(getattr(table, "value", None), "body", None)
+    if body is None or not hasattr(table, "_is_super_table"):
+        return
+    only_tables = all(
+        isinstance(item, (tomlkit.items.Whitespace, tomlkit.items.Null)) if key is None else hasattr(item, "keys")
+        for key, item in body
+    )
+    if only_tables and any(key is not None for key, _item in body):
+        table._is_super_table = None
+        for key, item in body:
+            if key is None and isinstance(item, tomlkit.items.Whitespace):
+                item._s = ""  # the blank line that followed the removed key
+
+
+def with_version(text: str, version: int) -> str:
+    """The text of a config without keys (empty, or only comments) plus ``version = N``.
+
+    Comments stay first; the key goes after them, which is valid because such a
+    file has no table the key could fall into."""
+    check_version(version)
+    body = text.rstrip()
+    return f"{body}\n\nversion = {version}\n" if body else f"version = {version}\n"

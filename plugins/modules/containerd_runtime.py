@@ -1,0 +1,331 @@
+#!/usr/bin/python
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: containerd_runtime
+short_description: Add, change or remove a CRI runtime in containerd's config.toml
+version_added: 0.1.0
+description:
+  - Adds a runtime (for example C(nvidia) running C(/usr/bin/nvidia-container-runtime)) to containerd's CRI
+    plugin configuration, optionally makes it the default runtime, or removes it.
+  - Edits the file with C(tomlkit), so every unrelated table, key, comment and their order stay as they are.
+  - "Where the runtimes live depends on the config version: version 2 (containerd 1.x) uses
+    C(plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes), versions 3 (containerd 2.0 to 2.2) and
+    4 (containerd 2.3 and later) use C(plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes)."
+  - A missing file is created from C(containerd config default) when containerd is installed (and its
+    default has the wanted version), else with only a C(version) key.
+  - Before the file is replaced, the new content is written to a temporary file in the same directory and
+    checked with C(containerd --config TEMPFILE config dump); content containerd rejects is never installed.
+    The replacement is atomic and keeps the file's mode and owner.
+  - The module does not restart containerd; it returns RV(restart_required) for a handler to act on.
+author:
+  - kubegpu.core maintainers (@kubegpu)
+extends_documentation_fragment:
+  - kubegpu.core._attributes
+attributes:
+  check_mode:
+    support: full
+    details: The candidate is still validated with containerd, using a temporary file that is removed afterwards.
+  diff_mode:
+    support: full
+    details: The diff is the file's text before and after.
+  idempotent:
+    support: full
+requirements:
+  - tomlkit (Python library, on the managed node)
+options:
+  path:
+    description: The containerd configuration file.
+    type: path
+    default: /etc/containerd/config.toml
+  name:
+    description:
+      - The runtime's name, the key under C(runtimes) and the C(handler) of a Kubernetes RuntimeClass.
+      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) adds the runtime or updates the keys given; keys of the runtime not given are left alone.
+      - V(absent) removes the runtime table. If it was the default runtime, the default goes back to runc
+        as described for O(default).
+    type: str
+    choices: [present, absent]
+    default: present
+  runtime_type:
+    description:
+      - The shim, C(io.containerd.<name>.v<N>) or an absolute path to a shim binary.
+    type: str
+    default: io.containerd.runc.v2
+  binary_name:
+    description:
+      - The OCI runtime the runc shim runs (C(options.BinaryName)), for example C(/usr/bin/nvidia-container-runtime).
+      - Not set when omitted; an existing value is kept.
+    type: str
+  options:
+    description:
+      - Further keys of the runtime's C(options) table, for example C(SystemdCgroup=true).
+      - Values are written with their YAML types (a boolean stays a TOML boolean).
+    type: dict
+    default: {}
+  settings:
+    description:
+      - Further keys of the runtime table itself, beside C(runtime_type), for example
+        C(privileged_without_host_devices), C(runtime_path), C(snapshotter) or C(pod_annotations).
+      - containerd checks their types when the candidate is validated, so a wrong type fails before the file is touched.
+    type: dict
+    default: {}
+  default:
+    description:
+      - V(true) makes this runtime containerd's default (C(default_runtime_name)).
+      - V(false) gives the default back to runc, but only if it currently names this runtime. If the file declares a
+        C(runc) runtime (as C(containerd config default) writes it), C(default_runtime_name) is set to C(runc);
+        otherwise the key is removed, so containerd's built-in default, runc, applies.
+      - Omitted, the default runtime is left as it is (except with O(state=absent), see there).
+    type: bool
+  config_version:
+    description:
+      - The config format to write. V(auto) reads the file's C(version) key or, for a missing or empty file,
+        asks C(containerd --version) (1.x gives 2, 2.0 to 2.2 give 3, 2.3 and later give 4).
+      - A file whose C(version) differs from an explicit value is refused, as is a file without a C(version) key
+        (the legacy version 1 format; the message tells how to migrate it).
+    type: str
+    choices: [auto, '2', '3', '4']
+    default: auto
+  containerd_binary:
+    description: The containerd command, a name looked up on PATH (and C(/usr/local/bin), C(/usr/bin)) or a path.
+    type: str
+    default: containerd
+  validate:
+    description:
+      - Check the new content with C(containerd --config TEMPFILE config dump) before installing it.
+      - Needs containerd on the node; set V(false) to configure a node before containerd is installed.
+    type: bool
+    default: true
+  backup:
+    description: Keep a timestamped copy of the old file next to it when the file changes.
+    type: bool
+    default: false
+seealso:
+  - module: kubegpu.core.docker_runtime
+notes:
+  - Restart containerd after a change (RV(restart_required)) for it to take effect.
+"""
+
+EXAMPLES = r"""
+- name: Add the NVIDIA runtime and make it the default
+  kubegpu.core.containerd_runtime:
+    name: nvidia
+    binary_name: /usr/bin/nvidia-container-runtime
+    options:
+      SystemdCgroup: true
+    default: true
+  register: __nvidia_runtime
+  notify: Restart containerd
+
+- name: Add the runtime for a RuntimeClass without touching the default
+  kubegpu.core.containerd_runtime:
+    name: nvidia
+    binary_name: /usr/bin/nvidia-container-runtime
+    settings:
+      privileged_without_host_devices: false
+
+- name: Remove it again (the default goes back to runc if it was nvidia)
+  kubegpu.core.containerd_runtime:
+    name: nvidia
+    state: absent
+"""
+
+RETURN = r"""
+path:
+  description: The configuration file.
+  returned: always
+  type: str
+  sample: /etc/containerd/config.toml
+config_version:
+  description: The config version of the file (C(null) when there is no file and nothing to do).
+  returned: always
+  type: int
+  sample: 2
+runtime:
+  description: The runtime's table after the change, as data; C(null) when it is absent.
+  returned: always
+  type: dict
+  sample: {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}}
+default_runtime:
+  description: C(default_runtime_name) as written in the file after the change; C(null) when the file does not set it.
+  returned: always
+  type: str
+  sample: nvidia
+restart_required:
+  description: Whether the file changed (or would change in check mode), so containerd must be restarted.
+  returned: always
+  type: bool
+backup_file:
+  description: The backup of the old file.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /etc/containerd/config.toml.12345.2026-01-01@00:00:00~
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
+from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
+from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+
+ARGUMENT_SPEC: dict[str, t.Any] = {
+    "path": {"type": "path", "default": "/etc/containerd/config.toml"},
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "runtime_type": {"type": "str", "default": "io.containerd.runc.v2"},
+    "binary_name": {"type": "str"},
+    "options": {"type": "dict", "default": {}},
+    "settings": {"type": "dict", "default": {}},
+    "default": {"type": "bool"},
+    "config_version": {"type": "str", "choices": ["auto", "2", "3", "4"], "default": "auto"},
+    "containerd_binary": {"type": "str", "default": "containerd"},
+    "validate": {"type": "bool", "default": True},
+    "backup": {"type": "bool", "default": False},
+}
+# where containerd packages put the binary, beside PATH
+BINARY_DIRS = ["/usr/local/bin", "/usr/bin", "/usr/sbin"]
+
+
+class ContainerdRuntime:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.path: str = self.params["path"]
+        self.name = toml_runtime.validate_name(self.params["name"])
+        if self.params["state"] == "present":
+            toml_runtime.validate_runtime_type(self.params["runtime_type"])
+        elif self.params["default"]:
+            raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
+        wanted = self.params["config_version"]
+        self.wanted_version = None if wanted == "auto" else int(wanted)
+        self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
+        self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+
+    def _containerd_version(self) -> int:
+        if not self.containerd.available:
+            raise KubeGPUError(
+                f"{self.path} has no version key and {self.params['containerd_binary']!r} was not found to tell which "
+                "config version to write; install containerd or set config_version"
+            )
+        output = self.containerd.run(["--version"], check=True, what="asking containerd for its version").stdout
+        return toml_runtime.version_for_containerd(output)
+
+    def _base_text(self, before: str | None) -> str:
+        """The text to edit: the file, or for a missing file containerd's default."""
+        if before is not None:
+            return before
+        if self.containerd.available:
+            default = self.containerd.run(["config", "default"], check=True, what="reading containerd's default config")
+            doc = toml_runtime.parse(default.stdout, "`containerd config default`")
+            if self.wanted_version in (None, toml_runtime.file_version(doc)):
+                return default.stdout
+        return ""
+
+    def _document(self, text: str) -> tuple[t.Any, int]:
+        doc = toml_runtime.parse(text, self.path)
+        version = toml_runtime.file_version(doc)
+        if version is None:
+            version = toml_runtime.check_version(self.wanted_version or self._containerd_version())
+            doc = toml_runtime.parse(toml_runtime.with_version(text, version), self.path)
+            return doc, version
+        toml_runtime.check_version(version)
+        if self.wanted_version is not None and version != self.wanted_version:
+            raise KubeGPUError(
+                f"{self.path} has version = {version} but config_version={self.wanted_version}; the module does not convert "
+                "between versions (containerd 2.x converts with `containerd config migrate`); use config_version=auto"
+            )
+        return doc, version
+
+    def _edit(self, doc: t.Any, version: int) -> None:
+        params = self.params
+        if params["state"] == "absent":
+            toml_runtime.unset_default(doc, version, self.name)
+            toml_runtime.remove_runtime(doc, version, self.name)
+            return
+        toml_runtime.set_runtime(
+            doc,
+            version,
+            self.name,
+            runtime_type=params["runtime_type"],
+            binary_name=params["binary_name"],
+            options=params["options"],
+            settings=params["settings"],
+        )
+        if params["default"] is True:
+            toml_runtime.set_default(doc, version, self.name)
+        elif params["default"] is False:
+            toml_runtime.unset_default(doc, version, self.name)
+
+    def _validate(self, candidate: Candidate) -> None:
+        if not self.containerd.available:
+            raise KubeGPUError(
+                f"validate=true needs containerd, but {self.params['containerd_binary']!r} was not found on PATH or in "
+                f"{', '.join(BINARY_DIRS)}; install containerd first, give containerd_binary, or set validate=false"
+            )
+        result = self.containerd.run(["--config", candidate.name, "config", "dump"])
+        if not result.ok:
+            message = (result.stderr or result.stdout).strip() or "(no output)"
+            raise KubeGPUError(
+                f"containerd rejects the new {self.path}, which was left unchanged: {message}",
+                cmd=result.cmdline,
+                rc=result.rc,
+                stderr=result.stderr,
+            )
+
+    def run(self) -> dict[str, t.Any]:
+        before = read_text(self.path)
+        if before is None and self.params["state"] == "absent":
+            self.result.update(config_version=None, runtime=None, default_runtime=None)
+            return self.result
+        doc, version = self._document(self._base_text(before))
+        self._edit(doc, version)
+        after = toml_runtime.dumps(doc)
+        self.result.update(
+            config_version=version,
+            runtime=toml_runtime.get_runtime(doc, version, self.name),
+            default_runtime=toml_runtime.get_default(doc, version),
+        )
+        if after == before:
+            return self.result
+        self.result.update(changed=True, restart_required=True)
+        if self.module._diff:
+            self.result["diff"] = text_diff(before or "", after, self.path)
+        with Candidate(self.module, self.path, after, scratch=self.module.check_mode) as candidate:
+            if self.params["validate"]:
+                self._validate(candidate)
+            if self.module.check_mode:
+                return self.result
+            if self.params["backup"]:
+                backup_file = backup(self.module, self.path)
+                if backup_file:
+                    self.result["backup_file"] = backup_file
+            candidate.install()
+        return self.result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if toml_runtime.TOMLKIT_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("tomlkit"), exception=toml_runtime.TOMLKIT_IMPORT_ERROR)
+    try:
+        result = ContainerdRuntime(module).run()
+    except KubeGPUError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

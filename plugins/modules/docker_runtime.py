@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# Copyright: kubegpu.core contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: docker_runtime
+short_description: Add or remove a runtime in docker's daemon.json
+version_added: 0.1.0
+description:
+  - Adds a runtime (for example C(nvidia) running C(/usr/bin/nvidia-container-runtime)) to C(runtimes) in
+    docker's C(daemon.json), optionally makes it C(default-runtime), or removes it.
+  - Every other key of the file, and the order of keys, stay as they are; the file's indentation is kept.
+  - The file is checked before it is edited (valid JSON, an object, no duplicate keys, C(runtimes) an object,
+    C(default-runtime) a string); a broken file fails with its line and column and is left alone.
+  - The replacement is atomic and keeps the file's mode and owner.
+  - The module does not restart docker; it returns RV(restart_required) for a handler to act on.
+author:
+  - kubegpu.core maintainers (@kubegpu)
+extends_documentation_fragment:
+  - kubegpu.core._attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff is the file's text before and after.
+  idempotent:
+    support: full
+options:
+  path:
+    description: Docker's daemon configuration file.
+    type: path
+    default: /etc/docker/daemon.json
+  name:
+    description:
+      - The runtime's name, as given to C(docker run --runtime).
+      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit; not C(runc), which is
+        docker's built-in runtime.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) adds the runtime or updates it; V(absent) removes it (and C(default-runtime) if it named it).
+    type: str
+    choices: [present, absent]
+    default: present
+  runtime_path:
+    description:
+      - The runtime binary's absolute path (C(runtimes.<name>.path)). Required with O(state=present).
+    type: path
+    aliases: [binary_name]
+  runtime_args:
+    description:
+      - Arguments docker passes to the runtime (C(runtimeArgs)). Omitted, existing arguments are kept; an empty list
+        removes them.
+    type: list
+    elements: str
+  default:
+    description:
+      - V(true) sets C(default-runtime) to this runtime.
+      - V(false) removes C(default-runtime) if it names this runtime, so docker's default (runc) applies again;
+        a default naming another runtime is left alone.
+      - Omitted, C(default-runtime) is left as it is (except with O(state=absent)).
+    type: bool
+  backup:
+    description: Keep a timestamped copy of the old file next to it when the file changes.
+    type: bool
+    default: false
+seealso:
+  - module: kubegpu.core.containerd_runtime
+notes:
+  - Restart docker after a change (RV(restart_required)) for it to take effect.
+"""
+
+EXAMPLES = r"""
+- name: Add the NVIDIA runtime and make it docker's default
+  kubegpu.core.docker_runtime:
+    name: nvidia
+    runtime_path: /usr/bin/nvidia-container-runtime
+    default: true
+  notify: Restart docker
+
+- name: Remove it again
+  kubegpu.core.docker_runtime:
+    name: nvidia
+    state: absent
+"""
+
+RETURN = r"""
+path:
+  description: The configuration file.
+  returned: always
+  type: str
+  sample: /etc/docker/daemon.json
+runtime:
+  description: The runtime's entry after the change; C(null) when it is absent.
+  returned: always
+  type: dict
+  sample: {"path": "/usr/bin/nvidia-container-runtime"}
+default_runtime:
+  description: C(default-runtime) after the change; C(null) when the file does not set it.
+  returned: always
+  type: str
+  sample: nvidia
+restart_required:
+  description: Whether the file changed (or would change in check mode), so docker must be restarted.
+  returned: always
+  type: bool
+backup_file:
+  description: The backup of the old file.
+  returned: when O(backup=true) and the file changed
+  type: str
+  sample: /etc/docker/daemon.json.12345.2026-01-01@00:00:00~
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as json_runtime
+from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+
+ARGUMENT_SPEC: dict[str, t.Any] = {
+    "path": {"type": "path", "default": "/etc/docker/daemon.json"},
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "runtime_path": {"type": "path", "aliases": ["binary_name"]},
+    "runtime_args": {"type": "list", "elements": "str"},
+    "default": {"type": "bool"},
+    "backup": {"type": "bool", "default": False},
+}
+
+
+class DockerRuntime:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.path: str = self.params["path"]
+        self.name = json_runtime.validate_name(self.params["name"])
+        if self.params["state"] == "absent" and self.params["default"]:
+            raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
+        self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+
+    def _edit(self, data: dict[str, t.Any]) -> None:
+        params = self.params
+        if params["state"] == "absent":
+            json_runtime.unset_default(data, self.name)
+            json_runtime.remove_runtime(data, self.name)
+            return
+        json_runtime.set_runtime(data, self.name, params["runtime_path"], params["runtime_args"])
+        if params["default"] is True:
+            json_runtime.set_default(data, self.name)
+        elif params["default"] is False:
+            json_runtime.unset_default(data, self.name)
+
+    def run(self) -> dict[str, t.Any]:
+        before = read_text(self.path)
+        data = json_runtime.parse(before or "", self.path)
+        if before is None and self.params["state"] == "absent":
+            self.result.update(runtime=None, default_runtime=None)
+            return self.result
+        self._edit(data)
+        after = json_runtime.dumps(data, json_runtime.detect_indent(before or ""))
+        self.result.update(
+            runtime=(data.get("runtimes") or {}).get(self.name),
+            default_runtime=json_runtime.get_default(data),
+        )
+        if before is not None and json_runtime.parse(before, self.path) == data:
+            # same content: a file formatted differently from ours is not rewritten
+            return self.result
+        self.result.update(changed=True, restart_required=True)
+        if self.module._diff:
+            self.result["diff"] = text_diff(before or "", after, self.path)
+        if self.module.check_mode:
+            return self.result
+        with Candidate(self.module, self.path, after) as candidate:
+            if self.params["backup"]:
+                backup_file = backup(self.module, self.path)
+                if backup_file:
+                    self.result["backup_file"] = backup_file
+            candidate.install()
+        return self.result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("state", "present", ("runtime_path",))],
+        supports_check_mode=True,
+    )
+    try:
+        result = DockerRuntime(module).run()
+    except KubeGPUError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

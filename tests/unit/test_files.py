@@ -1,0 +1,77 @@
+"""Reading and atomically replacing files (plugins/module_utils/_files.py), with a real AnsibleModule."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+
+
+def test_read_text_of_a_missing_file_is_none(tmp_path):
+    assert read_text(str(tmp_path / "absent")) is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"ok\nok\n\xff\n"), r"is not UTF-8 text \(line 3\)"),
+    ],
+)
+def test_read_text_refuses_what_is_not_a_text_file(tmp_path, setup, message):
+    path = tmp_path / "config"
+    setup(path)
+    with pytest.raises(KubeGPUError, match=message):
+        read_text(str(path))
+
+
+def test_candidate_replaces_the_file_keeping_its_mode(ansible_module, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("old\n")
+    path.chmod(0o640)
+    with Candidate(ansible_module, str(path), "new\n") as candidate:
+        assert os.path.dirname(candidate.name) == str(tmp_path)
+        assert path.read_text() == "old\n"
+        candidate.install()
+    assert path.read_text() == "new\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert os.listdir(tmp_path) == ["config.toml"]
+
+
+def test_candidate_creates_a_new_file_and_its_directory(ansible_module, tmp_path):
+    path = tmp_path / "etc" / "containerd" / "config.toml"
+    with Candidate(ansible_module, str(path), "version = 2\n") as candidate:
+        candidate.install()
+    assert path.read_text() == "version = 2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_candidate_not_installed_leaves_nothing_behind(ansible_module, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("old\n")
+    with Candidate(ansible_module, str(path), "new\n") as candidate:
+        assert Path(candidate.name).read_text() == "new\n"
+    assert path.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["config.toml"]
+
+
+def test_a_scratch_candidate_for_a_missing_directory_does_not_create_it(ansible_module, tmp_path):
+    path = tmp_path / "missing" / "config.toml"
+    with Candidate(ansible_module, str(path), "x\n", scratch=True) as candidate:
+        assert os.path.exists(candidate.name)
+        scratch_name = candidate.name
+    assert not os.path.exists(scratch_name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_backup_copies_the_old_file_or_returns_none(ansible_module, tmp_path):
+    path = tmp_path / "daemon.json"
+    assert backup(ansible_module, str(path)) is None
+    path.write_text("{}\n")
+    copy = backup(ansible_module, str(path))
+    assert copy and copy != str(path) and Path(copy).read_text() == "{}\n"

@@ -1,0 +1,131 @@
+"""Pure edits of docker's daemon.json (plugins/module_utils/_json_runtime.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as jr
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+NVIDIA = "/usr/bin/nvidia-container-runtime"
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [
+        ("", {}),
+        ("  \n", {}),
+        ("{}", {}),
+        ('{"b": 1, "a": {"x": [1, 2]}}', {"b": 1, "a": {"x": [1, 2]}}),
+        ('{"runtimes": {"nvidia": {"path": "/x"}}, "default-runtime": "nvidia"}',
+         {"runtimes": {"nvidia": {"path": "/x"}}, "default-runtime": "nvidia"}),
+    ],
+)  # fmt: skip
+def test_parse_accepts_daemon_json(text, data):
+    assert jr.parse(text) == data
+
+
+def test_parse_keeps_key_order():
+    assert list(jr.parse('{"z": 1, "a": 2, "m": 3}')) == ["z", "a", "m"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{\n  "a": 1,\n}', r"not valid JSON \(line 3, column 1\)"),
+        ('{"a": 1', r"not valid JSON \(line 1, column 8\)"),
+        ("nul", "not valid JSON"),
+        ("[1]", "must hold a JSON object, found list"),
+        ('"x"', "must hold a JSON object, found str"),
+        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
+        ('{"x": {"a": 1, "a": 2}}', "duplicate key 'a'"),
+        ('{"runtimes": "nvidia"}', "'runtimes' must be an object, found str"),
+        ('{"default-runtime": ["nvidia"]}', "'default-runtime' must be a string"),
+    ],
+)
+def test_parse_rejects_broken_files_naming_the_problem(text, message):
+    with pytest.raises(KubeGPUError, match=message) as info:
+        jr.parse(text, "/etc/docker/daemon.json")
+    assert info.value.msg.startswith("/etc/docker/daemon.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "indent"),
+    [("", 2), ("{}", 2), ('{\n  "a": 1\n}', 2), ('{\n    "a": 1\n}', 4), ('{\n\t"a": 1\n}', "\t"), ('{"a": {\n   "b": 1}}', 3)],
+)
+def test_detect_indent(text, indent):
+    assert jr.detect_indent(text) == indent
+
+
+@pytest.mark.parametrize(
+    ("before", "args", "after", "changed"),
+    [
+        ({}, ("nvidia", NVIDIA), {"runtimes": {"nvidia": {"path": NVIDIA}}}, True),
+        ({"runtimes": {"nvidia": {"path": NVIDIA}}}, ("nvidia", NVIDIA), {"runtimes": {"nvidia": {"path": NVIDIA}}}, False),
+        ({"runtimes": {"nvidia": {"path": "/old"}}}, ("nvidia", NVIDIA), {"runtimes": {"nvidia": {"path": NVIDIA}}}, True),
+        ({}, ("nvidia", NVIDIA, ["--debug"]), {"runtimes": {"nvidia": {"path": NVIDIA, "runtimeArgs": ["--debug"]}}}, True),
+        ({"runtimes": {"nvidia": {"path": NVIDIA, "runtimeArgs": ["-x"]}}}, ("nvidia", NVIDIA),
+         {"runtimes": {"nvidia": {"path": NVIDIA, "runtimeArgs": ["-x"]}}}, False),
+        ({"runtimes": {"nvidia": {"path": NVIDIA, "runtimeArgs": ["-x"]}}}, ("nvidia", NVIDIA, []),
+         {"runtimes": {"nvidia": {"path": NVIDIA}}}, True),
+        ({"debug": True, "runtimes": {"crun": {"path": "/usr/bin/crun"}}}, ("nvidia", NVIDIA),
+         {"debug": True, "runtimes": {"crun": {"path": "/usr/bin/crun"}, "nvidia": {"path": NVIDIA}}}, True),
+    ],
+)  # fmt: skip
+def test_set_runtime(before, args, after, changed):
+    assert jr.set_runtime(before, *args) is changed
+    assert before == after
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("runc", NVIDIA), "built-in runtime"),
+        (("nv idia", NVIDIA), "not a valid runtime name"),
+        (("-nvidia", NVIDIA), "not a valid runtime name"),
+        (("nvidia", "nvidia-container-runtime"), "not an absolute path"),
+    ],
+)
+def test_set_runtime_rejects_bad_input(args, message):
+    with pytest.raises(KubeGPUError, match=message):
+        jr.set_runtime({}, *args)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "changed"),
+    [
+        ({"runtimes": {"nvidia": {"path": NVIDIA}}}, {}, True),
+        ({"runtimes": {"nvidia": {"path": NVIDIA}, "crun": {"path": "/c"}}}, {"runtimes": {"crun": {"path": "/c"}}}, True),
+        ({"runtimes": {"crun": {"path": "/c"}}}, {"runtimes": {"crun": {"path": "/c"}}}, False),
+        ({"debug": True}, {"debug": True}, False),
+    ],
+)
+def test_remove_runtime(before, after, changed):
+    assert jr.remove_runtime(before, "nvidia") is changed
+    assert before == after
+
+
+@pytest.mark.parametrize("before", [{}, {"default-runtime": "crun"}, {"debug": True, "default-runtime": "nvidia"}])
+def test_default_on_then_off_removes_the_key(before):
+    data = dict(before)
+    assert jr.set_default(data, "nvidia") is (before.get("default-runtime") != "nvidia")
+    assert not jr.set_default(data, "nvidia")
+    assert data["default-runtime"] == "nvidia"
+    assert jr.unset_default(data, "nvidia")
+    assert not jr.unset_default(data, "nvidia")
+    assert "default-runtime" not in data
+    assert data == {key: value for key, value in before.items() if key != "default-runtime"}
+
+
+def test_unset_default_leaves_another_runtimes_default():
+    data = {"default-runtime": "crun"}
+    assert not jr.unset_default(data, "nvidia")
+    assert data == {"default-runtime": "crun"}
+
+
+@pytest.mark.parametrize("indent", [2, 4, "\t"])
+def test_dumps_round_trips_with_the_files_indent(indent):
+    data = {"b": {"c": [1, "x"]}, "a": "é"}
+    text = jr.dumps(data, indent)
+    assert text.endswith("}\n") and "é" in text
+    assert jr.parse(text) == data and jr.detect_indent(text) == indent
