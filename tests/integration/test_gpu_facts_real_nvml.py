@@ -22,14 +22,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def real_nvml_dir():
-    library_dir = debs.fetch("libnvidia-ml1", "bookworm", "non-free") / "usr/lib/x86_64-linux-gnu/nvidia/current"
+    library_dir = debs.fetch("libnvidia-ml1", "bookworm") / "usr/lib/x86_64-linux-gnu/nvidia/current"
     assert (library_dir / "libnvidia-ml.so.1").exists()
     return library_dir
 
 
 @pytest.fixture(scope="module")
 def real_nvidia_smi():
-    binary = debs.fetch("nvidia-smi", "bookworm", "non-free") / "usr/lib/nvidia/current/nvidia-smi"
+    binary = debs.fetch("nvidia-smi", "bookworm") / "usr/lib/nvidia/current/nvidia-smi"
     assert os.access(binary, os.X_OK)
     return binary
 

@@ -7,12 +7,13 @@ sources, lists and dpkg database are left alone), unpacks it with ``dpkg -x`` in
 reuses the unpacked tree. The mirror is the one the host's apt already uses
 (override with ``KUBEGPU_DEBIAN_MIRROR``), so no registry is named here.
 
-Command line: ``python -m tests.support.debs SUITE[/COMPONENT] PACKAGE...`` prints
+Command line: ``python -m tests.support.debs SUITE PACKAGE...`` prints
 each unpacked root.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KUBEGPU_DEB_CACHE", REPO_ROOT / ".cache" / "debs"))
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+# Every component, whatever the package: one set of lists per suite serves all fetches.
+COMPONENTS = "main contrib non-free non-free-firmware"
 
 
 class DebFetchError(RuntimeError):
@@ -43,14 +46,20 @@ def host_mirror() -> str:
     raise DebFetchError("no Debian mirror found in the host's apt sources; set KUBEGPU_DEBIAN_MIRROR")
 
 
-def _apt_options(suite: str, components: str) -> list[str]:
+def _apt_options(suite: str) -> list[str]:
+    """A private apt configuration for ``suite``; its package lists are fetched
+    again whenever the source line changes (a new mirror, or a cache made before)."""
     base = CACHE / f"apt-{suite}"
     lists = base / "lists"
     (lists / "partial").mkdir(parents=True, exist_ok=True)
     (base / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     source_list = base / "sources.list"
-    source_list.write_text(f"deb [signed-by={KEYRING}] {host_mirror()} {suite} {components}\n")
-    return [
+    source_line = f"deb [signed-by={KEYRING}] {host_mirror()} {suite} {COMPONENTS}\n"
+    # written after each successful update: the source line those lists are for
+    updated_for = base / "lists-source"
+    stale = not updated_for.is_file() or updated_for.read_text() != source_line
+    source_list.write_text(source_line)
+    options = [
         f"-oDir::Etc::SourceList={source_list}",
         "-oDir::Etc::SourceParts=/dev/null",
         f"-oDir::State::Lists={lists}",
@@ -60,6 +69,10 @@ def _apt_options(suite: str, components: str) -> list[str]:
         "-oAcquire::Retries=3",
         "-oAPT::Get::List-Cleanup=0",
     ]
+    if stale:
+        _run(["apt-get", *options, "-qq", "update"])
+        updated_for.write_text(source_line)
+    return options
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:
@@ -69,17 +82,23 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def fetch(package: str, suite: str = "bookworm", component: str = "main") -> Path:
+def fetch(package: str, suite: str = "bookworm") -> Path:
     """Unpack ``package`` from ``suite`` and return the root it was unpacked into."""
     target = CACHE / suite / package
     root = target / "root"
     if (target / ".done").is_file():
         return root
-    components = "main contrib non-free non-free-firmware" if component != "main" else "main"
-    options = _apt_options(suite, components)
-    lists_dir = CACHE / f"apt-{suite}" / "lists"
-    if not any(lists_dir.glob("*_Packages*")):
-        _run(["apt-get", *options, "-qq", "update"])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # one fetch at a time per cache (pytest-xdist workers share it)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".done").is_file():
+            _download_and_unpack(package, suite, target, root)
+    return root
+
+
+def _download_and_unpack(package: str, suite: str, target: Path, root: Path) -> None:
+    options = _apt_options(suite)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     _run(["apt-get", *options, "-qq", "download", package], cwd=target)
@@ -89,7 +108,6 @@ def fetch(package: str, suite: str = "bookworm", component: str = "main") -> Pat
     for deb in debs:
         _run(["dpkg-deb", "-x", str(deb), str(root)])
     (target / ".done").write_text(debs[0].name + "\n")
-    return root
 
 
 def version_of(package: str, suite: str = "bookworm") -> str:
@@ -103,9 +121,9 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    suite, _sep, component = argv[0].partition("/")
+    suite = argv[0]
     for package in argv[1:]:
-        print(fetch(package, suite, component or "main"))
+        print(fetch(package, suite))
     return 0
 
 
