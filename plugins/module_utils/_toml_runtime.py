@@ -33,6 +33,24 @@ except ImportError:
 else:
     TOMLKIT_IMPORT_ERROR = None
 
+# Older tomlkit releases lose literal quoting, move comments and, in files that
+# split a table, can put an edit in the wrong table: the edits here need 0.15.1.
+TOMLKIT_MIN_VERSION = (0, 15, 1)
+
+
+def tomlkit_too_old() -> str | None:
+    """A message when the importable tomlkit is older than the edits need, else None."""
+    version = getattr(tomlkit, "__version__", "0")
+    parts = tuple(int(part) if part.isdigit() else 0 for part in version.split(".")[:3])
+    if parts >= TOMLKIT_MIN_VERSION:
+        return None
+    wanted = ".".join(str(part) for part in TOMLKIT_MIN_VERSION)
+    return (
+        f"tomlkit {version} is too old to edit containerd's config without disturbing it; "
+        f"tomlkit>={wanted} is required on the node (e.g. pip install 'tomlkit>={wanted}'); nothing was changed"
+    )
+
+
 CRI_V2 = "io.containerd.grpc.v1.cri"
 CRI_V3 = "io.containerd.cri.v1.runtime"
 CRI_PLUGIN = {2: CRI_V2, 3: CRI_V3, 4: CRI_V3}

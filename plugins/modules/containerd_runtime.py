@@ -35,7 +35,7 @@ attributes:
   idempotent:
     support: full
 requirements:
-  - tomlkit (Python library, on the managed node)
+  - tomlkit >= 0.15.1 (Python library, on the managed node; the module refuses older releases, which move comments and quoting)
 options:
   path:
     description: The containerd configuration file.
@@ -319,7 +319,10 @@ class ContainerdRuntime:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if toml_runtime.TOMLKIT_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("tomlkit"), exception=toml_runtime.TOMLKIT_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("tomlkit>=0.15.1"), exception=toml_runtime.TOMLKIT_IMPORT_ERROR)
+    too_old = toml_runtime.tomlkit_too_old()
+    if too_old:
+        module.fail_json(msg=too_old)
     try:
         result = ContainerdRuntime(module).run()
     except KubeGPUError as exc:

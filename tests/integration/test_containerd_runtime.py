@@ -11,6 +11,7 @@ import difflib
 import os
 import stat
 import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -346,5 +347,31 @@ def test_a_node_without_tomlkit_is_told_what_to_install(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("version = 2\n")
     run = run_module(MODULE, {"path": str(path), "name": "nvidia"}, interpreter="/usr/bin/python3")
-    assert run.failed and "Failed to import the required Python library (tomlkit)" in run.result["msg"]
+    assert run.failed and "Failed to import the required Python library (tomlkit>=0.15.1)" in run.result["msg"]
     assert path.read_text() == "version = 2\n"
+
+
+OLD_TOMLKIT = "0.11.8"
+
+
+@pytest.fixture(scope="module")
+def old_tomlkit_path() -> Path:
+    """A real old tomlkit release (the line Debian bookworm packages), installed apart from the venv."""
+    target = debs.REPO_ROOT / ".cache" / f"tomlkit-{OLD_TOMLKIT}"
+    if not (target / "tomlkit").is_dir():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), f"tomlkit=={OLD_TOMLKIT}"],
+            check=True,
+            capture_output=True,
+        )
+    return target
+
+
+def test_an_old_tomlkit_on_the_node_is_refused_before_anything_changes(tmp_path, old_tomlkit_path):
+    path = tmp_path / "config.toml"
+    path.write_text("version = 2\n# keep me\n")
+    run = run_module(MODULE, {"path": str(path), "name": "nvidia", "validate": False}, env={"PYTHONPATH": str(old_tomlkit_path)})
+    assert run.failed
+    assert f"tomlkit {OLD_TOMLKIT} is too old" in run.result["msg"] and "tomlkit>=0.15.1" in run.result["msg"]
+    assert path.read_text() == "version = 2\n# keep me\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
