@@ -15,6 +15,7 @@ import os
 import tempfile
 import typing as t
 
+from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 
@@ -99,3 +100,37 @@ def backup(module: t.Any, path: str) -> str | None:
     if not os.path.exists(path):
         return None
     return module.backup_local(path)
+
+
+def replace_file(
+    module: t.Any,
+    path: str,
+    before: str | None,
+    after: str,
+    *,
+    make_backup: bool = False,
+    validate: t.Callable[[Candidate], None] | None = None,
+) -> dict[str, t.Any]:
+    """Replace ``path`` (text ``before``, None when missing) with ``after``, which differs.
+
+    ``validate`` checks the candidate file and raises to refuse it, in check mode
+    too; outside check mode the candidate is then installed, after an optional
+    backup.  Returns the result keys of the change: ``changed``, ``diff`` in diff
+    mode, ``backup_file`` when one was made.
+    """
+    changes: dict[str, t.Any] = {"changed": True}
+    if module._diff:
+        changes["diff"] = text_diff(before or "", after, path)
+    if module.check_mode and validate is None:
+        return changes
+    with Candidate(module, path, after, scratch=module.check_mode) as candidate:
+        if validate is not None:
+            validate(candidate)
+        if module.check_mode:
+            return changes
+        if make_backup:
+            backup_file = backup(module, path)
+            if backup_file:
+                changes["backup_file"] = backup_file
+        candidate.install()
+    return changes

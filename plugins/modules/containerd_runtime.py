@@ -177,9 +177,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
-from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, read_text, replace_file
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
@@ -300,19 +299,10 @@ class ContainerdRuntime:
         )
         if after == before:
             return self.result
-        self.result.update(changed=True, restart_required=True)
-        if self.module._diff:
-            self.result["diff"] = text_diff(before or "", after, self.path)
-        with Candidate(self.module, self.path, after, scratch=self.module.check_mode) as candidate:
-            if self.params["validate"]:
-                self._validate(candidate)
-            if self.module.check_mode:
-                return self.result
-            if self.params["backup"]:
-                backup_file = backup(self.module, self.path)
-                if backup_file:
-                    self.result["backup_file"] = backup_file
-            candidate.install()
+        self.result.update(restart_required=True)
+        validate = self._validate if self.params["validate"] else None
+        changes = replace_file(self.module, self.path, before, after, make_backup=self.params["backup"], validate=validate)
+        self.result.update(changes)
         return self.result
 
 

@@ -120,9 +120,8 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as json_runtime
-from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+from ansible_collections.kubegpu.core.plugins.module_utils._files import read_text, replace_file
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/docker/daemon.json"},
@@ -172,17 +171,8 @@ class DockerRuntime:
         if before is not None and json_runtime.parse(before, self.path) == data:
             # same content: a file formatted differently from ours is not rewritten
             return self.result
-        self.result.update(changed=True, restart_required=True)
-        if self.module._diff:
-            self.result["diff"] = text_diff(before or "", after, self.path)
-        if self.module.check_mode:
-            return self.result
-        with Candidate(self.module, self.path, after) as candidate:
-            if self.params["backup"]:
-                backup_file = backup(self.module, self.path)
-                if backup_file:
-                    self.result["backup_file"] = backup_file
-            candidate.install()
+        self.result.update(restart_required=True)
+        self.result.update(replace_file(self.module, self.path, before, after, make_backup=self.params["backup"]))
         return self.result
 
 
