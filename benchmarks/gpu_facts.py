@@ -35,27 +35,34 @@ print(json.dumps(times))
 """
 
 
-def _ansible(args: list[str], env: dict[str, str]) -> float:
+def _ansible(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
+    """Wall time of one whole ``ansible localhost`` run, and the result it printed."""
     start = time.perf_counter()
     proc = subprocess.run([str(BIN / "ansible"), "localhost", *args], capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or "SUCCESS" not in proc.stdout:
+    head, _sep, payload = proc.stdout.strip().partition(" => ")
+    if proc.returncode != 0 or head != "localhost | SUCCESS":
         raise SystemExit(f"benchmark run failed: ansible localhost {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
+    return elapsed, json.loads(payload)
 
 
 def measure(runs: int = RUNS) -> list[tuple[str, list[float]]]:
-    fake_env = ansible_env(fake_nvml.environment(SCENARIO))
-    plain_env = ansible_env()
+    # oneline: one "localhost | SUCCESS => {...}" line to check per run
+    oneline = {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline"}
+    fake_env = ansible_env({**fake_nvml.environment(SCENARIO), **oneline})
+    plain_env = ansible_env(oneline)
     gpu_args = ["-m", "kubegpu.core.gpu_facts", "-a", json.dumps({"sources": ["nvml", "pci"]})]
     setup_args = ["-m", "ansible.builtin.setup", "-a", "gather_subset=min"]
-    # one warm-up each: compiled module caches, page cache
-    _ansible(gpu_args, fake_env)
+    # one warm-up each (compiled module caches, page cache), which also proves the
+    # module saw the fake node: a run that found no GPU would time the wrong thing
+    _elapsed, warm_up = _ansible(gpu_args, fake_env)
+    if warm_up["ansible_facts"]["gpu"]["count"] != 8:
+        raise SystemExit(f"gpu_facts did not see the 8 fake H100s: {warm_up['ansible_facts']['gpu']}")
     _ansible(setup_args, plain_env)
     gpu_times, setup_times = [], []
     for _run in range(runs):
-        gpu_times.append(_ansible(gpu_args, fake_env))
-        setup_times.append(_ansible(setup_args, plain_env))
+        gpu_times.append(_ansible(gpu_args, fake_env)[0])
+        setup_times.append(_ansible(setup_args, plain_env)[0])
     proc = subprocess.run(
         [sys.executable, "-c", NVML_PASS, str(REPO_ROOT / ".collections"), str(runs)],
         capture_output=True,
