@@ -53,7 +53,7 @@ EXAMPLES = r"""
   # {"gpu": "on", "accelerator": "nvidia-tesla-v100", "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB",
   #  "nvidia.com/gpu.count": "2", "nvidia.com/gpu.memory": "16384", "nvidia.com/gpu.family": "volta", ...}
 
-- name: Labels for every GPU node, for kubegpu.core.node_labels
+- name: Labels for every GPU node, one dict keyed by node name
   ansible.builtin.set_fact:
     gpu_labels: >-
       {{ gpu_labels | default({}) | combine({item: hostvars[item].ansible_facts.gpu

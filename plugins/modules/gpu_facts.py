@@ -77,9 +77,9 @@ EXAMPLES = r"""
   kubegpu.core.gpu_facts:
     sources: [pci]
 
-- name: Install the driver where a GPU has none
-  ansible.builtin.include_role:
-    name: kubegpu.core.nvidia_driver
+- name: Group the nodes whose GPUs still need a driver
+  ansible.builtin.group_by:
+    key: gpu_without_driver
   when: ansible_facts.gpu.present and not ansible_facts.gpu.driver_loaded
 """
 
