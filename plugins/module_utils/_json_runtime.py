@@ -12,19 +12,16 @@ import json
 import re
 import typing as t
 
+from ansible_collections.kubegpu.core.plugins.module_utils import _runtime_name as runtime_name
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 # dockerd refuses to redefine its built-in runtime
 RESERVED_NAMES = ("runc",)
-RUNTIME_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not RUNTIME_NAME_RE.match(name):
-        raise KubeGPUError(
-            f"name={name!r} is not a valid runtime name; use 1 to 63 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit (for example 'nvidia')"
-        )
+    """The shared runtime name rule, and not one of dockerd's built-in runtimes."""
+    runtime_name.validate_name(name)
     if name in RESERVED_NAMES:
         raise KubeGPUError(f"name={name!r} is docker's built-in runtime, which daemon.json cannot redefine; choose another name")
     return name

@@ -21,6 +21,7 @@ import traceback
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError, one_of
+from ansible_collections.kubegpu.core.plugins.module_utils._runtime_name import validate_name
 
 TOMLKIT_IMPORT_ERROR: str | None
 try:
@@ -58,22 +59,10 @@ SUPPORTED_VERSIONS = tuple(CRI_PLUGIN)
 # containerd's built-in default runtime; present even when the file does not declare it.
 BUILTIN_DEFAULT_RUNTIME = "runc"
 
-# A runtime name is a TOML key containerd also uses in shim and handler names
-# (Kubernetes RuntimeClass ``handler``): DNS-label-like, dots and underscores allowed.
-RUNTIME_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 # A shim name as containerd resolves it: ``io.containerd.<name>.<version>``, e.g.
 # io.containerd.runc.v2, io.containerd.kata.v2, io.containerd.runsc.v1; or an absolute
 # path to a shim binary.
 RUNTIME_TYPE_RE = re.compile(r"^(io\.containerd\.[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*\.v[0-9]+|/[^\s]+)$")
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not RUNTIME_NAME_RE.fullmatch(name):
-        raise KubeGPUError(
-            f"name={name!r} is not a valid runtime name; use 1 to 63 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit (for example 'nvidia')"
-        )
-    return name
 
 
 def validate_runtime_type(runtime_type: str) -> str:

@@ -83,6 +83,7 @@ def test_set_runtime(before, args, after, changed):
         (("runc", NVIDIA), "built-in runtime"),
         (("nv idia", NVIDIA), "not a valid runtime name"),
         (("-nvidia", NVIDIA), "not a valid runtime name"),
+        (("nvidia\n", NVIDIA), "not a valid runtime name"),
         (("nvidia", "nvidia-container-runtime"), "not an absolute path"),
     ],
 )
