@@ -276,13 +276,7 @@ class ContainerdRuntime:
             )
         result = self.containerd.run(["--config", candidate.name, "config", "dump"])
         if not result.ok:
-            message = (result.stderr or result.stdout).strip() or "(no output)"
-            raise KubeGPUError(
-                f"containerd rejects the new {self.path}, which was left unchanged: {message}",
-                cmd=result.cmdline,
-                rc=result.rc,
-                stderr=result.stderr,
-            )
+            raise result.failure(f"containerd rejects the new {self.path}, which was left unchanged")
 
     def run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
