@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
 
-.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest bench demo build doc changelog clean
+.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest fuzz bench demo build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,11 +48,14 @@ sanity: $(STAMP)  ## ansible-test sanity on a copy laid out as ansible_collectio
 unit: $(STAMP)  ## unit tests only
 	hack/pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup  ## integration tests only (the test bench; KUBECONFIG=... to use a real cluster)
+integration: setup  ## integration tests only (against the test bench)
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
 pytest: setup  ## unit and integration tests in one run, one summary
 	hack/pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAMPLES=N to change)
+	KUBEGPU_HYPOTHESIS_PROFILE=fuzz hack/pytest -m property tests/unit tests/integration $(PYTEST_ARGS)
 
 bench: setup  ## scale and speed figures, printed as tables
 	$(BIN)/python -m benchmarks
