@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
 
-.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest fuzz bench demo build doc changelog clean
+.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ setup: apt-deps $(STAMP) kube-clients  ## venv in .venv with every Python depend
 kube-clients: $(STAMP)  ## real kubectl and helm for the tests, in .cache/bin
 	hack/install-kube-clients
 
-test: setup lint sanity pytest  ## everything CI runs
+test: setup lint sanity pytest matrix-ci  ## everything CI runs
 
 lint: ruff ansible-lint  ## ruff, ansible-lint (production profile) and yamllint
 
@@ -51,8 +51,14 @@ unit: $(STAMP)  ## unit tests only
 integration: setup  ## integration tests only (against the test bench)
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
-pytest: setup  ## unit and integration tests in one run, one summary
-	hack/pytest tests/unit tests/integration $(PYTEST_ARGS)
+pytest: setup  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
+	hack/pytest -m 'not node_python' tests/unit tests/integration $(PYTEST_ARGS)
+
+matrix: setup  ## every supported ansible-core (2.17-2.21) and node Python (3.9-3.13): sanity, unit, module runs
+	$(PYTHON) hack/matrix.py
+
+matrix-ci: setup  ## the matrix's ends: oldest and newest ansible-core and node Python (part of make test)
+	$(PYTHON) hack/matrix.py --ci
 
 fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAMPLES=N to change)
 	KUBEGPU_HYPOTHESIS_PROFILE=fuzz hack/pytest -m property tests/unit tests/integration $(PYTEST_ARGS)

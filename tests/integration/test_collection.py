@@ -8,6 +8,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ def test_build_leaves_out_tests_benchmarks_molecule_and_venvs(tmp_path):
     assert leaked == set()
 
 
+@pytest.mark.matrix
 def test_checkout_resolves_as_the_collection_for_ansible_doc():
     result = subprocess.run(
         [BIN / "ansible-doc", "-t", "module", "-l", "kubegpu.core", "--json"],

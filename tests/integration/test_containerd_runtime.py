@@ -185,6 +185,7 @@ def test_add_default_remove_on_the_distro_default_config(containerd, tmp_path):
     exercise(containerd, path, original)
 
 
+@pytest.mark.matrix
 def test_add_default_remove_keeps_a_hand_written_config_byte_for_byte(containerd, tmp_path):
     path = tmp_path / "config.toml"
     original = hand_written(3 if containerd.major == 2 else 2)

@@ -47,6 +47,7 @@ def three_ways(args: dict[str, t.Any], path: Path) -> ModuleRun:
     return real
 
 
+@pytest.mark.matrix
 def test_add_default_and_remove_keep_unrelated_keys(tmp_path):
     path = tmp_path / "daemon.json"
     path.write_text(DAEMON_JSON)

@@ -39,6 +39,7 @@ def gather(scenario: str, sysfs: str, check: bool = False, **args) -> dict:
     return result["ansible_facts"]["gpu"]
 
 
+@pytest.mark.matrix
 def test_two_v100_give_every_field_from_nvml(empty_sysfs):
     facts = gather("v100x2", empty_sysfs)
     device = {
@@ -202,6 +203,7 @@ def test_one_nvml_session_per_gather(empty_sysfs, tmp_path):
     assert calls.count("nvmlDeviceGetHandleByIndex_v2") == 8
 
 
+@pytest.mark.matrix
 def test_pci_scan_finds_gpus_without_a_driver(tmp_path):
     sysfs = build(
         tmp_path / "sys",

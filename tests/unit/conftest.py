@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+
+from tests.support.module_args import patch_module_args
 
 
 @pytest.fixture

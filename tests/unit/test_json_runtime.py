@@ -32,7 +32,8 @@ def test_parse_keeps_key_order():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{\n  "a": 1,\n}', r"not valid JSON \(line 3, column 1\)"),
+        # Python 3.13 points at the trailing comma, older releases at the brace after it
+        ('{\n  "a": 1,\n}', r"not valid JSON \(line (2, column 9|3, column 1)\)"),
         ('{"a": 1', r"not valid JSON \(line 1, column 8\)"),
         ("nul", "not valid JSON"),
         ("[1]", "must hold a JSON object, found list"),
