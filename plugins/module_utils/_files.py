@@ -62,6 +62,17 @@ def read_text(path: str) -> str | None:
         raise KubeGPUError(f"{path} is not UTF-8 text (line {line}); nothing was changed", line=line) from exc
 
 
+def _make_directories(directory: str) -> None:
+    """``directory`` and its missing parents, each 0755 whatever the umask."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path)
+        os.chmod(path, 0o755)
+
+
 class Candidate:
     """A new version of ``path``, written to a temporary file.
 
@@ -81,7 +92,7 @@ class Candidate:
                 directory = tempfile.gettempdir()
             else:
                 try:
-                    os.makedirs(directory, mode=0o755, exist_ok=True)
+                    _make_directories(directory)
                 except OSError as exc:
                     raise KubeGPUError(f"cannot create the directory {directory}: {exc.strerror}") from exc
         prefix = f".{os.path.basename(path)}."
