@@ -219,7 +219,7 @@ def set_runtime(
     if runtime_type is not None and not _is_shim_name(runtime_type):
         raise KubeGPUError(
             f"runtime_type={runtime_type!r} is not a containerd shim name; use a name like 'io.containerd.runc.v2' "
-            "(dots, no slash)"
+            "(dots, no slash) or a shim binary's absolute path"
         )
     if runtime_type is not None and runtime_args:
         raise KubeGPUError("runtime_args cannot be combined with runtime_type: dockerd passes arguments only to a path runtime")
@@ -265,7 +265,12 @@ def set_runtime(
 
 
 def _is_shim_name(name: t.Any) -> bool:
-    return isinstance(name, str) and "." in name and "/" not in name and not name.startswith(".") and name == name.strip()
+    """A containerd shim: a name like io.containerd.kata.v2, or a shim binary's absolute path."""
+    if not isinstance(name, str) or name != name.strip() or not name:
+        return False
+    if name.startswith("/"):
+        return True
+    return "." in name and "/" not in name and not name.startswith(".")
 
 
 def remove_runtime(data: dict[str, t.Any], name: str) -> bool:

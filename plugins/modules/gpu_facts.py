@@ -52,11 +52,14 @@ options:
   sysfs_root:
     description:
       - Where sysfs is mounted, for the PCI scan and the kernel module check. Another path serves chroots and tests.
+      - An absolute path; a path that exists but is not a directory is refused. A missing directory is not an error
+        (C(reason) says the PCI bus cannot be read), as in a container without C(/sys).
     type: path
     default: /sys
   nvidia_smi_path:
     description:
-      - The nvidia-smi command, a name looked up on C(PATH) or a path.
+      - The nvidia-smi command, a name looked up on C(PATH) or an absolute path. A missing command is not an error
+        (C(reason) says so); an empty value or a relative path with a C(/) is refused.
     type: str
     default: nvidia-smi
 notes:
@@ -282,6 +285,7 @@ ansible_facts:
               sample: "0000:3b:00.0"
 """
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -329,6 +333,16 @@ class GpuFacts:
         self.nvidia_smi: str = module.params["nvidia_smi_path"]
         if not self.sources:
             raise KubeGPUError(f"sources=[] is not valid; give at least one of: {', '.join(SOURCES)}")
+        if not self.nvidia_smi.strip() or ("/" in self.nvidia_smi and not os.path.isabs(self.nvidia_smi)):
+            raise KubeGPUError(
+                f"nvidia_smi_path={self.nvidia_smi!r} is not valid; give a command name looked up on PATH "
+                "(nvidia-smi) or an absolute path (/usr/bin/nvidia-smi)"
+            )
+        if not os.path.isabs(self.sysfs_root) or (os.path.exists(self.sysfs_root) and not os.path.isdir(self.sysfs_root)):
+            raise KubeGPUError(
+                f"sysfs_root={self.sysfs_root!r} is not valid; give the absolute path of the directory where sysfs is "
+                "mounted (/sys)"
+            )
 
     def _nvml(self, reasons: list[str]) -> dict[str, t.Any] | None:
         if not _nvml.HAS_PYNVML:

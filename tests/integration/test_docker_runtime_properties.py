@@ -55,9 +55,12 @@ TOP_LEVEL = {
     "live-restore": st.booleans(),
     "debug": st.booleans(),
     "max-concurrent-downloads": st.integers(1, 10),
-    "labels": st.lists(
-        st.builds("zone={}".format, SAFE_TEXT.filter(lambda s: "=" not in s and s.strip() == s and s)), max_size=2
-    ),
+    # dockerd refuses two labels with one key ("conflict labels"): one value per key
+    "labels": st.dictionaries(
+        st.sampled_from(["zone", "rack", "gpu.vendor"]),
+        SAFE_TEXT.filter(lambda s: "=" not in s and s.strip() == s and s),
+        max_size=2,
+    ).map(lambda labels: [f"{key}={value}" for key, value in labels.items()]),
     "features": st.fixed_dictionaries({}, optional={"buildkit": st.booleans(), "containerd-snapshotter": st.just(False)}),
     "default-ulimits": st.just({"nofile": {"Name": "nofile", "Hard": 65536, "Soft": 65536}}),
 }
