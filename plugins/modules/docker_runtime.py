@@ -71,9 +71,9 @@ options:
     elements: str
   runtime_type:
     description:
-      - A containerd shim to run the runtime (C(runtimes.<name>.runtimeType)): a shim name with dots and no slash, or a
+      - A containerd shim to run the runtime (C(runtimes.<name>.runtimeType)), either a shim name with dots and no slash or a
         shim binary's absolute path. For example C(io.containerd.runc.v2)
-        with O(runtime_options) C({BinaryName: /usr/bin/nvidia-container-runtime}), the form Docker 23 and later
+        with O(runtime_options) setting C(BinaryName) to C(/usr/bin/nvidia-container-runtime), the form Docker 23 and later
         document for shims.
       - Refused when the runtime already exists with C(path) (dockerd does not start with both); give O(runtime_path)
         then, or remove the runtime first.
