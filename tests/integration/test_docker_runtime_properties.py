@@ -274,3 +274,37 @@ def test_dockerd_starts_on_the_result_with_the_requested_runtimes(tmp_path_facto
     runtime = (after.get("runtimes") or {}).get(NAME)
     if runtime and "path" in runtime:
         assert report.runtimes[NAME]["path"] == NVIDIA
+
+
+BROKEN_RUNTIMES = st.sampled_from(
+    [
+        {"path": "/usr/bin/kata-runtime", "runtimeType": "io.containerd.kata.v2"},  # both forms
+        {"path": "/usr/bin/crun", "options": {"SystemdCgroup": True}},  # options with a path
+        {"runtimeType": "io.containerd.runsc.v1", "runtimeArgs": ["--debug"]},  # arguments with a shim
+        {"args": []},  # neither form
+    ]
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(file=daemon_texts(), broken=BROKEN_RUNTIMES, request=REQUESTS)
+def test_a_runtime_the_operator_broke_is_kept_and_blocks_every_write(tmp_path_factory, file, broken, request):
+    """A runtime dockerd would refuse is the operator's: never rewritten, and no file is written while it is there.
+    The same request on the same file without it says whether the module had anything to write."""
+    document, _original = file
+    directory = tmp_path_factory.mktemp("daemon")
+    clean, path = directory / "clean.json", directory / "daemon.json"
+    clean.write_text(json.dumps(document))
+    with_broken = dict(document)
+    with_broken["runtimes"] = {**(document.get("runtimes") or {}), "legacy": broken}
+    original = json.dumps(with_broken, indent=2).encode("utf-8")
+    path.write_bytes(original)
+    reference = run(clean, request)
+    result = run(path, request)
+    assert path.read_bytes() == original
+    if reference.get("failed"):
+        assert result.get("failed"), result
+    elif reference["changed"]:
+        assert result.get("failed") and "runtimes.legacy" in result["msg"] and "(already so in the file)" in result["msg"], result
+    else:
+        assert not result.get("failed") and not result["changed"], result
