@@ -205,10 +205,17 @@ def check_edit(path: Path, document: dict[str, t.Any], original: bytes, request:
             None if document.get("default-runtime") == NAME else document.get("default-runtime")
         )
     else:
+        existing = (document.get("runtimes") or {}).get(NAME) or {}
         if "runtime_path" in request:
             assert runtime["path"] == NVIDIA and "runtimeType" not in runtime
+            assert runtime.get("runtimeArgs") == (request.get("runtime_args", existing.get("runtimeArgs")) or None)
         else:
             assert runtime["runtimeType"] == "io.containerd.runc.v2" and "path" not in runtime
+            assert runtime.get("options") == ({**existing.get("options", {}), **request.get("runtime_options", {})} or None)
+        # other keys of an existing runtime (nvidia-ctk's "args") are kept
+        assert {k: v for k, v in runtime.items() if k not in json_runtime.RUNTIME_KEYS} == {
+            k: v for k, v in existing.items() if k not in json_runtime.RUNTIME_KEYS
+        }
         if request.get("default") is True:
             assert after["default-runtime"] == NAME
         elif request.get("default") is False:

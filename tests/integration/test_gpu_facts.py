@@ -386,8 +386,8 @@ def test_old_drivers_nvidia_smi_without_compute_cap_still_gives_the_other_facts(
     assert (device["mig_capable"], device["mig_mode_current"], device["mig_mode_pending"]) == (None, None, None)
 
 
-def test_a_current_drivers_nvidia_smi_answers_in_one_query(empty_sysfs):
-    """The same P100 with a driver whose nvidia-smi knows every field: compute_cap gives the architecture."""
+def test_a_current_drivers_nvidia_smi_gives_the_compute_capability_and_no_reason(empty_sysfs):
+    """A Pascal GPU whose nvidia-smi knows every field: compute_cap gives the architecture, nothing is missing."""
     facts = gather("gtx1080ti", empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=FAKE_SMI)
     (device,) = facts["devices"]
     assert (facts["source"], facts["reason"]) == ("nvidia-smi", None)
