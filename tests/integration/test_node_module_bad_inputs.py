@@ -1,10 +1,12 @@
 """One table of bad inputs for the three node modules (issue 15): each fails with a message naming the
 bad value, and leaves the file (or the tree it reads) byte-identical, with the same mtime.
 
-Every case runs the real module through ``ansible``. containerd_runtime gets Debian 13's real containerd
-(tests/support/debs.py); gpu_facts reads a fake sysfs tree (tests/support/fake_sysfs.py) and the fake
-NVML library of tests/support/fake_nvml. "Permissions" cases make a directory immutable (``chattr +i``),
-which stops root too, as a read-only or locked-down /etc would.
+Every case runs the real module through Ansible: all cases are the tasks of one ``ansible-playbook``
+run (tests/support/adhoc.py ``run_tasks``), each on files of its own, checked one by one.
+containerd_runtime gets Debian 13's real containerd (tests/support/debs.py); gpu_facts reads a fake
+sysfs tree (tests/support/fake_sysfs.py) and the fake NVML library of tests/support/fake_nvml.
+"Permissions" cases make a directory immutable (``chattr +i``), which stops root too, as a
+read-only or locked-down /etc would.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import debs, fake_nvml
-from tests.support.adhoc import run_module
+from tests.support.adhoc import ModuleRun, run_tasks
 from tests.support.fake_sysfs import PciFunction, build
 
 NVIDIA = "/usr/bin/nvidia-container-runtime"
@@ -169,17 +171,30 @@ def lay_out(case: Case, root: Path) -> dict[str, t.Any]:
     return {key: value for key, value in args.items() if value is not None}
 
 
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, tuple[ModuleRun, dict[str, t.Any], dict[str, t.Any]]]:
+    """Every case laid out in a directory of its own and run as one task of a single ``ansible-playbook``
+    run (the start-up cost of one); ``{case: (its result, the tree before, the tree after)}``."""
+    roots, tasks, before = {}, {}, {}
+    for name, case in CASES.items():
+        root = tmp_path_factory.mktemp(name)
+        args = lay_out(case, root)
+        roots[name] = root
+        env = fake_nvml.environment("t4") if case.module == GPU_FACTS else None
+        tasks[name] = (case.module, args, env)
+        before[name] = snapshot(root)
+    with contextlib.ExitStack() as stack:
+        for name, case in CASES.items():
+            if case.layout == "immutable-dir":
+                stack.enter_context(immutable(roots[name] / "etc"))
+        runs = run_tasks(tasks)
+    return {name: (runs[name], before[name], snapshot(roots[name])) for name in CASES}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
-def test_bad_input_fails_naming_the_value_and_leaves_the_file_alone(tmp_path, case):
-    root = tmp_path / "case"
-    root.mkdir()
-    args = lay_out(case, root)
-    before = snapshot(root)
-    env = fake_nvml.environment("t4") if case.module == GPU_FACTS else None
-    guard = immutable(root / "etc") if case.layout == "immutable-dir" else contextlib.nullcontext()
-    with guard:
-        run = run_module(case.module, args, env=env)
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_fails_naming_the_value_and_leaves_the_file_alone(outcomes, name):
+    run, before, after = outcomes[name]
     assert run.failed, run.result
-    assert case.message in run.result["msg"], run.result["msg"]
-    assert snapshot(root) == before, "the file or its directory changed"
+    assert CASES[name].message in run.result["msg"], run.result["msg"]
+    assert after == before, "the file or its directory changed"
