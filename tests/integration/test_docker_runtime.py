@@ -19,6 +19,7 @@ from tests.support.adhoc import ModuleRun, run_module
 
 MODULE = "kubegpu.core.docker_runtime"
 NVIDIA = "/usr/bin/nvidia-container-runtime"
+INSTALLED = "/bin/true"  # an executable every test host has, for a runtime that must exist
 # a daemon.json as operators write it: 4-space indent, unrelated keys, nested objects
 DAEMON_JSON = """{
     "data-root": "/srv/docker",
@@ -54,14 +55,15 @@ def three_ways(args: dict[str, t.Any], path: Path) -> ModuleRun:
 
 
 def test_add_default_and_remove_keep_unrelated_keys(tmp_path):
+    """A default runtime with runtimeArgs must be installed (dockerd looks for it at start): /bin/true plays it."""
     path = tmp_path / "daemon.json"
     path.write_text(DAEMON_JSON)
     original = json.loads(DAEMON_JSON)
-    args = {"path": str(path), "name": "nvidia", "runtime_path": NVIDIA}
+    args = {"path": str(path), "name": "nvidia", "runtime_path": INSTALLED}
 
     three_ways({**args, "runtime_args": ["--debug"]}, path)
     data = json.loads(path.read_text())
-    assert data["runtimes"] == {"nvidia": {"path": NVIDIA, "runtimeArgs": ["--debug"]}}
+    assert data["runtimes"] == {"nvidia": {"path": INSTALLED, "runtimeArgs": ["--debug"]}}
     assert {key: data[key] for key in original} == original
     assert list(data)[: len(original)] == list(original), "key order changed"
     assert '\n    "data-root"' in path.read_text(), "indentation changed"
