@@ -7,6 +7,11 @@ directory, so relative paths in it resolve the same way and the final rename
 stays on one filesystem), can be checked there, and is then renamed over the
 file with ``AnsibleModule.atomic_move``, which keeps the old file's mode, owner
 and SELinux context.  A reader never sees a half-written file.
+
+A new file gets mode 0644 whatever the umask.  A path that is a symbolic link
+is edited through it: the link's target is replaced and the link stays.  A
+dangling link is refused rather than followed, as its target may live on a
+filesystem that is not mounted yet.
 """
 
 from __future__ import annotations
@@ -17,6 +22,26 @@ import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+NEW_FILE_MODE = 0o644
+
+
+def target_of(path: str) -> str:
+    """The file that holds ``path``'s content: ``path`` itself, or the file a
+    symbolic link (or a chain of them) points to.  Refuses a dangling link or a loop."""
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if not os.path.exists(target) or os.path.islink(target):
+        try:
+            pointing_to = os.readlink(path)
+        except OSError:
+            pointing_to = "?"
+        raise KubeGPUError(
+            f"{path} is a symbolic link to {pointing_to}, which does not exist (or is a loop of links); "
+            "create the target file or replace the link with a file; nothing was changed"
+        )
+    return target
 
 
 def read_text(path: str) -> str | None:
@@ -35,6 +60,17 @@ def read_text(path: str) -> str | None:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise KubeGPUError(f"{path} is not UTF-8 text (line {line}); nothing was changed", line=line) from exc
+
+
+def _make_directories(directory: str) -> None:
+    """``directory`` and its missing parents, each 0755 whatever the umask."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path)
+        os.chmod(path, 0o755)
 
 
 class Candidate:
@@ -56,7 +92,7 @@ class Candidate:
                 directory = tempfile.gettempdir()
             else:
                 try:
-                    os.makedirs(directory, mode=0o755, exist_ok=True)
+                    _make_directories(directory)
                 except OSError as exc:
                     raise KubeGPUError(f"cannot create the directory {directory}: {exc.strerror}") from exc
         prefix = f".{os.path.basename(path)}."
@@ -86,12 +122,18 @@ class Candidate:
 
     def install(self) -> None:
         """Renames the candidate over the file, keeping the file's mode and owner
-        (a new file gets 0644, root's usual config file mode, whatever the umask)."""
-        existed = os.path.exists(self.path)
-        if not existed:
-            os.chmod(self.name, 0o644)
-        self.module.atomic_move(self.name, self.path)
+        (a new file gets 0644, root's usual config file mode, whatever the umask).
+        A symbolic link is kept: its target is replaced."""
+        destination = target_of(self.path)
+        existed = os.path.exists(destination)
+        self.module.atomic_move(self.name, destination)
         self.installed = True
+        if not existed:
+            # atomic_move gives a new file 0666 less the umask (0600 under umask 077)
+            try:
+                os.chmod(destination, NEW_FILE_MODE)
+            except OSError as exc:
+                raise KubeGPUError(f"{destination} was written but its mode cannot be set to 0644: {exc.strerror}") from exc
 
 
 def backup(module: t.Any, path: str) -> str | None:
@@ -118,6 +160,7 @@ def replace_file(
     backup.  Returns the result keys of the change: ``changed``, ``diff`` in diff
     mode, ``backup_file`` when one was made.
     """
+    target_of(path)  # a dangling link fails here, in check mode too
     changes: dict[str, t.Any] = {"changed": True}
     if module._diff:
         changes["diff"] = text_diff(before or "", after, path)

@@ -5,11 +5,18 @@
 Gives the same device keys as ``_nvml``; fields nvidia-smi cannot query
 (brand, MIG devices, CUDA driver version, NVML version) are None, and the
 architecture is derived from the compute capability.
+
+Older drivers' nvidia-smi does not know every field (``compute_cap`` came with
+R510, the MIG fields with R450) and refuses the whole query, naming the first
+field it does not know. The query is then asked again without that field, which
+is reported as None, until the tool answers; only the fields every driver
+knows (REQUIRED_FIELDS) cannot be dropped.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
@@ -37,6 +44,11 @@ QUERY_FIELDS = (
     "utilization.memory",
 )
 
+# known by every nvidia-smi that has --query-gpu; without them the answer means nothing
+REQUIRED_FIELDS = ("index", "uuid", "name", "pci.bus_id", "driver_version")
+# what nvidia-smi prints (on stdout, exit 2) for a field it does not know
+UNKNOWN_FIELD_RE = re.compile(r'Field "([^"]+)" is not a valid field to query')
+
 
 class SmiUnavailable(Exception):
     """nvidia-smi is missing or could not answer."""
@@ -63,14 +75,16 @@ def _enabled(text: str | None) -> bool | None:
     return None if text is None else text.lower() == "enabled"
 
 
-def parse_query_output(stdout: str) -> tuple[str | None, list[dict[str, t.Any]]]:
-    """``(driver_version, devices)`` from ``--query-gpu=QUERY_FIELDS --format=csv,noheader,nounits``."""
+def parse_query_output(stdout: str, fields: t.Sequence[str] = QUERY_FIELDS) -> tuple[str | None, list[dict[str, t.Any]]]:
+    """``(driver_version, devices)`` from ``--query-gpu=FIELDS --format=csv,noheader,nounits``;
+    a field of QUERY_FIELDS not in ``fields`` is None."""
     driver_version = None
     devices = []
     for row in csv.reader(line for line in stdout.splitlines() if line.strip()):
-        if len(row) != len(QUERY_FIELDS):
-            raise ValueError(f"expected {len(QUERY_FIELDS)} comma-separated fields, got {len(row)}: {','.join(row)!r}")
-        field = dict(zip(QUERY_FIELDS, (_value(cell) for cell in row)))
+        if len(row) != len(fields):
+            raise ValueError(f"expected {len(fields)} comma-separated fields, got {len(row)}: {','.join(row)!r}")
+        field = dict.fromkeys(QUERY_FIELDS)
+        field.update(zip(fields, (_value(cell) for cell in row)))
         driver_version = driver_version or field["driver_version"]
         major, _dot, minor = (field["compute_cap"] or "").partition(".")
         compute_major, compute_minor = _int(major or None), _int(minor or None)
@@ -90,7 +104,8 @@ def parse_query_output(stdout: str) -> tuple[str | None, list[dict[str, t.Any]]]
                 "memory_total_mib": _int(field["memory.total"]),
                 "memory_free_mib": _int(field["memory.free"]),
                 "memory_used_mib": _int(field["memory.used"]),
-                "mig_capable": mig_current is not None,
+                # unknown (None) when this nvidia-smi cannot query the MIG mode at all
+                "mig_capable": (mig_current is not None) if "mig.mode.current" in fields else None,
                 "mig_mode_current": mig_current,
                 "mig_mode_pending": _enabled(field["mig.mode.pending"]),
                 "mig_device_count": None,
@@ -114,12 +129,27 @@ def gather(module: t.Any, binary: str = "nvidia-smi") -> dict[str, t.Any]:
     runner = CommandRunner(module, binary, required=False)
     if not runner.available:
         raise SmiUnavailable(f"{binary} was not found" + ("" if "/" in binary else " on PATH"))
-    result = runner.run(["--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader,nounits"])
-    if not result.ok:
+    fields = list(QUERY_FIELDS)
+    unknown: list[str] = []
+    while True:
+        result = runner.run(["--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"])
+        if result.ok:
+            break
         message = " ".join((result.stdout or result.stderr).split()) or "(no output)"
-        raise SmiUnavailable(f"`{result.cmdline}` exited with {result.rc}: {message}")
+        match = UNKNOWN_FIELD_RE.search(message)
+        if not match or match.group(1) not in fields or match.group(1) in REQUIRED_FIELDS:
+            raise SmiUnavailable(f"`{result.cmdline}` exited with {result.rc}: {message}")
+        # an older driver: ask again without the field it does not know
+        fields.remove(match.group(1))
+        unknown.append(match.group(1))
     try:
-        driver_version, devices = parse_query_output(result.stdout)
+        driver_version, devices = parse_query_output(result.stdout, fields)
     except ValueError as exc:
         raise SmiUnavailable(f"`{result.cmdline}` printed output this module cannot read: {exc}") from exc
-    return {"driver_version": driver_version, "cuda_driver_version": None, "nvml_version": None, "devices": devices}
+    return {
+        "driver_version": driver_version,
+        "cuda_driver_version": None,
+        "nvml_version": None,
+        "devices": devices,
+        "unknown_fields": unknown,
+    }

@@ -37,7 +37,9 @@ def normalize_bus_id(bus_id: str) -> str:
 
 
 def scan(sysfs_root: str = "/sys") -> list[dict[str, t.Any]] | None:
-    """NVIDIA display controllers under ``<sysfs_root>/bus/pci/devices``, sorted by bus id.
+    """NVIDIA display controllers under ``<sysfs_root>/bus/pci/devices``, sorted by bus id;
+    ``physical_function`` is the bus id of the GPU an SR-IOV virtual function belongs to
+    (None for a GPU itself).
 
     Returns None when that directory does not exist (no sysfs, a container
     without /sys), so callers can tell "no GPU" from "cannot look".
@@ -58,15 +60,29 @@ def scan(sysfs_root: str = "/sys") -> list[dict[str, t.Any]] | None:
         device_id = _read_hex(os.path.join(path, "device"))
         driver_link = os.path.join(path, "driver")
         driver = os.path.basename(os.readlink(driver_link)) if os.path.islink(driver_link) else None
+        physfn_link = os.path.join(path, "physfn")
+        physical_function = normalize_bus_id(os.path.basename(os.readlink(physfn_link))) if os.path.islink(physfn_link) else None
         found.append(
             {
                 "pci_bus_id": normalize_bus_id(entry),
                 "pci_device_id": None if device_id is None else f"0x{device_id:04x}",
                 "pci_class": f"0x{pci_class:06x}",
                 "driver": driver,
+                "physical_function": physical_function,
             }
         )
     return found
+
+
+def split_functions(functions: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
+    """``(physical, virtual)``: the GPUs themselves (without the ``physical_function`` key) and
+    their SR-IOV virtual functions (a ``physfn`` link in sysfs), which are slices of a GPU
+    handed to VMs (vGPU on A100/H100 hosts), not GPUs of their own."""
+    physical = [
+        {key: value for key, value in f.items() if key != "physical_function"} for f in functions if not f["physical_function"]
+    ]
+    virtual = [f for f in functions if f["physical_function"]]
+    return physical, virtual
 
 
 def kernel_module_loaded(sysfs_root: str = "/sys", name: str = "nvidia") -> bool:

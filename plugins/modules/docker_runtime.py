@@ -13,8 +13,16 @@ description:
     docker's C(daemon.json), optionally makes it C(default-runtime), or removes it.
   - Every other key of the file, and the order of keys, stay as they are; the file's indentation is kept.
   - The file is checked before it is edited (valid JSON, an object, no duplicate keys, C(runtimes) an object,
-    C(default-runtime) a string); a broken file fails with its line and column and is left alone.
-  - The replacement is atomic and keeps the file's mode and owner.
+    C(default-runtime) a string); a broken file fails with its line and column and is left alone. A UTF-8
+    byte-order mark, which dockerd accepts, is kept.
+  - The module knows the runtime rules dockerd applies when it starts (which C(dockerd --validate) does not check)
+    and never writes a file dockerd would refuse. A runtime has either C(path) (with optional C(runtimeArgs)) or
+    C(runtimeType) (with optional C(options)), never both; C(runc) is reserved; C(default-runtime) must name a
+    configured or built-in runtime; a default runtime with C(runtimeArgs) must have its C(path) installed on the
+    host. A request that would break a rule, or a file whose other runtimes already break
+    one, fails with a message naming the runtime and the keys, and the file is left alone.
+  - The replacement is atomic and keeps the file's mode and owner; a new file gets mode C(0644) whatever the umask.
+    A O(path) that is a symbolic link is edited through the link (the link stays); a dangling link is refused.
   - The module does not restart docker; it returns RV(restart_required) for a handler to act on.
 author:
   - kubegpu.core maintainers (@kubegpu)
@@ -36,8 +44,8 @@ options:
   name:
     description:
       - The runtime's name, as given to C(docker run --runtime).
-      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit; not C(runc), which is
-        docker's built-in runtime.
+      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit; not C(runc) or
+        C(io.containerd.runc.v2), docker's built-in runtimes.
     type: str
     required: true
   state:
@@ -48,15 +56,33 @@ options:
     default: present
   runtime_path:
     description:
-      - The runtime binary's absolute path (C(runtimes.<name>.path)). Required with O(state=present).
+      - The runtime binary's absolute path (C(runtimes.<name>.path)), an OCI runtime such as
+        C(nvidia-container-runtime) that docker runs through containerd's runc shim.
+      - With O(state=present) give this or O(runtime_type), not both.
+      - Refused when the runtime already exists with C(runtimeType) (dockerd does not start with both); give
+        O(runtime_type) then, or remove the runtime first.
     type: path
     aliases: [binary_name]
   runtime_args:
     description:
-      - Arguments docker passes to the runtime (C(runtimeArgs)). Omitted, existing arguments are kept; an empty list
-        removes them.
+      - Arguments docker passes to the runtime (C(runtimeArgs)); only with O(runtime_path). Omitted, existing arguments
+        are kept; an empty list removes them.
     type: list
     elements: str
+  runtime_type:
+    description:
+      - A containerd shim to run the runtime (C(runtimes.<name>.runtimeType)), either a shim name with dots and no slash or a
+        shim binary's absolute path. For example C(io.containerd.runc.v2)
+        with O(runtime_options) setting C(BinaryName) to C(/usr/bin/nvidia-container-runtime), the form Docker 23 and later
+        document for shims.
+      - Refused when the runtime already exists with C(path) (dockerd does not start with both); give O(runtime_path)
+        then, or remove the runtime first.
+    type: str
+  runtime_options:
+    description:
+      - Options for the shim (C(runtimes.<name>.options)); only with O(runtime_type). The keys given are set, other
+        options of the runtime are kept. dockerd checks the values against the shim's options when it starts.
+    type: dict
   default:
     description:
       - V(true) sets C(default-runtime) to this runtime.
@@ -81,6 +107,13 @@ EXAMPLES = r"""
     runtime_path: /usr/bin/nvidia-container-runtime
     default: true
   notify: Restart docker
+
+- name: The same runtime as a containerd shim (runtimeType), the form Docker 23 and later document
+  kubegpu.core.docker_runtime:
+    name: nvidia
+    runtime_type: io.containerd.runc.v2
+    runtime_options:
+      BinaryName: /usr/bin/nvidia-container-runtime
 
 - name: Remove it again
   kubegpu.core.docker_runtime:
@@ -129,6 +162,8 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "runtime_path": {"type": "path", "aliases": ["binary_name"]},
     "runtime_args": {"type": "list", "elements": "str"},
+    "runtime_type": {"type": "str"},
+    "runtime_options": {"type": "dict"},
     "default": {"type": "bool"},
     "backup": {"type": "bool", "default": False},
 }
@@ -150,7 +185,15 @@ class DockerRuntime:
             json_runtime.unset_default(data, self.name)
             json_runtime.remove_runtime(data, self.name)
             return
-        json_runtime.set_runtime(data, self.name, params["runtime_path"], params["runtime_args"])
+        json_runtime.set_runtime(
+            data,
+            self.name,
+            path=params["runtime_path"],
+            runtime_args=params["runtime_args"],
+            runtime_type=params["runtime_type"],
+            options=params["runtime_options"],
+            file=self.path,
+        )
         if params["default"] is True:
             json_runtime.set_default(data, self.name)
         elif params["default"] is False:
@@ -163,7 +206,7 @@ class DockerRuntime:
             self.result.update(runtime=None, default_runtime=None)
             return self.result
         self._edit(data)
-        after = json_runtime.dumps(data, json_runtime.detect_indent(before or ""))
+        after = json_runtime.dumps(data, json_runtime.detect_indent(before or ""), json_runtime.has_bom(before))
         self.result.update(
             runtime=(data.get("runtimes") or {}).get(self.name),
             default_runtime=json_runtime.get_default(data),
@@ -171,6 +214,16 @@ class DockerRuntime:
         if before is not None and json_runtime.parse(before, self.path) == data:
             # same content: a file formatted differently from ours is not rewritten
             return self.result
+        broken = json_runtime.problems(data) + json_runtime.host_problems(data)
+        if broken:
+            old = json_runtime.parse(before or "", self.path)
+            already = set(json_runtime.problems(old) + json_runtime.host_problems(old))
+            listed = [f"{problem} (already so in the file)" if problem in already else problem for problem in broken]
+            raise KubeGPUError(
+                f"dockerd would not start with {self.path} after this change: {'; '.join(listed)}. "
+                "Nothing was changed; fix the file or the request first",
+                problems=broken,
+            )
         self.result.update(restart_required=True)
         self.result.update(replace_file(self.module, self.path, before, after, make_backup=self.params["backup"]))
         return self.result
@@ -179,7 +232,12 @@ class DockerRuntime:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        required_if=[("state", "present", ("runtime_path",))],
+        required_if=[("state", "present", ("runtime_path", "runtime_type"), True)],
+        mutually_exclusive=[
+            ("runtime_path", "runtime_type"),
+            ("runtime_args", "runtime_type"),
+            ("runtime_options", "runtime_path"),
+        ],
         supports_check_mode=True,
     )
     try:

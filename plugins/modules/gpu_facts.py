@@ -15,9 +15,12 @@ description:
   - NVML is read through the Python binding C(pynvml) (package C(nvidia-ml-py)) with one C(nvmlInit), one pass
     over the devices and C(nvmlShutdown). A call the GPU or an old driver does not support leaves that field
     C(null); it never fails the gather.
-  - When NVML cannot be used, C(nvidia-smi --query-gpu) gives the core fields.
+  - When NVML cannot be used, C(nvidia-smi --query-gpu) gives the core fields. A field an older driver's nvidia-smi
+    does not know (C(compute_cap) before R510, the MIG fields before R450) is left C(null), named in C(reason), and the
+    other fields are still returned.
   - The PCI scan of sysfs needs no NVIDIA software, so a GPU whose driver is missing, or bound to
     C(nouveau) or C(vfio-pci), is still found (C(present=true), C(driver_loaded=false), C(source=pci)).
+    SR-IOV virtual functions (vGPU hosts) are reported apart, in C(pci_virtual_functions), and not counted as GPUs.
   - The module never fails because GPUs, libraries or the driver are missing; C(reason) says what is missing.
 author:
   - kubegpu.core maintainers (@kubegpu)
@@ -49,11 +52,14 @@ options:
   sysfs_root:
     description:
       - Where sysfs is mounted, for the PCI scan and the kernel module check. Another path serves chroots and tests.
+      - An absolute path; a path that exists but is not a directory is refused. A missing directory is not an error
+        (C(reason) says the PCI bus cannot be read), as in a container without C(/sys).
     type: path
     default: /sys
   nvidia_smi_path:
     description:
-      - The nvidia-smi command, a name looked up on C(PATH) or a path.
+      - The nvidia-smi command, a name looked up on C(PATH) or an absolute path. A missing command is not an error
+        (C(reason) says so); an empty value or a relative path with a C(/) is refused.
     type: str
     default: nvidia-smi
 notes:
@@ -227,7 +233,9 @@ ansible_facts:
               description: Memory utilisation in percent.
               type: int
         pci_devices:
-          description: NVIDIA display controllers on the PCI bus (C([]) when the C(pci) source is off or sysfs is absent).
+          description:
+            - NVIDIA GPUs on the PCI bus, one per physical function (C([]) when the C(pci) source is off or sysfs is absent).
+            - SR-IOV virtual functions are not GPUs of their own and are listed in RV(ansible_facts.gpu.pci_virtual_functions).
           type: list
           elements: dict
           contains:
@@ -247,8 +255,37 @@ ansible_facts:
               description: Kernel driver bound, or C(null).
               type: str
               sample: nvidia
+        pci_virtual_functions:
+          description:
+            - SR-IOV virtual functions of NVIDIA GPUs (PCI functions with a C(physfn) link, as on A100 and H100 hosts
+              that serve vGPU to virtual machines). They are counted neither in RV(ansible_facts.gpu.count) nor in
+              RV(ansible_facts.gpu.pci_devices). C([]) when there are none or the C(pci) source is off.
+          type: list
+          elements: dict
+          contains:
+            pci_bus_id:
+              description: PCI address of the virtual function.
+              type: str
+              sample: "0000:3b:00.4"
+            pci_device_id:
+              description: PCI device id.
+              type: str
+              sample: "0x20b0"
+            pci_class:
+              description: PCI class.
+              type: str
+              sample: "0x030200"
+            driver:
+              description: Kernel driver bound, or C(null).
+              type: str
+              sample: nvidia
+            physical_function:
+              description: PCI address of the GPU (physical function) it belongs to.
+              type: str
+              sample: "0000:3b:00.0"
 """
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -296,6 +333,16 @@ class GpuFacts:
         self.nvidia_smi: str = module.params["nvidia_smi_path"]
         if not self.sources:
             raise KubeGPUError(f"sources=[] is not valid; give at least one of: {', '.join(SOURCES)}")
+        if not self.nvidia_smi.strip() or ("/" in self.nvidia_smi and not os.path.isabs(self.nvidia_smi)):
+            raise KubeGPUError(
+                f"nvidia_smi_path={self.nvidia_smi!r} is not valid; give a command name looked up on PATH "
+                "(nvidia-smi) or an absolute path (/usr/bin/nvidia-smi)"
+            )
+        if not os.path.isabs(self.sysfs_root) or (os.path.exists(self.sysfs_root) and not os.path.isdir(self.sysfs_root)):
+            raise KubeGPUError(
+                f"sysfs_root={self.sysfs_root!r} is not valid; give the absolute path of the directory where sysfs is "
+                "mounted (/sys)"
+            )
 
     def _nvml(self, reasons: list[str]) -> dict[str, t.Any] | None:
         if not _nvml.HAS_PYNVML:
@@ -312,15 +359,18 @@ class GpuFacts:
 
     def _smi(self, reasons: list[str]) -> dict[str, t.Any] | None:
         try:
-            return _nvidia_smi.gather(self.module, self.nvidia_smi)
+            answer = _nvidia_smi.gather(self.module, self.nvidia_smi)
         except _nvidia_smi.SmiUnavailable as exc:
             reasons.append(f"nvidia-smi: {exc.reason}")
             return None
+        if answer["unknown_fields"]:
+            reasons.append(f"nvidia-smi: this driver's nvidia-smi cannot query {', '.join(answer['unknown_fields'])} (left null)")
+        return answer
 
     def gather(self) -> dict[str, t.Any]:
         reasons: list[str] = []
         pci = _pci.scan(self.sysfs_root) if "pci" in self.sources else None
-        pci_devices = pci or []
+        pci_devices, virtual_functions = _pci.split_functions(pci or [])
         if "pci" in self.sources and pci is None:
             reasons.append(f"pci: {self.sysfs_root}/bus/pci/devices cannot be read")
         answer, source = None, "none"
@@ -373,6 +423,7 @@ class GpuFacts:
             "nvml_version": answer["nvml_version"],
             "devices": devices,
             "pci_devices": pci_devices,
+            "pci_virtual_functions": virtual_functions,
         }
 
 

@@ -81,6 +81,7 @@ def test_two_v100_give_every_field_from_nvml(empty_sysfs):
         "nvml_version": "12.535.161.08",
         "devices": [device, second],
         "pci_devices": [],
+        "pci_virtual_functions": [],
     }
 
 
@@ -173,6 +174,7 @@ def test_driver_not_loaded_gives_a_reason_not_a_failure(empty_sysfs):
         "nvml_version": None,
         "devices": [],
         "pci_devices": [],
+        "pci_virtual_functions": [],
     }
 
 
@@ -363,3 +365,65 @@ def test_facts_playbook_prints_the_reason_when_there_is_no_gpu():
     out = _facts_playbook("driver_not_loaded")
     assert "NVML found no NVIDIA kernel driver (Driver Not Loaded)" in out
     assert "GPU 0:" not in out
+
+
+def test_old_drivers_nvidia_smi_without_compute_cap_still_gives_the_other_facts(empty_sysfs):
+    """Issue 15 item 9: the fake nvidia-smi of the old_driver scenario refuses compute_cap and the MIG fields
+    as nvidia-smi before R510/R450 does ('Field "compute_cap" is not a valid field to query.', exit 2)."""
+    facts = gather("old_driver", empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=FAKE_SMI)
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "nvidia-smi", 1)
+    assert facts["driver_version"] == "418.226.00"
+    assert (
+        facts["reason"]
+        == "nvidia-smi: this driver's nvidia-smi cannot query compute_cap, mig.mode.current, mig.mode.pending (left null)"
+    )
+    (device,) = facts["devices"]
+    assert (device["name"], device["uuid"], device["pci_bus_id"]) == (
+        "Tesla P100-PCIE-16GB",
+        "GPU-adf56fc8-5019-54ce-9f8c-1793461c3a39",
+        "0000:04:00.0",
+    )
+    assert (device["memory_total_mib"], device["power_limit_watts"], device["temperature_c"]) == (16280, 250.0, 34)
+    assert (device["compute_capability"], device["compute_major"], device["architecture"]) == (None, None, None)
+    assert (device["mig_capable"], device["mig_mode_current"], device["mig_mode_pending"]) == (None, None, None)
+
+
+def test_a_current_drivers_nvidia_smi_gives_the_compute_capability_and_no_reason(empty_sysfs):
+    """A Pascal GPU whose nvidia-smi knows every field: compute_cap gives the architecture, nothing is missing."""
+    facts = gather("gtx1080ti", empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=FAKE_SMI)
+    (device,) = facts["devices"]
+    assert (facts["source"], facts["reason"]) == ("nvidia-smi", None)
+    assert (device["compute_capability"], device["architecture"], device["mig_capable"]) == ("6.1", "Pascal", False)
+
+
+def test_sriov_virtual_functions_are_not_counted_as_gpus(tmp_path):
+    """Issue 15 item 10: an A100 host serving vGPU shows each GPU's SR-IOV virtual functions on the bus
+    (physfn links); they are reported apart, and only the two physical GPUs are counted."""
+    functions = [PciFunction("0000:3b:00.0", device=0x20B0, driver="nvidia"), PciFunction("0000:86:00.0", device=0x20B0)]
+    for parent in ("0000:3b", "0000:86"):
+        for slot in range(4, 8):
+            driver = "nvidia" if parent == "0000:3b" else None
+            functions.append(PciFunction(f"{parent}:00.{slot}", device=0x20B0, driver=driver, physfn=f"{parent}:00.0"))
+    sysfs = build(tmp_path / "sys", functions, modules=("nvidia",))
+    facts = gather("driver_not_loaded", str(sysfs))
+    assert (facts["present"], facts["source"], facts["count"]) == (True, "pci", 2)
+    assert [device["pci_bus_id"] for device in facts["devices"]] == ["0000:3b:00.0", "0000:86:00.0"]
+    assert [device["pci_bus_id"] for device in facts["pci_devices"]] == ["0000:3b:00.0", "0000:86:00.0"]
+    assert len(facts["pci_virtual_functions"]) == 8
+    assert facts["pci_virtual_functions"][0] == {
+        "pci_bus_id": "0000:3b:00.4",
+        "pci_device_id": "0x20b0",
+        "pci_class": "0x030200",
+        "driver": "nvidia",
+        "physical_function": "0000:3b:00.0",
+    }
+    assert {vf["physical_function"] for vf in facts["pci_virtual_functions"]} == {"0000:3b:00.0", "0000:86:00.0"}
+    assert "0000:3b:00.4" not in facts["reason"]
+
+
+def test_nvml_gpus_with_virtual_functions_report_nothing_unlisted(tmp_path):
+    """NVML lists the physical GPUs only; their virtual functions must not show up as GPUs NVML missed."""
+    functions = [PciFunction("0000:18:00.0", driver="nvidia"), PciFunction("0000:2a:00.0", driver="nvidia")]
+    functions += [PciFunction(f"0000:18:00.{slot}", driver="nvidia", physfn="0000:18:00.0") for slot in (4, 5)]
+    facts = gather("v100x2", str(build(tmp_path / "sys", functions, modules=("nvidia",))))
+    assert (facts["count"], facts["reason"], len(facts["pci_devices"]), len(facts["pci_virtual_functions"])) == (2, None, 2, 2)

@@ -88,3 +88,38 @@ def run_module(
         raise AssertionError(f"expected one result from {argv}, got {len(lines)}:\n{proc.stdout}\n{proc.stderr}")
     record = json.loads(lines[0])
     return ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr)
+
+
+def run_tasks(tasks: dict[str, tuple[str, dict[str, t.Any], dict[str, str] | None]]) -> dict[str, ModuleRun]:
+    """Runs ``{task name: (module, args, environment)}`` as the tasks of one ``ansible-playbook`` run on
+    localhost (``ignore_errors``, so every task runs) and returns each task's result by name: many module
+    runs for the start-up cost of one."""
+    play = [
+        {
+            "name": "kubegpu.core tests",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {"name": name, module: args, "environment": environment or {}, "ignore_errors": True}
+                for name, (module, args, environment) in tasks.items()
+            ],
+        }
+    ]
+    with tempfile.TemporaryDirectory(prefix="kubegpu-tasks-") as scratch:
+        playbook = Path(scratch) / "play.yml"
+        playbook.write_text(json.dumps(play))
+        result_file = Path(scratch) / "results.jsonl"
+        run_env = ansible_env(
+            {
+                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+                "KUBEGPU_RESULT_FILE": str(result_file),
+            }
+        )
+        argv = [str(BIN / "ansible-playbook"), str(playbook)]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
+        records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
+    runs = {record["task"]: ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr) for record in records}
+    if set(runs) != set(tasks):
+        raise AssertionError(f"expected a result for each of {sorted(tasks)}, got {sorted(runs)}:\n{proc.stdout}\n{proc.stderr}")
+    return runs

@@ -3,7 +3,9 @@
 Simulates what the kernel shows under ``/sys``: ``bus/pci/devices/<bus id>`` as
 links into ``devices/pci<domain>:<bus>/``, each device directory holding the
 ``vendor``, ``device`` and ``class`` files (hex, newline-terminated) and, when a
-driver is bound, a ``driver`` link to ``bus/pci/drivers/<name>``; loaded kernel
+driver is bound, a ``driver`` link to ``bus/pci/drivers/<name>``; an SR-IOV
+virtual function has a ``physfn`` link to its physical function's directory,
+which has a ``virtfn<N>`` link back to each of its virtual functions; loaded kernel
 modules as ``module/<name>`` directories. Nothing else of sysfs is simulated.
 """
 
@@ -20,6 +22,7 @@ class PciFunction(NamedTuple):
     device: int = 0x1DB1
     pci_class: int = 0x030200  # 3D controller
     driver: str | None = None
+    physfn: str | None = None  # bus id of the physical function, for an SR-IOV virtual function
 
 
 def build(root: Path, functions: list[PciFunction], modules: tuple[str, ...] = ()) -> Path:
@@ -38,6 +41,13 @@ def build(root: Path, functions: list[PciFunction], modules: tuple[str, ...] = (
             driver_dir.mkdir(parents=True, exist_ok=True)
             (real / "driver").symlink_to(os.path.relpath(driver_dir, real))
         (devices / function.bus_id).symlink_to(os.path.relpath(real, devices))
+    for function in functions:
+        if function.physfn:
+            real = (devices / function.bus_id).resolve()
+            parent = (devices / function.physfn).resolve()
+            (real / "physfn").symlink_to(os.path.relpath(parent, real))
+            number = len(list(parent.glob("virtfn*")))
+            (parent / f"virtfn{number}").symlink_to(os.path.relpath(real, parent))
     for module in modules:
         (root / "module" / module).mkdir(parents=True)
     return root

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text
+from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text, target_of
 
 
 def test_read_text_of_a_missing_file_is_none(tmp_path):
@@ -75,3 +75,44 @@ def test_backup_copies_the_old_file_or_returns_none(ansible_module, tmp_path):
     path.write_text("{}\n")
     copy = backup(ansible_module, str(path))
     assert copy and copy != str(path) and Path(copy).read_text() == "{}\n"
+
+
+def test_target_of_follows_a_chain_of_links_and_refuses_dangling_ones_and_loops(tmp_path):
+    real = tmp_path / "real"
+    real.write_text("x")
+    (tmp_path / "one").symlink_to("real")
+    (tmp_path / "two").symlink_to("one")
+    assert target_of(str(tmp_path / "two")) == str(real)
+    assert target_of(str(real)) == str(real)
+    assert target_of(str(tmp_path / "missing")) == str(tmp_path / "missing")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    with pytest.raises(KubeGPUError, match="is a symbolic link to nowhere, which does not exist"):
+        target_of(str(tmp_path / "dangling"))
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(KubeGPUError, match="loop of links"):
+        target_of(str(tmp_path / "a"))
+
+
+def test_install_through_a_link_replaces_the_target_and_keeps_the_link(ansible_module, tmp_path):
+    (tmp_path / "managed").mkdir()
+    target = tmp_path / "managed" / "config"
+    target.write_text("old\n")
+    link = tmp_path / "config"
+    link.symlink_to("managed/config")
+    with Candidate(ansible_module, str(link), "new\n") as candidate:
+        candidate.install()
+    assert link.is_symlink() and target.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "managed"]
+
+
+def test_a_new_file_and_directories_are_0644_and_0755_under_umask_077(ansible_module, tmp_path):
+    path = tmp_path / "a" / "b" / "config"
+    old = os.umask(0o077)
+    try:
+        with Candidate(ansible_module, str(path), "x\n") as candidate:
+            candidate.install()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755

@@ -35,9 +35,36 @@ def test_pci_scan_keeps_only_nvidia_display_controllers(tmp_path):
         ],
     )
     assert _pci.scan(str(root)) == [
-        {"pci_bus_id": "0000:01:00.0", "pci_device_id": "0x1b06", "pci_class": "0x030000", "driver": "vfio-pci"},
-        {"pci_bus_id": "0000:86:00.0", "pci_device_id": "0x2330", "pci_class": "0x030200", "driver": "nvidia"},
+        {
+            "pci_bus_id": "0000:01:00.0",
+            "pci_device_id": "0x1b06",
+            "pci_class": "0x030000",
+            "driver": "vfio-pci",
+            "physical_function": None,
+        },
+        {
+            "pci_bus_id": "0000:86:00.0",
+            "pci_device_id": "0x2330",
+            "pci_class": "0x030200",
+            "driver": "nvidia",
+            "physical_function": None,
+        },
     ]
+
+
+def test_pci_scan_names_the_physical_function_of_a_virtual_function_and_split_separates_them(tmp_path):
+    root = build(
+        tmp_path,
+        [
+            PciFunction("0000:3b:00.0", device=0x20B0, driver="nvidia"),
+            PciFunction("0000:3b:00.4", device=0x20B0, physfn="0000:3b:00.0"),
+        ],
+    )
+    functions = _pci.scan(str(root))
+    assert [f["physical_function"] for f in functions] == [None, "0000:3b:00.0"]
+    physical, virtual = _pci.split_functions(functions)
+    assert physical == [{"pci_bus_id": "0000:3b:00.0", "pci_device_id": "0x20b0", "pci_class": "0x030200", "driver": "nvidia"}]
+    assert [f["pci_bus_id"] for f in virtual] == ["0000:3b:00.4"]
 
 
 def test_pci_scan_tells_missing_sysfs_from_no_gpu(tmp_path):
@@ -142,3 +169,11 @@ def test_nvidia_smi_output_with_the_wrong_field_count_is_refused():
 def test_nvidia_smi_source_says_when_the_command_is_missing(ansible_module):
     with pytest.raises(_nvidia_smi.SmiUnavailable, match=r"^nvidia-smi-not-here was not found on PATH$"):
         _nvidia_smi.gather(ansible_module, "nvidia-smi-not-here")
+
+
+def test_nvidia_smi_output_without_the_fields_an_old_driver_lacks_leaves_them_null():
+    fields = [f for f in _nvidia_smi.QUERY_FIELDS if f not in ("compute_cap", "mig.mode.current", "mig.mode.pending")]
+    line = "0, GPU-1, Tesla P100, 00000000:04:00.0, 0x15F810DE, 418.226.00, 16280, 16280, 0, Default, Enabled, 250.00, 34, 0, 0"
+    _driver, (device,) = _nvidia_smi.parse_query_output(line, fields)
+    assert (device["compute_capability"], device["architecture"], device["mig_capable"]) == (None, None, None)
+    assert (device["memory_total_mib"], device["power_limit_watts"], device["pci_bus_id"]) == (16280, 250.0, "0000:04:00.0")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as jr
@@ -36,11 +38,11 @@ def test_parse_keeps_key_order():
         ('{\n  "a": 1,\n}', r"not valid JSON \(line (2, column 9|3, column 1)\)"),
         ('{"a": 1', r"not valid JSON \(line 1, column 8\)"),
         ("nul", "not valid JSON"),
-        ("[1]", "must hold a JSON object, found list"),
-        ('"x"', "must hold a JSON object, found str"),
+        ("[1]", "must hold a JSON object, found array"),
+        ('"x"', "must hold a JSON object, found string"),
         ('{"a": 1, "a": 2}', "duplicate key 'a'"),
         ('{"x": {"a": 1, "a": 2}}', "duplicate key 'a'"),
-        ('{"runtimes": "nvidia"}', "'runtimes' must be an object, found str"),
+        ('{"runtimes": "nvidia"}', "'runtimes' must be an object, found string"),
         ('{"default-runtime": ["nvidia"]}', "'default-runtime' must be a string"),
     ],
 )
@@ -131,3 +133,70 @@ def test_dumps_round_trips_with_the_files_indent(indent):
     text = jr.dumps(data, indent)
     assert text.endswith("}\n") and "é" in text
     assert jr.parse(text) == data and jr.detect_indent(text) == indent
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        ({}, []),
+        ({"runtimes": {"a": {"path": "/a", "runtimeType": "io.containerd.runc.v2"}}}, ["runtimes.a has both 'path'"]),
+        ({"runtimes": {"a": {"PATH": "/a", "runtimeType": "io.containerd.runc.v2"}}}, ["runtimes.a has both 'path'"]),
+        ({"runtimes": {"a": {"path": "/a", "options": {"x": 1}}}}, ["runtimes.a has 'options' beside 'path'"]),
+        ({"runtimes": {"a": {"path": "/a", "options": {}}}}, []),
+        ({"runtimes": {"a": {"runtimeType": "io.containerd.kata.v2", "runtimeArgs": ["-x"]}}}, ["'runtimeArgs' beside"]),
+        ({"runtimes": {"a": {"args": []}}}, ["runtimes.a has neither"]),
+        ({"runtimes": {"a": None}}, ["runtimes.a must be an object"]),
+        ({"runtimes": {"a": {"path": 1}}}, ["runtimes.a.path must be a JSON string, found number"]),
+        ({"runtimes": {"a": {"path": "/a", "runtimeArgs": [1]}}}, ["runtimes.a.runtimeArgs must be a list of strings"]),
+        ({"runtimes": {"runc": {"path": "/r"}}}, ["the name 'runc' is reserved"]),
+        ({"default-runtime": "x"}, ["default-runtime='x' names no runtime"]),
+        ({"default-runtime": "io.containerd.kata.v2"}, []),
+        ({"default-runtime": "runc"}, []),
+        ({"default-runtime": "a", "runtimes": {"a": {"path": "a"}}}, []),
+    ],
+)
+def test_problems_are_dockerds_start_rules(data, found):
+    problems = jr.problems(data)
+    assert len(problems) == len(found), problems
+    for problem, words in zip(problems, found):
+        assert words in problem
+
+
+def test_host_problems_only_for_a_default_runtime_with_args_whose_binary_is_missing():
+    data = {"default-runtime": "a", "runtimes": {"a": {"path": "/opt/a", "runtimeArgs": ["-x"]}}}
+    assert "its path '/opt/a'" in jr.host_problems(data, which=lambda path: None)[0]
+    assert jr.host_problems(data, which=lambda path: path) == []
+    assert jr.host_problems({**data, "default-runtime": "runc"}, which=lambda path: None) == []
+
+
+@pytest.mark.parametrize(
+    ("before", "kwargs", "message"),
+    [
+        ({"runtimes": {"nvidia": {"runtimeType": "io.containerd.runc.v2"}}}, {"path": "/x"}, "is a shim runtime"),
+        ({"runtimes": {"nvidia": {"options": {"a": 1}}}}, {"path": "/x"}, "is a shim runtime"),
+        ({"runtimes": {"nvidia": {"path": "/x"}}}, {"runtime_type": "io.containerd.runc.v2"}, "is a path runtime"),
+        ({}, {"runtime_type": "io.containerd.runc.v2", "runtime_args": ["-x"]}, "runtime_args cannot be combined"),
+        ({}, {"path": "/x", "options": {"a": 1}}, "runtime_options cannot be combined"),
+        ({}, {"runtime_type": "runc"}, "is not a containerd shim name"),
+        ({}, {}, "give either runtime_path or runtime_type"),
+    ],
+)
+def test_set_runtime_refuses_to_mix_the_two_forms(before, kwargs, message):
+    data = json.loads(json.dumps(before))
+    with pytest.raises(KubeGPUError, match=message):
+        jr.set_runtime(data, "nvidia", **kwargs)
+    assert data == before
+
+
+def test_set_runtime_shim_form_merges_options_and_replaces_other_spellings():
+    data = {"runtimes": {"nvidia": {"RuntimeType": "io.containerd.runc.v1", "options": {"Root": "/r"}}}}
+    assert jr.set_runtime(data, "nvidia", runtime_type="io.containerd.runc.v2", options={"BinaryName": "/b"})
+    assert data == {
+        "runtimes": {"nvidia": {"options": {"Root": "/r", "BinaryName": "/b"}, "runtimeType": "io.containerd.runc.v2"}}
+    }
+
+
+def test_a_byte_order_mark_is_read_and_written_back():
+    text = '\ufeff{"debug": true}'
+    assert jr.parse(text) == {"debug": True} and jr.has_bom(text)
+    assert jr.dumps({"debug": True}, 2, bom=True).startswith('\ufeff{\n  "debug"')

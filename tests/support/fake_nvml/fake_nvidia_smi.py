@@ -6,7 +6,11 @@ JSON files the fake libnvidia-ml.so.1 reads): one CSV line per GPU, fields in
 the order asked, ``[N/A]`` for what the scenario leaves out, ``[Not Supported]``
 for utilisation while MIG is on. A scenario with ``init_error``
 ``DRIVER_NOT_LOADED`` prints the real tool's message and exits 9, as the real
-binary does. An unknown field is refused with exit 2, as the real binary does.
+binary does. A field it does not know, or one the scenario lists in
+``nvidia_smi_unknown_fields`` (an older driver's nvidia-smi, e.g. ``compute_cap``
+before R510), refuses the whole query before any output, as the real binary
+does: ``Field "NAME" is not a valid field to query.`` and a blank line on
+stdout, exit 2, naming the first such field.
 Anything else (the default report, -L, -q) is not simulated: exit 2.
 """
 
@@ -14,6 +18,26 @@ import json
 import os
 import sys
 
+KNOWN_FIELDS = (
+    "index",
+    "uuid",
+    "name",
+    "pci.bus_id",
+    "pci.device_id",
+    "driver_version",
+    "compute_cap",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "mig.mode.current",
+    "mig.mode.pending",
+    "compute_mode",
+    "persistence_mode",
+    "power.limit",
+    "temperature.gpu",
+    "utilization.gpu",
+    "utilization.memory",
+)
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
 
 
@@ -46,9 +70,6 @@ def field(name, index, gpu, scenario):
         "utilization.gpu": "[Not Supported]" if utilization is None else utilization["gpu"],
         "utilization.memory": "[Not Supported]" if utilization is None else utilization["memory"],
     }
-    if name not in values:
-        print(f'Field "{name}" is not a valid field to query.', file=sys.stderr)
-        sys.exit(2)
     value = values[name]
     return "[N/A]" if value is None else str(value)
 
@@ -67,6 +88,11 @@ def main(argv):
         )
         return 9
     fields = query[0].split(",")
+    unknown = set(scenario.get("nvidia_smi_unknown_fields", []))
+    for name in fields:
+        if name not in KNOWN_FIELDS or name in unknown:
+            print(f'Field "{name}" is not a valid field to query.\n')
+            return 2
     for index, gpu in enumerate(scenario.get("devices", [])):
         print(", ".join(field(name, index, gpu, scenario) for name in fields))
     return 0
