@@ -26,13 +26,13 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as json_runtime
 from ansible_collections.kubegpu.core.plugins.modules import docker_runtime
 from tests.support import dockerd
+from tests.support.module_args import patch_module_args
 
 NAME = "nvidia"
 NVIDIA = "/usr/bin/nvidia-container-runtime"
