@@ -435,3 +435,19 @@ def test_profile_missing_spec_is_required(api_client):
     assert json.loads(error.value.body)["details"]["causes"] == [
         {"reason": "FieldValueRequired", "message": "Required value", "field": "spec"}
     ]
+
+
+def test_profile_apply_with_an_unknown_field_under_ignore_owns_only_what_is_stored(kubeapi, api_client):
+    client.ApiextensionsV1Api(api_client).create_custom_resource_definition(PROFILE_CRD)
+    typo = profile("gpu", runtimeClassName="nvidia", tolerationz=[])
+    answer = requests.patch(
+        f"{kubeapi.url}/apis/openfaas.com/v1/namespaces/default/profiles/gpu?fieldManager=kubegpu&fieldValidation=Ignore",
+        data=json.dumps(typo),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+        timeout=5,
+    )
+    assert answer.status_code == 201, answer.text
+    stored = answer.json()
+    assert stored["spec"] == {"runtimeClassName": "nvidia"}
+    assert "Warning" not in answer.headers
+    assert stored["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"] == {"f:runtimeClassName": {}}

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 from . import apply as ssa
 from . import typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
-from .crd_schema import prune_and_validate
+from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .rules import builtin_errors
@@ -634,6 +634,12 @@ class Store:
         if not rtype.custom:
             body = normalize_quantities(body)
             self.check_apply_body(rtype, body)
+        elif rtype.schema:
+            # Pruned before the merge, so a manager never owns a field the schema drops.
+            body = clone(body)
+            pruner = Pruner()
+            pruner.prune(body, rtype.schema, "", root=True)
+            self._unknown_fields(rtype, pruner.unknown, field_validation, warnings)
         try:
             if current is None:
                 if subresource:
