@@ -133,6 +133,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, payload: Any, content_type: str = "application/json", headers: Optional[dict] = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._code = code
+        # Counted before the client can read the answer, so a test that asks for the counters next sees this request.
+        self._record()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -168,12 +171,13 @@ class Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         self._code = 0
         self._verb, self._resource = method.lower(), "other"
+        self._pending: Optional[tuple[str, str, float]] = None
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
             return
         state = self.state
-        started = time.monotonic()
+        self._pending = (method, path, time.monotonic())
         try:
             if state.latency:
                 time.sleep(state.latency)
@@ -197,21 +201,30 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as error:  # a bug in the server: answer like an API server would, keep serving
             self._error(ApiError(500, f"kubeapi test server error: {type(error).__name__}: {error}"))
         finally:
-            with state.lock:
-                state.counters[f"{self._verb} {self._resource}"] += 1
-                state.requests.append(
-                    {
-                        "method": method,
-                        "path": path,
-                        "query": self.query,
-                        "verb": self._verb,
-                        "resource": self._resource,
-                        "code": self._code,
-                        "contentType": self.headers.get("Content-Type", ""),
-                        "userAgent": self.headers.get("User-Agent", ""),
-                        "seconds": round(time.monotonic() - started, 6),
-                    }
-                )
+            self._record()
+
+    def _record(self) -> None:
+        """Count the request and add it to the request log, once (admin requests are not recorded)."""
+        if self._pending is None:
+            return
+        method, path, started = self._pending
+        self._pending = None
+        state = self.state
+        with state.lock:
+            state.counters[f"{self._verb} {self._resource}"] += 1
+            state.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "query": self.query,
+                    "verb": self._verb,
+                    "resource": self._resource,
+                    "code": self._code,
+                    "contentType": self.headers.get("Content-Type", ""),
+                    "userAgent": self.headers.get("User-Agent", ""),
+                    "seconds": round(time.monotonic() - started, 6),
+                }
+            )
 
     # -- routing -------------------------------------------------------------------------------
 
