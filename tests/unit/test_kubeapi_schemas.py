@@ -272,3 +272,16 @@ def test_store_load_refuses_fixture_typos_and_mistyped_values():
         store.load({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": "yes"}})
     assert mistyped.value.code == 400
     assert "Go struct field NodeSpec.spec.unschedulable of type bool" in mistyped.value.message
+
+
+def test_a_taint_without_effect_or_key_gets_the_rule_error_once():
+    store = Store(kube_version="v1.31.2")
+    nodes = store.catalogue.find("", "v1", "nodes")
+    store.create(nodes, None, {"metadata": {"name": "n"}})
+    with pytest.raises(ApiError) as error:
+        store.patch(nodes, None, "n", "merge", {"spec": {"taints": [{"key": "", "value": "v"}]}}, manager="t")
+    assert error.value.code == 422
+    assert [(c["field"], c["reason"]) for c in error.value.details["causes"]] == [
+        ("spec.taints[0].key", "FieldValueInvalid"),
+        ("spec.taints[0].effect", "FieldValueRequired"),
+    ]

@@ -173,7 +173,11 @@ class Store:
                     raise bad_request(message if patched else f"{self._cannot_handle(rtype)}{message}")
                 self._unknown_fields(rtype, [typed.field_path(p) for p in result.unknown], field_validation, warnings)
                 errors.extend(FieldError(typed.field_path(p), "Required") for p in result.missing)
-            errors.extend(builtin_errors(rtype.group, rtype.kind, obj))
+            rule_errors = builtin_errors(rtype.group, rtype.kind, obj)
+            # A field a rule reports (a taint's empty key or effect) gets the rule's error only, as from a real server.
+            ruled = {error.field for error in rule_errors}
+            errors = [error for error in errors if error.field not in ruled]
+            errors.extend(rule_errors)
         errors[:0] = [
             FieldError(field, "Invalid", value, message) for field, value, message in metadata_errors(rtype.plural, obj)
         ]
