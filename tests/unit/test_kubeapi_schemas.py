@@ -285,3 +285,17 @@ def test_a_taint_without_effect_or_key_gets_the_rule_error_once():
         ("spec.taints[0].key", "FieldValueInvalid"),
         ("spec.taints[0].effect", "FieldValueRequired"),
     ]
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.lists(st.text(), max_size=2)))
+@pytest.mark.property
+def test_any_non_string_node_selector_value_is_a_decode_error(value):
+    """What YAML makes of `gpu: true`, `gpu: 1`, `gpu: 1.0` or `gpu: [a]` never reaches the store."""
+    store = Store(kube_version="v1.31.2")
+    pods = store.catalogue.find("", "v1", "pods")
+    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}], "nodeSelector": {"gpu": value}}}
+    with pytest.raises(ApiError) as error:
+        store.create(pods, "default", body)
+    assert error.value.code == 400
+    assert "Go struct field PodSpec.spec.nodeSelector of type string" in error.value.message
+    assert store.list(pods, "default", [], [])["items"] == []
