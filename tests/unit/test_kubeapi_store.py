@@ -13,6 +13,13 @@ def store() -> Store:
     return Store()
 
 
+def workload_spec(**extra) -> dict:
+    """The least a real API server accepts for a Deployment or DaemonSet spec: selector and a pod template."""
+    labels = {"app": "x"}
+    pod = {"containers": [{"name": "c", "image": "busybox"}], **extra.pop("pod", {})}
+    return {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": pod}, **extra}
+
+
 def rtype(store: Store, group: str, version: str, plural: str):
     found = store.catalogue.find(group, version, plural)
     assert found is not None
@@ -41,7 +48,7 @@ def test_a_write_that_changes_nothing_keeps_the_resource_version(store):
 
 def test_generation_counts_spec_changes_only(store):
     deployments = rtype(store, "apps", "v1", "deployments")
-    body = {"metadata": {"name": "d"}, "spec": {"replicas": 1}}
+    body = {"metadata": {"name": "d"}, "spec": workload_spec(replicas=1)}
     store.create(deployments, "default", body, manager="test")
     labelled, _created = store.patch(deployments, "default", "d", "merge", {"metadata": {"labels": {"a": "b"}}}, manager="test")
     assert labelled["metadata"]["generation"] == 1
@@ -52,7 +59,7 @@ def test_generation_counts_spec_changes_only(store):
 def test_status_is_reset_on_create_and_only_written_through_the_subresource(store):
     deployments = rtype(store, "apps", "v1", "deployments")
     created = store.create(
-        deployments, "default", {"metadata": {"name": "d"}, "spec": {}, "status": {"replicas": 9}}, manager="t"
+        deployments, "default", {"metadata": {"name": "d"}, "spec": workload_spec(), "status": {"replicas": 9}}, manager="t"
     )
     assert "status" not in created
     ignored, _created = store.patch(deployments, "default", "d", "merge", {"status": {"replicas": 9}}, manager="t")
@@ -141,7 +148,7 @@ def test_ready_controller_writes_workload_status(store):
     nodes = rtype(store, "", "v1", "nodes")
     for name, gpu in (("a", "true"), ("b", "false")):
         store.create(nodes, None, {"metadata": {"name": name, "labels": {"gpu": gpu}}}, manager="t")
-    spec = {"template": {"spec": {"nodeSelector": {"gpu": "true"}}}}
+    spec = workload_spec(pod={"nodeSelector": {"gpu": "true"}})
     store.create(daemonsets, "kube-system", {"metadata": {"name": "plugin"}, "spec": spec}, manager="t")
     status = store.get(daemonsets, "kube-system", "plugin")["status"]
     assert (status["desiredNumberScheduled"], status["numberReady"], status["observedGeneration"]) == (1, 1, 1)

@@ -22,6 +22,10 @@ from tests.support.kubeapi.validation import label_key_errors, label_value_error
         ("clusterroles", "system:node", True),
         ("clusterroles", "a/b", False),
         ("customresourcedefinitions", "profiles.openfaas.com", True),
+        ("services", "gpu-demo", True),
+        ("services", "1gpu", False),
+        ("services", "gpu.demo", False),
+        ("pods", "1gpu", True),
     ],
 )
 def test_object_names(plural, name, valid):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Optional
 
@@ -68,12 +69,56 @@ def conflict(resource: str, group: str, name: str) -> ApiError:
     return ApiError(409, message, "Conflict", _details(resource, group, name))
 
 
-def invalid(kind: str, group: str, name: str, problems: list[tuple[str, object, str]]) -> ApiError:
-    causes = [
-        {"reason": "FieldValueInvalid", "message": f"Invalid value: {json.dumps(value)}: {message}", "field": field}
-        for field, value, message in problems
-    ]
-    summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One cause of a 422 ``Invalid``, worded like the API server's ``field.Error``.
+
+    ``type`` is one of ``Invalid``, ``Required``, ``NotSupported``, ``Duplicate``, ``Forbidden``, ``TooLong``, ``TooMany``;
+    ``supported`` lists the values a ``NotSupported`` error offers; ``shown`` replaces the JSON
+    rendering of ``value`` (e.g. a Go struct literal for ``Duplicate``).
+    """
+
+    field: str
+    type: str
+    value: object = None
+    detail: str = ""
+    supported: tuple[str, ...] = ()
+    shown: Optional[str] = None
+
+    def _value(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        return json.dumps(self.value, ensure_ascii=False)
+
+    def body(self) -> str:
+        """The message without the field, as in ``Status.details.causes[].message``."""
+        if self.type == "Required":
+            text = "Required value"
+        elif self.type == "Forbidden":
+            text = "Forbidden"
+        elif self.type == "NotSupported":
+            text = f"Unsupported value: {self._value()}"
+            if self.supported:
+                text += ": supported values: " + ", ".join(f'"{v}"' for v in self.supported)
+        elif self.type == "Duplicate":
+            text = f"Duplicate value: {self._value()}"
+        elif self.type == "TooLong":
+            text = "Too long"
+        elif self.type == "TooMany":
+            text = f"Too many: {len(self.value) if isinstance(self.value, list) else self._value()}"
+        else:
+            text = f"Invalid value: {self._value()}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def cause(self) -> dict:
+        return {"reason": f"FieldValue{self.type}", "message": self.body(), "field": self.field}
+
+
+def invalid_fields(kind: str, group: str, name: str, errors: list[FieldError]) -> ApiError:
+    """422 Invalid with one cause per error; several errors are listed in brackets, as the API server does."""
+    causes = [error.cause() for error in errors]
+    parts = [f"{c['field']}: {c['message']}" for c in causes]
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     qualified = f"{kind}.{group}" if group else kind
     return ApiError(
         422,
@@ -81,6 +126,11 @@ def invalid(kind: str, group: str, name: str, problems: list[tuple[str, object, 
         "Invalid",
         {"name": name, **({"group": group} if group else {}), "kind": kind, "causes": causes},
     )
+
+
+def invalid(kind: str, group: str, name: str, problems: list[tuple[str, object, str]]) -> ApiError:
+    """422 Invalid from (field, bad value, message) triples (each an ``Invalid value`` cause)."""
+    return invalid_fields(kind, group, name, [FieldError(field, "Invalid", value, message) for field, value, message in problems])
 
 
 def bad_request(message: str) -> ApiError:

@@ -26,7 +26,7 @@ from . import openapi, protobuf
 from .catalogue import ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
-from .store import Store, clone
+from .store import FIELD_VALIDATION, Store, clone
 
 DEFAULT_VERSION = "v1.31.2"
 ADMIN_PREFIX = "/_kubeapi/"
@@ -50,7 +50,7 @@ class ServerState:
     """Everything the handler threads share: the store plus faults, latency, counters, request log."""
 
     def __init__(self, version: str, ready_controller: bool) -> None:
-        self.store = Store(ready_controller=ready_controller)
+        self.store = Store(ready_controller=ready_controller, kube_version=version)
         self.version = version
         self.initial = (version, ready_controller)
         self.lock = threading.Lock()
@@ -59,6 +59,16 @@ class ServerState:
         self.counters: collections.Counter[str] = collections.Counter()
         self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
         self.stopping = threading.Event()
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        """The reported ``gitVersion``; built-in kinds are typed by the schemas of this version."""
+        self._version = value
+        self.store.kube_version = value
 
     def take_fault(self, method: str, path: str) -> Optional[int]:
         with self.lock:
@@ -123,12 +133,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, code: int, payload: Any, content_type: str = "application/json", headers: Optional[dict] = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._code = code
+        # Counted before the client can read the answer, so a test that asks for the counters next sees this request.
+        self._record()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
         for key, value in (headers or {}).items():
-            self.send_header(key, value)
+            for one in value if isinstance(value, list) else [value]:
+                self.send_header(key, one)
         self.end_headers()
         self.wfile.write(data)
         self._code = code
@@ -157,12 +171,13 @@ class Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         self._code = 0
         self._verb, self._resource = method.lower(), "other"
+        self._pending: Optional[tuple[str, str, float]] = None
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
             return
         state = self.state
-        started = time.monotonic()
+        self._pending = (method, path, time.monotonic())
         try:
             if state.latency:
                 time.sleep(state.latency)
@@ -186,21 +201,30 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as error:  # a bug in the server: answer like an API server would, keep serving
             self._error(ApiError(500, f"kubeapi test server error: {type(error).__name__}: {error}"))
         finally:
-            with state.lock:
-                state.counters[f"{self._verb} {self._resource}"] += 1
-                state.requests.append(
-                    {
-                        "method": method,
-                        "path": path,
-                        "query": self.query,
-                        "verb": self._verb,
-                        "resource": self._resource,
-                        "code": self._code,
-                        "contentType": self.headers.get("Content-Type", ""),
-                        "userAgent": self.headers.get("User-Agent", ""),
-                        "seconds": round(time.monotonic() - started, 6),
-                    }
-                )
+            self._record()
+
+    def _record(self) -> None:
+        """Count the request and add it to the request log, once (admin requests are not recorded)."""
+        if self._pending is None:
+            return
+        method, path, started = self._pending
+        self._pending = None
+        state = self.state
+        with state.lock:
+            state.counters[f"{self._verb} {self._resource}"] += 1
+            state.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "query": self.query,
+                    "verb": self._verb,
+                    "resource": self._resource,
+                    "code": self._code,
+                    "contentType": self.headers.get("Content-Type", ""),
+                    "userAgent": self.headers.get("User-Agent", ""),
+                    "seconds": round(time.monotonic() - started, 6),
+                }
+            )
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -378,6 +402,18 @@ class Handler(BaseHTTPRequestHandler):
             raise bad_request(f'Invalid value: "{value}": supported values: "All"')
         return True
 
+    def _field_validation(self) -> str:
+        value = self.query.get("fieldValidation") or "Warn"
+        if value not in FIELD_VALIDATION:
+            raise bad_request(f'fieldValidation: Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"')
+        return value
+
+    def _warning_headers(self, warnings: list[str]) -> Optional[dict]:
+        if not warnings:
+            return None
+        # One header per warning, as the API server sends them (code 299, agent "-").
+        return {"Warning": [f"299 - {json.dumps(text)}" for text in dict.fromkeys(warnings)]}
+
     def _manager(self) -> str:
         manager = self.query.get("fieldManager")
         if manager:
@@ -425,16 +461,32 @@ class Handler(BaseHTTPRequestHandler):
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
+        validation = self._field_validation() if method in ("POST", "PUT", "PATCH") else "Ignore"
+        warnings: list[str] = []
         if method == "POST":
             if name is not None:
                 raise ApiError(
                     405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed"
                 )
-            self._send(201, store.create(rtype, namespace, body, manager=self._manager(), dry_run=dry_run))
+            created = store.create(
+                rtype, namespace, body, manager=self._manager(), dry_run=dry_run, field_validation=validation, warnings=warnings
+            )
+            self._send(201, created, headers=self._warning_headers(warnings))
         elif method == "PUT":
             if name is None:
                 raise ApiError(405, "the server does not allow this method on the requested resource (PUT)", "MethodNotAllowed")
-            self._send(200, store.update(rtype, namespace, name, body, manager=self._manager(), dry_run=dry_run, subresource=sub))
+            updated = store.update(
+                rtype,
+                namespace,
+                name,
+                body,
+                manager=self._manager(),
+                dry_run=dry_run,
+                subresource=sub,
+                field_validation=validation,
+                warnings=warnings,
+            )
+            self._send(200, updated, headers=self._warning_headers(warnings))
         elif method == "PATCH":
             if name is None:
                 raise ApiError(405, "the server does not allow this method on the requested resource (PATCH)", "MethodNotAllowed")
@@ -457,9 +509,19 @@ class Handler(BaseHTTPRequestHandler):
                 raise bad_request("force: Forbidden: may not be specified for non-apply patch")
             manager = self.query.get("fieldManager", "") if patch_type == "apply" else self._manager()
             obj, created = store.patch(
-                rtype, namespace, name, patch_type, body, manager=manager, dry_run=dry_run, subresource=sub, force=force
+                rtype,
+                namespace,
+                name,
+                patch_type,
+                body,
+                manager=manager,
+                dry_run=dry_run,
+                subresource=sub,
+                force=force,
+                field_validation=validation,
+                warnings=warnings,
             )
-            self._send(201 if created else 200, obj)
+            self._send(201 if created else 200, obj, headers=self._warning_headers(warnings))
         elif method == "DELETE":
             if name is None:
                 label_selector, field_selector = self._selectors(route)

@@ -17,14 +17,19 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
+from . import typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
-from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from .crd_schema import Pruner, prune_and_validate
+from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from .rules import builtin_errors
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 from .validation import metadata_errors
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 CONTROLLER_MANAGER = "kube-controller-manager"
+# fieldValidation directives; a request without one gets Warn, as from a real API server.
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 
 def clone(value: Any) -> Any:
@@ -87,7 +92,9 @@ def _spec_part(obj: dict) -> dict:
 
 
 class Store:
-    def __init__(self, ready_controller: bool = False, history: int = 20000) -> None:
+    def __init__(self, ready_controller: bool = False, history: int = 20000, kube_version: str = "") -> None:
+        # The Kubernetes version whose schemas type built-in kinds ("" for the newest shipped).
+        self.kube_version = kube_version
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.catalogue = Catalogue()
@@ -137,18 +144,86 @@ class Store:
         if ("", namespace) not in self.objects.get(("", "namespaces"), {}):
             raise not_found("namespaces", "", namespace)
 
-    def _validate(self, rtype: ResourceType, obj: dict) -> None:
+    def _validate(
+        self,
+        rtype: ResourceType,
+        obj: dict,
+        *,
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
+        patched: bool = False,
+    ) -> None:
+        """Decode ``obj`` as the real server would (types, unknown fields, pruning, in place), then validate it.
+
+        Type errors answer 400 (422 for custom resources, whose schema validation reports them);
+        unknown fields follow ``field_validation``; field rules and metadata answer 422.
+        """
         name = (obj.get("metadata") or {}).get("name", "")
-        problems = metadata_errors(rtype.plural, obj)
-        if rtype.storage_key == CRD_TYPE.storage_key and not problems:
+        errors: list[FieldError] = []
+        if rtype.custom:
+            unknown, schema_errors = prune_and_validate(obj, rtype.schema)
+            self._unknown_fields(rtype, unknown, field_validation, warnings)
+            errors.extend(schema_errors)
+        else:
+            root = typed.schemas_for(self.kube_version).kind(rtype.group, rtype.version, rtype.kind)
+            if root is not None:
+                result = typed.check(obj, root, prune=True, required=True)
+                if result.type_problems:
+                    message = result.type_problems[0].decoder_message()
+                    raise bad_request(message if patched else f"{self._cannot_handle(rtype)}{message}")
+                self._unknown_fields(rtype, [typed.field_path(p) for p in result.unknown], field_validation, warnings)
+                errors.extend(FieldError(typed.field_path(p), "Required") for p in result.missing)
+            rule_errors = builtin_errors(rtype.group, rtype.kind, obj)
+            # A field a rule reports (a taint's empty key or effect) gets the rule's error only, as from a real server.
+            ruled = {error.field for error in rule_errors}
+            errors = [error for error in errors if error.field not in ruled]
+            errors.extend(rule_errors)
+        errors[:0] = [
+            FieldError(field, "Invalid", value, message) for field, value, message in metadata_errors(rtype.plural, obj)
+        ]
+        if rtype.storage_key == CRD_TYPE.storage_key and not errors:
             spec = obj.get("spec") or {}
             expected = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
             if name != expected:
-                problems.append(("metadata.name", name, f'must be spec.names.plural+"."+spec.group: {expected!r}'))
+                errors.append(
+                    FieldError("metadata.name", "Invalid", name, f'must be spec.names.plural+"."+spec.group: {expected!r}')
+                )
             if not spec.get("versions"):
-                problems.append(("spec.versions", [], "must have exactly one version marked as storage version"))
-        if problems:
-            raise invalid(rtype.kind, rtype.group, name, problems)
+                errors.append(
+                    FieldError("spec.versions", "Invalid", [], "must have exactly one version marked as storage version")
+                )
+        if errors:
+            raise invalid_fields(rtype.kind, rtype.group, name, errors)
+
+    @staticmethod
+    def _cannot_handle(rtype: ResourceType) -> str:
+        return f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+
+    def _unknown_fields(
+        self, rtype: ResourceType, unknown: list[str], field_validation: str, warnings: Optional[list[str]]
+    ) -> None:
+        if not unknown or field_validation == "Ignore":
+            return
+        if field_validation == "Strict":
+            fields = ", ".join(f'unknown field "{path}"' for path in unknown)
+            raise bad_request(f"{self._cannot_handle(rtype)}strict decoding error: {fields}")
+        if warnings is not None:
+            warnings.extend(f'unknown field "{path}"' for path in unknown)
+
+    def check_apply_body(self, rtype: ResourceType, body: dict) -> None:
+        """An apply configuration of a built-in kind must convert to its type: 400 for wrong types and unknown fields."""
+        if rtype.custom:
+            return
+        root = typed.schemas_for(self.kube_version).kind(rtype.group, rtype.version, rtype.kind)
+        if root is None:
+            return
+        result = typed.check(body, root, prune=False, required=False)
+        messages = [problem.apply_message() for problem in result.type_problems]
+        messages.extend(f"{typed.smd_path(path)}: field not declared in schema" for path in result.unknown)
+        if messages:
+            detail = messages[0] if len(messages) == 1 else "errors:\n  " + "\n  ".join(messages)
+            gvk = f"{rtype.group}/{rtype.version}, Kind={rtype.kind}"
+            raise bad_request(f"failed to create typed patch object ({gvk}): {detail}")
 
     def _check_kind(self, rtype: ResourceType, body: dict) -> None:
         api_version, kind = body.get("apiVersion"), body.get("kind")
@@ -221,7 +296,7 @@ class Store:
             if rtype is None:
                 raise bad_request(f"no resource type for apiVersion {api_version!r} kind {obj.get('kind')!r}")
             namespace = (obj.get("metadata") or {}).get("namespace") or ("default" if rtype.namespaced else None)
-            return self.create(rtype, namespace, obj, manager="fixture", keep_status=True)
+            return self.create(rtype, namespace, obj, manager="fixture", keep_status=True, field_validation="Strict")
 
     def create(
         self,
@@ -233,7 +308,11 @@ class Store:
         dry_run: bool = False,
         keep_status: bool = False,
         managed_by_apply: Optional[Callable[[dict], dict]] = None,
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
     ) -> dict:
+        """Store a new object. ``field_validation`` (Strict, Warn, Ignore) says what unknown fields do;
+        Warn appends its messages to ``warnings``."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         self._check_kind(rtype, body)
@@ -254,7 +333,7 @@ class Store:
                 metadata.pop("namespace", None)
             if not metadata.get("name") and metadata.get("generateName"):
                 metadata["name"] = metadata["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-            self._validate(rtype, obj)
+            self._validate(rtype, obj, field_validation=field_validation, warnings=warnings)
             key = self._key(rtype, namespace, metadata["name"])
             if key in self._bucket(rtype):
                 raise already_exists(rtype.plural, rtype.group, metadata["name"])
@@ -337,6 +416,9 @@ class Store:
         dry_run: bool,
         subresource: str = "",
         record: bool = True,
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
+        patched: bool = False,
     ) -> dict:
         """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op."""
         if not rtype.custom:
@@ -356,7 +438,7 @@ class Store:
                 new.pop("status", None)
         if rtype.plural == "namespaces" and not rtype.group:
             metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = metadata["name"]
-        self._validate(rtype, new)
+        self._validate(rtype, new, field_validation=field_validation, warnings=warnings, patched=patched)
         if _spec_part(new) != _spec_part(current):
             metadata["generation"] = int(old_metadata.get("generation", 1)) + 1
         if record:
@@ -414,6 +496,8 @@ class Store:
         manager: str,
         dry_run: bool = False,
         subresource: str = "",
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
     ) -> dict:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
@@ -432,7 +516,16 @@ class Store:
             else:
                 new = clone(body)
                 new.setdefault("metadata", {})["managedFields"] = current["metadata"].get("managedFields")
-            return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource)
+            return self._write(
+                rtype,
+                current,
+                new,
+                manager=manager,
+                dry_run=dry_run,
+                subresource=subresource,
+                field_validation=field_validation,
+                warnings=warnings,
+            )
 
     def patch(
         self,
@@ -446,6 +539,8 @@ class Store:
         dry_run: bool = False,
         subresource: str = "",
         force: bool = False,
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
     ) -> tuple[dict, bool]:
         """(object, created): apply patches create a missing object, other patch types answer 404."""
         with self.lock:
@@ -453,7 +548,17 @@ class Store:
             current = self._bucket(rtype).get(key)
             if patch_type == "apply":
                 return self._apply(
-                    rtype, namespace, name, current, body, manager=manager, dry_run=dry_run, subresource=subresource, force=force
+                    rtype,
+                    namespace,
+                    name,
+                    current,
+                    body,
+                    manager=manager,
+                    dry_run=dry_run,
+                    subresource=subresource,
+                    force=force,
+                    field_validation=field_validation,
+                    warnings=warnings,
                 )
             if current is None:
                 raise not_found(rtype.plural, rtype.group, name)
@@ -491,7 +596,18 @@ class Store:
                     status_only.pop("status")
                 new = status_only
             new.setdefault("metadata", {})["managedFields"] = current["metadata"].get("managedFields")
-            return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource), False
+            written = self._write(
+                rtype,
+                current,
+                new,
+                manager=manager,
+                dry_run=dry_run,
+                subresource=subresource,
+                field_validation=field_validation,
+                warnings=warnings,
+                patched=True,
+            )
+            return written, False
 
     def _apply(
         self,
@@ -505,6 +621,8 @@ class Store:
         dry_run: bool,
         subresource: str,
         force: bool,
+        field_validation: str = "Ignore",
+        warnings: Optional[list[str]] = None,
     ) -> tuple[dict, bool]:
         if not isinstance(body, dict):
             raise bad_request("apply patch must be a YAML or JSON object")
@@ -519,6 +637,13 @@ class Store:
         has_status = "status" in rtype.subresources
         if not rtype.custom:
             body = normalize_quantities(body)
+            self.check_apply_body(rtype, body)
+        elif rtype.schema:
+            # Pruned before the merge, so a manager never owns a field the schema drops.
+            body = clone(body)
+            pruner = Pruner()
+            pruner.prune(body, rtype.schema, "", root=True)
+            self._unknown_fields(rtype, pruner.unknown, field_validation, warnings)
         try:
             if current is None:
                 if subresource:
@@ -537,7 +662,17 @@ class Store:
                     obj["metadata"]["managedFields"] = applied["metadata"]["managedFields"]
                     return obj
 
-                return self.create(rtype, namespace, body, manager=manager, dry_run=dry_run, managed_by_apply=managed), True
+                created = self.create(
+                    rtype,
+                    namespace,
+                    body,
+                    manager=manager,
+                    dry_run=dry_run,
+                    managed_by_apply=managed,
+                    field_validation=field_validation,
+                    warnings=warnings,
+                )
+                return created, True
             self._precondition(rtype, current, body)
             new = ssa.server_side_apply(
                 current,
@@ -555,7 +690,18 @@ class Store:
                 for m, v, f in error.conflicts
             ]
             raise ApiError(409, str(error), "Conflict", {"causes": causes}) from error
-        return self._write(rtype, current, new, manager=manager, dry_run=dry_run, subresource=subresource, record=False), False
+        written = self._write(
+            rtype,
+            current,
+            new,
+            manager=manager,
+            dry_run=dry_run,
+            subresource=subresource,
+            record=False,
+            field_validation=field_validation,
+            warnings=warnings,
+        )
+        return written, False
 
     def delete(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -19,6 +20,11 @@ LABEL_MESSAGE = (
     "end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+DNS1035_MESSAGE = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, "
+    "and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is "
+    "'[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
 QUALIFIED_NAME_MESSAGE = (
     "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
     "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
@@ -31,7 +37,9 @@ LABEL_VALUE_MESSAGE = (
 )
 
 # Kinds whose names are DNS-1123 labels rather than subdomains.
-LABEL_NAMED = {"namespaces", "services"}
+LABEL_NAMED = {"namespaces"}
+# Kinds whose names are DNS-1035 labels (they become DNS names: a Service's must start with a letter).
+DNS1035_NAMED = {"services"}
 # Kinds whose names only have to be valid path segments (RBAC allows ':' as in system:node).
 PATH_SEGMENT_NAMED = {"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
 
@@ -54,6 +62,15 @@ def dns_label_errors(value: str) -> list[str]:
     return errors
 
 
+def dns1035_label_errors(value: str) -> list[str]:
+    errors = []
+    if len(value) > 63:
+        errors.append("must be no more than 63 characters")
+    if not _DNS1035_LABEL.fullmatch(value):
+        errors.append(DNS1035_MESSAGE)
+    return errors
+
+
 def name_errors(plural: str, name: str) -> list[str]:
     """Errors of an object name for the given resource (empty when valid)."""
     if plural in PATH_SEGMENT_NAMED:
@@ -62,6 +79,8 @@ def name_errors(plural: str, name: str) -> list[str]:
         return []
     if plural in LABEL_NAMED:
         return dns_label_errors(name)
+    if plural in DNS1035_NAMED:
+        return dns1035_label_errors(name)
     return subdomain_errors(name)
 
 
