@@ -44,7 +44,7 @@ class AdminClient:
         return self._call("GET", "counters")
 
     def requests(self) -> list[dict]:
-        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds."""
+        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start, epoch)."""
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:

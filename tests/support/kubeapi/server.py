@@ -163,6 +163,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         state = self.state
         started = time.monotonic()
+        started_at = time.time()
         try:
             if state.latency:
                 time.sleep(state.latency)
@@ -199,6 +200,7 @@ class Handler(BaseHTTPRequestHandler):
                         "contentType": self.headers.get("Content-Type", ""),
                         "userAgent": self.headers.get("User-Agent", ""),
                         "seconds": round(time.monotonic() - started, 6),
+                        "time": round(started_at, 6),
                     }
                 )
 
