@@ -90,7 +90,11 @@ def _status_message(data: bytes) -> tuple[str, str]:
     except ValueError:
         return "", data[:300].decode(errors="replace").strip()
     if isinstance(body, dict):
-        return str(body.get("reason") or ""), str(body.get("message") or "")
+        message = str(body.get("message") or "")
+        causes = [str(cause.get("message")) for cause in (body.get("details") or {}).get("causes") or [] if cause.get("message")]
+        if causes and not any(cause in message for cause in causes):
+            message += f" ({'; '.join(causes)})"
+        return str(body.get("reason") or ""), message
     return "", ""
 
 
@@ -278,10 +282,12 @@ class KubeClient:
         content_type: str = "application/json",
         retry_conflict: bool = False,
         not_found_ok: bool = False,
+        no_retry: t.Container[int] = (),
     ) -> t.Any:
         """Send one request and return its JSON body; ``what`` names the object in errors
         (e.g. ``"PATCH node gpu-1"``). ``retry_conflict`` also retries 409s (for requests
-        that carry no resourceVersion, where a conflict cannot be a lost update)."""
+        that carry no resourceVersion, where a conflict cannot be a lost update); statuses in
+        ``no_retry`` fail at once (a caller with its own waiting policy, e.g. evictions)."""
         url = self.host + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -325,7 +331,7 @@ class KubeClient:
                 return json.loads(response.data or b"null")
             if status == 404 and not_found_ok:
                 return None
-            retried = status in RETRIED_STATUSES or (status == 409 and retry_conflict)
+            retried = (status in RETRIED_STATUSES or (status == 409 and retry_conflict)) and status not in no_retry
             if retried:
                 delay = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
                 if self._wait(_backoff(attempt) if delay is None else delay, deadline):

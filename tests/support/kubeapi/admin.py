@@ -39,12 +39,16 @@ class AdminClient:
         method: Optional[str] = None,
         path: Optional[str] = None,
         count: int = 1,
+        skip: int = 0,
     ) -> None:
-        """Before the next ``count`` requests (optionally: with this method, whose path matches this regex)
-        are served, the server makes ``request_method request_path`` with ``body`` against itself, as a
-        concurrent writer would between a client's read and its write."""
+        """Before the next ``count`` requests (optionally: with this method, whose path matches this regex;
+        after letting ``skip`` of them through) are served, the server makes ``request_method request_path``
+        with ``body`` against itself, as a concurrent writer would between a client's read and its write."""
         request = {"method": request_method, "path": request_path, "contentType": content_type, "body": body}
-        self._call("POST", "interpose", {"count": count, "method": method, "path": path, "request": request})
+        self._call("POST", "interpose", {"count": count, "method": method, "path": path, "request": request, "skip": skip})
+
+    def clear_interpositions(self) -> None:
+        self._call("DELETE", "interpose")
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")

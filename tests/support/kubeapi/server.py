@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import yaml
 
-from . import openapi, protobuf
+from . import eviction, openapi, protobuf
 from .catalogue import ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -57,6 +57,7 @@ class Interposition:
     method: Optional[str]
     path: Optional[str]
     request: dict
+    skip: int = 0  # let this many matching requests through first
 
     matches = Fault.matches
 
@@ -92,6 +93,9 @@ class ServerState:
         with self.lock:
             for other in self.interpositions:
                 if other.count > 0 and other.matches(method, path):
+                    if other.skip > 0:
+                        other.skip -= 1
+                        return None
                     other.count -= 1
                     self.interpositions = [item for item in self.interpositions if item.count > 0]
                     return other
@@ -473,6 +477,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
+        if sub == "eviction":
+            if method != "POST" or name is None:
+                message = f"the server does not allow this method on the requested resource ({method})"
+                raise ApiError(405, message, "MethodNotAllowed")
+            self._send(201, eviction.evict(store, namespace, name, body, dry_run))
+            return
         if method == "POST":
             if name is not None:
                 raise ApiError(
@@ -648,6 +658,7 @@ class Handler(BaseHTTPRequestHandler):
                     method=body.get("method"),
                     path=body.get("path"),
                     request=dict(body["request"]),
+                    skip=int(body.get("skip", 0)),
                 )
                 with state.lock:
                     state.interpositions.append(other)
