@@ -100,8 +100,8 @@ seealso:
 notes:
   - The connection options become helm's flags (C(--kubeconfig), C(--kube-context), C(--kube-apiserver),
     C(--kube-token), C(--kube-ca-file), C(--kube-insecure-skip-tls-verify)); O(proxy) is given to helm as
-    C(HTTPS_PROXY). helm has no flags for O(username)/O(password) or O(client_cert)/O(client_key): put those in a
-    kubeconfig. O(api_timeout) is not used; O(timeout) bounds helm's operations.
+    C(HTTPS_PROXY). helm has no flags for O(username)/O(password) or O(client_cert)/O(client_key), so the module
+    refuses them; put those in a kubeconfig. O(api_timeout) is not used; O(timeout) bounds helm's operations.
 """
 
 EXAMPLES = r"""

@@ -11,9 +11,9 @@ version_added: 0.1.0
 description:
   - Applies one or more objects with Kubernetes server-side apply under the field manager O(field_manager)
     (C(kubegpu)), in the order given; with O(state=absent) deletes them, in reverse order.
-  - Every document is checked (a mapping with C(apiVersion), C(kind) and C(metadata.name)) and every kind is looked up
+  - "Every document is checked (a mapping with C(apiVersion), C(kind) and C(metadata.name)) and every kind is looked up
     in the cluster's discovery before the first write; a kind the cluster does not serve fails with a message naming
-    it, for example C(Profile (openfaas.com/v1) is not served by this cluster: install OpenFaaS first).
+    it, for example C(Profile (openfaas.com/v1\\) is not served by this cluster: install OpenFaaS first)."
   - Check mode sends the same requests with C(dryRun=All), so the API server validates and defaults the objects
     without storing them.
   - Optionally waits for a condition or a rollout (Deployment, DaemonSet, StatefulSet, Pod, Job) after applying.
