@@ -13,7 +13,7 @@ description:
     (C(kubegpu)), in the order given; with O(state=absent) deletes them, in reverse order.
   - "Every document is checked (a mapping with C(apiVersion), C(kind) and C(metadata.name)) and every kind is looked up
     in the cluster's discovery before the first write; a kind the cluster does not serve fails with a message naming
-    it, for example C(Profile (openfaas.com/v1\\) is not served by this cluster: install OpenFaaS first)."
+    it, for example 'Profile (openfaas.com/v1) is not served by this cluster: install OpenFaaS first'."
   - Check mode sends the same requests with C(dryRun=All), so the API server validates and defaults the objects
     without storing them.
   - Optionally waits for a condition or a rollout (Deployment, DaemonSet, StatefulSet, Pod, Job) after applying.
