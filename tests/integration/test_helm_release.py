@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kube_clients import ensure_helm3
 from tests.support.kube_modules import get_object, run_kube_module, writes
 
 CHART = Path(__file__).resolve().parents[1] / "support" / "charts" / "gpu-demo"
@@ -49,18 +50,30 @@ def helm_env(tmp_path):
     }
 
 
-@pytest.fixture
-def release(kubeapi, kube_clients, helm_env):
+def _runner(kubeapi, binary, helm_env):
     def run(args, **kwargs):
         return run_kube_module(
-            kubeapi,
-            "helm_release",
-            {"name": "demo", "binary_path": str(kube_clients["helm"]), **args},
-            env=helm_env,
-            **kwargs,
+            kubeapi, "helm_release", {"name": "demo", "binary_path": str(binary), **args}, env=helm_env, **kwargs
         )
 
     return run
+
+
+@pytest.fixture(params=["helm4", "helm3"])
+def helm_binary(request, kube_clients):
+    """Behaviour tests run with helm v4.1 and v3.17 (their flags differ: --rollback-on-failure/--atomic, --wait)."""
+    return kube_clients["helm"] if request.param == "helm4" else ensure_helm3()
+
+
+@pytest.fixture
+def release(kubeapi, helm_binary, helm_env):
+    return _runner(kubeapi, helm_binary, helm_env)
+
+
+@pytest.fixture
+def release4(kubeapi, kube_clients, helm_env):
+    """For failures that happen before helm writes anything: one helm version is enough."""
+    return _runner(kubeapi, kube_clients["helm"], helm_env)
 
 
 def configmap(kubeapi, name="demo-config", namespace="default"):
@@ -130,7 +143,7 @@ def test_repository_chart_added_once_and_version_upgrade(kubeapi, release, helm_
     assert not release({**args, "chart_version": "0.2.0"}).changed
 
 
-def test_plain_name_with_repo_url_and_oci_style_refs_resolve(kubeapi, release, chart_repo):
+def test_plain_chart_name_with_repo_url_resolves_the_newest_version(kubeapi, release, chart_repo):
     args = {"chart_ref": "gpu-demo", "chart_repo_url": chart_repo}
     run = release(args)
     assert run.changed and run.result["chart"] == "gpu-demo-0.2.0", run.result
@@ -177,16 +190,16 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_INPUTS, ids=[str(i) for i in range(len(BAD_INPUTS))])
-def test_bad_input_fails_with_a_message_and_writes_nothing(kubeapi, release, args, words):
-    run = release(args)
+def test_bad_input_fails_with_a_message_and_writes_nothing(kubeapi, release4, args, words):
+    run = release4(args)
     assert run.failed, run.result
     for word in words:
         assert word in run.result["msg"], (word, run.result["msg"])
     assert writes(kubeapi) == []
 
 
-def test_chart_version_missing_from_the_repository(kubeapi, release, chart_repo):
-    run = release({"chart_ref": "demo-repo/gpu-demo", "chart_repo_url": chart_repo, "chart_version": "7.0.0"})
+def test_chart_version_missing_from_the_repository(kubeapi, release4, chart_repo):
+    run = release4({"chart_ref": "demo-repo/gpu-demo", "chart_repo_url": chart_repo, "chart_version": "7.0.0"})
     assert run.failed and "chart demo-repo/gpu-demo version 7.0.0 not found" in run.result["msg"], run.result["msg"]
     assert run.result.get("repo_updated") is None  # the failure result carries only msg and details
     assert writes(kubeapi) == []
@@ -197,20 +210,20 @@ def test_chart_version_missing_from_the_repository(kubeapi, release, chart_repo)
     [("message: [unclosed\n", ["is not valid YAML"]), ("- a\n- list\n", ["must hold a mapping", "list"])],
     ids=["broken-yaml", "not-a-mapping"],
 )
-def test_malformed_values_file(kubeapi, release, tmp_path, text, words):
+def test_malformed_values_file(kubeapi, release4, tmp_path, text, words):
     bad = tmp_path / "values.yaml"
     bad.write_text(text)
-    run = release({"chart_ref": str(CHART), "values_files": [str(bad)]})
+    run = release4({"chart_ref": str(CHART), "values_files": [str(bad)]})
     assert run.failed and str(bad) in run.result["msg"]
     for word in words:
         assert word in run.result["msg"]
     assert writes(kubeapi) == []
 
 
-def test_unreachable_repository_is_named(kubeapi, release):
+def test_unreachable_repository_is_named(kubeapi, release4):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    run = release({"chart_ref": "gone/gpu-demo", "chart_repo_url": url})
+    run = release4({"chart_ref": "gone/gpu-demo", "chart_repo_url": url})
     assert run.failed and "adding repository gone" in run.result["msg"] and url in run.result["msg"]
     assert writes(kubeapi) == []
