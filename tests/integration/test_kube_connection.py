@@ -6,11 +6,15 @@ and with which headers, not that a real API server would accept them."""
 from __future__ import annotations
 
 import socket
+import subprocess
 
+import pytest
 import yaml
 
 from tests.support.adhoc import run_module
 from tests.support.kube_modules import node_labels, writes
+from tests.support.kubeapi.pytest_fixtures import GPU_NODES
+from tests.support.kubeapi.server import KubeAPIServer
 
 LABEL = {"nodes": [{"name": "gpu-node-1", "labels": {"conn": "ok"}}]}
 
@@ -71,3 +75,31 @@ def test_missing_client_certificate_file_is_named(kubeapi):
     )
     assert run.failed and "client_cert='/nonexistent.crt'" in run.result["msg"]
     assert writes(kubeapi) == []
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A second test API server over HTTPS with a self-signed certificate for 127.0.0.1."""
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "tls.crt", tmp / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=True,
+    )  # fmt: skip
+    with KubeAPIServer(fixtures=(GPU_NODES,), tls_cert=str(cert), tls_key=str(key)) as server:
+        yield server, server.write_kubeconfig(tmp / "kubeconfig"), cert
+
+
+def test_tls_verified_with_the_kubeconfig_ca_or_ca_cert_and_refused_without(tls_server, tmp_path):
+    server, kubeconfig, cert = tls_server
+    env = {"HOME": str(tmp_path), "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": ""}
+    check = {**LABEL, "api_timeout": 5}
+    assert run_module("kubegpu.core.node_labels", {"kubeconfig": str(kubeconfig), **check}, check=True).changed
+    with_ca = {"host": server.url, "ca_cert": str(cert), **check}
+    assert run_module("kubegpu.core.node_labels", with_ca, check=True, env=env).changed
+    refused = run_module("kubegpu.core.node_labels", {"host": server.url, **check}, env=env)
+    assert refused.failed and server.url in refused.result["msg"] and "CERTIFICATE_VERIFY_FAILED" in refused.result["msg"]
+    insecure = {"host": server.url, "validate_certs": False, **check}
+    assert run_module("kubegpu.core.node_labels", insecure, check=True, env=env).changed
