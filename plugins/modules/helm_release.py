@@ -51,8 +51,8 @@ options:
   chart_ref:
     description:
       - The chart. V(repo/name) for a chart of the repository named V(repo) (with O(chart_repo_url) to add it), a plain
-        V(name) with O(chart_repo_url) (given to helm as C(--repo)), a path to a chart directory or C(.tgz) archive,
-        or an V(oci://) reference.
+        V(name) with O(chart_repo_url) (given to helm as C(--repo)), a path to a chart directory or C(.tgz) archive
+        (absolute, or starting with C(.), or any path that exists), or an V(oci://) reference.
       - Required with O(state=present).
     type: str
   chart_repo_url:
@@ -283,9 +283,9 @@ class HelmRelease:
             if not version:
                 version = self._show_chart([ref], f"reading chart {ref}").get("version")
             return Chart(ref, name, version, [])
-        local = os.path.expanduser(ref)
-        if ref.startswith((".", "/", "~")) or os.path.exists(local):
-            return self._local_chart(local, version)
+        # a path: absolute, relative to the working directory, or any existing file or directory
+        if ref.startswith((".", "/")) or os.path.exists(ref):
+            return self._local_chart(ref, version)
         if url and "/" not in ref:
             args = [ref, "--repo", url, *(["--version", version] if version else [])]
             metadata = self._show_chart(args, f"reading chart {ref} from {url}")
