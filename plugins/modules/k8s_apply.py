@@ -36,7 +36,8 @@ attributes:
 options:
   definition:
     description:
-      - The objects, as a dictionary (one object, or a C(List) with C(items)) or a list of dictionaries.
+      - The objects, as a dictionary (one object, or a C(List) with C(items)), a list of dictionaries, or a string of
+        YAML documents (for example from a C(template) lookup).
       - Mutually exclusive with O(src).
     type: raw
   src:
@@ -202,6 +203,12 @@ def load_documents(definition: t.Any, src: str | None) -> list[dict[str, t.Any]]
         except yaml.YAMLError as exc:
             raise KubeGPUError(f"src {src} is not valid YAML: {exc}") from exc
         where = f"src {src}"
+    elif isinstance(definition, str):
+        try:
+            raw = [doc for doc in yaml.safe_load_all(definition) if doc is not None]
+        except yaml.YAMLError as exc:
+            raise KubeGPUError(f"definition is a string but not valid YAML: {exc}") from exc
+        where = "definition"
     else:
         raw = definition if isinstance(definition, list) else [definition]
         where = "definition"

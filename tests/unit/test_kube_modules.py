@@ -145,6 +145,7 @@ def test_comparable_drops_what_the_server_sets():
 def test_documents_are_checked_and_lists_flattened():
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
     assert load_documents({"apiVersion": "v1", "kind": "List", "items": [configmap, configmap]}, None) == [configmap, configmap]
+    assert load_documents("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n", None) == [configmap]
     with pytest.raises(KubeGPUError, match="definition document 2 has no kind"):
         load_documents([configmap, {"apiVersion": "v1", "metadata": {"name": "y"}}], None)
 
