@@ -34,21 +34,12 @@ attributes:
 options:
   nodes:
     description:
-      - The nodes to label, each with its own labels.
+      - The nodes to label, each a dictionary with C(name) (the node's name) and C(labels) (the labels the node must
+        carry; a value of V(null) removes the label; integers and booleans are written as strings, V(true) becomes
+        C("true")).
       - Mutually exclusive with O(selector).
     type: list
     elements: dict
-    suboptions:
-      name:
-        description: The node's name.
-        type: str
-        required: true
-      labels:
-        description:
-          - Labels the node must carry. A value of V(null) removes the label.
-          - Integers and booleans are written as strings (V(true) becomes C("true")).
-        type: dict
-        default: {}
   selector:
     description:
       - A label selector (for example V(nvidia.com/gpu.present=true)); every node it matches gets O(labels).
@@ -150,11 +141,9 @@ from ansible_collections.kubegpu.core.plugins.module_utils._labels import label_
 
 ARGUMENT_SPEC: dict[str, t.Any] = deepcopy(kube.KUBE_ARG_SPEC)
 ARGUMENT_SPEC.update(
-    nodes={
-        "type": "list",
-        "elements": "dict",
-        "options": {"name": {"type": "str", "required": True}, "labels": {"type": "dict", "default": {}}},
-    },
+    # entries are checked by NodeLabels itself: Ansible's per-element suboption validation costs
+    # seconds on thousands of nodes, and our messages name the node, key and value
+    nodes={"type": "list", "elements": "dict"},
     selector={"type": "str"},
     labels={"type": "dict"},
     exclusive_prefixes={"type": "list", "elements": "str", "default": []},
@@ -227,11 +216,15 @@ class NodeLabels:
         if self.selector is not None:
             self.common = desired_labels(params["labels"] or {}, f"(selector {self.selector!r})")
         else:
-            for entry in params["nodes"]:
+            for index, entry in enumerate(params["nodes"]):
+                unknown = sorted(set(entry) - {"name", "labels"})
+                if unknown or "name" not in entry:
+                    problem = f"unknown keys {', '.join(unknown)}" if unknown else "no name"
+                    raise KubeGPUError(f"nodes[{index}] has {problem}; each entry is {{name, labels}}")
                 name = kube.check_node_name(entry["name"])
                 if name in self.wanted:
                     raise KubeGPUError(f"node {name!r} is listed twice in nodes; give each node once")
-                self.wanted[name] = desired_labels(entry["labels"], f"on node {name!r}")
+                self.wanted[name] = desired_labels(entry.get("labels") or {}, f"on node {name!r}")
         self.diff = DiffTracker()
         self.results: list[dict[str, t.Any]] = []
 

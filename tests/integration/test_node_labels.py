@@ -135,6 +135,8 @@ BAD_INPUTS = [
     ({"nodes": [{"name": "gpu-node-1", "labels": {}}, {"name": "gpu-node-1", "labels": {}}]}, ["listed twice"]),
     ({"nodes": [], "exclusive_prefixes": ["not a prefix/"]}, ["exclusive_prefixes", "'not a prefix/'"]),
     ({"nodes": [], "parallel": 0}, ["parallel=0"]),
+    ({"nodes": [{"labels": {"a": "b"}}]}, ["nodes[0] has no name"]),
+    ({"nodes": [{"name": "gpu-node-1", "label": {"a": "b"}}]}, ["nodes[0] has unknown keys label"]),
     ({"selector": "gpu=on"}, ["labels"]),
     ({"nodes": [], "kubeconfig": "/nonexistent/kubeconfig"}, ["/nonexistent/kubeconfig", "not found"]),
 ]
