@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks import gpu_facts
+from benchmarks import gpu_facts, node_labels
 
 
 def main() -> None:
     gpu_facts.main()
+    print()
+    node_labels.main()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ options:
       - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
       - When neither O(kubeconfig) nor O(host) is given, the client uses
         C(~/.kube/config), or the in-cluster service account when it runs in a pod.
+      - With a C(KUBECONFIG)-style list of paths, the first one is read.
       - Can be set with the E(K8S_AUTH_KUBECONFIG) or E(KUBECONFIG) environment variable.
     type: raw
   context:
@@ -31,19 +32,56 @@ options:
       - A bearer token to authenticate with, for example a service account token.
       - Can be set with the E(K8S_AUTH_API_KEY) environment variable.
     type: str
+  username:
+    description:
+      - User name for HTTP basic authentication (with O(password)), for API servers that still accept it.
+      - Can be set with the E(K8S_AUTH_USERNAME) environment variable.
+    type: str
+  password:
+    description:
+      - Password for HTTP basic authentication with O(username).
+      - Can be set with the E(K8S_AUTH_PASSWORD) environment variable.
+    type: str
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
+      - When omitted, the kubeconfig decides (C(insecure-skip-tls-verify)); otherwise certificates are verified.
       - Can be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
     type: bool
-    default: true
     aliases: [verify_ssl]
   ca_cert:
     description:
-      - Path to a CA certificate bundle that signed the API server's certificate.
+      - Path to a CA certificate bundle that signed the API server's certificate; overrides the kubeconfig's.
       - Can be set with the E(K8S_AUTH_SSL_CA_CERT) environment variable.
     type: path
     aliases: [ssl_ca_cert]
+  client_cert:
+    description:
+      - Path to a client certificate to authenticate with (with O(client_key)); overrides the kubeconfig's.
+      - Can be set with the E(K8S_AUTH_CERT_FILE) environment variable.
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description:
+      - Path to the private key of O(client_cert).
+      - Can be set with the E(K8S_AUTH_KEY_FILE) environment variable.
+    type: path
+    aliases: [key_file]
+  proxy:
+    description:
+      - URL of an HTTP proxy to reach the API server through, for example V(http://proxy.example:3128);
+        user and password may be part of the URL.
+      - When omitted, the kubeconfig's C(proxy-url), if any, is used.
+      - Can be set with the E(K8S_AUTH_PROXY) environment variable.
+    type: str
+  api_timeout:
+    description:
+      - Seconds one API request may take in all, retries included.
+      - Requests answered with 429 (after the server's C(Retry-After)), 500, 502, 503 or 504, or whose connection
+        drops, are retried with exponential backoff until this time is spent; a refused connection is tried three times.
+      - Can be set with the E(KUBEGPU_API_TIMEOUT) environment variable.
+    type: float
+    default: 60.0
 requirements:
   - kubernetes >= 24.2.0 (Python library, on the host that runs the module)
 notes:

@@ -1,26 +1,414 @@
 # Copyright: kubegpu.core contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kubernetes connection options, defined once. Private to the collection.
+"""Kubernetes connection options and the one API client of the collection. Private to the collection.
 
 Modules that talk to the API compose their argument spec from ``KUBE_ARG_SPEC``
 (``spec = deepcopy(KUBE_ARG_SPEC); spec.update(...)``) and document it with the
 ``kubegpu.core._kube`` doc fragment; a unit test holds the two together.
+
+``KubeClient.from_params(module.params)`` reads the connection the way kubectl
+does (kubeconfig path or dict, context, or a bare host, or the in-cluster service
+account) with the ``kubernetes`` library's configuration loaders, then sends
+plain JSON requests through urllib3 (the library's own transport): the modules
+need raw objects, concurrency and their own retry policy, not typed models.
+Every request is retried on 429 (after ``Retry-After``), 500/502/503/504 and
+dropped connections, within ``api_timeout`` seconds; a failure names the API
+server, the object and the HTTP status.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
+import os
+import random
+import re
+import threading
+import time
+import traceback
+import typing as t
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+try:
+    import urllib3
+    import yaml
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
 
 KUBE_ARG_SPEC: dict[str, dict] = {
     "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG", "KUBECONFIG"])},
     "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
     "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
     "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
+    "username": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_USERNAME"])},
+    "password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_PASSWORD"])},
     "validate_certs": {
         "type": "bool",
-        "default": True,
         "aliases": ["verify_ssl"],
         "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"]),
     },
     "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
+    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False, "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
+    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
+    "api_timeout": {"type": "float", "default": 60.0, "fallback": (env_fallback, ["KUBEGPU_API_TIMEOUT"])},
 }
+
+RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+# connection refused / no route: a restarting API server comes back quickly or not at all
+CONNECT_ATTEMPTS = 3
+PAGE_SIZE = 500
+USER_AGENT = "kubegpu.core"
+
+
+class KubeAPIError(KubeGPUError):
+    """An API request that failed: ``status`` is the HTTP status (0 when none came back)."""
+
+    def __init__(self, msg: str, status: int = 0, reason: str = "", **details: t.Any) -> None:
+        super().__init__(msg, status=status, **details)
+        self.status = status
+        self.reason = reason
+
+
+def _status_message(data: bytes) -> tuple[str, str]:
+    """(reason, message) of a Kubernetes ``Status`` body, or of whatever text came back."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        return "", data[:300].decode(errors="replace").strip()
+    if isinstance(body, dict):
+        message = str(body.get("message") or "")
+        causes = [str(cause.get("message")) for cause in (body.get("details") or {}).get("causes") or [] if cause.get("message")]
+        if causes and not any(cause in message for cause in causes):
+            message += f" ({'; '.join(causes)})"
+        return str(body.get("reason") or ""), message
+    return "", ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 0.1, 0.2, 0.4 ... seconds, at most 5."""
+    return min(5.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def _kubeconfig_contexts(data: t.Any, where: str) -> list[str]:
+    if not isinstance(data, dict):
+        raise KubeGPUError(f"the kubeconfig {where} is not a YAML mapping")
+    return [str(item.get("name")) for item in data.get("contexts") or [] if isinstance(item, dict)]
+
+
+class KubeClient:
+    """JSON requests to one API server, with retries; safe to use from many threads."""
+
+    def __init__(
+        self,
+        host: str,
+        headers: dict[str, str],
+        *,
+        verify: bool,
+        ca_cert: str | None,
+        client_cert: str | None,
+        client_key: str | None,
+        proxy: str | None,
+        timeout: float,
+        parallel: int = 1,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **headers}
+        self.timeout = timeout
+        self.parallel = max(1, parallel)
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        pool_args: dict[str, t.Any] = {
+            "num_pools": 2,
+            "maxsize": self.parallel,
+            "block": True,
+            "retries": False,
+            "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE",
+            "ca_certs": ca_cert,
+            "cert_file": client_cert,
+            "key_file": client_key,
+        }
+        if server_hostname:
+            pool_args["server_hostname"] = server_hostname
+        if not verify:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        if proxy:
+            parsed = urllib.parse.urlsplit(proxy)
+            proxy_headers = None
+            if parsed.username:
+                auth = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+                proxy_headers = urllib3.util.make_headers(proxy_basic_auth=auth)
+            self.pool: t.Any = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **pool_args)
+        else:
+            self.pool = urllib3.PoolManager(**pool_args)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, params: dict[str, t.Any], *, parallel: int = 1) -> KubeClient:
+        """The client the connection options describe (see the ``_kube`` doc fragment)."""
+        if not HAS_KUBERNETES:
+            raise KubeGPUError("the kubernetes Python library is required", exception=KUBERNETES_IMPORT_ERROR)
+        cfg = k8s_client.Configuration()
+        kubeconfig = params.get("kubeconfig")
+        context = params.get("context")
+        host = params.get("host")
+        try:
+            if isinstance(kubeconfig, dict):
+                cls._check_context(kubeconfig, context, "given as a dictionary")
+                k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=cfg, persist_config=False)
+            elif kubeconfig:
+                path = cls._kubeconfig_path(kubeconfig)
+                cls._check_context(cls._read_yaml(path), context, path)
+                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+            elif host:
+                cfg.host = host
+            elif os.path.exists(os.path.expanduser("~/.kube/config")):
+                path = os.path.expanduser("~/.kube/config")
+                cls._check_context(cls._read_yaml(path), context, path)
+                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+            elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
+                k8s_config.load_incluster_config(client_configuration=cfg)
+            else:
+                raise KubeGPUError(
+                    "no Kubernetes connection: give kubeconfig (or set K8S_AUTH_KUBECONFIG / KUBECONFIG) or host, "
+                    "or run in a pod with a service account"
+                )
+        except ConfigException as exc:
+            raise KubeGPUError(f"cannot use the kubeconfig: {exc}") from exc
+        if host:
+            cfg.host = host
+        headers = cls._auth_headers(cfg, params)
+        verify = params.get("validate_certs")
+        if verify is None:
+            verify = bool(getattr(cfg, "verify_ssl", True))
+        proxy = params.get("proxy")
+        if not proxy and not getattr(cfg, "_proxy_from_env", False):
+            proxy = getattr(cfg, "proxy", None)
+        for option in ("ca_cert", "client_cert", "client_key"):
+            path = params.get(option)
+            if path and not os.path.isfile(path):
+                raise KubeGPUError(f"{option}={path!r}: no such file")
+        return cls(
+            cfg.host,
+            headers,
+            verify=verify,
+            ca_cert=params.get("ca_cert") or cfg.ssl_ca_cert,
+            client_cert=params.get("client_cert") or cfg.cert_file,
+            client_key=params.get("client_key") or cfg.key_file,
+            proxy=proxy,
+            timeout=float(params.get("api_timeout") or 60.0),
+            parallel=parallel,
+            server_hostname=getattr(cfg, "tls_server_name", None),
+        )
+
+    @staticmethod
+    def _kubeconfig_path(value: t.Any) -> str:
+        if not isinstance(value, str):
+            raise KubeGPUError(f"kubeconfig must be a file path or a dictionary, not {type(value).__name__}")
+        path = os.path.expanduser(value.split(os.pathsep)[0])
+        if not os.path.isfile(path):
+            raise KubeGPUError(f"kubeconfig file {path} not found")
+        return path
+
+    @staticmethod
+    def _read_yaml(path: str) -> t.Any:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError) as exc:
+            raise KubeGPUError(f"cannot read the kubeconfig {path}: {exc}") from exc
+
+    @staticmethod
+    def _check_context(data: t.Any, context: str | None, where: str) -> None:
+        names = _kubeconfig_contexts(data, where)
+        if context and context not in names:
+            raise KubeGPUError(
+                f"context {context!r} is not in the kubeconfig {where}; its contexts: {', '.join(names) or '(none)'}"
+            )
+
+    @staticmethod
+    def _auth_headers(cfg: t.Any, params: dict[str, t.Any]) -> dict[str, str]:
+        if params.get("api_key"):
+            return {"Authorization": f"Bearer {params['api_key']}"}
+        if params.get("username"):
+            token = urllib3.util.make_headers(basic_auth=f"{params['username']}:{params.get('password') or ''}")
+            return {"Authorization": token["authorization"]}
+        headers = {}
+        for setting in cfg.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        query: dict[str, t.Any] | None = None,
+        body: t.Any = None,
+        content_type: str = "application/json",
+        retry_conflict: bool = False,
+        not_found_ok: bool = False,
+        no_retry: t.Container[int] = (),
+    ) -> t.Any:
+        """Send one request and return its JSON body; ``what`` names the object in errors
+        (e.g. ``"PATCH node gpu-1"``). ``retry_conflict`` also retries 409s (for requests
+        that carry no resourceVersion, where a conflict cannot be a lost update); statuses in
+        ``no_retry`` fail at once (a caller with its own waiting policy, e.g. evictions)."""
+        url = self.host + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        connect_failures = 0
+        while True:
+            attempt += 1
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                with self._lock:
+                    self.requests_sent += 1
+                response = self.pool.request(
+                    method,
+                    url,
+                    body=data,
+                    headers=headers,
+                    timeout=urllib3.Timeout(connect=min(10.0, remaining), read=remaining),
+                    retries=False,
+                )
+            except urllib3.exceptions.NewConnectionError as exc:
+                connect_failures += 1
+                problem = f"cannot connect to the API server {self.host} ({_reason(exc)})"
+                if connect_failures < CONNECT_ATTEMPTS and self._wait(_backoff(attempt), deadline):
+                    continue
+                raise KubeAPIError(f"{what}: {problem}") from exc
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError) as exc:
+                problem = f"the connection to the API server {self.host} failed ({_reason(exc)})"
+                if self._wait(_backoff(attempt), deadline):
+                    continue
+                raise KubeAPIError(f"{what}: {problem}; gave up after {attempt} attempts") from exc
+            except urllib3.exceptions.HTTPError as exc:  # TLS and proxy errors: retrying will not help
+                raise KubeAPIError(f"{what}: cannot talk to the API server {self.host}: {_reason(exc)}") from exc
+            status = response.status
+            if 200 <= status < 300:
+                return json.loads(response.data or b"null")
+            if status == 404 and not_found_ok:
+                return None
+            retried = (status in RETRIED_STATUSES or (status == 409 and retry_conflict)) and status not in no_retry
+            if retried:
+                delay = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+                if self._wait(_backoff(attempt) if delay is None else delay, deadline):
+                    continue
+            reason, message = _status_message(response.data)
+            tries = f" (after {attempt} attempts in {self.timeout:g}s)" if attempt > 1 else ""
+            raise KubeAPIError(
+                f"{what}: the API server {self.host} answered HTTP {status}"
+                f"{' ' + reason if reason else ''}: {message or response.reason}{tries}",
+                status=status,
+                reason=reason,
+            )
+
+    @staticmethod
+    def _wait(delay: float, deadline: float) -> bool:
+        """Sleep ``delay`` if that leaves time for another attempt before ``deadline``."""
+        if time.monotonic() + delay >= deadline:
+            return False
+        time.sleep(delay)
+        return True
+
+    def list_all(self, path: str, *, what: str, query: dict[str, t.Any] | None = None) -> tuple[list[dict], int]:
+        """Every item of a collection, read in pages of ``PAGE_SIZE``; returns (items, pages)."""
+        items: list[dict] = []
+        pages = 0
+        token = None
+        while True:
+            page = self.request("GET", path, what=what, query={**(query or {}), "limit": PAGE_SIZE, "continue": token})
+            pages += 1
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items, pages
+
+    def map(self, function: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[tuple[t.Any, t.Any, Exception | None]]:
+        """``function(item)`` for every item on ``parallel`` threads: ``(item, result, error)`` in order."""
+
+        def call(item: t.Any) -> tuple[t.Any, t.Any, Exception | None]:
+            try:
+                return item, function(item), None
+            except KubeGPUError as exc:
+                return item, None, exc
+
+        if self.parallel == 1 or len(items) <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(items))) as pool:
+            return list(pool.map(call, items))
+
+
+def _reason(exc: Exception) -> str:
+    inner = getattr(exc, "reason", None) or (exc.args[-1] if exc.args else None)
+    text = str(inner or exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    return text
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+
+
+def object_name_problem(name: t.Any) -> str | None:
+    """Why ``name`` cannot name a Node (or any object named by a DNS-1123 subdomain), or None."""
+    if not isinstance(name, str) or not name:
+        return "a name is a non-empty string"
+    if len(name) > 253:
+        return f"a name has at most 253 characters; this one has {len(name)}"
+    if not _DNS_SUBDOMAIN.match(name):
+        return "a name holds lowercase letters, digits, '-' and '.', and begins and ends with a letter or digit"
+    return None
+
+
+def check_node_name(name: t.Any) -> str:
+    problem = object_name_problem(name)
+    if problem:
+        raise KubeGPUError(f"invalid node name {name!r}: {problem}")
+    return name
+
+
+def node_path(name: str) -> str:
+    return f"/api/v1/nodes/{urllib.parse.quote(name, safe='')}"

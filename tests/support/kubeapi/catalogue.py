@@ -62,7 +62,7 @@ def _r(gv: str, kind: str, plural: str, namespaced: bool = True, short: str = ""
 BUILTIN: tuple[ResourceType, ...] = (
     _r("v1", "Namespace", "namespaces", False, "ns", "status"),
     _r("v1", "Node", "nodes", False, "no", "status"),
-    _r("v1", "Pod", "pods", True, "po", "status", "all"),
+    _r("v1", "Pod", "pods", True, "po", "status eviction", "all"),
     _r("v1", "Service", "services", True, "svc", "status", "all"),
     _r("v1", "ConfigMap", "configmaps", True, "cm"),
     _r("v1", "Secret", "secrets"),
@@ -196,6 +196,20 @@ def discovery_resource_list(group_version: str, types: list[ResourceType]) -> di
             entry["categories"] = list(rtype.categories)
         resources.append(entry)
         for sub in rtype.subresources:
+            if (rtype.plural, sub) == ("pods", "eviction"):
+                # as kube-apiserver lists it (kubectl drain looks for this entry to use the Eviction API)
+                resources.append(
+                    {
+                        "name": "pods/eviction",
+                        "singularName": "",
+                        "namespaced": True,
+                        "group": "policy",
+                        "version": "v1",
+                        "kind": "Eviction",
+                        "verbs": ["create"],
+                    }
+                )
+                continue
             resources.append(
                 {
                     "name": f"{rtype.plural}/{sub}",

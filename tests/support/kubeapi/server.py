@@ -16,13 +16,14 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from . import openapi, protobuf
+from . import eviction, openapi, protobuf
 from .catalogue import ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
@@ -46,6 +47,21 @@ class Fault:
         )
 
 
+@dataclasses.dataclass
+class Interposition:
+    """Before serving the next ``count`` requests that match, the server first makes ``request``
+    (``{"method", "path", "contentType", "body"}``) against itself, as another client would: a
+    deterministic concurrent writer between a client's read and its write."""
+
+    count: int
+    method: Optional[str]
+    path: Optional[str]
+    request: dict
+    skip: int = 0  # let this many matching requests through first
+
+    matches = Fault.matches
+
+
 class ServerState:
     """Everything the handler threads share: the store plus faults, latency, counters, request log."""
 
@@ -55,6 +71,9 @@ class ServerState:
         self.initial = (version, ready_controller)
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
+        # writes by "another client", made just before a matching request is served
+        self.interpositions: list[Interposition] = []
+        self.url = ""
         self.latency = 0.0
         self.counters: collections.Counter[str] = collections.Counter()
         self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
@@ -78,6 +97,18 @@ class ServerState:
                     code = fault.code
                     self.faults = [f for f in self.faults if f.count > 0]
                     return code
+        return None
+
+    def take_interposition(self, method: str, path: str) -> Optional[Interposition]:
+        with self.lock:
+            for other in self.interpositions:
+                if other.count > 0 and other.matches(method, path):
+                    if other.skip > 0:
+                        other.skip -= 1
+                        return None
+                    other.count -= 1
+                    self.interpositions = [item for item in self.interpositions if item.count > 0]
+                    return other
         return None
 
     def version_info(self) -> dict:
@@ -171,16 +202,19 @@ class Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         self._code = 0
         self._verb, self._resource = method.lower(), "other"
-        self._pending: Optional[tuple[str, str, float]] = None
+        self._pending: Optional[tuple[str, str, float, float]] = None
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
             return
         state = self.state
-        self._pending = (method, path, time.monotonic())
+        self._pending = (method, path, time.monotonic(), time.time())
         try:
             if state.latency:
                 time.sleep(state.latency)
+            other = state.take_interposition(method, path)
+            if other is not None and other.request:
+                self._interpose(other.request)
             code = state.take_fault(method, path)
             if code is not None:
                 self._classify(method, path)
@@ -207,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
         """Count the request and add it to the request log, once (admin requests are not recorded)."""
         if self._pending is None:
             return
-        method, path, started = self._pending
+        method, path, started, started_at = self._pending
         self._pending = None
         state = self.state
         with state.lock:
@@ -223,10 +257,27 @@ class Handler(BaseHTTPRequestHandler):
                     "contentType": self.headers.get("Content-Type", ""),
                     "userAgent": self.headers.get("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
+                    "time": round(started_at, 6),
                 }
             )
 
     # -- routing -------------------------------------------------------------------------------
+
+    def _interpose(self, request: dict) -> None:
+        """Make another client's request against this server (handled on another thread) and wait for it."""
+        body = request.get("body")
+        outgoing = urllib.request.Request(
+            self.state.url + request["path"],
+            data=None if body is None else json.dumps(body).encode(),
+            method=request.get("method", "PATCH"),
+            headers={
+                "Content-Type": request.get("contentType", "application/merge-patch+json"),
+                "User-Agent": "kubeapi-interposed-writer",
+            },
+        )
+        context = ssl._create_unverified_context()  # our own test certificate
+        with urllib.request.urlopen(outgoing, timeout=30, context=context) as response:
+            response.read()
 
     def _classify(self, method: str, path: str) -> None:
         with contextlib.suppress(ApiError):
@@ -461,6 +512,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
+        if sub == "eviction":
+            if method != "POST" or name is None:
+                message = f"the server does not allow this method on the requested resource ({method})"
+                raise ApiError(405, message, "MethodNotAllowed")
+            self._send(201, eviction.evict(store, namespace, name, body, dry_run))
+            return
         validation = self._field_validation() if method in ("POST", "PUT", "PATCH") else "Ignore"
         warnings: list[str] = []
         if method == "POST":
@@ -656,6 +713,21 @@ class Handler(BaseHTTPRequestHandler):
             elif action == "faults":
                 with state.lock:
                     self._send(200, {"faults": [dataclasses.asdict(f) for f in state.faults]})
+            elif action == "interpose" and method == "POST":
+                other = Interposition(
+                    count=int(body.get("count", 1)),
+                    method=body.get("method"),
+                    path=body.get("path"),
+                    request=dict(body["request"]),
+                    skip=int(body.get("skip", 0)),
+                )
+                with state.lock:
+                    state.interpositions.append(other)
+                self._send(200, {"interpositions": [dataclasses.asdict(item) for item in state.interpositions]})
+            elif action == "interpose" and method == "DELETE":
+                with state.lock:
+                    state.interpositions.clear()
+                self._send(200, {"interpositions": []})
             elif action == "latency" and method in ("POST", "PUT"):
                 state.latency = float(body.get("seconds", 0))
                 self._send(200, {"seconds": state.latency})
@@ -681,6 +753,7 @@ class Handler(BaseHTTPRequestHandler):
                 state.version, state.store.ready_controller = state.initial
                 with state.lock:
                     state.faults.clear()
+                    state.interpositions.clear()
                     state.counters.clear()
                     state.requests.clear()
                     state.latency = 0.0
@@ -758,6 +831,7 @@ class KubeAPIServer:
             context.load_cert_chain(tls_cert, tls_key)
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.ca_cert = tls_cert
+        self.state.url = self.url
         self._thread: Optional[threading.Thread] = None
 
     @property

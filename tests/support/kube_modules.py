@@ -1,0 +1,40 @@
+"""Helpers of the Kubernetes module tests: run a module against the test API server, read its request log."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+import urllib.error
+import urllib.request
+
+from tests.support.adhoc import ModuleRun, run_module
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def run_kube_module(kubeapi: t.Any, module: str, args: dict[str, t.Any], **kwargs: t.Any) -> ModuleRun:
+    """``run_module`` with the server's kubeconfig (unless ``args`` names a connection of its own)."""
+    connection = {"kubeconfig": str(kubeapi.kubeconfig)}
+    if any(key in args for key in ("kubeconfig", "host")):
+        connection = {}
+    return run_module(f"kubegpu.core.{module}", {**connection, **args}, **kwargs)
+
+
+def writes(kubeapi: t.Any) -> list[dict]:
+    """Every write request the server has logged since the last reset."""
+    return [entry for entry in kubeapi.admin.requests() if entry["method"] in WRITE_METHODS]
+
+
+def node_labels(kubeapi: t.Any, name: str) -> dict[str, str]:
+    with urllib.request.urlopen(f"{kubeapi.url}/api/v1/nodes/{name}", timeout=10) as response:
+        return json.loads(response.read())["metadata"].get("labels") or {}
+
+
+def get_object(kubeapi: t.Any, path: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{kubeapi.url}{path}", timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise

@@ -1,0 +1,128 @@
+"""The ``pods/eviction`` subresource (policy/v1 Eviction) with PodDisruptionBudget checks.
+
+What a real API server does, for what drains need:
+
+- a pod covered by no budget is deleted;
+- a pod covered by one budget is deleted only while the budget allows a disruption: with
+  ``expected`` the pods the budget's selector matches in the namespace and ``healthy`` those of
+  them that are Ready and not terminating, the budget needs ``minAvailable`` (a number or a
+  percentage of ``expected``, rounded up) or ``expected - maxUnavailable`` (percentage rounded up)
+  healthy pods, and allows ``healthy - needed`` disruptions. Otherwise the answer is 429
+  TooManyRequests with a ``DisruptionBudget`` cause, as kube-apiserver gives it;
+- an unhealthy pod (not Ready) may be evicted while the budget is met (``IfHealthyBudget``, the
+  default ``unhealthyPodEvictionPolicy``), or always with ``AlwaysAllow``;
+- a pod covered by more than one budget: 500, as kube-apiserver answers;
+- ``dryRun=All`` checks and deletes nothing; a success is ``201`` with a ``Status`` of Success.
+
+Not emulated: the disruption controller's ``status`` of the budget (it is computed at each eviction
+instead) and the grace period of the deletion (pods are removed at once, as every delete here).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from .errors import ApiError, bad_request, not_found
+
+
+def selector_matches(selector: Optional[dict], labels: Optional[dict]) -> bool:
+    """A LabelSelector object (``matchLabels``, ``matchExpressions``) against labels; an empty
+    selector matches everything, as policy/v1 budgets do."""
+    labels = labels or {}
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _healthy(pod: dict) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(item.get("type") == "Ready" and item.get("status") == "True" for item in conditions)
+
+
+def _count(value: Any, expected: int, name: str) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            return math.ceil(expected * int(value[:-1]) / 100)
+        except ValueError as error:
+            raise bad_request(f"PodDisruptionBudget {name}: invalid percentage {value!r}") from error
+    return int(value)
+
+
+def evict(store: Any, namespace: str, name: str, body: Any, dry_run: bool) -> dict:
+    """Check the budgets of pod ``namespace/name`` and delete it; returns the success Status."""
+    catalogue = store.catalogue
+    pods = catalogue.find("", "v1", "pods")
+    budgets = catalogue.find("policy", "v1", "poddisruptionbudgets")
+    if body is not None and not isinstance(body, dict):
+        raise bad_request("the body of an eviction is an Eviction object")
+    if isinstance(body, dict) and body.get("kind") not in (None, "Eviction"):
+        raise bad_request(f"expected an Eviction, got {body.get('kind')}")
+    metadata = (body or {}).get("metadata") or {}
+    if metadata.get("name") not in (None, name):
+        raise bad_request(f"name in URL does not match name in Eviction object: {name} != {metadata.get('name')}")
+    with store.lock:
+        try:
+            pod = store.get(pods, namespace, name)
+        except ApiError as error:
+            if error.code == 404:
+                raise not_found("pods", "", name) from error
+            raise
+        everyone = store.list(pods, namespace, [], [], limit=0, continue_token="")["items"]
+        matching = [
+            budget
+            for budget in store.list(budgets, namespace, [], [], limit=0, continue_token="")["items"]
+            if selector_matches((budget.get("spec") or {}).get("selector"), pod["metadata"].get("labels"))
+        ]
+        if len(matching) > 1:
+            raise ApiError(
+                500, "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+            )
+        if matching:
+            budget = matching[0]
+            spec = budget.get("spec") or {}
+            covered = [other for other in everyone if selector_matches(spec.get("selector"), other["metadata"].get("labels"))]
+            expected = len(covered)
+            healthy = sum(1 for other in covered if _healthy(other))
+            budget_name = budget["metadata"]["name"]
+            if spec.get("minAvailable") is not None:
+                needed = _count(spec["minAvailable"], expected, budget_name)
+            elif spec.get("maxUnavailable") is not None:
+                needed = expected - _count(spec["maxUnavailable"], expected, budget_name)
+            else:
+                needed = expected
+            pod_healthy = _healthy(pod)
+            always = spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+            allowed = healthy - needed > 0 if pod_healthy else (always or healthy >= needed)
+            if not allowed:
+                raise ApiError(
+                    429,
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    "TooManyRequests",
+                    {
+                        "causes": [
+                            {
+                                "reason": "DisruptionBudget",
+                                "message": f"The disruption budget {budget_name} needs {needed} healthy pods "
+                                f"and has {healthy} currently",
+                            }
+                        ]
+                    },
+                )
+        if not dry_run:
+            store.delete(pods, namespace, name)
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
