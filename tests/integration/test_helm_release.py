@@ -80,6 +80,7 @@ def configmap(kubeapi, name="demo-config", namespace="default"):
     return get_object(kubeapi, f"/api/v1/namespaces/{namespace}/configmaps/{name}")
 
 
+@pytest.mark.matrix
 def test_local_chart_install_check_real_noop_then_values_upgrade(kubeapi, release, helm):
     args = {"chart_ref": str(CHART), "values": {"message": "first"}}
     check = release(args, check=True, diff=True)

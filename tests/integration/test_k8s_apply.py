@@ -36,6 +36,7 @@ def _apply(kubeapi, args, **kwargs):
     return run_kube_module(kubeapi, "k8s_apply", args, **kwargs)
 
 
+@pytest.mark.matrix
 def test_configmap_check_mode_then_apply_then_no_change_then_update(kubeapi):
     args = {"definition": CONFIGMAP}
     check = _apply(kubeapi, args, check=True, diff=True)

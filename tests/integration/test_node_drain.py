@@ -69,6 +69,7 @@ def test_cordon_then_uncordon_three_ways(kubeapi):
         assert writes(kubeapi) == []
 
 
+@pytest.mark.matrix
 def test_drain_three_ways_evicts_through_the_eviction_api_and_skips_daemonset_and_mirror_pods(kubeapi, workload):
     args = {"nodes": ["gpu-node-1"], "state": "drain"}
     check = _drain(kubeapi, args, check=True)

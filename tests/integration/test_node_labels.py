@@ -15,6 +15,7 @@ def _labels(kubeapi, args, **kwargs):
     return run_kube_module(kubeapi, "node_labels", args, **kwargs)
 
 
+@pytest.mark.matrix
 def test_per_node_labels_check_mode_then_real_run_then_no_change(kubeapi):
     args = {
         "nodes": [

@@ -20,6 +20,7 @@ def taints_of(kubeapi, name):
     return (get_object(kubeapi, f"/api/v1/nodes/{name}").get("spec") or {}).get("taints") or []
 
 
+@pytest.mark.matrix
 def test_add_check_mode_then_real_run_then_no_change(kubeapi, kubectl):
     args = {"nodes": ["gpu-node-1", "gpu-node-2"], "taints": [GPU_TAINT]}
     check = _taints(kubeapi, args, check=True, diff=True)
