@@ -54,7 +54,7 @@ def test_node_boots_systemd_as_pid_1(node):
 
 
 def test_node_has_what_ansible_and_node_python_need(node):
-    _, name = node
+    name = node[1]
     for argv in (
         ["python3", "-c", "import venv, apt"],
         ["sudo", "--version"],
