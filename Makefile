@@ -12,7 +12,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
 
-.PHONY: help setup apt-deps kube-clients test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo build doc changelog clean
+# molecule's arguments, e.g. `make molecule MOLECULE_ARGS='-s node_python'`
+MOLECULE_ARGS ?= --all
+
+.PHONY: help setup apt-deps kube-clients docker-daemon node-images molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,12 +29,22 @@ $(STAMP): requirements.txt requirements-test.txt
 apt-deps:  ## install the Debian packages the tests need (only those missing)
 	hack/apt-deps
 
-setup: apt-deps $(STAMP) kube-clients  ## venv in .venv with every Python dependency, plus apt packages
+setup: apt-deps $(STAMP) kube-clients docker-daemon  ## venv in .venv with every Python dependency, apt packages, a Docker daemon
 
 kube-clients: $(STAMP)  ## real kubectl and helm for the tests, in .cache/bin
 	hack/install-kube-clients
 
-test: setup lint sanity pytest matrix-ci  ## everything CI runs
+docker-daemon: apt-deps  ## Debian's dockerd, started in the background when no daemon answers (log: .cache/dockerd.log)
+	hack/docker-daemon
+
+node-images: $(STAMP) docker-daemon  ## kubegpu-node:bookworm and :trixie (debootstrap, docker import), rebuilt when their recipe changes
+	$(BIN)/python -m tests.support.images
+
+molecule: setup node-images  ## the roles' molecule scenarios on the node images (MOLECULE_ARGS, default --all)
+	hack/molecule-collections
+	molecule test $(MOLECULE_ARGS)
+
+test: setup lint sanity pytest molecule matrix-ci  ## everything CI runs
 
 lint: ruff ansible-lint  ## ruff, ansible-lint (production profile) and yamllint
 
@@ -48,10 +61,10 @@ sanity: $(STAMP)  ## ansible-test sanity on a copy laid out as ansible_collectio
 unit: $(STAMP)  ## unit tests only
 	hack/pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup  ## integration tests only (against the test bench)
+integration: setup node-images  ## integration tests only (against the test bench)
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
-pytest: setup  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
+pytest: setup node-images  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
 	hack/pytest -m 'not node_python' tests/unit tests/integration $(PYTEST_ARGS)
 
 matrix: setup  ## every supported ansible-core (2.17-2.21) and node Python (3.9-3.13): sanity, unit, module runs
