@@ -175,6 +175,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.kubegpu.core.plugins.module_utils import _containerd_drop_ins as drop_ins
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
@@ -184,7 +185,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "runtime_type": {"type": "str", "default": "io.containerd.runc.v2"},
+    "runtime_type": {"type": "str"},
     "binary_name": {"type": "str"},
     "options": {"type": "dict", "default": {}},
     "settings": {"type": "dict", "default": {}},
@@ -205,13 +206,15 @@ class ContainerdRuntime:
         self.path: str = self.params["path"]
         self.name = toml_runtime.validate_name(self.params["name"])
         if self.params["state"] == "present":
-            toml_runtime.validate_runtime_type(self.params["runtime_type"])
+            if self.params["runtime_type"] is not None:
+                toml_runtime.validate_runtime_type(self.params["runtime_type"])
         elif self.params["default"]:
             raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
         wanted = self.params["config_version"]
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+        self.form = toml_runtime.TextForm(bom=False, crlf=False)
 
     def _containerd_version(self) -> int:
         if not self.containerd.available:
@@ -248,13 +251,28 @@ class ContainerdRuntime:
             )
         return doc, version
 
-    def _edit(self, doc: t.Any, version: int) -> None:
+    def _requested_runtime(self) -> dict[str, t.Any] | None:
+        """The runtime keys this task asks for (None: the runtime must be absent)."""
         params = self.params
         if params["state"] == "absent":
-            toml_runtime.unset_default(doc, version, self.name)
-            toml_runtime.remove_runtime(doc, version, self.name)
-            return
-        toml_runtime.set_runtime(
+            return None
+        runtime = dict(params["settings"])
+        if params["runtime_type"] is not None:
+            runtime["runtime_type"] = params["runtime_type"]
+        options = dict(params["options"])
+        if params["binary_name"] is not None:
+            options["BinaryName"] = params["binary_name"]
+        if options:
+            runtime["options"] = options
+        return runtime
+
+    def _edit(self, doc: t.Any, version: int) -> bool:
+        """Edits the document as asked; returns whether it changed."""
+        params = self.params
+        if params["state"] == "absent":
+            changed = toml_runtime.unset_default(doc, version, self.name)
+            return toml_runtime.remove_runtime(doc, version, self.name) or changed
+        changed = toml_runtime.set_runtime(
             doc,
             version,
             self.name,
@@ -264,40 +282,72 @@ class ContainerdRuntime:
             settings=params["settings"],
         )
         if params["default"] is True:
-            toml_runtime.set_default(doc, version, self.name)
+            changed |= toml_runtime.set_default(doc, version, self.name)
         elif params["default"] is False:
-            toml_runtime.unset_default(doc, version, self.name)
+            changed |= toml_runtime.unset_default(doc, version, self.name)
+        return changed
 
-    def _validate(self, candidate: Candidate) -> None:
-        if not self.containerd.available:
-            raise KubeGPUError(
-                f"validate=true needs containerd, but {self.params['containerd_binary']!r} was not found on PATH or in "
-                f"{', '.join(BINARY_DIRS)}; install containerd first, give containerd_binary, or set validate=false"
-            )
-        result = self.containerd.run(["--config", candidate.name, "config", "dump"])
+    def _effective(self, config: str, main_text: str) -> None:
+        """Checks containerd's effective config (``config`` plus its imports, as
+        ``config dump`` merges them) against the request, and reports where the runtime
+        and the default come from."""
+        result = self.containerd.run(["--config", config, "config", "dump"])
         if not result.ok:
+            if self.form.bom:
+                raise result.failure(
+                    f"{self.path} starts with a UTF-8 byte-order mark, which this containerd does not accept; remove the "
+                    "mark (the file's first three bytes, EF BB BF) and run again; nothing was changed"
+                )
+            if config == self.path:
+                raise result.failure(f"containerd rejects {self.path} as it is; fix it first, nothing was changed")
             raise result.failure(f"containerd rejects the new {self.path}, which was left unchanged")
+        effective = drop_ins.Effective(self.path, main_text, result.stdout)
+        self.result.update(effective.sources(self.name))
+        problem = effective.contradiction(self.name, self._requested_runtime(), self.params["default"])
+        if problem:
+            raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
     def run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
         if before is None and self.params["state"] == "absent":
             self.result.update(config_version=None, runtime=None, default_runtime=None)
             return self.result
-        doc, version = self._document(self._base_text(before))
-        self._edit(doc, version)
-        after = toml_runtime.dumps(doc)
+        self.form, base = toml_runtime.TextForm.of(self._base_text(before))
+        doc, version = self._document(base)
+        original = doc.unwrap()
+        changed = self._edit(doc, version)
+        text = toml_runtime.dumps(doc)
+        if changed:
+            toml_runtime.check_edit(
+                original, text, version, self.name, runtime=self._requested_runtime(), default=self.params["default"],
+                path=self.path,
+            )  # fmt: skip
+        after = self.form.apply(text) if changed else before
         self.result.update(
             config_version=version,
             runtime=toml_runtime.get_runtime(doc, version, self.name),
             default_runtime=toml_runtime.get_default(doc, version),
         )
         if after == before:
+            if self.params["validate"] and self.containerd.available:
+                self._effective(self.path, text)
             return self.result
         self.result.update(restart_required=True)
-        validate = self._validate if self.params["validate"] else None
+        validate = self._validate(text) if self.params["validate"] else None
         changes = replace_file(self.module, self.path, before, after, make_backup=self.params["backup"], validate=validate)
         self.result.update(changes)
         return self.result
+
+    def _validate(self, text: str) -> t.Callable[[Candidate], None]:
+        def validate(candidate: Candidate) -> None:
+            if not self.containerd.available:
+                raise KubeGPUError(
+                    f"validate=true needs containerd, but {self.params['containerd_binary']!r} was not found on PATH or in "
+                    f"{', '.join(BINARY_DIRS)}; install containerd first, give containerd_binary, or set validate=false"
+                )
+            self._effective(candidate.name, text)
+
+        return validate
 
 
 def main() -> None:
