@@ -14,6 +14,7 @@ and uses the files only to say which of them defines what.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import typing as t
 
@@ -42,19 +43,42 @@ def _containerd_tables(data: t.Any) -> list[dict[str, t.Any]]:
     return tables
 
 
+def parse_dump(dump: str) -> dict[str, t.Any]:
+    """``config dump`` output as data, without ``imports`` (containerd 1.x lists the files
+    it read there, a temporary candidate's name included)."""
+    try:
+        data = toml_runtime.tomlkit.parse(dump).unwrap()
+    except toml_runtime.TOMLParseError as exc:
+        raise KubeGPUError(f"could not read containerd's `config dump` output ({exc})") from exc
+    data.pop("imports", None)
+    return data
+
+
+def cri_table(data: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The CRI ``containerd`` table of a dump (containerd 2.x dumps version 2 files migrated)."""
+    plugin = toml_runtime.CRI_PLUGIN.get(data.get("version"), toml_runtime.CRI_V3)
+    table = _dig(data, ["plugins", plugin, "containerd"])
+    return table if isinstance(table, dict) else {}
+
+
+def _without(data: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """A dump without what an edit of runtime ``name`` may change."""
+    data = json.loads(toml_runtime._json(data))
+    cri = cri_table(data)
+    if isinstance(cri.get("runtimes"), dict):
+        cri["runtimes"].pop(name, None)
+    cri.pop("default_runtime_name", None)
+    return data
+
+
 class Effective:
     """The effective config of ``path`` (whose text after the edit is ``text``), from
     the output of ``containerd --config FILE config dump``."""
 
     def __init__(self, path: str, text: str, dump: str) -> None:
         self.path = path
-        try:
-            self.dump = toml_runtime.tomlkit.parse(dump).unwrap()
-        except toml_runtime.TOMLParseError as exc:
-            raise KubeGPUError(f"could not read containerd's `config dump` output ({exc})") from exc
-        plugin = toml_runtime.CRI_PLUGIN.get(self.dump.get("version"), toml_runtime.CRI_V3)
-        cri = _dig(self.dump, ["plugins", plugin, "containerd"])
-        self.cri: dict[str, t.Any] = cri if isinstance(cri, dict) else {}
+        self.dump = parse_dump(dump)
+        self.cri = cri_table(self.dump)
         self.files: list[tuple[str, t.Any]] = [(path, toml_runtime.tomlkit.parse(text).unwrap())]
         self._follow_imports(path, self.files[0][1])
 
@@ -120,6 +144,29 @@ class Effective:
             "imports"
         )
 
+    def collateral(self, name: str, original: dict[str, t.Any]) -> str | None:
+        """What else the change would change in containerd's effective config, compared
+        with ``original`` (the dump of the file before the change), or None."""
+        moved = toml_runtime.first_difference(_without(original, name), _without(self.dump, name))
+        if moved is None:
+            return None
+        old_runtimes = cri_table(original).get("runtimes") or {}
+        new_runtimes = self.cri.get("runtimes") or {}
+        lost = sorted(set(old_runtimes) - set(new_runtimes) - {name})
+        if lost:
+            declared = any(isinstance(table.get("runtimes"), dict) for table in _containerd_tables(self.files[0][1]))
+            return (
+                f"containerd's effective config would lose the runtime(s) {', '.join(lost)}: containerd 1.x replaces its "
+                f"built-in runtimes with the ones {self.path} declares"
+                + ("" if declared else ", and the file declares none besides this one")
+                + f"; declare {lost[0]} in the file first (for example with this module, name={lost[0]}) or start from "
+                "`containerd config default`"
+            )
+        return (
+            f"the change would also change {toml_runtime.table_name(moved)} in containerd's effective config "
+            f"({self.path} and the files it imports); see containerd's `config dump` of the file before and after"
+        )
+
     def contradiction(self, name: str, runtime: t.Mapping[str, t.Any] | None, default: bool | None) -> str | None:
         """Why the effective config does not do what was asked, or None when it does.
 
@@ -129,6 +176,20 @@ class Effective:
         runtimes = self.cri.get("runtimes") if isinstance(self.cri.get("runtimes"), dict) else {}
         current_default = self.cri.get("default_runtime_name")
         lead = f"containerd's effective config ({self.path} and the files it imports)"
+        if default is True and current_default != name:
+            return self._blame(
+                lambda table: "default_runtime_name" in table,
+                f"{lead} makes {current_default!r} the default runtime, not {name!r}",
+            )
+        if (
+            default is not True
+            and current_default == name != toml_runtime.BUILTIN_DEFAULT_RUNTIME
+            and (default is False or runtime is None)
+        ):
+            return self._blame(
+                lambda table: table.get("default_runtime_name") == name,
+                f"{lead} still makes {name!r} the default runtime",
+            )
         if runtime is None and name in runtimes:
             return self._blame(
                 lambda table: isinstance(table.get("runtimes"), dict) and name in table["runtimes"],
@@ -148,14 +209,4 @@ class Effective:
                         lambda table, keys=keys: _dig(table, ["runtimes", name, *keys]) is not None,
                         f"{lead} has {dotted} = {found!r} for the runtime {name!r}, not {value!r}",
                     )
-        if default is True and current_default != name:
-            return self._blame(
-                lambda table: "default_runtime_name" in table,
-                f"{lead} makes {current_default!r} the default runtime, not {name!r}",
-            )
-        if default is not True and current_default == name and (default is False or runtime is None):
-            return self._blame(
-                lambda table: table.get("default_runtime_name") == name,
-                f"{lead} still makes {name!r} the default runtime",
-            )
         return None

@@ -466,6 +466,9 @@ def _create_written_like_parent(doc: t.Any, path: t.Sequence[str], content: t.Ma
         for key in reversed(missing[1:]):
             value = {key: value}
         anchor[missing[0]] = _inline(value)
+        added = _raw(anchor, missing[0])
+        if hasattr(added, "trivia"):
+            added.trivia.indent = ""  # tomlkit copies the line's indentation into the braces
         return True
     if depth == 0 or _dotted_part(nodes[depth - 1], path[depth - 1]) is None:
         return False
@@ -638,8 +641,11 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         return all(id(table) in item_parents for _item, item_parents in later if ancestor is None or ancestor in item_parents)
 
     comments = _take_trailing_comments(table)
+    was_last = last_within(None)
     del runtimes[name]
     _prune_empty(doc, path[:-1])
+    if was_last and not comments:
+        _trim_blank_lines_at_end(doc)
     if not comments:
         return True
     if previous is not None:
@@ -663,6 +669,26 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         if last_within(None):
             doc.body.extend((None, item) for item in comments)
     return True
+
+
+def _trim_blank_lines_at_end(doc: t.Any) -> None:
+    """Drops the blank lines a removal of the file's last table left at its end: tomlkit
+    keeps the blank line that separated that table in the body of the table before it."""
+    for _attempt in range(8):
+        if not dumps(doc).endswith("\n\n"):
+            return
+        body = _body(_last_descendant(doc)) or []
+        while body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Null):
+            body.pop()
+        if not body or body[-1][0] is not None or not isinstance(body[-1][1], tomlkit.items.Whitespace):
+            return
+        whitespace = body[-1][1]
+        if whitespace.s.count("\n") > 1 and not whitespace.s.strip(" \t\n"):
+            whitespace._s = whitespace.s[: whitespace.s.rindex("\n")]
+        elif not whitespace.s.strip(" \t\n"):
+            body.pop()
+        else:
+            return
 
 
 def set_default(doc: t.Any, version: int, name: str) -> bool:
@@ -820,5 +846,6 @@ def check_edit(
     for key in containerd_table_path(version):
         containerd = containerd.get(key) if isinstance(containerd, dict) else None
     current = containerd.get("default_runtime_name") if isinstance(containerd, dict) else None
-    if (default is True and current != name) or (default is False and current == name):
+    # default=false cannot take the default from runc: it is what the default goes back to
+    if (default is True and current != name) or (default is False and current == name != BUILTIN_DEFAULT_RUNTIME):
         raise KubeGPUError(f"{what}: default_runtime_name would be {current!r}; {advice}")

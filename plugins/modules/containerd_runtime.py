@@ -215,6 +215,7 @@ class ContainerdRuntime:
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
         self.form = toml_runtime.TextForm(bom=False, crlf=False)
+        self.original_dump: dict[str, t.Any] | None = None
 
     def _containerd_version(self) -> int:
         if not self.containerd.available:
@@ -304,6 +305,8 @@ class ContainerdRuntime:
         effective = drop_ins.Effective(self.path, main_text, result.stdout)
         self.result.update(effective.sources(self.name))
         problem = effective.contradiction(self.name, self._requested_runtime(), self.params["default"])
+        if not problem and self.original_dump is not None and config != self.path:
+            problem = effective.collateral(self.name, self.original_dump)
         if problem:
             raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
@@ -313,6 +316,10 @@ class ContainerdRuntime:
             self.result.update(config_version=None, runtime=None, default_runtime=None)
             return self.result
         self.form, base = toml_runtime.TextForm.of(self._base_text(before))
+        if before is not None and self.params["validate"] and self.containerd.available:
+            # what containerd makes of the file now, to compare the candidate's with
+            current = self.containerd.run(["--config", self.path, "config", "dump"])
+            self.original_dump = drop_ins.parse_dump(current.stdout) if current.ok else None
         doc, version = self._document(base)
         original = doc.unwrap()
         changed = self._edit(doc, version)
