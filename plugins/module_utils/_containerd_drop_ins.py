@@ -86,11 +86,10 @@ class Effective:
         """Adds the files ``data`` imports, in containerd's order (each pattern's matches
         sorted), relative paths taken from ``path``'s directory."""
         imports = data.get("imports") if isinstance(data, dict) else None
-        for pattern in imports if isinstance(imports, list) else []:
-            if not isinstance(pattern, str):
+        for entry in imports if isinstance(imports, list) else []:
+            if not isinstance(entry, str):
                 continue
-            if not os.path.isabs(pattern):
-                pattern = os.path.join(os.path.dirname(os.path.abspath(path)), pattern)
+            pattern = entry if os.path.isabs(entry) else os.path.join(os.path.dirname(os.path.abspath(path)), entry)
             for match in sorted(glob.glob(pattern)):
                 if len(self.files) >= MAX_FILES or any(os.path.samefile(match, seen) for seen, _ in self.files[1:]):
                     continue
@@ -136,32 +135,44 @@ class Effective:
             if not cri_files:
                 return f"{what}; no imported file explains it, see containerd's `config dump`"
             culprit = cri_files[-1]
-            what += f" because {culprit} (imported) also configures the CRI plugin, and containerd 1.x then uses that file's table instead of {self.path}'s"
+            what += (
+                f" because {culprit} (imported) also configures the CRI plugin, and containerd 1.x then uses that "
+                f"file's table instead of {self.path}'s"
+            )
         else:
             what += f", set by {culprit} (imported by {self.path})"
-        return (
-            f"{what}; edit that drop-in (this module edits it when given path={culprit}), remove it, or take it out of "
-            "imports"
-        )
+        return f"{what}; edit that drop-in (this module edits it when given path={culprit}), remove it, or take it out of imports"
 
     def collateral(self, name: str, original: dict[str, t.Any]) -> str | None:
         """What else the change would change in containerd's effective config, compared
         with ``original`` (the dump of the file before the change), or None."""
-        moved = toml_runtime.first_difference(_without(original, name), _without(self.dump, name))
-        if moved is None:
-            return None
         old_runtimes = cri_table(original).get("runtimes") or {}
         new_runtimes = self.cri.get("runtimes") or {}
+        default = self.cri.get("default_runtime_name")
         lost = sorted(set(old_runtimes) - set(new_runtimes) - {name})
         if lost:
-            declared = any(isinstance(table.get("runtimes"), dict) for table in _containerd_tables(self.files[0][1]))
+            declared = any(
+                isinstance(table.get("runtimes"), dict) and set(table["runtimes"]) - {name}
+                for table in _containerd_tables(self.files[0][1])
+            )
             return (
-                f"containerd's effective config would lose the runtime(s) {', '.join(lost)}: containerd 1.x replaces its "
-                f"built-in runtimes with the ones {self.path} declares"
-                + ("" if declared else ", and the file declares none besides this one")
+                f"after this change containerd's effective config ({self.path} and the files it imports) would no longer "
+                f"have the runtime(s) {', '.join(lost)}"
+                + (", its default runtime, so the CRI plugin would not start" if default in lost else "")
+                + ": containerd 1.x replaces its built-in runtimes with the ones the file declares"
+                + ("" if declared else f", and {self.path} declares none besides {name!r}")
                 + f"; declare {lost[0]} in the file first (for example with this module, name={lost[0]}) or start from "
                 "`containerd config default`"
             )
+        if default not in new_runtimes and cri_table(original).get("default_runtime_name") in old_runtimes:
+            return (
+                f"after this change containerd's default runtime {default!r} would have no runtime table in its "
+                f"effective config ({self.path} and the files it imports), so its CRI plugin would not start; "
+                "make another runtime the default first"
+            )
+        moved = toml_runtime.first_difference(_without(original, name), _without(self.dump, name))
+        if moved is None:
+            return None
         return (
             f"the change would also change {toml_runtime.table_name(moved)} in containerd's effective config "
             f"({self.path} and the files it imports); see containerd's `config dump` of the file before and after"

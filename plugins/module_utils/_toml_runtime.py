@@ -818,8 +818,8 @@ def check_edit(
     made the edit go wrong, the module then fails instead of writing it."""
     what = f"the edit of runtime {name!r} in {path} went wrong"
     advice = (
-        f"nothing was changed; please report this with the file, and meanwhile rewrite {table_name(containerd_table_path(version))} "
-        "and its runtimes as standard [..] tables"
+        "nothing was changed; please report this with the file, and meanwhile rewrite "
+        f"{table_name(containerd_table_path(version))} and its runtimes as standard [..] tables"
     )
     try:
         after = tomlkit.parse(after_text).unwrap()

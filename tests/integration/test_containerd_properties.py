@@ -110,7 +110,9 @@ def flat(content: dict[str, t.Any], prefix: str = "") -> list[str]:
     return lines
 
 
-def standard_runtime(c: str, name: str, runtime: dict[str, t.Any], indent: str, comment: str, inline_options: bool) -> list[str]:
+def standard_runtime(
+    c: str, name: str, runtime: dict[str, t.Any], *, indent: str, comment: str, inline_options: bool
+) -> list[str]:
     keys = {key: item for key, item in runtime.items() if key != "options"}
     lines = [f"{comment}{indent}[{c}.runtimes.{name}]"]
     lines += [f"{indent}  {line}" for line in flat(keys)]
@@ -153,7 +155,7 @@ def configs(draw: t.Any) -> dict[str, t.Any]:
     }
 
 
-def render(
+def render(  # noqa: PLR0917 - one argument per drawn choice
     version: int,
     runtimes: dict[str, dict[str, t.Any]],
     default: str | None,
@@ -182,7 +184,10 @@ def render(
         cri.append(f"{note_line}[{c}]")
         cri += default_line
         for name, runtime in runtimes.items():
-            cri += ["", *standard_runtime(c, name, runtime, indent, note_line, shape == "inline-options")]
+            cri += [
+                "",
+                *standard_runtime(c, name, runtime, indent=indent, comment=note_line, inline_options=shape == "inline-options"),
+            ]
     elif shape == "dotted":
         cri.append(f"[{c}]")
         cri += default_line
@@ -195,7 +200,7 @@ def render(
     elif shape == "implicit-split":
         # no [..containerd] header before the runtimes; the default's table comes after another plugin
         for name, runtime in runtimes.items():
-            cri += ["", *standard_runtime(c, name, runtime, "", note_line, False)]
+            cri += ["", *standard_runtime(c, name, runtime, indent="", comment=note_line, inline_options=False)]
         if default:
             tables.append(f'\n[plugins."io.containerd.internal.v1.opt"]\n  path = "/opt/containerd"\n\n[{c}]')
             tables += default_line
@@ -209,7 +214,7 @@ def render(
             elif mixed[name] == "inline":
                 cri.append(f"{indent}runtimes.{name} = {inline(runtime)}")
             else:
-                later += ["", *standard_runtime(c, name, runtime, indent, note_line, False)]
+                later += ["", *standard_runtime(c, name, runtime, indent=indent, comment=note_line, inline_options=False)]
         cri += later
     if shape != "implicit-split" or not default:
         tables.append(f'\n[plugins."io.containerd.internal.v1.opt"]\n{indent}path = "/opt/containerd"')

@@ -487,7 +487,7 @@ def test_a_null_option_or_setting_removes_that_key(tmp_path):
     path = tmp_path / "config.toml"
     original = (
         f'version = 2\n[plugins.{CRI2}.containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
-        f'  privileged_without_host_devices = true\n  [plugins.{CRI2}.containerd.runtimes.nvidia.options]\n'
+        f"  privileged_without_host_devices = true\n  [plugins.{CRI2}.containerd.runtimes.nvidia.options]\n"
         f'    BinaryName = "{NVIDIA}"\n    SystemdCgroup = true\n'
     )
     path.write_text(original)
@@ -539,7 +539,9 @@ def test_crlf_line_ends_are_kept_on_every_line(tmp_path):
     assert path.read_bytes() == original.encode()
 
 
-@pytest.mark.parametrize("text", ["", "\n", "# nothing configured yet\n", "version = 2\n", f"version = 2\n[plugins.{CRI2}.cni]\n"])
+@pytest.mark.parametrize(
+    "text", ["", "\n", "# nothing configured yet\n", "version = 2\n", f"version = 2\n[plugins.{CRI2}.cni]\n"]
+)
 def test_absent_on_a_file_without_the_runtime_changes_nothing(tmp_path, text):
     """Issue 15 item 7: on main, an empty or comment-only file got `version = 2`."""
     root = debs.fetch("containerd", "trixie")
