@@ -170,7 +170,11 @@ class Effective:
                 f"effective config ({self.path} and the files it imports), so its CRI plugin would not start; "
                 "make another runtime the default first"
             )
-        moved = toml_runtime.first_difference(_without(original, name), _without(self.dump, name))
+        after = _without(self.dump, name)
+        if toml_runtime.BUILTIN_DEFAULT_RUNTIME not in old_runtimes:
+            # containerd 1.x brings its built-in runc back when a file no longer declares any runtime
+            (cri_table(after).get("runtimes") or {}).pop(toml_runtime.BUILTIN_DEFAULT_RUNTIME, None)
+        moved = toml_runtime.first_difference(_without(original, name), after)
         if moved is None:
             return None
         return (

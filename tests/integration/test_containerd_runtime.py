@@ -257,10 +257,12 @@ def test_a_config_version_containerd_does_not_know_is_refused_with_its_message(t
 def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("# managed by hand\n")
-    run = three_ways(base_args(containerd, path, binary_name=NVIDIA), path)
+    # runc first: containerd 1.x drops its built-in runc once a file declares any runtime
+    run = three_ways(base_args(containerd, path, name="runc"), path)
     expected = 3 if containerd.major == 2 else 2
     assert run.result["config_version"] == expected
     assert path.read_text().startswith(f"# managed by hand\n\nversion = {expected}\n")
+    three_ways(base_args(containerd, path, binary_name=NVIDIA), path)
     assert containerd.cri(path)["runtimes"]["nvidia"]["options"]["BinaryName"] == NVIDIA
 
 
@@ -498,7 +500,10 @@ def test_a_null_option_or_setting_removes_that_key(tmp_path):
     assert nvidia["options"] == {"BinaryName": NVIDIA} and nvidia["privileged_without_host_devices"] is False
 
 
-BOM_CONFIG = f'\ufeffversion = 2\n[plugins.{CRI2}.containerd]\n  default_runtime_name = "runc"\n'
+BOM_CONFIG = (
+    f'\ufeffversion = 2\n[plugins.{CRI2}.containerd]\n  default_runtime_name = "runc"\n'
+    f'  [plugins.{CRI2}.containerd.runtimes.runc]\n    runtime_type = "io.containerd.runc.v2"\n'
+)
 
 
 def test_a_byte_order_mark_is_kept_where_containerd_reads_it_and_refused_where_it_does_not(containerd, tmp_path):
@@ -612,3 +617,43 @@ def test_editing_the_drop_in_itself_takes_nvidia_back(containerd, tmp_path):
     assert run.result["effective_default_runtime"] == "runc" and run.result["runtime_file"] is None
     assert main.read_text() == main_text
     assert "nvidia" not in containerd.cri(main)["runtimes"]
+
+
+# --- regressions found by tests/integration/test_containerd_properties.py ---
+
+
+def test_containerd_1_losing_its_built_in_runc_is_refused_with_the_way_out(tmp_path):
+    """hypothesis found it: containerd 1.x replaces its built-in runtimes with the ones a file
+    declares, so nvidia alone in a file without runtimes left 1.6/1.7 without runc, the
+    default runtime (the CRI plugin then does not start). containerd 2.1 merges and keeps runc."""
+    containerd = containerd_of("bookworm")
+    path = tmp_path / "config.toml"
+    original = f'version = 2\n[plugins.{CRI2}.containerd]\n  snapshotter = "overlayfs"\n'
+    path.write_text(original)
+    assert "runc" in containerd.cri(path)["runtimes"]
+    add = base_args(containerd, path, binary_name=NVIDIA)
+    for check in (True, False):
+        run = run_module(MODULE, add, check=check)
+        assert run.failed and "would no longer have the runtime(s) runc, its default runtime" in run.result["msg"]
+        assert "name=runc" in run.result["msg"] and str(path) in run.result["msg"]
+        assert path.read_text() == original and os.listdir(tmp_path) == ["config.toml"]
+    # the way out the message names: declare runc, then add nvidia
+    three_ways(base_args(containerd, path, name="runc"), path)
+    three_ways(add, path)
+    assert set(containerd.cri(path)["runtimes"]) == {"runc", "nvidia"}
+
+
+def test_default_false_for_runc_is_no_change(tmp_path):
+    """hypothesis found it: name=runc with default=false was refused by the self-check
+    (runc stays the default: it is what the default goes back to)."""
+    containerd = containerd_of("sid")
+    path = tmp_path / "config.toml"
+    original = (
+        f'version = 2\n[plugins.{CRI2}.containerd]\n  default_runtime_name = "runc"\n'
+        f'  runtimes.runc.runtime_type = "io.containerd.runc.v2"\n'
+    )
+    path.write_text(original)
+    run = run_module(MODULE, base_args(containerd, path, name="runc", default=False))
+    assert not run.failed and not run.changed, run.result
+    run = three_ways(base_args(containerd, path, name="runc", default=False, options={"SystemdCgroup": True}), path)
+    assert run.result["default_runtime"] == "runc" and run.result["effective_default_runtime"] == "runc"

@@ -471,3 +471,12 @@ def test_text_form_round_trips(raw, form, plain):
     found, text = tr.TextForm.of(raw)
     assert tuple(found) == form and text == plain
     assert found.apply(text) == raw
+
+
+def test_the_self_check_lets_default_false_leave_runc_the_default():
+    """Found by the property tests: runc stays the default with default=false (it is what the default goes back to)."""
+    doc = tr.parse(HAND_WRITTEN)
+    before = doc.unwrap()
+    assert not tr.unset_default(doc, 2, "runc")
+    assert tr.set_runtime(doc, 2, "runc", options={"SystemdCgroup": False})
+    tr.check_edit(before, tr.dumps(doc), 2, "runc", runtime={"options": {"SystemdCgroup": False}}, default=False)
