@@ -91,7 +91,7 @@ class Effective:
                 continue
             pattern = entry if os.path.isabs(entry) else os.path.join(os.path.dirname(os.path.abspath(path)), entry)
             for match in sorted(glob.glob(pattern)):
-                if len(self.files) >= MAX_FILES or any(os.path.samefile(match, seen) for seen, _ in self.files[1:]):
+                if len(self.files) >= MAX_FILES or any(os.path.samefile(match, seen) for seen, _data in self.files[1:]):
                     continue
                 try:
                     with open(match, encoding="utf-8") as handle:
