@@ -359,7 +359,11 @@ def check_example(directory: Path, config: dict[str, t.Any], request: dict[str, 
 
     new_dump = dump(binary, path)
     assert new_dump is not None, "containerd refuses the result"
-    assert without(new_dump, name) == without(original_dump, name), "something besides the runtime and the default changed"
+    changed_view = without(new_dump, name)
+    if "runc" not in (cri_table(original_dump).get("runtimes") or {}):
+        # containerd 1.x brings its built-in runc back once the file declares no runtime
+        (cri_table(changed_view).get("runtimes") or {}).pop("runc", None)
+    assert changed_view == without(original_dump, name), "something besides the runtime and the default changed"
     old_cri, new_cri = cri_table(original_dump), cri_table(new_dump)
     old_runtime = (old_cri.get("runtimes") or {}).get(name)
     new_runtime = (new_cri.get("runtimes") or {}).get(name)
