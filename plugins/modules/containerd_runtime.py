@@ -362,7 +362,8 @@ class ContainerdRuntime:
         and the default come from."""
         result = self.containerd.run(["--config", config, "config", "dump"])
         if not result.ok:
-            if self.form.bom:
+            # containerd 2.x: "invalid character at start of key: U+00EF"
+            if self.form.bom and "U+00EF" in result.stderr + result.stdout:
                 raise result.failure(
                     f"{self.path} starts with a UTF-8 byte-order mark, which this containerd does not accept; remove the "
                     "mark (the file's first three bytes, EF BB BF) and run again; nothing was changed"
