@@ -605,6 +605,18 @@ def _render_order(node: t.Any, ancestors: tuple[int, ...] = ()) -> list[tuple[t.
 
 
 def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
+    """Removes runtime ``name``; returns whether it was there (see ``_remove_runtime``)."""
+    try:
+        return _remove_runtime(doc, version, name)
+    except TOMLKitError as exc:
+        path = runtime_table_path(version, name)
+        raise KubeGPUError(
+            f"cannot remove the table {table_name(path)} as the file writes it ({exc}); rewrite "
+            f"{table_name(path[:-2])} and its runtimes as standard [..] tables, each written once, and run again"
+        ) from exc
+
+
+def _remove_runtime(doc: t.Any, version: int, name: str) -> bool:
     """Removes runtime ``name``; returns whether it was there.
 
     Comments at the end of the removed table describe what follows it (tomlkit keeps
@@ -642,6 +654,8 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
 
     comments = _take_trailing_comments(table)
     was_last = last_within(None)
+    # the first table written after the removed one (and its sub-tables): the comments belong above it
+    following = next((item for item, item_parents in later if id(table) not in item_parents), None)
     del runtimes[name]
     _prune_empty(doc, path[:-1])
     if was_last and not comments:
@@ -668,7 +682,21 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
     else:
         if last_within(None):
             doc.body.extend((None, item) for item in comments)
+        elif following is not None:
+            _insert_before(doc, following, comments)
     return True
+
+
+def _insert_before(node: t.Any, target: t.Any, items: list[t.Any]) -> bool:
+    """Puts ``items`` right before the table ``target`` in whichever body holds it."""
+    body = _body(node) or []
+    for index, (_key, item) in enumerate(body):
+        if item is target:
+            body[index:index] = [(None, comment) for comment in items]
+            return True
+        if isinstance(item, tomlkit.items.Table) and _insert_before(item, target, items):
+            return True
+    return False
 
 
 def _trim_blank_lines_at_end(doc: t.Any) -> None:

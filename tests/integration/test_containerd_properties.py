@@ -337,7 +337,10 @@ def check_example(directory: Path, config: dict[str, t.Any], request: dict[str, 
     if result.get("failed"):
         assert checked.get("failed"), f"check mode passed but the real run failed: {result['msg']}"
         assert str(path) in result["msg"] or repr(name) in result["msg"], result["msg"]
-        assert "went wrong" not in result["msg"], result["msg"]  # the self-check caught a shape the edit gets wrong
+        # the self-check caught a shape the edit gets wrong: only the known limit is allowed, removing the last
+        # runtime of a containerd table split around other tables (see the unit test of that case)
+        if not (config["shape"] == "implicit-split" and request.get("state") == "absent"):
+            assert "went wrong" not in result["msg"] and "cannot remove" not in result["msg"], result["msg"]
         assert state_of(directory) == before, "a refused run changed the directory"
         return "refused"
     assert not checked.get("failed"), checked

@@ -480,3 +480,38 @@ def test_the_self_check_lets_default_false_leave_runc_the_default():
     assert not tr.unset_default(doc, 2, "runc")
     assert tr.set_runtime(doc, 2, "runc", options={"SystemdCgroup": False})
     tr.check_edit(before, tr.dumps(doc), 2, "runc", runtime={"options": {"SystemdCgroup": False}}, default=False)
+
+
+SPLIT = f"""# top
+version = 2
+
+# above crun
+[plugins.{V2}.containerd.runtimes.crun]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins.{V2}.containerd.runtimes.crun.options]
+    BinaryName = "/usr/bin/crun"
+
+# above metrics
+[metrics]
+address = "x"
+"""
+
+
+def test_removing_the_only_runtime_keeps_the_comment_above_the_next_table():
+    """Found by the property tests: the comment above [metrics] went with the removed runtime."""
+    doc = tr.parse(SPLIT)
+    assert tr.remove_runtime(doc, 2, "crun")
+    assert tr.dumps(doc).endswith('# above metrics\n[metrics]\naddress = "x"\n')
+
+
+def test_removing_the_only_runtime_of_a_split_containerd_table_is_refused_not_written():
+    """Found by the property tests (a known limit): with the runtimes written before a later
+    [..containerd] header, removing the last runtime makes tomlkit write that header twice or
+    raise; the module refuses instead of writing."""
+    text = SPLIT + f'\n[plugins.{V2}.containerd]\ndefault_runtime_name = "crun"\n'
+    doc = tr.parse(text)
+    before = doc.unwrap()
+    with pytest.raises(KubeGPUError, match="crun"):
+        tr.unset_default(doc, 2, "crun")
+        tr.remove_runtime(doc, 2, "crun")
+        tr.check_edit(before, tr.dumps(doc), 2, "crun", runtime=None, default=None)
