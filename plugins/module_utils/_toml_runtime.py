@@ -851,7 +851,7 @@ def check_edit(
     )
     try:
         after = tomlkit.parse(after_text).unwrap()
-    except TOMLParseError as exc:
+    except TOMLKitError as exc:  # a parse error, or a table written twice that unwrap() finds
         raise KubeGPUError(f"{what}: the result would not be valid TOML ({exc}); {advice}") from exc
     moved = first_difference(_without_edited(before, version, name), _without_edited(after, version, name))
     if moved is not None:
