@@ -218,7 +218,9 @@ class Effective:
                 if value is None:
                     continue
                 found = _dig(effective, keys)
-                if found is not None and toml_runtime._json(found) != toml_runtime._json(value):
+                # a runtime-table key the dump lacks was dropped by 2.x's migration of a version 2 file;
+                # an option the dump lacks was hidden by a drop-in (containerd 1.x takes its whole CRI table)
+                if (found is not None or keys[0] == "options") and toml_runtime._json(found) != toml_runtime._json(value):
                     dotted = ".".join(keys)
                     return self._blame(
                         lambda table, keys=keys: _dig(table, ["runtimes", name, *keys]) is not None,
