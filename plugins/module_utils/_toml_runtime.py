@@ -678,7 +678,9 @@ def _remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         if len(node) and last_within(ancestor):
             _put_comments_back(node, comments)
             return True
-        break
+        if following is not None:
+            _insert_before(doc, following, comments)
+        return True
     else:
         if last_within(None):
             doc.body.extend((None, item) for item in comments)

@@ -515,3 +515,26 @@ def test_removing_the_only_runtime_of_a_split_containerd_table_is_refused_not_wr
         tr.unset_default(doc, 2, "crun")
         tr.remove_runtime(doc, 2, "crun")
         tr.check_edit(before, tr.dumps(doc), 2, "crun", runtime=None, default=None)
+
+
+def test_removing_the_first_of_several_runtimes_keeps_the_comment_above_the_next():
+    """Found by the property tests: the comment above the next runtime's header was dropped.
+    (It now comes with an empty [..runtimes] header above it: valid, and the same data.)"""
+    text = f"""version = 2
+
+[plugins.{V2}.containerd]
+
+# crun
+[plugins.{V2}.containerd.runtimes.crun]
+  runtime_type = "io.containerd.runc.v2"
+
+# kata
+[plugins.{V2}.containerd.runtimes.kata]
+  runtime_type = "io.containerd.kata.v2"
+"""
+    doc = tr.parse(text)
+    before = doc.unwrap()
+    assert tr.remove_runtime(doc, 2, "crun")
+    after = tr.dumps(doc)
+    assert f'# kata\n[plugins.{V2}.containerd.runtimes.kata]\n  runtime_type = "io.containerd.kata.v2"\n' in after
+    tr.check_edit(before, after, 2, "crun", runtime=None, default=None)
