@@ -681,11 +681,10 @@ def _remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         if following is not None:
             _insert_before(doc, following, comments)
         return True
-    else:
-        if last_within(None):
-            doc.body.extend((None, item) for item in comments)
-        elif following is not None:
-            _insert_before(doc, following, comments)
+    if last_within(None):
+        doc.body.extend((None, item) for item in comments)
+    elif following is not None:
+        _insert_before(doc, following, comments)
     return True
 
 
