@@ -26,10 +26,12 @@ from ansible_collections.kubegpu.core.plugins.module_utils._runtime_name import 
 TOMLKIT_IMPORT_ERROR: str | None
 try:
     import tomlkit
+    from tomlkit.container import OutOfOrderTableProxy
     from tomlkit.exceptions import ParseError as TOMLParseError
+    from tomlkit.exceptions import TOMLKitError
 except ImportError:
     tomlkit = None
-    TOMLParseError = ValueError  # type: ignore[assignment,misc]
+    OutOfOrderTableProxy = TOMLParseError = TOMLKitError = ValueError  # type: ignore[assignment,misc]
     TOMLKIT_IMPORT_ERROR = traceback.format_exc()
 else:
     TOMLKIT_IMPORT_ERROR = None
@@ -58,6 +60,9 @@ CRI_PLUGIN = {2: CRI_V2, 3: CRI_V3, 4: CRI_V3}
 SUPPORTED_VERSIONS = tuple(CRI_PLUGIN)
 # containerd's built-in default runtime; present even when the file does not declare it.
 BUILTIN_DEFAULT_RUNTIME = "runc"
+# the shim a runtime gets when it is created without runtime_type
+DEFAULT_RUNTIME_TYPE = "io.containerd.runc.v2"
+BOM = "\ufeff"
 
 # A shim name as containerd resolves it: ``io.containerd.<name>.<version>``, e.g.
 # io.containerd.runc.v2, io.containerd.kata.v2, io.containerd.runsc.v1; or an absolute
@@ -90,6 +95,33 @@ def parse(text: str, path: str = "config.toml") -> t.Any:
 
 def dumps(doc: t.Any) -> str:
     return tomlkit.dumps(doc)
+
+
+class TextForm(t.NamedTuple):
+    """How a file's text is encoded beyond TOML: a leading UTF-8 byte-order mark, and
+    whether every line ends with CRLF. Edits work on the plain text and put both back."""
+
+    bom: bool
+    crlf: bool
+
+    @classmethod
+    def of(cls, text: str) -> tuple[TextForm, str]:
+        """The form of ``text`` and the text without it (no mark, LF line ends).
+
+        Only a file whose every line ends with CRLF counts as CRLF; a file that mixes
+        line ends is edited as it is (new lines get LF)."""
+        bom = text.startswith(BOM)
+        if bom:
+            text = text[len(BOM) :]
+        crlf = "\r\n" in text and text.count("\n") == text.count("\r\n")
+        if crlf:
+            text = text.replace("\r\n", "\n")
+        return cls(bom, crlf), text
+
+    def apply(self, text: str) -> str:
+        if self.crlf:
+            text = text.replace("\n", "\r\n")
+        return BOM + text if self.bom else text
 
 
 def file_version(doc: t.Any) -> int | None:
@@ -199,14 +231,22 @@ def _new_item(value: t.Any, like: t.Any = None) -> t.Any:
 
 
 def _set_key(table: t.Any, key: str, value: t.Any, indent: str | None = None) -> bool:
-    """Sets ``key``; returns whether it changed.  An unchanged key is not touched; a
-    changed one keeps its line's indentation and comment; a new one is indented like
-    the table's other keys (or ``indent``)."""
+    """Sets ``key`` (``None`` removes it); returns whether it changed.  An unchanged key
+    is not touched; a changed one keeps its line's indentation and comment; a new one
+    is indented like the table's other keys (or ``indent``)."""
+    if value is None:
+        if key not in table:
+            return False
+        del table[key]
+        return True
     old = _raw(table, key) if key in table else None
     if old is not None and _same(old, value):
         return False
     if old is not None and hasattr(old, "keys"):
         raise KubeGPUError(f"the config's {key!r} is a table, expected a plain value; fix the file first")
+    if isinstance(table, tomlkit.items.InlineTable):
+        table[key] = _new_item(value, old)  # tomlkit keeps an inline table's own spacing
+        return True
     new = _new_item(value, old)
     if old is None:
         indent = _key_indent(table) if indent is None else indent
@@ -356,6 +396,99 @@ def get_default(doc: t.Any, version: int) -> str | None:
     return _plain(table["default_runtime_name"])
 
 
+def _parts(node: t.Any) -> list[t.Any]:
+    """The tables ``node`` is written as: itself, or each part of a table split across the file."""
+    if isinstance(node, OutOfOrderTableProxy):
+        return list(node._tables)
+    return [node]
+
+
+def _dotted_part(parent: t.Any, key: str) -> t.Any:
+    """The part of ``parent`` that writes ``key`` with a dotted key (``runtimes.runc.x = ..``), or None."""
+    for part in _parts(parent):
+        for entry, _item in _body(part) or []:
+            if entry is not None and entry.key == key and entry.is_dotted():
+                return part
+    return None
+
+
+def table_name(keys: t.Sequence[str]) -> str:
+    """A table's name as a TOML header writes it: plugins."io.containerd.grpc.v1.cri".containerd."""
+    return ".".join(key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key) for key in keys)
+
+
+def _chain(doc: t.Any, keys: t.Sequence[str]) -> list[t.Any]:
+    """The nodes along ``keys`` that exist, the document first; a value where a table
+    belongs is refused."""
+    nodes = [doc]
+    for depth, key in enumerate(keys):
+        if key not in nodes[-1]:
+            break
+        child = nodes[-1][key]
+        if not hasattr(child, "keys"):
+            raise KubeGPUError(
+                f"the config's {table_name(keys[: depth + 1])} is a {type(_plain(child)).__name__}, not a table; "
+                "containerd expects a table there; fix the file first"
+            )
+        nodes.append(child)
+    return nodes
+
+
+def _inline(content: t.Mapping[str, t.Any]) -> t.Any:
+    table = tomlkit.inline_table()
+    for key, value in content.items():
+        table[key] = _inline(value) if isinstance(value, t.Mapping) else value
+    return table
+
+
+def _flatten(content: t.Mapping[str, t.Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], t.Any]]:
+    pairs: list[tuple[tuple[str, ...], t.Any]] = []
+    for key, value in content.items():
+        if isinstance(value, t.Mapping) and value:
+            pairs += _flatten(value, (*prefix, key))
+        else:
+            pairs.append(((*prefix, key), value))
+    return pairs
+
+
+def _create_written_like_parent(doc: t.Any, path: t.Sequence[str], content: t.Mapping[str, t.Any]) -> bool:
+    """Creates the table at ``path`` with ``content`` (a mapping value is a sub-table)
+    the way its deepest existing ancestor is written, when that is not a standard
+    [header] table: inside an inline table as inline tables, below a table written with
+    dotted keys as more dotted keys of the table that holds them. Returns False when
+    the ancestor is a standard table (the caller adds [header] tables then)."""
+    nodes = _chain(doc, path[:-1])
+    depth = len(nodes) - 1
+    anchor = nodes[-1]
+    missing = list(path[depth:])
+    if isinstance(anchor, tomlkit.items.InlineTable):
+        value: t.Any = dict(content)
+        for key in reversed(missing[1:]):
+            value = {key: value}
+        anchor[missing[0]] = _inline(value)
+        added = _raw(anchor, missing[0])
+        if hasattr(added, "trivia"):
+            added.trivia.indent = ""  # tomlkit copies the line's indentation into the braces
+        return True
+    if depth == 0 or _dotted_part(nodes[depth - 1], path[depth - 1]) is None:
+        return False
+    start = depth
+    holder = None
+    while start >= 1:
+        part = _dotted_part(nodes[start - 1], path[start - 1])
+        if part is None:
+            break
+        holder = part
+        start -= 1
+    indent = _key_indent(holder)
+    for leaf, item_value in _flatten(content):
+        item = tomlkit.item(item_value)
+        holder.append(tomlkit.key([*path[start:], *leaf]), item)
+        if hasattr(item, "trivia"):
+            item.trivia.indent = indent
+    return True
+
+
 def set_runtime(
     doc: t.Any,
     version: int,
@@ -370,7 +503,10 @@ def set_runtime(
 
     ``settings`` are keys of the runtime table itself (``privileged_without_host_devices``,
     ``runtime_path``, ...), ``options`` keys of its ``options`` table (``SystemdCgroup``,
-    ...), ``binary_name`` is ``options.BinaryName``.  Returns whether the document changed.
+    ...), ``binary_name`` is ``options.BinaryName``; a ``None`` value removes that key.
+    ``runtime_type`` defaults to io.containerd.runc.v2 only for a runtime created here.
+    The runtime is written the way the file writes its parent table: standard [header]
+    tables, dotted keys or inline tables.  Returns whether the document changed.
     """
     validate_name(name)
     values: dict[str, t.Any] = {}
@@ -388,40 +524,72 @@ def set_runtime(
         )
 
     path = runtime_table_path(version, name)
-    if _lookup(doc, path) is None:
-        # a new table is appended to its deepest existing ancestor: comments above the
-        # header that follows must stay above that header, after the new table
-        ancestor = _deepest_existing(doc, path[:-1])
-        comments = _take_trailing_comments(ancestor)
-        runtimes = doc
-        for key in path[:-1]:
-            runtimes = _ensure_table(runtimes, key)
-        header, keys, options_header, options_keys = _table_indents(runtimes)
-        table = _add_table(runtimes, name, values, header, keys)
-        if option_values:
-            table.add(tomlkit.nl())
-            _add_table(table, "options", option_values, options_header, options_keys).add(tomlkit.nl())
-        else:
-            table.add(tomlkit.nl())  # a blank line before whatever table follows
-        _put_comments_back(ancestor, comments)
+    try:
+        if _lookup(doc, path) is None:
+            return _create_runtime(doc, path, values, option_values)
+        return _update_runtime(doc, path, values, option_values)
+    except TOMLKitError as exc:
+        raise KubeGPUError(
+            f"cannot edit the table {table_name(path)} as the file writes it ({exc}); rewrite the runtimes of "
+            f"{table_name(path[:-2])} as standard [..] tables and run again"
+        ) from exc
+
+
+def _without_nulls(values: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _create_runtime(doc: t.Any, path: list[str], values: dict[str, t.Any], option_values: dict[str, t.Any]) -> bool:
+    values = {"runtime_type": DEFAULT_RUNTIME_TYPE, **_without_nulls(values)}
+    option_values = _without_nulls(option_values)
+    content = {**values, **({"options": option_values} if option_values else {})}
+    if _create_written_like_parent(doc, path, content):
         return True
-    runtimes = _lookup(doc, path[:-1])
-    table = runtimes[name]
+    name = path[-1]
+    # a new table is appended to its deepest existing ancestor: comments above the
+    # header that follows must stay above that header, after the new table
+    ancestor = _deepest_existing(doc, path[:-1])
+    comments = _take_trailing_comments(ancestor)
+    runtimes = doc
+    for key in path[:-1]:
+        runtimes = _ensure_table(runtimes, key)
+    header, keys, options_header, options_keys = _table_indents(runtimes)
+    table = _add_table(runtimes, name, values, header, keys)
+    if option_values:
+        table.add(tomlkit.nl())
+        _add_table(table, "options", option_values, options_header, options_keys).add(tomlkit.nl())
+    else:
+        table.add(tomlkit.nl())  # a blank line before whatever table follows
+    _put_comments_back(ancestor, comments)
+    return True
+
+
+def _update_runtime(doc: t.Any, path: list[str], values: dict[str, t.Any], option_values: dict[str, t.Any]) -> bool:
+    name = path[-1]
+    table = _lookup(doc, path)
     if not hasattr(table, "keys"):
-        raise KubeGPUError(f"the config's runtime {name!r} is not a table; fix the file first")
+        raise KubeGPUError(f"the config's runtime {name!r} ({table_name(path)}) is not a table; fix the file first")
     changed = False
     for key, value in values.items():
         changed |= _set_key(table, key, value)
-    if option_values:
-        if "options" not in table:
+    if not option_values:
+        return changed
+    if "options" not in table:
+        new_options = _without_nulls(option_values)
+        if not new_options:
+            return changed
+        if not _create_written_like_parent(doc, [*path, "options"], new_options):
             keys = _key_indent(table)
-            _add_table(table, "options", option_values, keys, keys + "  " if keys else "").add(tomlkit.nl())
-            return True
-        option_table = table["options"]
-        if not hasattr(option_table, "keys"):
-            raise KubeGPUError(f"the config's runtime {name!r} has 'options' that is not a table; fix the file first")
-        for key, value in option_values.items():
-            changed |= _set_key(option_table, key, value)
+            _add_table(table, "options", new_options, keys, keys + "  " if keys else "").add(tomlkit.nl())
+        return True
+    option_table = table["options"]
+    if not hasattr(option_table, "keys"):
+        raise KubeGPUError(
+            f"the config's runtime {name!r} has 'options' that is not a table ({table_name([*path, 'options'])}); "
+            "fix the file first"
+        )
+    for key, value in option_values.items():
+        changed |= _set_key(option_table, key, value)
     return changed
 
 
@@ -437,6 +605,18 @@ def _render_order(node: t.Any, ancestors: tuple[int, ...] = ()) -> list[tuple[t.
 
 
 def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
+    """Removes runtime ``name``; returns whether it was there (see ``_remove_runtime``)."""
+    try:
+        return _remove_runtime(doc, version, name)
+    except TOMLKitError as exc:
+        path = runtime_table_path(version, name)
+        raise KubeGPUError(
+            f"cannot remove the table {table_name(path)} as the file writes it ({exc}); rewrite "
+            f"{table_name(path[:-2])} and its runtimes as standard [..] tables, each written once, and run again"
+        ) from exc
+
+
+def _remove_runtime(doc: t.Any, version: int, name: str) -> bool:
     """Removes runtime ``name``; returns whether it was there.
 
     Comments at the end of the removed table describe what follows it (tomlkit keeps
@@ -473,8 +653,13 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         return all(id(table) in item_parents for _item, item_parents in later if ancestor is None or ancestor in item_parents)
 
     comments = _take_trailing_comments(table)
+    was_last = last_within(None)
+    # the first table written after the removed one (and its sub-tables): the comments belong above it
+    following = next((item for item, item_parents in later if id(table) not in item_parents), None)
     del runtimes[name]
     _prune_empty(doc, path[:-1])
+    if was_last and not comments:
+        _trim_blank_lines_at_end(doc)
     if not comments:
         return True
     if previous is not None:
@@ -493,17 +678,54 @@ def remove_runtime(doc: t.Any, version: int, name: str) -> bool:
         if len(node) and last_within(ancestor):
             _put_comments_back(node, comments)
             return True
-        break
-    else:
-        if last_within(None):
-            doc.body.extend((None, item) for item in comments)
+        if following is not None:
+            _insert_before(doc, following, comments)
+        return True
+    if last_within(None):
+        doc.body.extend((None, item) for item in comments)
+    elif following is not None:
+        _insert_before(doc, following, comments)
     return True
+
+
+def _insert_before(node: t.Any, target: t.Any, items: list[t.Any]) -> bool:
+    """Puts ``items`` right before the table ``target`` in whichever body holds it."""
+    body = _body(node) or []
+    for index, (_key, item) in enumerate(body):
+        if item is target:
+            body[index:index] = [(None, comment) for comment in items]
+            return True
+        if isinstance(item, tomlkit.items.Table) and _insert_before(item, target, items):
+            return True
+    return False
+
+
+def _trim_blank_lines_at_end(doc: t.Any) -> None:
+    """Drops the blank lines a removal of the file's last table left at its end: tomlkit
+    keeps the blank line that separated that table in the body of the table before it."""
+    for _attempt in range(8):
+        if not dumps(doc).endswith("\n\n"):
+            return
+        body = _body(_last_descendant(doc)) or []
+        while body and body[-1][0] is None and isinstance(body[-1][1], tomlkit.items.Null):
+            body.pop()
+        if not body or body[-1][0] is not None or not isinstance(body[-1][1], tomlkit.items.Whitespace):
+            return
+        whitespace = body[-1][1]
+        if whitespace.s.count("\n") > 1 and not whitespace.s.strip(" \t\n"):
+            whitespace._s = whitespace.s[: whitespace.s.rindex("\n")]
+        elif not whitespace.s.strip(" \t\n"):
+            body.pop()
+        else:
+            return
 
 
 def set_default(doc: t.Any, version: int, name: str) -> bool:
     """Makes ``name`` containerd's default runtime (``default_runtime_name``)."""
     path = containerd_table_path(version)
     if _lookup(doc, path) is None:
+        if _create_written_like_parent(doc, path, {"default_runtime_name": name}):
+            return True
         ancestor = _deepest_existing(doc, path)
         comments = _take_trailing_comments(ancestor)
         table = doc
@@ -564,3 +786,95 @@ def with_version(text: str, version: int) -> str:
     check_version(version)
     body = text.rstrip()
     return f"{body}\n\nversion = {version}\n" if body else f"version = {version}\n"
+
+
+def _json(value: t.Any) -> str:
+    """A canonical text of plain data that tells TOML types apart (true is not 1, 1 is not 1.0)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _without_edited(data: t.Any, version: int, name: str) -> t.Any:
+    """``data`` without what an edit of runtime ``name`` may change: that runtime's table
+    and ``default_runtime_name``; tables left empty along that path count as absent."""
+    data = json.loads(_json(data))
+    path = runtime_table_path(version, name)
+    nodes = [data]
+    for key in path[:-1]:
+        node = nodes[-1].get(key) if isinstance(nodes[-1], dict) else None
+        if not isinstance(node, dict):
+            break
+        nodes.append(node)
+    if len(nodes) > len(path) - 1:
+        nodes[-1].pop(path[-1], None)
+    if len(nodes) > len(path) - 2:
+        nodes[len(path) - 2].pop("default_runtime_name", None)
+    for depth in range(len(nodes) - 1, 0, -1):
+        if nodes[depth] == {}:
+            del nodes[depth - 1][path[depth - 1]]
+    return data
+
+
+def first_difference(left: t.Any, right: t.Any, keys: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The keys of the first place where two plain data trees differ, or None."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right)):
+            if key not in left or key not in right:
+                return (*keys, key)
+            found = first_difference(left[key], right[key], (*keys, key))
+            if found is not None:
+                return found
+        return None
+    return None if _json(left) == _json(right) else keys
+
+
+def check_edit(
+    before: t.Any,
+    after_text: str,
+    version: int,
+    name: str,
+    *,
+    runtime: t.Mapping[str, t.Any] | None,
+    default: bool | None,
+    path: str = "config.toml",
+) -> None:
+    """Refuses an edit whose written text does not mean what was asked.
+
+    ``before`` is the plain data of the document before the edit, ``after_text`` the
+    text the edit wrote. Read back, it must differ from ``before`` only in runtime
+    ``name`` and ``default_runtime_name``; the runtime must hold the ``runtime`` values
+    asked for (a ``None`` value: the key is absent; ``runtime=None``: the runtime is
+    absent) and the default must agree with ``default``. Whatever shape of the file
+    made the edit go wrong, the module then fails instead of writing it."""
+    what = f"the edit of runtime {name!r} in {path} went wrong"
+    advice = (
+        "nothing was changed; please report this with the file, and meanwhile rewrite "
+        f"{table_name(containerd_table_path(version))} and its runtimes as standard [..] tables"
+    )
+    try:
+        after = tomlkit.parse(after_text).unwrap()
+    except TOMLKitError as exc:  # a parse error, or a table written twice that unwrap() finds
+        raise KubeGPUError(f"{what}: the result would not be valid TOML ({exc}); {advice}") from exc
+    moved = first_difference(_without_edited(before, version, name), _without_edited(after, version, name))
+    if moved is not None:
+        raise KubeGPUError(f"{what}: it would also change {table_name(moved)}; {advice}")
+    table = after
+    for key in runtime_table_path(version, name):
+        table = table.get(key) if isinstance(table, dict) else None
+    if runtime is None and table is not None:
+        raise KubeGPUError(f"{what}: the runtime would still be there; {advice}")
+    if runtime is not None:
+        if not isinstance(table, dict):
+            raise KubeGPUError(f"{what}: the runtime would not be in {table_name(runtime_table_path(version, name))}; {advice}")
+        for keys, value in _flatten(runtime):
+            found: t.Any = table
+            for key in keys:
+                found = found.get(key) if isinstance(found, dict) else None
+            if _json(found) != _json(value):
+                raise KubeGPUError(f"{what}: {'.'.join(keys)} would be {found!r}, not {value!r}; {advice}")
+    containerd = after
+    for key in containerd_table_path(version):
+        containerd = containerd.get(key) if isinstance(containerd, dict) else None
+    current = containerd.get("default_runtime_name") if isinstance(containerd, dict) else None
+    # default=false cannot take the default from runc: it is what the default goes back to
+    if (default is True and current != name) or (default is False and current == name != BUILTIN_DEFAULT_RUNTIME):
+        raise KubeGPUError(f"{what}: default_runtime_name would be {current!r}; {advice}")

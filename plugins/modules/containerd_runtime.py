@@ -12,6 +12,21 @@ description:
   - Adds a runtime (for example C(nvidia) running C(/usr/bin/nvidia-container-runtime)) to containerd's CRI
     plugin configuration, optionally makes it the default runtime, or removes it.
   - Edits the file with C(tomlkit), so every unrelated table, key, comment and their order stay as they are.
+    The runtime is written the way the file writes its neighbours, whatever TOML shape that is (standard
+    C([..]) tables, implicit or split tables, dotted keys such as C(runtimes.runc.runtime_type = ...), inline
+    tables). Before anything is written the new text is read back and compared with the old one; if anything
+    besides this runtime's table and C(default_runtime_name) would differ, the module fails and changes nothing.
+  - A UTF-8 byte-order mark and CRLF line ends are kept. containerd 1.6 and 1.7 read a file with a byte-order
+    mark, containerd 2.x does not; with O(validate=true) the module agrees with the installed containerd and
+    refuses such a file, naming the mark, where containerd would.
+  - "Drop-ins: with O(validate=true) the module also checks containerd's effective config, the file plus
+    the files its C(imports) name (as C(containerd config dump) merges them), before and after the change. It
+    fails, changing nothing, when a drop-in overrides what the task asks (for example O(state=absent) or
+    O(default=false) while a drop-in such as C(/etc/containerd/conf.d/99-nvidia.toml) still makes the runtime
+    the default), when containerd would lose another runtime (containerd 1.x replaces its built-in C(runc) with
+    the runtimes a file declares), or when anything else would change. To change a drop-in, run the module
+    with O(path) set to that drop-in. RV(runtime_file) and RV(default_runtime_file) say which file defines
+    the runtime and the default."
   - "Where the runtimes live depends on the config version: version 2 (containerd 1.x) uses
     C(plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes), versions 3 (containerd 2.0 to 2.2) and
     4 (containerd 2.3 and later) use C(plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes)."
@@ -51,15 +66,17 @@ options:
     description:
       - V(present) adds the runtime or updates the keys given; keys of the runtime not given are left alone.
       - V(absent) removes the runtime table. If it was the default runtime, the default goes back to runc
-        as described for O(default).
+        as described for O(default). A file without the runtime is left as it is, whatever it holds (even
+        an empty one).
     type: str
     choices: [present, absent]
     default: present
   runtime_type:
     description:
       - The shim, C(io.containerd.<name>.v<N>) or an absolute path to a shim binary.
+      - When omitted, a runtime the task creates gets C(io.containerd.runc.v2); an existing runtime keeps its own
+        C(runtime_type) (a C(kata) runtime stays C(io.containerd.kata.v2)).
     type: str
-    default: io.containerd.runc.v2
   binary_name:
     description:
       - The OCI runtime the runc shim runs (C(options.BinaryName)), for example C(/usr/bin/nvidia-container-runtime).
@@ -69,6 +86,7 @@ options:
     description:
       - Further keys of the runtime's C(options) table, for example C(SystemdCgroup=true).
       - Values are written with their YAML types (a boolean stays a TOML boolean).
+      - A C(null) value removes that key (nothing happens if it is not there).
     type: dict
     default: {}
   settings:
@@ -76,6 +94,7 @@ options:
       - Further keys of the runtime table itself, beside C(runtime_type), for example
         C(privileged_without_host_devices), C(runtime_path), C(snapshotter) or C(pod_annotations).
       - containerd checks their types when the candidate is validated, so a wrong type fails before the file is touched.
+      - A C(null) value removes that key (nothing happens if it is not there).
     type: dict
     default: {}
   default:
@@ -83,7 +102,8 @@ options:
       - V(true) makes this runtime containerd's default (C(default_runtime_name)).
       - V(false) gives the default back to runc, but only if it currently names this runtime. If the file declares a
         C(runc) runtime (as C(containerd config default) writes it), C(default_runtime_name) is set to C(runc);
-        otherwise the key is removed, so containerd's built-in default, runc, applies.
+        otherwise the key is removed, so containerd's built-in default, runc, applies. For O(name=runc) it changes
+        nothing (runc is what the default goes back to).
       - Omitted, the default runtime is left as it is (except with O(state=absent), see there).
     type: bool
   config_version:
@@ -101,8 +121,13 @@ options:
     default: containerd
   validate:
     description:
-      - Check the new content with C(containerd --config TEMPFILE config dump) before installing it.
-      - Needs containerd on the node; set V(false) to configure a node before containerd is installed.
+      - Check the new content with C(containerd --config TEMPFILE config dump) before installing it, and
+        compare containerd's effective config (with the drop-ins of C(imports)) before and after, see the
+        description. A run that changes nothing still checks the effective config when containerd is installed.
+      - Needs containerd on the node; set V(false) to configure a node before containerd is installed. Then
+        neither containerd's parsing nor the drop-ins are checked, and RV(runtime_file), RV(default_runtime_file),
+        RV(effective_default_runtime), RV(effective_runtime) and RV(drop_ins) are not returned; the read-back
+        check of the edited file still runs.
     type: bool
     default: true
   backup:
@@ -133,6 +158,21 @@ EXAMPLES = r"""
     settings:
       privileged_without_host_devices: false
 
+- name: Take a setting off an existing runtime (null removes the key; its runtime_type stays)
+  kubegpu.core.containerd_runtime:
+    name: kata
+    settings:
+      privileged_without_host_devices: null
+
+- name: Take back what nvidia-ctk put in a drop-in, then check the main file
+  kubegpu.core.containerd_runtime:
+    path: "{{ item }}"
+    name: nvidia
+    state: absent
+  loop:
+    - /etc/containerd/conf.d/99-nvidia.toml
+    - /etc/containerd/config.toml
+
 - name: Remove it again (the default goes back to runc if it was nvidia)
   kubegpu.core.containerd_runtime:
     name: nvidia
@@ -151,7 +191,7 @@ config_version:
   type: int
   sample: 2
 runtime:
-  description: The runtime's table after the change, as data; C(null) when it is absent.
+  description: The runtime's table in the file after the change, as data; C(null) when it is absent.
   returned: always
   type: dict
   sample: {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}}
@@ -164,6 +204,34 @@ restart_required:
   description: Whether the file changed (or would change in check mode), so containerd must be restarted.
   returned: always
   type: bool
+runtime_file:
+  description:
+    - The last file, in the order containerd reads them (the config, then its C(imports)), that defines the runtime;
+      C(null) when none does.
+  returned: when containerd checked the effective config (O(validate=true) and containerd installed)
+  type: str
+  sample: /etc/containerd/conf.d/99-nvidia.toml
+default_runtime_file:
+  description: The last file, in the same order, that sets C(default_runtime_name); C(null) when none does.
+  returned: when containerd checked the effective config
+  type: str
+  sample: /etc/containerd/config.toml
+effective_default_runtime:
+  description: The default runtime containerd uses with the result (its C(config dump), drop-ins merged).
+  returned: when containerd checked the effective config
+  type: str
+  sample: nvidia
+effective_runtime:
+  description: The runtime as containerd sees it with the result (with the keys containerd fills in); C(null) when absent.
+  returned: when containerd checked the effective config
+  type: dict
+  sample: {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}}
+drop_ins:
+  description: The files the config imports, in the order containerd reads them.
+  returned: when containerd checked the effective config
+  type: list
+  elements: str
+  sample: [/etc/containerd/conf.d/99-nvidia.toml]
 backup_file:
   description: The backup of the old file.
   returned: when O(backup=true) and the file changed
@@ -175,6 +243,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.kubegpu.core.plugins.module_utils import _containerd_drop_ins as drop_ins
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
@@ -184,7 +253,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "runtime_type": {"type": "str", "default": "io.containerd.runc.v2"},
+    "runtime_type": {"type": "str"},
     "binary_name": {"type": "str"},
     "options": {"type": "dict", "default": {}},
     "settings": {"type": "dict", "default": {}},
@@ -205,13 +274,16 @@ class ContainerdRuntime:
         self.path: str = self.params["path"]
         self.name = toml_runtime.validate_name(self.params["name"])
         if self.params["state"] == "present":
-            toml_runtime.validate_runtime_type(self.params["runtime_type"])
+            if self.params["runtime_type"] is not None:
+                toml_runtime.validate_runtime_type(self.params["runtime_type"])
         elif self.params["default"]:
             raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
         wanted = self.params["config_version"]
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+        self.form = toml_runtime.TextForm(bom=False, crlf=False)
+        self.original_dump: dict[str, t.Any] | None = None
 
     def _containerd_version(self) -> int:
         if not self.containerd.available:
@@ -248,13 +320,28 @@ class ContainerdRuntime:
             )
         return doc, version
 
-    def _edit(self, doc: t.Any, version: int) -> None:
+    def _requested_runtime(self) -> dict[str, t.Any] | None:
+        """The runtime keys this task asks for (None: the runtime must be absent)."""
         params = self.params
         if params["state"] == "absent":
-            toml_runtime.unset_default(doc, version, self.name)
-            toml_runtime.remove_runtime(doc, version, self.name)
-            return
-        toml_runtime.set_runtime(
+            return None
+        runtime = dict(params["settings"])
+        if params["runtime_type"] is not None:
+            runtime["runtime_type"] = params["runtime_type"]
+        options = dict(params["options"])
+        if params["binary_name"] is not None:
+            options["BinaryName"] = params["binary_name"]
+        if options:
+            runtime["options"] = options
+        return runtime
+
+    def _edit(self, doc: t.Any, version: int) -> bool:
+        """Edits the document as asked; returns whether it changed."""
+        params = self.params
+        if params["state"] == "absent":
+            changed = toml_runtime.unset_default(doc, version, self.name)
+            return toml_runtime.remove_runtime(doc, version, self.name) or changed
+        changed = toml_runtime.set_runtime(
             doc,
             version,
             self.name,
@@ -264,40 +351,79 @@ class ContainerdRuntime:
             settings=params["settings"],
         )
         if params["default"] is True:
-            toml_runtime.set_default(doc, version, self.name)
+            changed |= toml_runtime.set_default(doc, version, self.name)
         elif params["default"] is False:
-            toml_runtime.unset_default(doc, version, self.name)
+            changed |= toml_runtime.unset_default(doc, version, self.name)
+        return changed
 
-    def _validate(self, candidate: Candidate) -> None:
-        if not self.containerd.available:
-            raise KubeGPUError(
-                f"validate=true needs containerd, but {self.params['containerd_binary']!r} was not found on PATH or in "
-                f"{', '.join(BINARY_DIRS)}; install containerd first, give containerd_binary, or set validate=false"
-            )
-        result = self.containerd.run(["--config", candidate.name, "config", "dump"])
+    def _effective(self, config: str, main_text: str) -> None:
+        """Checks containerd's effective config (``config`` plus its imports, as
+        ``config dump`` merges them) against the request, and reports where the runtime
+        and the default come from."""
+        result = self.containerd.run(["--config", config, "config", "dump"])
         if not result.ok:
+            # containerd 2.x: "invalid character at start of key: U+00EF"
+            if self.form.bom and "U+00EF" in result.stderr + result.stdout:
+                raise result.failure(
+                    f"{self.path} starts with a UTF-8 byte-order mark, which this containerd does not accept; remove the "
+                    "mark (the file's first three bytes, EF BB BF) and run again; nothing was changed"
+                )
+            if config == self.path:
+                raise result.failure(f"containerd rejects {self.path} as it is; fix it first, nothing was changed")
             raise result.failure(f"containerd rejects the new {self.path}, which was left unchanged")
+        effective = drop_ins.Effective(self.path, main_text, result.stdout)
+        self.result.update(effective.sources(self.name))
+        problem = effective.contradiction(self.name, self._requested_runtime(), self.params["default"])
+        if not problem and self.original_dump is not None and config != self.path:
+            problem = effective.collateral(self.name, self.original_dump)
+        if problem:
+            raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
     def run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
         if before is None and self.params["state"] == "absent":
             self.result.update(config_version=None, runtime=None, default_runtime=None)
             return self.result
-        doc, version = self._document(self._base_text(before))
-        self._edit(doc, version)
-        after = toml_runtime.dumps(doc)
+        self.form, base = toml_runtime.TextForm.of(self._base_text(before))
+        if before is not None and self.params["validate"] and self.containerd.available:
+            # what containerd makes of the file now, to compare the candidate's with
+            current = self.containerd.run(["--config", self.path, "config", "dump"])
+            self.original_dump = drop_ins.parse_dump(current.stdout) if current.ok else None
+        doc, version = self._document(base)
+        original = doc.unwrap()
+        changed = self._edit(doc, version)
+        text = toml_runtime.dumps(doc)
+        if changed:
+            toml_runtime.check_edit(
+                original, text, version, self.name, runtime=self._requested_runtime(), default=self.params["default"],
+                path=self.path,
+            )  # fmt: skip
+        after = self.form.apply(text) if changed else before
         self.result.update(
             config_version=version,
             runtime=toml_runtime.get_runtime(doc, version, self.name),
             default_runtime=toml_runtime.get_default(doc, version),
         )
         if after == before:
+            if self.params["validate"] and self.containerd.available:
+                self._effective(self.path, text)
             return self.result
         self.result.update(restart_required=True)
-        validate = self._validate if self.params["validate"] else None
+        validate = self._validate(text) if self.params["validate"] else None
         changes = replace_file(self.module, self.path, before, after, make_backup=self.params["backup"], validate=validate)
         self.result.update(changes)
         return self.result
+
+    def _validate(self, text: str) -> t.Callable[[Candidate], None]:
+        def validate(candidate: Candidate) -> None:
+            if not self.containerd.available:
+                raise KubeGPUError(
+                    f"validate=true needs containerd, but {self.params['containerd_binary']!r} was not found on PATH or in "
+                    f"{', '.join(BINARY_DIRS)}; install containerd first, give containerd_binary, or set validate=false"
+                )
+            self._effective(candidate.name, text)
+
+        return validate
 
 
 def main() -> None:

@@ -121,7 +121,8 @@ def three_ways(args: dict[str, t.Any], path: Path) -> ModuleRun:
     real = run_module(MODULE, args, diff=True)
     assert not real.failed, real.result
     assert real.changed and real.result["restart_required"]
-    assert real.result["diff"]["after"] == path.read_text() == check.result["diff"]["after"]
+    # bytes, not read_text(): that would turn CRLF into LF
+    assert real.result["diff"]["after"] == path.read_bytes().decode() == check.result["diff"]["after"]
     assert real.result["diff"]["before"] == (before[0] or b"").decode()
     again = run_module(MODULE, args, diff=True)
     assert not again.failed, again.result
@@ -257,10 +258,12 @@ def test_a_config_version_containerd_does_not_know_is_refused_with_its_message(t
 def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("# managed by hand\n")
-    run = three_ways(base_args(containerd, path, binary_name=NVIDIA), path)
+    # runc first: containerd 1.x drops its built-in runc once a file declares any runtime
+    run = three_ways(base_args(containerd, path, name="runc"), path)
     expected = 3 if containerd.major == 2 else 2
     assert run.result["config_version"] == expected
     assert path.read_text().startswith(f"# managed by hand\n\nversion = {expected}\n")
+    three_ways(base_args(containerd, path, binary_name=NVIDIA), path)
     assert containerd.cri(path)["runtimes"]["nvidia"]["options"]["BinaryName"] == NVIDIA
 
 
@@ -376,3 +379,282 @@ def test_an_old_tomlkit_on_the_node_is_refused_before_anything_changes(tmp_path,
     assert f"tomlkit {OLD_TOMLKIT} is too old" in run.result["msg"] and "tomlkit>=0.15.1" in run.result["msg"]
     assert path.read_text() == "version = 2\n# keep me\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+# --- configs written by someone else (issue 15): every shape TOML allows, drop-ins, encodings ---
+
+CRI2 = '"io.containerd.grpc.v1.cri"'
+KATA = "io.containerd.kata.v2"
+
+
+def v2_plugin_cri(cri: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The runtimes and default of a dumped CRI containerd table, without the keys containerd fills in."""
+    return {
+        "default": cri.get("default_runtime_name"),
+        "runtimes": {name: (rt.get("runtime_type"), rt.get("options") or {}) for name, rt in cri.get("runtimes", {}).items()},
+    }
+
+
+SHAPES = {
+    "dotted-keys-in-the-containerd-table": f"""version = 2
+[plugins.{CRI2}.containerd]
+  default_runtime_name = "runc"
+  runtimes.runc.runtime_type = "io.containerd.runc.v2"
+  runtimes.kata.runtime_type = "{KATA}"
+""",
+    "dotted-keys-at-the-top": f"""version = 2
+plugins.{CRI2}.containerd.default_runtime_name = "runc"
+plugins.{CRI2}.containerd.runtimes.runc.runtime_type = "io.containerd.runc.v2"
+plugins.{CRI2}.containerd.runtimes.kata.runtime_type = "{KATA}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/opt/containerd"
+""",
+    "inline-runtimes-table": f"""version = 2
+[plugins.{CRI2}.containerd]
+  default_runtime_name = "runc"
+  runtimes = {{ runc = {{ runtime_type = "io.containerd.runc.v2" }}, kata = {{ runtime_type = "{KATA}" }} }}
+""",
+    "implicit-super-tables-and-inline-options": f"""version = 2
+# runc, as the kubelet wants it
+[plugins.{CRI2}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  options = {{ SystemdCgroup = true }}
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/opt/containerd"
+
+[plugins.{CRI2}.containerd.runtimes.kata]
+  runtime_type = "{KATA}"
+""",
+}
+
+
+def containerd_of(suite: str) -> Containerd:
+    root = debs.fetch("containerd", suite)
+    return Containerd(suite, str(root / "usr/bin/containerd"), 2 if suite == "sid" else 1, root)
+
+
+@pytest.mark.parametrize(
+    ("suite", "shape"),
+    [(suite, "dotted-keys-in-the-containerd-table") for suite in SUITES] + [("trixie", shape) for shape in list(SHAPES)[1:]],
+)
+def test_any_toml_shape_gets_the_runtime_in_the_cri_table_and_keeps_the_others(tmp_path, suite, shape):
+    """Issue 15 items 1 and 4: on main, dotted keys put the runtime outside the CRI plugin
+    (and kata inside nvidia's options), and an inline runtimes table raised tomlkit's own error.
+    The dotted shape runs on containerd 1.6, 1.7 and 2.1, the others on 1.7 (the property
+    tests cover every shape on all three)."""
+    containerd = containerd_of(suite)
+    path = tmp_path / "config.toml"
+    original = SHAPES[shape]
+    path.write_text(original)
+    before = v2_plugin_cri(containerd.cri(path))
+    assert before["runtimes"]["kata"][0] == KATA
+
+    add = base_args(containerd, path, binary_name=NVIDIA, default=True)
+    three_ways(add, path)
+    after = v2_plugin_cri(containerd.cri(path))
+    assert after["default"] == "nvidia"
+    assert after["runtimes"].pop("nvidia") == ("io.containerd.runc.v2", {"BinaryName": NVIDIA})
+    assert after["runtimes"] == before["runtimes"], "another runtime changed"
+    copy = tmp_path / "original" / "config.toml"
+    copy.parent.mkdir()
+    copy.write_text(original)
+    others, others_before = containerd.dump(path), containerd.dump(copy)
+    for dump in (others, others_before):
+        dump["plugins"].pop("io.containerd.grpc.v1.cri" if containerd.major == 1 else "io.containerd.cri.v1.runtime")
+        dump.pop("imports", None)  # 1.x lists the file it read
+    assert others == others_before, "a plugin other than the CRI runtimes changed"
+
+    three_ways(base_args(containerd, path, state="absent"), path)
+    assert v2_plugin_cri(containerd.cri(path)) == before
+    if "default_runtime_name" in original:
+        assert path.read_text() == original, "add then remove did not give back the original file"
+    # else the file declares runc, so taking the default back writes default_runtime_name = "runc"
+
+
+def test_a_task_with_only_settings_leaves_an_existing_runtimes_type_alone(tmp_path):
+    """Issue 15 item 2: on main, runtime_type's default overwrote kata's shim with runc's."""
+    containerd = containerd_of("trixie")
+    path = tmp_path / "config.toml"
+    path.write_text(f'version = 2\n[plugins.{CRI2}.containerd.runtimes.kata]\n  runtime_type = "{KATA}"\n')
+    run = three_ways(base_args(containerd, path, name="kata", settings={"privileged_without_host_devices": True}), path)
+    assert run.result["runtime"] == {"runtime_type": KATA, "privileged_without_host_devices": True}
+    kata = containerd.cri(path)["runtimes"]["kata"]
+    assert kata["runtime_type"] == KATA and kata["privileged_without_host_devices"] is True
+
+
+def test_a_null_option_or_setting_removes_that_key(tmp_path):
+    """Issue 15 item 4: on main, options: {SystemdCgroup: null} raised."""
+    containerd = containerd_of("trixie")
+    path = tmp_path / "config.toml"
+    original = (
+        f'version = 2\n[plugins.{CRI2}.containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
+        f"  privileged_without_host_devices = true\n  [plugins.{CRI2}.containerd.runtimes.nvidia.options]\n"
+        f'    BinaryName = "{NVIDIA}"\n    SystemdCgroup = true\n'
+    )
+    path.write_text(original)
+    args = base_args(containerd, path, options={"SystemdCgroup": None}, settings={"privileged_without_host_devices": None})
+    run = three_ways(args, path)
+    assert run.result["runtime"] == {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": NVIDIA}}
+    nvidia = containerd.cri(path)["runtimes"]["nvidia"]
+    assert nvidia["options"] == {"BinaryName": NVIDIA} and nvidia["privileged_without_host_devices"] is False
+
+
+BOM_CONFIG = (
+    f'\ufeffversion = 2\n[plugins.{CRI2}.containerd]\n  default_runtime_name = "runc"\n'
+    f'  [plugins.{CRI2}.containerd.runtimes.runc]\n    runtime_type = "io.containerd.runc.v2"\n'
+)
+
+
+def test_a_byte_order_mark_is_kept_where_containerd_reads_it_and_refused_where_it_does_not(containerd, tmp_path):
+    """Issue 15 item 5: containerd 1.6 and 1.7 read a file that starts with a UTF-8 BOM,
+    2.1 refuses it (checked here on the unedited file first); the module agrees with
+    each. On main, every containerd got 'not valid TOML'."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(BOM_CONFIG.encode())
+    accepted = subprocess.run([containerd.binary, "--config", str(path), "config", "dump"], capture_output=True, check=False)
+    assert (accepted.returncode == 0) is (containerd.major == 1)
+    args = base_args(containerd, path, binary_name=NVIDIA)
+    if containerd.major == 1:
+        three_ways(args, path)
+        data = path.read_bytes()
+        assert data.startswith(b"\xef\xbb\xbfversion = 2\n") and data.count(b"\xef\xbb\xbf") == 1
+        assert containerd.cri(path)["runtimes"]["nvidia"]["options"]["BinaryName"] == NVIDIA
+        three_ways(base_args(containerd, path, state="absent"), path)
+        assert path.read_bytes() == BOM_CONFIG.encode()
+    else:
+        for check in (True, False):
+            run = run_module(MODULE, args, check=check)
+            assert run.failed and "byte-order mark" in run.result["msg"] and str(path) in run.result["msg"]
+            assert path.read_bytes() == BOM_CONFIG.encode()
+        assert os.listdir(tmp_path) == ["config.toml"]
+
+
+def test_crlf_line_ends_are_kept_on_every_line(tmp_path):
+    """Issue 15 item 5: on main, the lines the module added ended with LF in a CRLF file."""
+    containerd = containerd_of("bookworm")
+    path = tmp_path / "config.toml"
+    original = hand_written(2).replace("\n", "\r\n")
+    path.write_bytes(original.encode())
+    three_ways(base_args(containerd, path, binary_name=NVIDIA, default=True), path)
+    data = path.read_bytes()
+    assert data.count(b"\n") == data.count(b"\r\n") > original.count("\n")
+    assert containerd.cri(path)["default_runtime_name"] == "nvidia"
+    three_ways(base_args(containerd, path, state="absent"), path)
+    assert path.read_bytes() == original.encode()
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n", "# nothing configured yet\n", "version = 2\n", f"version = 2\n[plugins.{CRI2}.cni]\n"]
+)
+def test_absent_on_a_file_without_the_runtime_changes_nothing(tmp_path, text):
+    """Issue 15 item 7: on main, an empty or comment-only file got `version = 2`."""
+    root = debs.fetch("containerd", "trixie")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    for check in (True, False):
+        run = run_module(MODULE, {"path": str(path), "name": "nvidia", "state": "absent",
+                                  "containerd_binary": str(root / "usr/bin/containerd")}, check=check, diff=True)  # fmt: skip
+        assert not run.failed and not run.changed and "diff" not in run.result, run.result
+        assert path.read_text() == text
+    assert os.listdir(tmp_path) == ["config.toml"]
+
+
+def nvidia_ctk_layout(tmp_path: Path, version: int) -> tuple[Path, Path, str, str]:
+    """A main config importing conf.d/*.toml, and the drop-in `nvidia-ctk runtime configure
+    --drop-in-config` writes: the nvidia runtime and default_runtime_name."""
+    plugin = CRI2 if version == 2 else '"io.containerd.cri.v1.runtime"'
+    main = tmp_path / "config.toml"
+    drop_in = tmp_path / "conf.d" / "99-nvidia.toml"
+    drop_in.parent.mkdir()
+    main_text = (
+        f'version = {version}\nimports = ["{tmp_path}/conf.d/*.toml"]\n\n[plugins.{plugin}.containerd]\n'
+        f'  default_runtime_name = "runc"\n\n  [plugins.{plugin}.containerd.runtimes.runc]\n'
+        '    runtime_type = "io.containerd.runc.v2"\n'
+    )
+    drop_in_text = (
+        f'version = {version}\n\n[plugins.{plugin}.containerd]\n  default_runtime_name = "nvidia"\n\n'
+        f'  [plugins.{plugin}.containerd.runtimes.nvidia]\n    runtime_type = "io.containerd.runc.v2"\n\n'
+        f'    [plugins.{plugin}.containerd.runtimes.nvidia.options]\n      BinaryName = "{NVIDIA}"\n'
+    )
+    main.write_text(main_text)
+    drop_in.write_text(drop_in_text)
+    return main, drop_in, main_text, drop_in_text
+
+
+def test_a_drop_in_that_keeps_nvidia_the_default_makes_absent_and_default_false_fail(containerd, tmp_path):
+    """Issue 15 item 6: on main, state=absent reported no change while the drop-in kept
+    nvidia the effective default (containerd's own config dump says so)."""
+    main, drop_in, main_text, drop_in_text = nvidia_ctk_layout(tmp_path, 3 if containerd.major == 2 else 2)
+    assert containerd.cri(main)["default_runtime_name"] == "nvidia"
+    for args in (base_args(containerd, main, state="absent"), base_args(containerd, main, binary_name=NVIDIA, default=False)):
+        for check in (True, False):
+            run = run_module(MODULE, args, check=check)
+            assert run.failed, run.result
+            assert "still makes 'nvidia' the default runtime" in run.result["msg"]
+            assert str(drop_in) in run.result["msg"] and f"path={drop_in}" in run.result["msg"]
+            assert run.result["default_runtime_file"] == str(drop_in)
+            assert main.read_text() == main_text and drop_in.read_text() == drop_in_text
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.d", "config.toml"]
+
+
+def test_the_result_says_which_file_defines_the_runtime_and_the_default(containerd, tmp_path):
+    main, drop_in, main_text, _drop_in_text = nvidia_ctk_layout(tmp_path, 3 if containerd.major == 2 else 2)
+    run = run_module(MODULE, base_args(containerd, main, binary_name=NVIDIA, default=True), check=True)
+    assert not run.failed and run.changed, run.result  # the main file gets them too
+    assert main.read_text() == main_text
+    assert run.result["runtime_file"] == str(drop_in) and run.result["default_runtime_file"] == str(drop_in)
+    assert run.result["effective_default_runtime"] == "nvidia" and run.result["drop_ins"] == [str(drop_in)]
+    assert run.result["effective_runtime"]["options"]["BinaryName"] == NVIDIA
+
+
+def test_editing_the_drop_in_itself_takes_nvidia_back(containerd, tmp_path):
+    """The way out the failure message names: the module run on the drop-in, then on the main file."""
+    main, drop_in, main_text, _drop_in_text = nvidia_ctk_layout(tmp_path, 3 if containerd.major == 2 else 2)
+    three_ways(base_args(containerd, drop_in, state="absent"), drop_in)
+    run = run_module(MODULE, base_args(containerd, main, state="absent"))
+    assert not run.failed and not run.changed, run.result
+    assert run.result["effective_default_runtime"] == "runc" and run.result["runtime_file"] is None
+    assert main.read_text() == main_text
+    assert "nvidia" not in containerd.cri(main)["runtimes"]
+
+
+# --- regressions found by tests/integration/test_containerd_properties.py ---
+
+
+def test_containerd_1_losing_its_built_in_runc_is_refused_with_the_way_out(tmp_path):
+    """hypothesis found it: containerd 1.x replaces its built-in runtimes with the ones a file
+    declares, so nvidia alone in a file without runtimes left 1.6/1.7 without runc, the
+    default runtime (the CRI plugin then does not start). containerd 2.1 merges and keeps runc."""
+    containerd = containerd_of("bookworm")
+    path = tmp_path / "config.toml"
+    original = f'version = 2\n[plugins.{CRI2}.containerd]\n  snapshotter = "overlayfs"\n'
+    path.write_text(original)
+    assert "runc" in containerd.cri(path)["runtimes"]
+    add = base_args(containerd, path, binary_name=NVIDIA)
+    for check in (True, False):
+        run = run_module(MODULE, add, check=check)
+        assert run.failed and "would no longer have the runtime(s) runc, its default runtime" in run.result["msg"]
+        assert "name=runc" in run.result["msg"] and str(path) in run.result["msg"]
+        assert path.read_text() == original and os.listdir(tmp_path) == ["config.toml"]
+    # the way out the message names: declare runc, then add nvidia
+    three_ways(base_args(containerd, path, name="runc"), path)
+    three_ways(add, path)
+    assert set(containerd.cri(path)["runtimes"]) == {"runc", "nvidia"}
+
+
+def test_default_false_for_runc_is_no_change(tmp_path):
+    """hypothesis found it: name=runc with default=false was refused by the self-check
+    (runc stays the default: it is what the default goes back to)."""
+    containerd = containerd_of("sid")
+    path = tmp_path / "config.toml"
+    original = (
+        f'version = 2\n[plugins.{CRI2}.containerd]\n  default_runtime_name = "runc"\n'
+        f'  runtimes.runc.runtime_type = "io.containerd.runc.v2"\n'
+    )
+    path.write_text(original)
+    run = run_module(MODULE, base_args(containerd, path, name="runc", default=False))
+    assert not run.failed and not run.changed, run.result
+    run = three_ways(base_args(containerd, path, name="runc", default=False, options={"SystemdCgroup": True}), path)
+    assert run.result["default_runtime"] == "runc" and run.result["effective_default_runtime"] == "runc"
