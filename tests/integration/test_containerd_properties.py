@@ -35,13 +35,13 @@ from pathlib import Path
 import pytest
 import tomlkit
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.modules import containerd_runtime
 from tests.support import debs
+from tests.support.module_args import patch_module_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.property]
 
