@@ -7,17 +7,7 @@ from __future__ import annotations
 import requests
 import yaml
 
-from tests.support.kubeapi.pods import budget, pod
-
-DAEMONSET = {
-    "apiVersion": "apps/v1",
-    "kind": "DaemonSet",
-    "metadata": {"name": "gpu-plugin", "namespace": "default"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "ds"}},
-        "template": {"metadata": {"labels": {"app": "ds"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
-    },
-}
+from tests.support.kubeapi.pods import DAEMONSET, budget, pod
 
 
 def test_kubectl_drain_is_held_by_a_budget_then_evicts(kubeapi, kubectl):

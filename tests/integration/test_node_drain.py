@@ -11,17 +11,7 @@ import pytest
 import yaml
 
 from tests.support.kube_modules import get_object, run_kube_module, writes
-from tests.support.kubeapi.pods import budget, pod
-
-DAEMONSET = {
-    "apiVersion": "apps/v1",
-    "kind": "DaemonSet",
-    "metadata": {"name": "gpu-plugin", "namespace": "default"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "ds"}},
-        "template": {"metadata": {"labels": {"app": "ds"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
-    },
-}
+from tests.support.kubeapi.pods import DAEMONSET, budget, pod
 
 
 def _drain(kubeapi, args, **kwargs):

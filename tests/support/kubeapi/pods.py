@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Optional
 
+# the controller the DaemonSet-owned pods of the drain tests name ("gpu-plugin", app=ds)
+DAEMONSET = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "gpu-plugin", "namespace": "default"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "ds"}},
+        "template": {"metadata": {"labels": {"app": "ds"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+    },
+}
+
 
 def pod(
     name: str,
