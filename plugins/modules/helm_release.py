@@ -145,8 +145,11 @@ chart:
   returned: when O(state=present)
   type: str
   sample: gpu-demo-0.1.0
-values:
-  description: The user-supplied values the release has after the task.
+user_values:
+  description:
+    - The user-supplied values the release has after the task (C(helm get values)).
+    - Named C(user_values) rather than C(values), which Jinja's dot notation cannot reach (C(result.values) is the
+      dictionary method).
   returned: when O(state=present)
   type: dict
 action:
@@ -360,12 +363,12 @@ class HelmRelease:
         self.diff.record("values", deployed_values, self.user_values)
         status_ok = release is not None and release.get("status") == "deployed"
         if not self.diff.changed and status_ok:
-            self.result.update(action="unchanged", release=release, chart=before_chart, values=deployed_values)
+            self.result.update(action="unchanged", release=release, chart=before_chart, user_values=deployed_values)
             return
         if release is not None and not self.diff.changed:
             self.diff.record("status", release.get("status"), "deployed")
         action = "upgraded" if release else "installed"
-        self.result.update(action=action, chart=after_chart, values=self.user_values, release=release)
+        self.result.update(action=action, chart=after_chart, user_values=self.user_values, release=release)
         if self.check:
             return
         values_file = self.helm.scratch_file("values.json", json.dumps(self.user_values))

@@ -22,7 +22,11 @@ from tests.support.adhoc import run_module
 
 NVIDIA = "/usr/bin/nvidia-container-runtime"
 DOCKER_JSON = '{\n  "log-driver": "json-file"\n}\n'
-CONTAINERD_TOML = 'version = 2\n\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "runc"\n'
+# runc declared: containerd 1.x keeps only the runtimes a file declares once it declares any
+CONTAINERD_TOML = (
+    'version = 2\n\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "runc"\n\n'
+    '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n    runtime_type = "io.containerd.runc.v2"\n'
+)
 
 
 def docker(path: Path) -> tuple[str, dict[str, t.Any]]:

@@ -96,6 +96,7 @@ def test_local_chart_install_check_real_noop_then_values_upgrade(kubeapi, releas
     kubeapi.admin.reset_counters()
     again = release(args)
     assert not again.changed and again.result["action"] == "unchanged", again.result
+    assert again.result["user_values"] == {"message": "first"}, "the deployed user values are returned"
     assert writes(kubeapi) == []
 
     upgrade = {"chart_ref": str(CHART), "values": {"message": "second", "replicaCount": 2}}
