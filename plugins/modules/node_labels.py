@@ -43,6 +43,9 @@ options:
   selector:
     description:
       - A label selector (for example V(nvidia.com/gpu.present=true)); every node it matches gets O(labels).
+      - A selector that matches no node is not an error; the task warns and changes nothing.
+      - A task that would remove a label its selector requires (set to V(null) in O(labels), or stale under
+        O(exclusive_prefixes)) is refused before any request, since its next run would match other nodes or none.
       - Mutually exclusive with O(nodes).
     type: str
   labels:
@@ -129,6 +132,7 @@ missing:
   sample: []
 """
 
+import re
 import typing as t
 from copy import deepcopy
 
@@ -188,6 +192,18 @@ def prefixes(values: list[str]) -> list[str]:
     return result
 
 
+def selector_keys(selector: str) -> list[str]:
+    """The label keys a selector requires to be present: ``key``, ``key=v``, ``key==v``,
+    ``key in (...)`` (not ``!key``, ``key!=v`` or ``key notin (...)``, which a node without the
+    label also matches)."""
+    keys = []
+    for requirement in (part.strip() for part in re.split(r",(?![^()]*\))", selector)):
+        match = re.fullmatch(r"([^\s!=(),]+)\s*(==?[^=].*|=|\s+in\s*\(.*\)|)", requirement)
+        if match:
+            keys.append(match.group(1))
+    return keys
+
+
 def label_changes(current: dict[str, str], wanted: dict[str, str | None], owned: list[str]) -> dict[str, str | None]:
     """The merge patch of ``metadata.labels`` that turns ``current`` into what is wanted (None removes)."""
     changes: dict[str, str | None] = {}
@@ -215,6 +231,7 @@ class NodeLabels:
         self.wanted: dict[str, dict[str, str | None]] = {}
         if self.selector is not None:
             self.common = desired_labels(params["labels"] or {}, f"(selector {self.selector!r})")
+            self._check_selector_keys_kept()
         else:
             for index, entry in enumerate(params["nodes"]):
                 unknown = sorted(set(entry) - {"name", "labels"})
@@ -228,6 +245,20 @@ class NodeLabels:
         self.diff = DiffTracker()
         self.results: list[dict[str, t.Any]] = []
 
+    def _check_selector_keys_kept(self) -> None:
+        """A label the selector requires must not be one the task removes (set to null, or
+        stale under an exclusive prefix): the task would undo its own selection, and the
+        next run would match other nodes, or none."""
+        for key in selector_keys(self.selector or ""):
+            removed = key in self.common and self.common[key] is None
+            stale = key not in self.common and any(key.startswith(prefix) for prefix in self.owned)
+            if removed or stale:
+                why = "labels sets it to null" if removed else "it falls under exclusive_prefixes and is not in labels"
+                raise KubeGPUError(
+                    f"selector {self.selector!r} requires the label {key!r}, which this task would remove ({why}); "
+                    f"add {key!r} with its value to labels, or select the nodes by another label"
+                )
+
     def run(self) -> dict[str, t.Any]:
         client = kube.KubeClient.from_params(self.module.params, parallel=self.parallel)
         query = {"labelSelector": self.selector} if self.selector is not None else None
@@ -236,6 +267,8 @@ class NodeLabels:
         live = {item["metadata"]["name"]: item["metadata"].get("labels") or {} for item in items}
         if self.selector is not None:
             self.wanted = dict.fromkeys(live, self.common)
+            if not live:
+                self.module.warn(f"selector {self.selector!r} matched no node on {client.host}; no label was set")
         missing = [name for name in self.wanted if name not in live]
         if missing and self.module.params["missing"] == "fail":
             shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")

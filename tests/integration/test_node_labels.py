@@ -67,6 +67,24 @@ def test_selector_labels_every_matching_node(kubeapi):
     kubeapi.admin.reset_counters()
     none = _labels(kubeapi, {"selector": "no-such=label", "labels": {"a": "b"}})
     assert not none.changed and none.result["nodes"] == []
+    assert any("matched no node" in warning for warning in none.result.get("warnings", [])), none.result
+
+
+@pytest.mark.parametrize(
+    ("labels", "why"),
+    [
+        ({"nvidia.com/gpu.product": "Tesla-T4"}, "falls under exclusive_prefixes"),
+        ({"nvidia.com/gpu.present": None}, "sets it to null"),
+    ],
+)
+def test_a_task_that_would_remove_the_label_its_selector_requires_is_refused_before_any_request(kubeapi, labels, why):
+    """Else the first run strips the selected label from every node and the next run matches none."""
+    args = {"selector": "nvidia.com/gpu.present=true", "labels": labels, "exclusive_prefixes": ["nvidia.com/"]}
+    kubeapi.admin.reset_counters()
+    run = _labels(kubeapi, args)
+    assert run.failed and "'nvidia.com/gpu.present'" in run.result["msg"] and why in run.result["msg"], run.result
+    assert kubeapi.admin.requests() == [], "no request reached the API server"
+    assert all(node_labels(kubeapi, name)["nvidia.com/gpu.present"] == "true" for name in NODES)
 
 
 def test_exclusive_prefix_removes_stale_labels_under_it_only(kubeapi):
