@@ -26,7 +26,8 @@ attributes:
   check_mode:
     support: full
     details: Writes are sent with C(dryRun=All); nothing is stored. Objects of a CustomResourceDefinition created by
-      the same task are reported as to be created without a request, since their kind is not served yet.
+      the same task, and objects in a Namespace created by the same task, are reported as to be created without a
+      request, since their kind is not served or their namespace does not exist yet.
   diff_mode:
     support: full
     details: The live object before and after, without C(managedFields), C(resourceVersion), C(uid),
@@ -288,6 +289,8 @@ class K8sApply:
         self.diff = DiffTracker()
         self.client: kube.KubeClient
         self.discovery: Discovery
+        # check mode: namespaces this task would create (dry run), whose objects cannot be dry-run yet
+        self.new_namespaces: set[str] = set()
 
     # -- one object -------------------------------------------------------------------------------
 
@@ -340,6 +343,10 @@ class K8sApply:
         body = deepcopy(doc)
         if namespace:
             body["metadata"]["namespace"] = namespace
+        if self.check and namespace in self.new_namespaces:
+            # the API server answers 404 for a dry run into a namespace that does not exist yet
+            self.diff.record(label, None, body)
+            return {**entry, "namespace": namespace, "action": "created", "changed": True, "object": None}
         before = self.client.request("GET", path, what=f"reading {label}", not_found_ok=True)
         query = {"fieldManager": self.params["field_manager"], "force": "true" if self.params["force_conflicts"] else None}
         if self.check:
@@ -354,6 +361,8 @@ class K8sApply:
             raise
         changed = self.diff.record(label, comparable(before), comparable(after))
         action = "created" if before is None else ("updated" if changed else "unchanged")
+        if self.check and before is None and doc["apiVersion"] == "v1" and doc["kind"] == "Namespace":
+            self.new_namespaces.add(doc["metadata"]["name"])
         return {**entry, "namespace": namespace, "action": action, "changed": changed, "object": without_managed_fields(after)}
 
     def _delete(self, doc: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -76,6 +76,25 @@ def test_crd_then_profile_from_files_in_one_task_and_check_mode_before_the_crd_e
     assert not _apply(kubeapi, {"src": str(both)}).changed
 
 
+def test_check_mode_reports_objects_in_a_namespace_the_task_creates_without_a_404(kubeapi):
+    """A real API server answers a dry run into a namespace that does not exist with 404; the objects of a
+    Namespace created earlier in the same task are reported as to be created instead."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-ops"}}
+    configmap = {**CONFIGMAP, "metadata": {"name": "settings", "namespace": "gpu-ops"}}
+    args = {"definition": [namespace, configmap]}
+    check = _apply(kubeapi, args, check=True, diff=True)
+    assert not check.failed, check.result
+    assert [entry["action"] for entry in check.result["objects"]] == ["created", "created"]
+    assert "ConfigMap gpu-ops/settings (v1)" in check.result["diff"]["after"]
+    assert all(entry["query"].get("dryRun") == "All" for entry in writes(kubeapi))
+    assert get_object(kubeapi, "/api/v1/namespaces/gpu-ops") is None
+
+    real = _apply(kubeapi, args)
+    assert real.changed and get_object(kubeapi, "/api/v1/namespaces/gpu-ops/configmaps/settings")["data"] == {"a": "1"}
+    again = _apply(kubeapi, args, check=True)
+    assert not again.changed, again.result
+
+
 def test_absent_check_mode_then_delete_then_no_change(kubeapi):
     _apply(kubeapi, {"definition": [CONFIGMAP]})
     kubeapi.admin.reset_counters()
