@@ -120,11 +120,15 @@ class Effective:
         def defines(table: dict[str, t.Any]) -> bool:
             return isinstance(table.get("runtimes"), dict) and name in table["runtimes"]
 
+        # a file containerd did not take the value from (a drop-in it ignores, e.g. one in another
+        # config version) is not named: only one whose value is the effective one
+        effective_runtime = (self.cri.get("runtimes") or {}).get(name)
+        effective_default = self.cri.get("default_runtime_name")
         return {
-            "runtime_file": self._last(defines),
-            "default_runtime_file": self._last(lambda table: "default_runtime_name" in table),
-            "effective_default_runtime": self.cri.get("default_runtime_name"),
-            "effective_runtime": (self.cri.get("runtimes") or {}).get(name),
+            "runtime_file": self._last(defines) if effective_runtime is not None else None,
+            "default_runtime_file": self._last(lambda table: table.get("default_runtime_name") == effective_default),
+            "effective_default_runtime": effective_default,
+            "effective_runtime": effective_runtime,
             "drop_ins": self.drop_ins,
         }
 

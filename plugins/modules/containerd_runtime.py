@@ -207,12 +207,15 @@ restart_required:
 runtime_file:
   description:
     - The last file, in the order containerd reads them (the config, then its C(imports)), that defines the runtime;
-      C(null) when none does.
+      C(null) when none does, or when containerd's effective config has no such runtime (a drop-in it ignores, for
+      example one written in another config version, is not named).
   returned: when containerd checked the effective config (O(validate=true) and containerd installed)
   type: str
   sample: /etc/containerd/conf.d/99-nvidia.toml
 default_runtime_file:
-  description: The last file, in the same order, that sets C(default_runtime_name); C(null) when none does.
+  description:
+    - The last file, in the same order, that sets C(default_runtime_name) to the effective default runtime; C(null)
+      when none does (containerd's built-in default applies).
   returned: when containerd checked the effective config
   type: str
   sample: /etc/containerd/config.toml

@@ -609,6 +609,25 @@ def test_the_result_says_which_file_defines_the_runtime_and_the_default(containe
     assert run.result["effective_runtime"]["options"]["BinaryName"] == NVIDIA
 
 
+def test_a_drop_in_containerd_ignores_is_not_named_as_the_source(tmp_path):
+    """containerd 2.1 does not take runtimes from a version 2 drop-in imported by a version 3 file (its own
+    config dump shows runc as the default and no nvidia): the result must not name that drop-in."""
+    containerd_21 = str(debs.fetch("containerd", "sid") / "usr" / "bin" / "containerd")
+    main, drop_in, main_text, _drop_in_text = nvidia_ctk_layout(tmp_path, 3)
+    plugin = CRI2
+    drop_in.write_text(
+        f'version = 2\n\n[plugins.{plugin}.containerd]\n  default_runtime_name = "nvidia"\n\n'
+        f'  [plugins.{plugin}.containerd.runtimes.nvidia]\n    runtime_type = "io.containerd.runc.v2"\n'
+    )
+    args = {"path": str(main), "name": "nvidia", "state": "absent", "containerd_binary": containerd_21}
+    run = run_module(MODULE, args)
+    assert not run.failed and not run.changed, run.result
+    assert run.result["effective_default_runtime"] == "runc" and run.result["effective_runtime"] is None
+    assert run.result["runtime_file"] is None, "the ignored drop-in was named as defining the runtime"
+    assert run.result["default_runtime_file"] == str(main)
+    assert main.read_text() == main_text
+
+
 def test_editing_the_drop_in_itself_takes_nvidia_back(containerd, tmp_path):
     """The way out the failure message names: the module run on the drop-in, then on the main file."""
     main, drop_in, main_text, _drop_in_text = nvidia_ctk_layout(tmp_path, 3 if containerd.major == 2 else 2)
