@@ -58,7 +58,8 @@ options:
     description:
       - The runtime binary's absolute path (C(runtimes.<name>.path)), an OCI runtime such as
         C(nvidia-container-runtime) that docker runs through containerd's runc shim.
-      - With O(state=present) give this or O(runtime_type), not both.
+      - With O(state=present) give this or O(runtime_type), not both; or neither, to change only O(default) of a
+        runtime the file already has (which is then left as it is).
       - Refused when the runtime already exists with C(runtimeType) (dockerd does not start with both); give
         O(runtime_type) then, or remove the runtime first.
     type: path
@@ -185,15 +186,27 @@ class DockerRuntime:
             json_runtime.unset_default(data, self.name)
             json_runtime.remove_runtime(data, self.name)
             return
-        json_runtime.set_runtime(
-            data,
-            self.name,
-            path=params["runtime_path"],
-            runtime_args=params["runtime_args"],
-            runtime_type=params["runtime_type"],
-            options=params["runtime_options"],
-            file=self.path,
-        )
+        if params["runtime_path"] is None and params["runtime_type"] is None:
+            # only the default is asked for: the runtime must be there already, and is left as it is
+            if params["runtime_args"] is not None or params["runtime_options"] is not None:
+                raise KubeGPUError(
+                    "runtime_args needs runtime_path and runtime_options needs runtime_type; give the runtime's form with them"
+                )
+            if self.name not in (data.get("runtimes") or {}):
+                raise KubeGPUError(
+                    f"{self.path} has no runtime {self.name!r}; give runtime_path (or runtime_type) to add it; "
+                    "nothing was changed"
+                )
+        else:
+            json_runtime.set_runtime(
+                data,
+                self.name,
+                path=params["runtime_path"],
+                runtime_args=params["runtime_args"],
+                runtime_type=params["runtime_type"],
+                options=params["runtime_options"],
+                file=self.path,
+            )
         if params["default"] is True:
             json_runtime.set_default(data, self.name)
         elif params["default"] is False:
@@ -232,7 +245,6 @@ class DockerRuntime:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        required_if=[("state", "present", ("runtime_path", "runtime_type"), True)],
         mutually_exclusive=[
             ("runtime_path", "runtime_type"),
             ("runtime_args", "runtime_type"),

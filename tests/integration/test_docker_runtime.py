@@ -81,6 +81,26 @@ def test_add_default_and_remove_keep_unrelated_keys(tmp_path):
     assert json.loads(path.read_text()) == original
 
 
+def test_default_alone_switches_an_existing_runtime_and_leaves_it_as_written(tmp_path):
+    """Only the default is asked for: the runtime, here in the shim form nvidia-ctk writes, is kept as it is."""
+    path = tmp_path / "daemon.json"
+    shim = {"runtimeType": "io.containerd.runc.v2", "options": {"BinaryName": NVIDIA}}
+    path.write_text(json.dumps({"log-driver": "json-file", "runtimes": {"nvidia": shim}}, indent=4) + "\n")
+    three_ways({"path": str(path), "name": "nvidia", "default": True}, path)
+    data = json.loads(path.read_text())
+    assert data == {"log-driver": "json-file", "runtimes": {"nvidia": shim}, "default-runtime": "nvidia"}
+    three_ways({"path": str(path), "name": "nvidia", "default": False}, path)
+    assert "default-runtime" not in json.loads(path.read_text())
+
+
+def test_default_alone_on_a_runtime_the_file_lacks_is_refused_naming_it(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text(DAEMON_JSON)
+    run = run_module(MODULE, {"path": str(path), "name": "nvidia", "default": True})
+    assert run.failed and f"{path} has no runtime 'nvidia'; give runtime_path" in run.result["msg"], run.result
+    assert path.read_text() == DAEMON_JSON
+
+
 def test_missing_file_is_created_and_removing_the_default_runtime_clears_default(tmp_path):
     path = tmp_path / "etc" / "docker" / "daemon.json"
     three_ways({"path": str(path), "name": "nvidia", "runtime_path": NVIDIA, "default": True}, path)
