@@ -11,6 +11,10 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
+# pytest worker processes for `make pytest` (pytest-xdist; each test file stays in one worker,
+# so its module fixtures start once). Most of a test's time is spent waiting on real binaries
+# (containerd, helm, ansible-playbook), so two workers pay off on two cores. 0 = no xdist.
+PYTEST_WORKERS ?= 2
 
 # molecule's arguments, e.g. `make molecule MOLECULE_ARGS='-s node_python'`
 MOLECULE_ARGS ?= --all
@@ -65,7 +69,7 @@ integration: setup node-images  ## integration tests only (against the test benc
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
 pytest: setup node-images  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
-	hack/pytest -m 'not node_python' tests/unit tests/integration $(PYTEST_ARGS)
+	hack/pytest -m 'not node_python' $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) tests/unit tests/integration $(PYTEST_ARGS)
 
 matrix: setup  ## every supported ansible-core (2.17-2.21) and node Python (3.9-3.13): sanity, unit, module runs
 	$(PYTHON) hack/matrix.py
