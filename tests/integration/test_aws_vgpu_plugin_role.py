@@ -34,6 +34,7 @@ def test_daemonset_on_the_aws_nodes_only_check_mode_then_real_run_then_no_change
         "aws_vgpu_plugin_vgpus_per_gpu": 4,
         "aws_vgpu_plugin_image": "mirror.example.com/aws/aws-virtual-gpu-device-plugin:v0.1.1",
         "kubegpu_gpu_taint": {"key": "gpu", "value": "", "effect": "NoSchedule"},
+        "kubegpu_openfaas_enabled": True,  # OpenFaaS Standard profiles: the GPU nodes are tainted by default
     }
     check = _run(kubeapi, tmp_path, hosts, extra, check=True)
     assert check.rc == 0, check.stdout
@@ -59,6 +60,8 @@ def test_daemonset_on_the_aws_nodes_only_check_mode_then_real_run_then_no_change
     for node in ("gpu-node-1", "gpu-node-3"):
         labels = node_labels(kubeapi, node)
         assert (labels["k8s.amazonaws.com/accelerator"], labels["kubegpu.io/device-stack"]) == ("vgpu", "aws_vgpu_plugin")
+    taints = get_object(kubeapi, "/api/v1/nodes/gpu-node-2")["spec"]["taints"]
+    assert [(taint["key"], taint["effect"]) for taint in taints] == [("gpu", "NoSchedule")]
     t4 = node_labels(kubeapi, "gpu-node-2")
     assert "k8s.amazonaws.com/accelerator" not in t4 and t4["kubegpu.io/device-stack"] == "vgpu_scheduler"
 
