@@ -22,7 +22,7 @@ description:
     plugin each advertise a node's GPUs and cannot share a node. This filter reads each GPU host's choice,
     C(kubegpu_device_plugin) from its host or group variables (else O(default)), checks it, and returns the
     node names of each stack, the label that separates them and the node selector each stack's DaemonSets use.
-  - Every GPU node gets the label C(kubegpu.io/device-stack=<stack>) (role M(kubegpu.core.gpu_labels) sets it);
+  - Every GPU node gets the label C(kubegpu.io/device-stack=<stack>) (role C(kubegpu.core.gpu_labels) sets it);
     each stack selects on it beside the label the upstream chart selects on (HAMi C(gpu=on), NVIDIA
     C(nvidia.com/gpu.present=true), AWS C(k8s.amazonaws.com/accelerator=vgpu)), so two stacks never select
     the same node.

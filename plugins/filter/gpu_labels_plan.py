@@ -21,8 +21,8 @@ author:
   - kubegpu.core maintainers (@kubegpu)
 description:
   - For each inventory host of the GPU group, the labels of its Kubernetes node, from its C(ansible_facts.gpu)
-    through filter M(kubegpu.core.gpu_node_labels), its device stack's labels from filter
-    M(kubegpu.core.device_stack_nodes), O(extra_labels) and the host's own C(gpu_labels_host_labels) (a dict in
+    through filter P(kubegpu.core.gpu_node_labels#filter), its device stack's labels from filter
+    P(kubegpu.core.device_stack_nodes#filter), O(extra_labels) and the host's own C(gpu_labels_host_labels) (a dict in
     host or group vars; these win over every computed label, C(accelerator) included; V(null) removes a label).
   - C(gpu=on) only where the driver is loaded and the host's C(kubegpu_default_runtime) is C(nvidia); the other
     nodes are listed in RV(_value.held_back) with the reason, and C(gpu) is removed from them.
@@ -80,7 +80,7 @@ _value:
       elements: dict
       sample: [{node: gpu-node-2, host: node2, reason: "the NVIDIA driver is not loaded"}]
     device_stacks:
-      description: What filter M(kubegpu.core.device_stack_nodes) returns for these hosts.
+      description: What filter P(kubegpu.core.device_stack_nodes#filter) returns for these hosts.
       type: dict
 """
 

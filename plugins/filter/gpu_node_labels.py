@@ -20,11 +20,11 @@ author:
   - kubegpu.core maintainers (@kubegpu)
 description:
   - Turns C(ansible_facts.gpu) of one node (from M(kubegpu.core.gpu_facts)) into a dict of node labels, for
-    M(kubegpu.core.node_labels). Role M(kubegpu.core.gpu_labels) applies it to every GPU node at once.
+    M(kubegpu.core.node_labels). Role C(kubegpu.core.gpu_labels) applies it to every GPU node at once.
   - C(nvidia.com/gpu.present=true) on every node with an NVIDIA GPU (the NVIDIA device plugin chart selects by it).
   - C(gpu=on) (the vGPU scheduler manages only nodes carrying it) only when the facts show the driver loaded
     and O(default_runtime) is C(nvidia); otherwise C(gpu) is V(null), which M(kubegpu.core.node_labels) reads
-    as "remove"; filter M(kubegpu.core.gpu_labels_plan) lists the nodes held back and why.
+    as "remove"; filter P(kubegpu.core.gpu_labels_plan#filter) lists the nodes held back and why.
   - C(accelerator) follows the accelerator names of Google Kubernetes Engine where one exists
     (C(nvidia-tesla-t4), C(nvidia-tesla-v100), C(nvidia-tesla-a100), C(nvidia-a100-80gb), C(nvidia-h100-80gb),
     C(nvidia-l4), ...); a model that comes in several memory sizes keeps its size when it is not the size GKE
@@ -47,7 +47,7 @@ options:
   default_runtime:
     description:
       - The node's container engine default runtime (C(kubegpu_default_runtime), set by role
-        M(kubegpu.core.container_toolkit)). C(gpu=on) needs V(nvidia).
+        C(kubegpu.core.container_toolkit)). C(gpu=on) needs V(nvidia).
     type: str
   accelerator:
     description: The C(accelerator) label's value, instead of the one derived from the product name.
