@@ -14,6 +14,9 @@ from tests.support.kube_modules import get_object, node_labels, writes
 pytestmark = pytest.mark.slow
 
 AWS = {"kubegpu_default_runtime": "nvidia", "kubegpu_device_plugin": "aws_vgpu_plugin"}
+# the labels the nodes of the fixture carry before any role runs
+FIXTURE_LABELS = ("kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch")
+FIXTURE_LABELS += tuple(f"beta.{key}" for key in FIXTURE_LABELS[1:])
 DAEMONSET = "/apis/apps/v1/namespaces/kube-system/daemonsets/aws-virtual-gpu-device-plugin"
 ROLES = ["kubegpu.core.gpu_labels", "kubegpu.core.aws_vgpu_plugin"]
 
@@ -24,7 +27,7 @@ def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
     return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
 
 
-def test_daemonset_on_the_aws_nodes_only_check_mode_then_real_run_then_no_change(kubeapi, tmp_path):
+def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_then_real_run_then_no_change(kubeapi, tmp_path):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", AWS),
         "node2": GpuHost("t4", "gpu-node-2", {"kubegpu_default_runtime": "nvidia"}),  # the cluster default: HAMi
@@ -35,15 +38,47 @@ def test_daemonset_on_the_aws_nodes_only_check_mode_then_real_run_then_no_change
         "aws_vgpu_plugin_image": "mirror.example.com/aws/aws-virtual-gpu-device-plugin:v0.1.1",
         "kubegpu_gpu_taint": {"key": "gpu", "value": "", "effect": "NoSchedule"},
         "kubegpu_openfaas_enabled": True,  # OpenFaaS Standard profiles: the GPU nodes are tainted by default
+        "gpu_labels_extra_labels": {"team.example.com/pool": "gpu"},
     }
-    check = _run(kubeapi, tmp_path, hosts, extra, check=True)
+    check = _run(kubeapi, tmp_path, hosts, extra, check=True, diff=True)
     assert check.rc == 0, check.stdout
+    assert check.result("Label the GPU nodes").changed and check.result("Taint the GPU nodes").changed
     assert check.result("Apply the DaemonSet").changed
     assert all(entry["query"].get("dryRun") == "All" for entry in writes(kubeapi))  # check mode stores nothing
     assert get_object(kubeapi, DAEMONSET) is None and "gpu" not in node_labels(kubeapi, "gpu-node-1")
 
-    real = _run(kubeapi, tmp_path, hosts, extra)
+    real = _run(kubeapi, tmp_path, hosts, extra, diff=True)
     assert real.rc == 0, real.stdout
+    assert real.result("Label the GPU nodes").result["diff"] == check.result("Label the GPU nodes").result["diff"]
+    v100 = {key: value for key, value in node_labels(kubeapi, "gpu-node-1").items() if key not in FIXTURE_LABELS}
+    assert v100 == {
+        "nvidia.com/gpu.present": "true",
+        "gpu": "on",
+        "accelerator": "nvidia-tesla-v100",
+        "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB",
+        "nvidia.com/gpu.count": "2",
+        "nvidia.com/gpu.memory": "16384",
+        "nvidia.com/gpu.family": "volta",
+        "nvidia.com/gpu.compute.major": "7",
+        "nvidia.com/gpu.compute.minor": "0",
+        "nvidia.com/cuda.driver-version.major": "535",
+        "nvidia.com/cuda.driver-version.minor": "161",
+        "nvidia.com/cuda.driver-version.revision": "08",
+        "nvidia.com/cuda.driver-version.full": "535.161.08",
+        "nvidia.com/cuda.runtime-version.major": "12",
+        "nvidia.com/cuda.runtime-version.minor": "2",
+        "nvidia.com/cuda.runtime-version.full": "12.2",
+        "nvidia.com/mig.capable": "false",
+        "kubegpu.io/device-stack": "aws_vgpu_plugin",
+        "k8s.amazonaws.com/accelerator": "vgpu",
+        "team.example.com/pool": "gpu",
+    }
+    h100 = node_labels(kubeapi, "gpu-node-3")
+    assert (h100["accelerator"], h100["nvidia.com/gpu.count"], h100["gpu"]) == ("nvidia-h100-80gb", "8", "on")
+    assert not any(key.startswith(("nvidia.com/cuda.driver.", "nvidia.com/cuda.runtime.")) for key in h100)
+    for node in ("gpu-node-1", "gpu-node-2", "gpu-node-3"):
+        taints = get_object(kubeapi, f"/api/v1/nodes/{node}")["spec"]["taints"]
+        assert [(taint["key"], taint.get("value", ""), taint["effect"]) for taint in taints] == [("gpu", "", "NoSchedule")]
     spec = get_object(kubeapi, DAEMONSET)["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"k8s.amazonaws.com/accelerator": "vgpu", "kubegpu.io/device-stack": "aws_vgpu_plugin"}
     assert spec["hostIPC"] is True
@@ -60,10 +95,9 @@ def test_daemonset_on_the_aws_nodes_only_check_mode_then_real_run_then_no_change
     for node in ("gpu-node-1", "gpu-node-3"):
         labels = node_labels(kubeapi, node)
         assert (labels["k8s.amazonaws.com/accelerator"], labels["kubegpu.io/device-stack"]) == ("vgpu", "aws_vgpu_plugin")
-    taints = get_object(kubeapi, "/api/v1/nodes/gpu-node-2")["spec"]["taints"]
-    assert [(taint["key"], taint["effect"]) for taint in taints] == [("gpu", "NoSchedule")]
     t4 = node_labels(kubeapi, "gpu-node-2")
     assert "k8s.amazonaws.com/accelerator" not in t4 and t4["kubegpu.io/device-stack"] == "vgpu_scheduler"
+    assert t4["accelerator"] == "nvidia-tesla-t4"
 
     version = get_object(kubeapi, DAEMONSET)["metadata"]["resourceVersion"]
     kubeapi.admin.reset_counters()

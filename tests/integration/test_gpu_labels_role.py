@@ -1,7 +1,10 @@
 """Role kubegpu.core.gpu_labels through ansible-playbook against the test API server (three GPU nodes,
 gpu-node-1..3), with facts gathered by the real gpu_facts from the fake NVML scenarios and, for a GPU whose driver
 is not loaded, a fake PCI bus (tests/support/gpu_hosts.py says what is simulated). Labels and taints are read back
-from the server's stored Node objects."""
+from the server's stored Node objects.
+
+The three-way run (check mode, real run, no change on the second run) of this role with every label checked is in
+test_aws_vgpu_plugin_role.py, which runs gpu_labels and aws_vgpu_plugin together as cluster.yml does."""
 
 from __future__ import annotations
 
@@ -18,18 +21,6 @@ from tests.support.kube_modules import node_labels, writes
 pytestmark = pytest.mark.slow
 
 NVIDIA = {"kubegpu_default_runtime": "nvidia"}
-THREE = {
-    "node1": GpuHost("v100x2", "gpu-node-1", NVIDIA),
-    "node2": GpuHost("t4", "gpu-node-2", NVIDIA),
-    "node3": GpuHost("h100x8", "gpu-node-3", NVIDIA),
-}
-FIXTURE_LABELS = (
-    "kubernetes.io/hostname",
-    "kubernetes.io/os",
-    "kubernetes.io/arch",
-    "beta.kubernetes.io/os",
-    "beta.kubernetes.io/arch",
-)
 
 
 def node_taints(kubeapi, name: str) -> list[dict]:
@@ -53,54 +44,6 @@ def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
     inventory = write_inventory(tmp_path, hosts)
     playbook = write_playbook(tmp_path, kubeapi.kubeconfig, ["kubegpu.core.gpu_labels"])
     return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
-
-
-def test_labels_and_taint_check_mode_then_real_run_then_no_change(kubeapi, tmp_path):
-    extra = {"kubegpu_gpu_taint_enabled": True, "gpu_labels_extra_labels": {"team.example.com/pool": "gpu"}}
-    check = _run(kubeapi, tmp_path, THREE, extra, check=True, diff=True)
-    assert check.rc == 0, check.stdout
-    assert check.result("Label the GPU nodes").changed and check.result("Taint the GPU nodes").changed
-    assert writes(kubeapi) == []
-    assert "gpu" not in node_labels(kubeapi, "gpu-node-1") and node_taints(kubeapi, "gpu-node-1") == []
-
-    real = _run(kubeapi, tmp_path, THREE, extra, diff=True)
-    assert real.rc == 0, real.stdout
-    assert real.result("Label the GPU nodes").result["diff"] == check.result("Label the GPU nodes").result["diff"]
-    v100 = {key: value for key, value in node_labels(kubeapi, "gpu-node-1").items() if key not in FIXTURE_LABELS}
-    assert v100 == {
-        "nvidia.com/gpu.present": "true",
-        "gpu": "on",
-        "accelerator": "nvidia-tesla-v100",
-        "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB",
-        "nvidia.com/gpu.count": "2",
-        "nvidia.com/gpu.memory": "16384",
-        "nvidia.com/gpu.family": "volta",
-        "nvidia.com/gpu.compute.major": "7",
-        "nvidia.com/gpu.compute.minor": "0",
-        "nvidia.com/cuda.driver-version.major": "535",
-        "nvidia.com/cuda.driver-version.minor": "161",
-        "nvidia.com/cuda.driver-version.revision": "08",
-        "nvidia.com/cuda.driver-version.full": "535.161.08",
-        "nvidia.com/cuda.runtime-version.major": "12",
-        "nvidia.com/cuda.runtime-version.minor": "2",
-        "nvidia.com/cuda.runtime-version.full": "12.2",
-        "nvidia.com/mig.capable": "false",
-        "kubegpu.io/device-stack": "vgpu_scheduler",
-        "team.example.com/pool": "gpu",
-    }
-    assert node_labels(kubeapi, "gpu-node-2")["accelerator"] == "nvidia-tesla-t4"
-    h100 = node_labels(kubeapi, "gpu-node-3")
-    assert (h100["accelerator"], h100["nvidia.com/gpu.count"], h100["gpu"]) == ("nvidia-h100-80gb", "8", "on")
-    assert not any(key.startswith(("nvidia.com/cuda.driver.", "nvidia.com/cuda.runtime.")) for key in h100)
-    for node in ("gpu-node-1", "gpu-node-2", "gpu-node-3"):
-        assert [(taint["key"], taint.get("value", ""), taint["effect"]) for taint in node_taints(kubeapi, node)] == [
-            ("gpu", "", "NoSchedule")
-        ]
-
-    kubeapi.admin.reset_counters()
-    again = _run(kubeapi, tmp_path, THREE, extra)
-    assert again.rc == 0 and again.changed == [], again.changed
-    assert writes(kubeapi) == []
 
 
 def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_labels_and_taint_removed(kubeapi, tmp_path):
