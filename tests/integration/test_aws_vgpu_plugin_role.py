@@ -27,7 +27,7 @@ def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
     return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
 
 
-def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_then_real_run_then_no_change(kubeapi, tmp_path):
+def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_change_then_absent(kubeapi, tmp_path):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", AWS),
         "node2": GpuHost("t4", "gpu-node-2", {"kubegpu_default_runtime": "nvidia"}),  # the cluster default: HAMi
@@ -107,6 +107,10 @@ def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_then_real_run_th
     assert get_object(kubeapi, DAEMONSET)["metadata"]["resourceVersion"] == version
     # server-side apply sends the same object again; nodes are not written
     assert [entry["path"] for entry in writes(kubeapi)] == [DAEMONSET]
+
+    gone = _run(kubeapi, tmp_path, hosts, {**extra, "aws_vgpu_plugin_state": "absent"})
+    assert gone.rc == 0 and gone.changed == ["localhost: Apply the DaemonSet"], gone.changed
+    assert get_object(kubeapi, DAEMONSET) is None
 
 
 def test_aws_plugin_on_a_pascal_gpu_is_refused_naming_the_node_before_any_change(kubeapi, tmp_path):
