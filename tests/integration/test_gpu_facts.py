@@ -357,7 +357,7 @@ def test_facts_playbook_prints_the_gpus_and_their_labels():
     out = _facts_playbook("h100x8")
     assert "GPU 7: NVIDIA H100 80GB HBM3 Hopper 81559 MiB at 0000:db:00.0" in out
     assert "8 GPU(s) from nvml; driver 535.161.08 (CUDA 12.2)" in out
-    assert '"accelerator": "nvidia-h100-80gb-hbm3"' in out
+    assert '"accelerator": "nvidia-h100-80gb"' in out
     assert '"nvidia.com/gpu.family": "hopper"' in out
 
 

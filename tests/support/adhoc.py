@@ -123,3 +123,53 @@ def run_tasks(tasks: dict[str, tuple[str, dict[str, t.Any], dict[str, str] | Non
     if set(runs) != set(tasks):
         raise AssertionError(f"expected a result for each of {sorted(tasks)}, got {sorted(runs)}:\n{proc.stdout}\n{proc.stderr}")
     return runs
+
+
+class PlaybookRun(t.NamedTuple):
+    rc: int
+    records: list[dict[str, t.Any]]  # every task result: status, task, host, result
+    stdout: str
+    stderr: str
+
+    def result(self, task: str, host: str = "localhost") -> ModuleRun:
+        """The one result of ``task`` (its name as the callback reports it; a role's task as ``role : name``) on ``host``."""
+        found = [record for record in self.records if record["task"].endswith(task) and record["host"] == host]
+        if len(found) != 1:
+            raise AssertionError(f"expected one result of {task!r} on {host}, got {len(found)}:\n{self.stdout}\n{self.stderr}")
+        return ModuleRun(found[0]["status"], found[0]["result"], self.stdout, self.stderr)
+
+    @property
+    def changed(self) -> list[str]:
+        """The ``host: task`` of every result that reports a change."""
+        return [f"{record['host']}: {record['task']}" for record in self.records if record["result"].get("changed")]
+
+    @property
+    def failed(self) -> list[dict[str, t.Any]]:
+        return [record for record in self.records if record["status"] == "failed"]
+
+
+def run_playbook(
+    playbook: Path, inventory: Path, *, extra_vars: dict[str, t.Any] | None = None, check: bool = False, diff: bool = False
+) -> PlaybookRun:
+    """``ansible-playbook -i INVENTORY PLAYBOOK`` over this checkout, every task result recorded."""
+    with tempfile.TemporaryDirectory(prefix="kubegpu-playbook-") as scratch:
+        result_file = Path(scratch) / "results.jsonl"
+        run_env = ansible_env(
+            {
+                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+                "KUBEGPU_RESULT_FILE": str(result_file),
+            }
+        )
+        argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+        if extra_vars:
+            extra_file = Path(scratch) / "extra-vars.json"
+            extra_file.write_text(json.dumps(extra_vars))
+            argv += ["-e", f"@{extra_file}"]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
+        records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
+    return PlaybookRun(proc.returncode, records, proc.stdout, proc.stderr)

@@ -1,0 +1,101 @@
+"""Role kubegpu.core.gpu_labels through ansible-playbook against the test API server (three GPU nodes,
+gpu-node-1..3), with facts gathered by the real gpu_facts from the fake NVML scenarios and, for a GPU whose driver
+is not loaded, a fake PCI bus (tests/support/gpu_hosts.py says what is simulated). Labels and taints are read back
+from the server's stored Node objects.
+
+The three-way run (check mode, real run, no change on the second run) of this role with every label checked is in
+test_aws_vgpu_plugin_role.py, which runs gpu_labels and aws_vgpu_plugin together as cluster.yml does."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from tests.support.adhoc import run_playbook
+from tests.support.fake_sysfs import PciFunction
+from tests.support.gpu_hosts import GpuHost, write_inventory, write_playbook
+from tests.support.kube_modules import node_labels, writes
+
+pytestmark = pytest.mark.slow
+
+NVIDIA = {"kubegpu_default_runtime": "nvidia"}
+
+
+def node_taints(kubeapi, name: str) -> list[dict]:
+    with urllib.request.urlopen(f"{kubeapi.url}/api/v1/nodes/{name}", timeout=10) as response:
+        return json.loads(response.read())["spec"].get("taints") or []
+
+
+def patch_node(kubeapi, name: str, patch: dict) -> None:
+    """Sets up a node's state behind the role's back (a merge patch straight to the server)."""
+    request = urllib.request.Request(
+        f"{kubeapi.url}/api/v1/nodes/{name}",
+        data=json.dumps(patch).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
+    inventory = write_inventory(tmp_path, hosts)
+    playbook = write_playbook(tmp_path, kubeapi.kubeconfig, ["kubegpu.core.gpu_labels"])
+    return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
+
+
+def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_labels_and_taint_removed(kubeapi, tmp_path):
+    hosts = {
+        "node1": GpuHost("v100x2", "gpu-node-1", {**NVIDIA, "kubegpu_device_plugin": "nvidia_device_plugin"}),
+        # a GPU on the PCI bus whose driver is not loaded: NVML answers DRIVER_NOT_LOADED
+        "node2": GpuHost("driver_not_loaded", "gpu-node-2", NVIDIA, (PciFunction("0000:3b:00.0"),)),
+        "node3": GpuHost("h100x8", "gpu-node-3", {"kubegpu_default_runtime": "runc", "kubegpu_device_plugin": "gpu_operator"}),
+    }
+    patch_node(kubeapi, "gpu-node-3", {"metadata": {"labels": {"gpu": "on", "nvidia.com/old.label": "x", "other.io/keep": "1"}}})
+    patch_node(kubeapi, "gpu-node-1", {"spec": {"taints": [{"key": "gpu", "effect": "NoSchedule"}]}})
+    extra = {"gpu_labels_deprecated_cuda_labels": True, "gpu_labels_remove_stale": True}  # taint off: no OpenFaaS
+
+    run = _run(kubeapi, tmp_path, hosts, extra)
+    assert run.rc == 0, run.stdout
+    held = run.result("List the nodes held back from gpu=on").result["msg"]
+    assert held == [
+        "gpu-node-2: the NVIDIA driver is not loaded (nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded)"
+        + held[0].split("(Driver Not Loaded)", 1)[1],
+        "gpu-node-3: its default runtime is 'runc', not 'nvidia' (kubegpu_default_runtime)",
+    ], held
+    v100, absent, h100 = (node_labels(kubeapi, f"gpu-node-{index}") for index in (1, 2, 3))
+    assert (v100["gpu"], v100["kubegpu.io/device-stack"], v100["nvidia.com/gpu.deploy.operands"]) == (
+        "on",
+        "nvidia_device_plugin",
+        "false",
+    )
+    assert (v100["nvidia.com/cuda.driver.major"], v100["nvidia.com/cuda.driver.rev"], v100["nvidia.com/cuda.runtime.minor"]) == (
+        "535",
+        "08",
+        "2",
+    )
+    assert "gpu" not in absent and absent["nvidia.com/gpu.present"] == "true" and absent["nvidia.com/gpu.count"] == "1"
+    assert absent["kubegpu.io/device-stack"] == "vgpu_scheduler" and "accelerator" not in absent
+    assert "gpu" not in h100 and "nvidia.com/old.label" not in h100 and h100["other.io/keep"] == "1"
+    assert h100["kubegpu.io/device-stack"] == "gpu_operator" and "nvidia.com/gpu.deploy.operands" not in h100
+    assert node_taints(kubeapi, "gpu-node-1") == []
+
+    again = _run(kubeapi, tmp_path, hosts, extra)
+    assert again.rc == 0 and again.changed == [], again.changed
+
+
+def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_change(kubeapi, tmp_path):
+    hosts = {
+        "node1": GpuHost("v100x2", "gpu-node-1", {**NVIDIA, "kubegpu_device_plugin": "hami"}),
+        "node2": GpuHost("t4", "gpu-node-2", {**NVIDIA, "kubegpu_device_plugin": ["vgpu_scheduler", "nvidia_device_plugin"]}),
+        "node3": GpuHost("h100x8", "gpu-node-3", NVIDIA),
+    }
+    run = _run(kubeapi, tmp_path, hosts, {"kubegpu_gpu_taint_enabled": True})
+    assert run.rc != 0
+    message = run.failed[0]["result"]["msg"]
+    assert "kubegpu_device_plugin of host node1 is 'hami', which is not a device stack" in message, message
+    assert "vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, none" in message
+    assert "of host node2 is ['vgpu_scheduler', 'nvidia_device_plugin']: one device stack per node" in message
+    assert writes(kubeapi) == []
