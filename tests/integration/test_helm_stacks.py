@@ -105,7 +105,10 @@ def test_vgpu_scheduler_hami_tag_from_version_selector_and_tolerations_three_way
     real = run_role(cluster, "vgpu_scheduler", **kwargs)
     assert real.rc == 0, real.message or real.stdout
     stored = helm("get", "values", "hami", "-n", "kube-system", "-o", "json", json_output=True)
-    assert stored["scheduler"] == {"kubeScheduler": {"image": {"tag": "v1.25.4"}}, "service": {"type": "NodePort", "schedulerPort": 31998}}
+    assert stored["scheduler"] == {
+        "kubeScheduler": {"image": {"tag": "v1.25.4"}},
+        "service": {"type": "NodePort", "schedulerPort": 31998},
+    }
     assert stored["devicePlugin"]["deviceSplitCount"] == 10
     scheduler = pod_spec(cluster, "/apis/apps/v1/namespaces/kube-system/deployments/hami-scheduler")
     assert scheduler["containers"][0]["image"] == "chart-default.invalid/google_containers/kube-scheduler:v1.25.4"
@@ -163,33 +166,40 @@ def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster
 
 
 VGPU_REFUSALS = [
-    pytest.param({}, {}, ["lack the label gpu=on", "gpu-node-1, gpu-node-2"], id="no-gpu-on"),
+    pytest.param(({}, {}, ["lack the label gpu=on", "gpu-node-1, gpu-node-2"]), id="no-gpu-on"),
     pytest.param(
-        {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
-        {"hosts": hosts(gpu_node_2={"kubegpu_default_runtime": "runc"})},
-        ["default runtime", "gpu-node-2 (runc)"],
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"hosts": hosts(gpu_node_2={"kubegpu_default_runtime": "runc"})},
+            ["default runtime", "gpu-node-2 (runc)"],
+        ),
         id="runtime-runc",
     ),
     pytest.param(
-        {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
-        {"variables": vgpu_variables("hami", vgpu_scheduler_nodes=["gpu-node-1", "gpu-node-9"])},
-        ["no Node object for gpu-node-9"],
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"variables": vgpu_variables("hami", vgpu_scheduler_nodes=["gpu-node-1", "gpu-node-9"])},
+            ["no Node object for gpu-node-9"],
+        ),
         id="unknown-node",
     ),
     pytest.param(
-        {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
-        {"variables": vgpu_variables("hami", vgpu_scheduler_default_memory=1024)},
-        ["default_memory=1024", "HAMi's chart"],
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"variables": vgpu_variables("hami", vgpu_scheduler_default_memory=1024)},
+            ["default_memory=1024", "HAMi's chart"],
+        ),
         id="hami-default-memory",
     ),
     pytest.param(
-        {}, {"variables": vgpu_variables("hami", vgpu_scheduler_device_split_count=0)}, ["device_split_count=0"], id="split-0"
+        ({}, {"variables": vgpu_variables("hami", vgpu_scheduler_device_split_count=0)}, ["device_split_count=0"]), id="split-0"
     ),
 ]
 
 
-@pytest.mark.parametrize(("labels", "overrides", "words"), VGPU_REFUSALS)
-def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(cluster, helm, helm_env, labels, overrides, words):
+@pytest.mark.parametrize("case", VGPU_REFUSALS)
+def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(cluster, helm, helm_env, case):
+    labels, overrides, words = case
     for name, node_labels in labels.items():
         label_nodes(cluster, [name], node_labels)
     kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), "env": helm_env, **overrides}
@@ -242,7 +252,10 @@ def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three
     assert GPU_TAINT_TOLERATION in plugin["tolerations"] and NVIDIA_TOLERATION in plugin["tolerations"]
     sidecar = {env["name"]: env.get("value") for env in plugin["containers"][0]["env"]}
     assert sidecar["DEFAULT_CONFIG"] == "kubegpu"
-    assert get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin-mps-control-daemon") is None
+    assert (
+        get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin-mps-control-daemon")
+        is None
+    )
     daemonset = get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin")
     assert daemonset["status"]["desiredNumberScheduled"] == 1, "only gpu-node-3 carries this stack's label"
 
@@ -278,11 +291,30 @@ def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
 
     # time-slicing is fine on the same node, and MPS is fine on a node without MIG
-    ok = run_role(cluster, "nvidia_device_plugin", hosts=inventory, facts=facts, variables={**variables, "nvidia_device_plugin_sharing": "time-slicing"}, env=helm_env, check=True)
+    ok = run_role(
+        cluster,
+        "nvidia_device_plugin",
+        hosts=inventory,
+        facts=facts,
+        variables={**variables, "nvidia_device_plugin_sharing": "time-slicing"},
+        env=helm_env,
+        check=True,
+    )
     assert ok.rc == 0, ok.message
-    mps = run_role(cluster, "nvidia_device_plugin", hosts=inventory, facts=facts, variables={**variables, "nvidia_device_plugin_nodes": ["gpu-node-2"]}, env=helm_env, check=True, diff=True)
+    mps = run_role(
+        cluster,
+        "nvidia_device_plugin",
+        hosts=inventory,
+        facts=facts,
+        variables={**variables, "nvidia_device_plugin_nodes": ["gpu-node-2"]},
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
     assert mps.rc == 0, mps.message
-    config = mps.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]["config"]["map"]["kubegpu"]
+    config = mps.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]["config"][
+        "map"
+    ]["kubegpu"]
     assert "mps:" in config and "timeSlicing" not in config
     assert writes(cluster) == []
 
@@ -319,5 +351,5 @@ def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_th
 def test_gpu_operator_refuses_an_unknown_runtime(cluster, helm, helm_env):
     variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator"), "gpu_operator_default_runtime": "podman"}
     run = run_role(cluster, "gpu_operator", hosts=hosts(), variables=variables, env=helm_env)
-    assert run.rc != 0 and "default_runtime=\"podman\"" in run.message, run.message
+    assert run.rc != 0 and 'default_runtime="podman"' in run.message, run.message
     assert writes(cluster) == []
