@@ -346,10 +346,3 @@ def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_th
     assert upgrade.rc == 0 and upgrade.changed, upgrade.message
     policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
     assert policy["spec"]["driver"] == {"enabled": True} and policy["spec"]["toolkit"] == {"enabled": True}
-
-
-def test_gpu_operator_refuses_an_unknown_runtime(cluster, helm, helm_env):
-    variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator"), "gpu_operator_default_runtime": "podman"}
-    run = run_role(cluster, "gpu_operator", hosts=hosts(), variables=variables, env=helm_env)
-    assert run.rc != 0 and 'default_runtime="podman"' in run.message, run.message
-    assert writes(cluster) == []
