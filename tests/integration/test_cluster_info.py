@@ -3,9 +3,12 @@ cluster, with its three GPU nodes and a settable ``/version``)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.kube_modules import run_kube_module, writes
 
 
+@pytest.mark.matrix
 def test_version_and_named_nodes_are_read_in_check_mode_too_and_nothing_is_written(kubeapi):
     kubeapi.admin.set_version("v1.25.4")
     for check in (True, False):
