@@ -346,3 +346,47 @@ def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_th
     assert upgrade.rc == 0 and upgrade.changed, upgrade.message
     policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
     assert policy["spec"]["driver"] == {"enabled": True} and policy["spec"]["toolkit"] == {"enabled": True}
+
+
+# -- the device stack plan (defaults of <role>_nodes and <role>_node_selector) ------------------------------
+
+HAS_PLAN_FILTER = (Path(__file__).resolve().parents[2] / "plugins" / "filter" / "device_stack_nodes.py").is_file()
+
+
+@pytest.mark.skipif(not HAS_PLAN_FILTER, reason="needs the kubegpu.core.device_stack_nodes filter (branch d1-labels)")
+def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster, helm, helm_env):
+    """gpu-node-3 chose NVIDIA's plugin (a host variable), the others the default stack (the vGPU scheduler):
+    HAMi's preflight looks only at its own two nodes (gpu-node-3 lacks gpu=on and is not refused), and each
+    chart gets its stack's selector from the plan."""
+    label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on", "kubegpu.io/device-stack": "vgpu_scheduler"})
+    inventory = hosts(gpu_node_3={"kubegpu_device_plugin": "nvidia_device_plugin"})
+    vgpu = run_role(
+        cluster,
+        "vgpu_scheduler",
+        hosts=inventory,
+        variables={"vgpu_scheduler_chart_ref": str(CHARTS / "hami"), "vgpu_scheduler_chart_repo_url": ""},
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
+    assert vgpu.rc == 0, vgpu.message or vgpu.stdout
+    values = vgpu.task("Install or upgrade the vGPU scheduler release")["result"]["diff"]["after"]["values"]
+    assert values["devicePlugin"]["nvidiaNodeSelector"] == VGPU_SELECTOR
+    assert vgpu.task("Read the API server's version and the nodes of this stack")["result"]["missing_nodes"] == []
+    assert sorted(vgpu.task("Read the API server's version and the nodes of this stack")["result"]["nodes"]) == [
+        "gpu-node-1",
+        "gpu-node-2",
+    ]
+    nvdp = run_role(
+        cluster,
+        "nvidia_device_plugin",
+        hosts=inventory,
+        variables=nvdp_variables(nvidia_device_plugin_nodes=None, nvidia_device_plugin_node_selector=None),
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
+    assert nvdp.rc == 0, nvdp.message or nvdp.stdout
+    values = nvdp.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]
+    assert values["nodeSelector"] == NVDP_SELECTOR
+    assert writes(cluster) == []
