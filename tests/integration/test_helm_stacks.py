@@ -5,7 +5,7 @@ API server (three GPU nodes, ``/version`` v1.25.4, ready controller on).
 Simulated: the cluster (tests/support/kubeapi), the upstream charts (small local charts in
 tests/support/charts/{hami,vgpu,nvidia-device-plugin,gpu-operator} with the upstream values keys the
 roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered by the
-real gpu_facts from the fake NVML library's a100_mig scenario). Every assertion on the outcome reads the
+real gpu_facts from the fake NVML library's a100_mig and t4 scenarios). Every assertion on the outcome reads the
 objects the server stored or helm's own record of the release.
 
 The node lists and selectors are given to the roles (``<role>_nodes``, ``<role>_node_selector``); their
@@ -191,9 +191,6 @@ VGPU_REFUSALS = [
         ),
         id="hami-default-memory",
     ),
-    pytest.param(
-        ({}, {"variables": vgpu_variables("hami", vgpu_scheduler_device_split_count=0)}, ["device_split_count=0"]), id="split-0"
-    ),
 ]
 
 
@@ -266,23 +263,27 @@ def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three
 
 
 @pytest.fixture(scope="module")
-def a100_mig_facts(tmp_path_factory):
-    """ansible_facts.gpu of a host with a MIG-enabled A100, from the real gpu_facts and the fake NVML library."""
+def gpu_facts(tmp_path_factory):
+    """ansible_facts.gpu of a host with a MIG-enabled A100 and of one with a T4, from the real gpu_facts and the
+    fake NVML library (scenarios a100_mig and t4)."""
     sysfs = build(tmp_path_factory.mktemp("sys"), [])
-    run = run_module(
-        "kubegpu.core.gpu_facts",
-        {"sysfs_root": str(sysfs), "nvidia_smi_path": "/nonexistent/nvidia-smi"},
-        env=fake_nvml.environment("a100_mig"),
-    )
-    assert run.status == "ok", run.result
-    facts = run.result["ansible_facts"]["gpu"]
-    assert facts["devices"][0]["mig_mode_current"] is True
+    facts = {}
+    for scenario in ("a100_mig", "t4"):
+        run = run_module(
+            "kubegpu.core.gpu_facts",
+            {"sysfs_root": str(sysfs), "nvidia_smi_path": "/nonexistent/nvidia-smi"},
+            env=fake_nvml.environment(scenario),
+        )
+        assert run.status == "ok", run.result
+        facts[scenario] = run.result["ansible_facts"]["gpu"]
+    assert facts["a100_mig"]["devices"][0]["mig_mode_current"] is True
+    assert not any(device["mig_mode_current"] for device in facts["t4"]["devices"])
     return facts
 
 
-def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm, helm_env, a100_mig_facts):
+def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm, helm_env, gpu_facts):
     inventory = hosts()
-    facts = {"gpu-node-3": {"gpu": a100_mig_facts}}
+    facts = {"gpu-node-2": {"gpu": gpu_facts["t4"]}, "gpu-node-3": {"gpu": gpu_facts["a100_mig"]}}
     variables = nvdp_variables(nvidia_device_plugin_sharing="mps", nvidia_device_plugin_nodes=["gpu-node-2", "gpu-node-3"])
     run = run_role(cluster, "nvidia_device_plugin", hosts=inventory, facts=facts, variables=variables, env=helm_env)
     assert run.rc != 0, run.stdout
@@ -290,17 +291,7 @@ def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm
     assert "gpu-node-2" not in run.message.split("enabled GPUs")[1]
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
 
-    # time-slicing is fine on the same node, and MPS is fine on a node without MIG
-    ok = run_role(
-        cluster,
-        "nvidia_device_plugin",
-        hosts=inventory,
-        facts=facts,
-        variables={**variables, "nvidia_device_plugin_sharing": "time-slicing"},
-        env=helm_env,
-        check=True,
-    )
-    assert ok.rc == 0, ok.message
+    # MPS is fine on the T4 node, which has no MIG
     mps = run_role(
         cluster,
         "nvidia_device_plugin",
