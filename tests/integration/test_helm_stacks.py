@@ -83,10 +83,9 @@ def pod_spec(kubeapi, path):
 
 
 def vgpu_variables(chart, **more):
+    """The local chart (its version is the role's default chart version; a path needs no repository URL)."""
     return {
         "vgpu_scheduler_chart_ref": str(CHARTS / chart),
-        "vgpu_scheduler_chart_repo_url": "",
-        "vgpu_scheduler_chart_version": "",
         "vgpu_scheduler_nodes": ["gpu-node-1", "gpu-node-2"],
         "vgpu_scheduler_node_selector": VGPU_SELECTOR,
         **more,
@@ -133,6 +132,7 @@ def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster
     variables = vgpu_variables(
         "vgpu",
         vgpu_scheduler_chart_flavor="vgpu",
+        vgpu_scheduler_chart_version="2.0.0",
         vgpu_scheduler_release_name="vgpu",
         vgpu_scheduler_image_registry="mirror.test:5000",
         vgpu_scheduler_default_memory=2048,
@@ -215,7 +215,6 @@ def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(c
 def nvdp_variables(**more):
     return {
         "nvidia_device_plugin_chart_ref": str(CHARTS / "nvidia-device-plugin"),
-        "nvidia_device_plugin_chart_repo_url": "",
         "nvidia_device_plugin_nodes": ["gpu-node-3"],
         "nvidia_device_plugin_node_selector": NVDP_SELECTOR,
         **more,
@@ -315,7 +314,7 @@ def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm
 
 
 def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_them_three_ways(cluster, helm, helm_env):
-    variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator"), "gpu_operator_chart_repo_url": ""}
+    variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator")}
     kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
     check = run_role(cluster, "gpu_operator", check=True, **kwargs)
     assert check.rc == 0, check.message or check.stdout
@@ -356,7 +355,7 @@ def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster,
         cluster,
         "vgpu_scheduler",
         hosts=inventory,
-        variables={"vgpu_scheduler_chart_ref": str(CHARTS / "hami"), "vgpu_scheduler_chart_repo_url": ""},
+        variables={"vgpu_scheduler_chart_ref": str(CHARTS / "hami")},
         env=helm_env,
         check=True,
         diff=True,
