@@ -1,0 +1,383 @@
+"""The Helm device stacks (roles vgpu_scheduler, nvidia_device_plugin, gpu_operator) through the real
+``ansible-playbook``, the real helm (v4, .cache/bin) and the real kubegpu.core modules, against the test
+API server (three GPU nodes, ``/version`` v1.25.4, ready controller on).
+
+Simulated: the cluster (tests/support/kubeapi), the upstream charts (small local charts in
+tests/support/charts/{hami,vgpu,nvidia-device-plugin,gpu-operator} with the upstream values keys the
+roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered by the
+real gpu_facts from the fake NVML library's a100_mig and t4 scenarios). Every assertion on the outcome reads the
+objects the server stored or helm's own record of the release.
+
+Most tests give the roles their node lists and selectors (``<role>_nodes``, ``<role>_node_selector``); the
+last one takes them from their default, the ``kubegpu.core.device_stack_nodes`` filter's plan (skipped until that
+filter is on the branch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import fake_nvml
+from tests.support.adhoc import run_module
+from tests.support.fake_sysfs import build
+from tests.support.kube_modules import get_object, writes
+from tests.support.role_runs import run_role
+
+CHARTS = Path(__file__).resolve().parents[1] / "support" / "charts"
+NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+VGPU_SELECTOR = {"gpu": "on", "kubegpu.io/device-stack": "vgpu_scheduler"}
+NVDP_SELECTOR = {"nvidia.com/gpu.present": "true", "kubegpu.io/device-stack": "nvidia_device_plugin"}
+GPU_TAINT_TOLERATION = {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}
+NVIDIA_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def cluster(kubeapi):
+    """The reset test server as a kubeadm v1.25.4 cluster with a working controller."""
+    kubeapi.admin.set_version("v1.25.4")
+    kubeapi.admin.set_ready_controller(True)
+    return kubeapi
+
+
+@pytest.fixture
+def helm_env(kube_clients, tmp_path):
+    """The real helm on PATH, with its config, cache and data in the test's own directory."""
+    return {
+        "PATH": f"{kube_clients['helm'].parent}{os.pathsep}{os.environ['PATH']}",
+        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
+        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
+    }
+
+
+def label_nodes(kubeapi, names, labels):
+    for name in names:
+        request = urllib.request.Request(
+            f"{kubeapi.url}/api/v1/nodes/{name}",
+            data=json.dumps({"metadata": {"labels": labels}}).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+    kubeapi.admin.reset_counters()  # the tests count only the roles' writes
+
+
+def hosts(runtime="nvidia", **overrides):
+    """Inventory hosts of the GPU group: every node's default runtime (overrides: host -> variables)."""
+    return {name: {"kubegpu_default_runtime": runtime, **overrides.get(name.replace("-", "_"), {})} for name in NODES}
+
+
+def pod_spec(kubeapi, path):
+    stored = get_object(kubeapi, path)
+    assert stored is not None, f"{path} was not stored"
+    return stored["spec"]["template"]["spec"]
+
+
+# -- vgpu_scheduler ---------------------------------------------------------------------------------------
+
+
+def vgpu_variables(chart, **more):
+    """The local chart (its version is the role's default chart version; a path needs no repository URL)."""
+    return {
+        "vgpu_scheduler_chart_ref": str(CHARTS / chart),
+        "vgpu_scheduler_nodes": ["gpu-node-1", "gpu-node-2"],
+        "vgpu_scheduler_node_selector": VGPU_SELECTOR,
+        **more,
+    }
+
+
+def test_vgpu_scheduler_hami_tag_from_version_selector_and_tolerations_three_ways(cluster, helm, helm_env):
+    label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on", "kubegpu.io/device-stack": "vgpu_scheduler"})
+    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), "env": helm_env}
+    check = run_role(cluster, "vgpu_scheduler", check=True, diff=True, **kwargs)
+    assert check.rc == 0, check.message or check.stdout
+    planned = check.task("Install or upgrade the vGPU scheduler release")["result"]
+    assert planned["changed"] and planned["action"] == "installed"
+    assert planned["diff"]["after"]["values"]["scheduler"]["kubeScheduler"] == {"image": {"tag": "v1.25.4"}}
+    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
+
+    real = run_role(cluster, "vgpu_scheduler", **kwargs)
+    assert real.rc == 0, real.message or real.stdout
+    stored = helm("get", "values", "hami", "-n", "kube-system", "-o", "json", json_output=True)
+    assert stored["scheduler"] == {
+        "kubeScheduler": {"image": {"tag": "v1.25.4"}},
+        "service": {"type": "NodePort", "schedulerPort": 31998},
+    }
+    assert stored["devicePlugin"]["deviceSplitCount"] == 10
+    scheduler = pod_spec(cluster, "/apis/apps/v1/namespaces/kube-system/deployments/hami-scheduler")
+    assert scheduler["containers"][0]["image"] == "chart-default.invalid/google_containers/kube-scheduler:v1.25.4"
+    plugin = pod_spec(cluster, "/apis/apps/v1/namespaces/kube-system/daemonsets/hami-device-plugin")
+    assert plugin["nodeSelector"] == VGPU_SELECTOR
+    assert plugin["tolerations"] == [GPU_TAINT_TOLERATION, NVIDIA_TOLERATION]
+    assert "--device-split-count=10" in plugin["containers"][0]["command"]
+    service = get_object(cluster, "/api/v1/namespaces/kube-system/services/hami-scheduler")
+    assert service["spec"]["type"] == "NodePort" and service["spec"]["ports"][0]["nodePort"] == 31998
+    daemonset = get_object(cluster, "/apis/apps/v1/namespaces/kube-system/daemonsets/hami-device-plugin")
+    assert daemonset["status"]["desiredNumberScheduled"] == 2, "the ready controller places it on the two gpu=on nodes"
+
+    cluster.admin.reset_counters()
+    again = run_role(cluster, "vgpu_scheduler", **kwargs)
+    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
+    assert writes(cluster) == []
+
+
+def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster, helm, helm_env):
+    label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on"})
+    variables = vgpu_variables(
+        "vgpu",
+        vgpu_scheduler_chart_flavor="vgpu",
+        vgpu_scheduler_chart_version="2.0.0",
+        vgpu_scheduler_release_name="vgpu",
+        vgpu_scheduler_image_registry="mirror.test:5000",
+        vgpu_scheduler_default_memory=2048,
+        vgpu_scheduler_default_cores=20,
+        vgpu_scheduler_device_split_count=4,
+        vgpu_scheduler_node_port=31000,
+        vgpu_scheduler_node_selector={"gpu": "on"},
+    )
+    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    real = run_role(cluster, "vgpu_scheduler", **kwargs)
+    assert real.rc == 0, real.message or real.stdout
+    stored = helm("get", "values", "vgpu", "-n", "kube-system", "-o", "json", json_output=True)
+    assert stored["scheduler"]["kubeScheduler"]["imageTag"] == "v1.25.4"
+    assert "image" not in stored["scheduler"]["kubeScheduler"] or isinstance(stored["scheduler"]["kubeScheduler"]["image"], str)
+    scheduler = pod_spec(cluster, "/apis/apps/v1/namespaces/kube-system/deployments/vgpu-scheduler")
+    kube_scheduler, extender = scheduler["containers"]
+    assert kube_scheduler["image"] == "mirror.test:5000/google_containers/kube-scheduler:v1.25.4"
+    assert kube_scheduler["command"] == ["kube-scheduler", "--config=/config/config.yaml"], "a 1.25 tag takes the new arguments"
+    assert extender["image"].startswith("mirror.test:5000/4pdosc/k8s-vdevice:")
+    assert {"--default-mem=2048", "--default-cores=20"} <= set(extender["command"])
+    plugin = pod_spec(cluster, "/apis/apps/v1/namespaces/kube-system/daemonsets/vgpu-device-plugin")
+    assert plugin["nodeSelector"] == {"gpu": "on"}
+    assert plugin["tolerations"] == [GPU_TAINT_TOLERATION, NVIDIA_TOLERATION]
+    assert "--device-split-count=4" in plugin["containers"][0]["command"]
+    service = get_object(cluster, "/api/v1/namespaces/kube-system/services/vgpu-scheduler")
+    assert service["spec"]["ports"][0]["nodePort"] == 31000
+
+    cluster.admin.reset_counters()
+    again = run_role(cluster, "vgpu_scheduler", **kwargs)
+    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
+    assert writes(cluster) == []
+
+
+VGPU_REFUSALS = [
+    pytest.param(({}, {}, ["lack the label gpu=on", "gpu-node-1, gpu-node-2"]), id="no-gpu-on"),
+    pytest.param(
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"hosts": hosts(gpu_node_2={"kubegpu_default_runtime": "runc"})},
+            ["default runtime", "gpu-node-2 (runc)"],
+        ),
+        id="runtime-runc",
+    ),
+    pytest.param(
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"variables": vgpu_variables("hami", vgpu_scheduler_nodes=["gpu-node-1", "gpu-node-9"])},
+            ["no Node object for gpu-node-9"],
+        ),
+        id="unknown-node",
+    ),
+    pytest.param(
+        (
+            {"gpu-node-1": {"gpu": "on"}, "gpu-node-2": {"gpu": "on"}},
+            {"variables": vgpu_variables("hami", vgpu_scheduler_default_memory=1024)},
+            ["default_memory=1024", "HAMi's chart"],
+        ),
+        id="hami-default-memory",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", VGPU_REFUSALS)
+def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(cluster, helm, helm_env, case):
+    labels, overrides, words = case
+    for name, node_labels in labels.items():
+        label_nodes(cluster, [name], node_labels)
+    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), "env": helm_env, **overrides}
+    run = run_role(cluster, "vgpu_scheduler", **kwargs)
+    assert run.rc != 0 and run.failed, run.stdout
+    for word in words:
+        assert word in run.message, (word, run.message)
+    assert writes(cluster) == []
+    assert helm("list", "-A", "-o", "json", json_output=True) == []
+
+
+# -- nvidia_device_plugin --------------------------------------------------------------------------------
+
+
+def nvdp_variables(**more):
+    return {
+        "nvidia_device_plugin_chart_ref": str(CHARTS / "nvidia-device-plugin"),
+        "nvidia_device_plugin_nodes": ["gpu-node-3"],
+        "nvidia_device_plugin_node_selector": NVDP_SELECTOR,
+        **more,
+    }
+
+
+def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three_ways(cluster, helm, helm_env):
+    label_nodes(cluster, ["gpu-node-3"], {"kubegpu.io/device-stack": "nvidia_device_plugin"})
+    variables = nvdp_variables(nvidia_device_plugin_sharing="time-slicing", nvidia_device_plugin_replicas=4)
+    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    check = run_role(cluster, "nvidia_device_plugin", check=True, **kwargs)
+    assert check.rc == 0, check.message or check.stdout
+    assert check.task("Install or upgrade the NVIDIA device plugin release")["result"]["changed"]
+    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
+
+    real = run_role(cluster, "nvidia_device_plugin", **kwargs)
+    assert real.rc == 0, real.message or real.stdout
+    configmap = get_object(cluster, "/api/v1/namespaces/nvidia-device-plugin/configmaps/nvidia-device-plugin-configs")
+    assert yaml.safe_load(configmap["data"]["kubegpu"]) == {
+        "version": "v1",
+        "flags": {"migStrategy": "none"},
+        "sharing": {
+            "timeSlicing": {
+                "renameByDefault": False,
+                "failRequestsGreaterThanOne": False,
+                "resources": [{"name": "nvidia.com/gpu", "replicas": 4}],
+            }
+        },
+    }
+    plugin = pod_spec(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin")
+    assert plugin["nodeSelector"] == NVDP_SELECTOR
+    assert GPU_TAINT_TOLERATION in plugin["tolerations"] and NVIDIA_TOLERATION in plugin["tolerations"]
+    sidecar = {env["name"]: env.get("value") for env in plugin["containers"][0]["env"]}
+    assert sidecar["DEFAULT_CONFIG"] == "kubegpu"
+    assert (
+        get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin-mps-control-daemon")
+        is None
+    )
+    daemonset = get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin")
+    assert daemonset["status"]["desiredNumberScheduled"] == 1, "only gpu-node-3 carries this stack's label"
+
+    cluster.admin.reset_counters()
+    again = run_role(cluster, "nvidia_device_plugin", **kwargs)
+    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
+    assert writes(cluster) == []
+
+
+@pytest.fixture(scope="module")
+def gpu_facts(tmp_path_factory):
+    """ansible_facts.gpu of a host with a MIG-enabled A100 and of one with a T4, from the real gpu_facts and the
+    fake NVML library (scenarios a100_mig and t4)."""
+    sysfs = build(tmp_path_factory.mktemp("sys"), [])
+    facts = {}
+    for scenario in ("a100_mig", "t4"):
+        run = run_module(
+            "kubegpu.core.gpu_facts",
+            {"sysfs_root": str(sysfs), "nvidia_smi_path": "/nonexistent/nvidia-smi"},
+            env=fake_nvml.environment(scenario),
+        )
+        assert run.status == "ok", run.result
+        facts[scenario] = run.result["ansible_facts"]["gpu"]
+    assert facts["a100_mig"]["devices"][0]["mig_mode_current"] is True
+    assert not any(device["mig_mode_current"] for device in facts["t4"]["devices"])
+    return facts
+
+
+def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm, helm_env, gpu_facts):
+    inventory = hosts()
+    facts = {"gpu-node-2": {"gpu": gpu_facts["t4"]}, "gpu-node-3": {"gpu": gpu_facts["a100_mig"]}}
+    variables = nvdp_variables(nvidia_device_plugin_sharing="mps", nvidia_device_plugin_nodes=["gpu-node-2", "gpu-node-3"])
+    run = run_role(cluster, "nvidia_device_plugin", hosts=inventory, facts=facts, variables=variables, env=helm_env)
+    assert run.rc != 0, run.stdout
+    assert "MPS sharing is not supported on MIG-enabled GPUs" in run.message and "gpu-node-3" in run.message
+    assert "gpu-node-2" not in run.message.split("enabled GPUs")[1]
+    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
+
+    # MPS is fine on the T4 node, which has no MIG
+    mps = run_role(
+        cluster,
+        "nvidia_device_plugin",
+        hosts=inventory,
+        facts=facts,
+        variables={**variables, "nvidia_device_plugin_nodes": ["gpu-node-2"]},
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
+    assert mps.rc == 0, mps.message
+    config = mps.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]["config"][
+        "map"
+    ]["kubegpu"]
+    assert "mps:" in config and "timeSlicing" not in config
+    assert writes(cluster) == []
+
+
+# -- gpu_operator ---------------------------------------------------------------------------------------
+
+
+def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_them_three_ways(cluster, helm, helm_env):
+    variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator")}
+    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    check = run_role(cluster, "gpu_operator", check=True, **kwargs)
+    assert check.rc == 0, check.message or check.stdout
+    assert check.task("Install or upgrade the GPU Operator release")["result"]["changed"]
+    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
+
+    real = run_role(cluster, "gpu_operator", **kwargs)
+    assert real.rc == 0, real.message or real.stdout
+    policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
+    assert policy["spec"]["driver"] == {"enabled": False} and policy["spec"]["toolkit"] == {"enabled": False}
+    assert policy["spec"]["daemonsets"]["tolerations"] == [NVIDIA_TOLERATION, GPU_TAINT_TOLERATION]
+    cluster.admin.reset_counters()
+    again = run_role(cluster, "gpu_operator", **kwargs)
+    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
+    assert writes(cluster) == []
+
+    # nodes whose driver and toolkit this collection does not manage: the operator installs them
+    unmanaged = {**variables, "kubegpu_manage_driver": False, "kubegpu_manage_toolkit": False}
+    upgrade = run_role(cluster, "gpu_operator", hosts=hosts(), variables=unmanaged, env=helm_env)
+    assert upgrade.rc == 0 and upgrade.changed, upgrade.message
+    policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
+    assert policy["spec"]["driver"] == {"enabled": True} and policy["spec"]["toolkit"] == {"enabled": True}
+
+
+# -- the device stack plan (defaults of <role>_nodes and <role>_node_selector) ------------------------------
+
+HAS_PLAN_FILTER = (Path(__file__).resolve().parents[2] / "plugins" / "filter" / "device_stack_nodes.py").is_file()
+
+
+@pytest.mark.skipif(not HAS_PLAN_FILTER, reason="needs the kubegpu.core.device_stack_nodes filter (branch d1-labels)")
+def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster, helm, helm_env):
+    """gpu-node-3 chose NVIDIA's plugin (a host variable), the others the default stack (the vGPU scheduler):
+    HAMi's preflight looks only at its own two nodes (gpu-node-3 lacks gpu=on and is not refused), and each
+    chart gets its stack's selector from the plan."""
+    label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on", "kubegpu.io/device-stack": "vgpu_scheduler"})
+    inventory = hosts(gpu_node_3={"kubegpu_device_plugin": "nvidia_device_plugin"})
+    vgpu = run_role(
+        cluster,
+        "vgpu_scheduler",
+        hosts=inventory,
+        variables={"vgpu_scheduler_chart_ref": str(CHARTS / "hami")},
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
+    assert vgpu.rc == 0, vgpu.message or vgpu.stdout
+    values = vgpu.task("Install or upgrade the vGPU scheduler release")["result"]["diff"]["after"]["values"]
+    assert values["devicePlugin"]["nvidiaNodeSelector"] == VGPU_SELECTOR
+    assert vgpu.task("Read the API server's version and the nodes of this stack")["result"]["missing_nodes"] == []
+    assert sorted(vgpu.task("Read the API server's version and the nodes of this stack")["result"]["nodes"]) == [
+        "gpu-node-1",
+        "gpu-node-2",
+    ]
+    nvdp = run_role(
+        cluster,
+        "nvidia_device_plugin",
+        hosts=inventory,
+        variables=nvdp_variables(nvidia_device_plugin_nodes=None, nvidia_device_plugin_node_selector=None),
+        env=helm_env,
+        check=True,
+        diff=True,
+    )
+    assert nvdp.rc == 0, nvdp.message or nvdp.stdout
+    values = nvdp.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]
+    assert values["nodeSelector"] == NVDP_SELECTOR
+    assert writes(cluster) == []
