@@ -51,14 +51,16 @@ def run_role(
     inventory: str | None = None,
     extra_vars: dict[str, t.Any] | None = None,
     workdir: Path | None = None,
+    pre_plays: list[dict[str, t.Any]] | None = None,
 ) -> PlayRun:
     """One play on localhost (connection local, no facts) that runs ``kubegpu.core.<role>`` with ``role_vars``.
     ``inventory`` is an INI/YAML inventory text (hosts are never contacted: only their variables are read);
-    ``workdir`` is ansible-playbook's working directory (default: a fresh temporary one)."""
+    ``workdir`` is ansible-playbook's working directory (default: a fresh temporary one); ``pre_plays`` run first
+    (for example kubegpu.core.gpu_facts on the inventory's GPU hosts, as playbooks/facts.yml does)."""
     clients = ensure_clients()
     with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
         scratch = Path(scratch_name)
-        play = [
+        play = list(pre_plays or []) + [
             {
                 "name": f"kubegpu.core.{role} (test)",
                 "hosts": "localhost",
@@ -93,6 +95,7 @@ def run_role(
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
         cwd = workdir or scratch
+        env["PWD"] = str(cwd)  # as a shell sets it: relative paths of the play are taken from here
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=600)
         records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
     return PlayRun(proc.returncode, records, proc.stdout, proc.stderr)
