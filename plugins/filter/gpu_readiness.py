@@ -111,7 +111,7 @@ def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
             if (item.get("state") or {}).get("terminated")
         ]
         why = ": ".join(part for part in (status.get("reason"), status.get("message")) if part)
-        detail = "; ".join([why] + exits if why else exits) or "no reason given"
+        detail = "; ".join([why, *exits] if why else exits) or "no reason given"
         return {"result": "failed", "message": f"pod {name} failed: {detail}", "pod": name}
     waiting = ""
     for item in status.get("conditions") or []:
@@ -142,8 +142,8 @@ def gpu_readiness(
         if annotations.get(SMOKE_NODE_ANNOTATION):
             pod_by_node[annotations[SMOKE_NODE_ANNOTATION]] = pod
     entries = []
-    for target in targets:
-        target = _mapping(target, "each node")
+    for item in targets:
+        target = _mapping(item, "each node")
         name = target.get("node")
         gpu = _mapping(target.get("gpu"), f"the gpu facts of {name}")
         node = by_name.get(name)
@@ -230,8 +230,7 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
     lines = [
         "# GPU readiness",
         "",
-        f"{len(entries)} GPU node(s): {passed} smoke test(s) passed, {failed} failed, "
-        f"{len(entries) - passed - failed} skipped.",
+        f"{len(entries)} GPU node(s): {passed} smoke test(s) passed, {failed} failed, {len(entries) - passed - failed} skipped.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

@@ -320,7 +320,13 @@ class K8sApply:
         action = "created" if before is None else ("updated" if changed else "unchanged")
         if self.check and before is None and doc["apiVersion"] == "v1" and doc["kind"] == "Namespace":
             self.new_namespaces.add(doc["metadata"]["name"])
-        return {**entry, "namespace": namespace, "action": action, "changed": changed, "object": kube.without_managed_fields(after)}
+        return {
+            **entry,
+            "namespace": namespace,
+            "action": action,
+            "changed": changed,
+            "object": kube.without_managed_fields(after),
+        }
 
     def _delete(self, doc: dict[str, t.Any]) -> dict[str, t.Any]:
         entry = {"apiVersion": doc["apiVersion"], "kind": doc["kind"], "name": doc["metadata"]["name"]}

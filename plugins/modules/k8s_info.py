@@ -142,7 +142,9 @@ class K8sInfo:
         path = kube.Discovery.collection_path(api_version, resource, namespace)
         label = f"{kind} ({api_version})"
         if name:
-            obj = client.request("GET", f"{path}/{urllib.parse.quote(name, safe='')}", what=f"reading {label} {name}", not_found_ok=True)
+            obj = client.request(
+                "GET", f"{path}/{urllib.parse.quote(name, safe='')}", what=f"reading {label} {name}", not_found_ok=True
+            )
             items = [] if obj is None else [obj]
         else:
             query = {"labelSelector": self.params["label_selector"], "fieldSelector": self.params["field_selector"]}

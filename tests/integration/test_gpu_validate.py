@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.support import fake_nvml
-from tests.support.kube_modules import get_object, writes
+from tests.support.kube_modules import writes
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.role_runs import run_role
 

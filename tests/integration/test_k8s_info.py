@@ -20,7 +20,11 @@ def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
         {
             "one node": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-2"}, None),
             "no such node": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-9"}, None),
-            "by selector": ("kubegpu.core.k8s_info", {**connection, "kind": "Namespace", "label_selector": "kubernetes.io/metadata.name=default"}, None),
+            "by selector": (
+                "kubegpu.core.k8s_info",
+                {**connection, "kind": "Namespace", "label_selector": "kubernetes.io/metadata.name=default"},
+                None,
+            ),
             "served crd": ("kubegpu.core.k8s_info", {**connection, "api_version": "openfaas.com/v1", "kind": "Profile"}, None),
             "not served": ("kubegpu.core.k8s_info", {**connection, "api_version": "example.io/v1", "kind": "Thing"}, None),
             "namespaced get without namespace": ("kubegpu.core.k8s_info", {**connection, "kind": "Pod", "name": "x"}, None),

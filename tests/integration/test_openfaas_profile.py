@@ -33,7 +33,7 @@ def test_install_and_profile_check_mode_then_apply_then_no_change(kubeapi):
 
     real = run_role(kubeapi, "openfaas_profile", INSTALL)
     assert real.rc == 0, real.stdout
-    assert set(real.changed_tasks) == {"OpenFaaS with Helm", "The withgpu Profile"}
+    assert set(real.changed_tasks) == {"OpenFaaS with Helm", "Apply the Profile withgpu"}
     profile = get_object(kubeapi, PROFILE)
     assert profile["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubegpu"}
     assert profile["spec"] == {
@@ -72,7 +72,7 @@ def test_names_keys_taint_value_and_runtime_class_are_configurable(kubeapi):
     }
     extra = {"kubegpu_gpu_taint": {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}}
     check = run_role(kubeapi, "openfaas_profile", settings, check=True, extra_vars=extra)
-    assert check.rc == 0 and check.changed_tasks == ["The gpu-functions Profile"], check.stdout
+    assert check.rc == 0 and check.changed_tasks == ["Apply the Profile gpu-functions"], check.stdout
     assert all(entry["query"].get("dryRun") == "All" for entry in writes(kubeapi))
     path = PROFILE.replace("withgpu", "gpu-functions")
     assert get_object(kubeapi, path) is None
@@ -102,7 +102,9 @@ def test_refuses_without_change_when_the_profile_kind_is_not_served(kubeapi):
 
 
 def test_community_edition_refuses_a_gpu_taint_and_applies_no_profile_without_one(kubeapi):
-    tainted = run_role(kubeapi, "openfaas_profile", {}, extra_vars={"kubegpu_openfaas_edition": "community", "kubegpu_gpu_taint_enabled": True})
+    tainted = run_role(
+        kubeapi, "openfaas_profile", {}, extra_vars={"kubegpu_openfaas_edition": "community", "kubegpu_gpu_taint_enabled": True}
+    )
     assert tainted.rc != 0
     message = tainted.failed_tasks[0]["result"]["msg"]
     assert "Community Edition ignores Profiles" in message and 'constraints ["gpu=on"]' in message

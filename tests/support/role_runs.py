@@ -60,7 +60,8 @@ def run_role(
     clients = ensure_clients()
     with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
         scratch = Path(scratch_name)
-        play = list(pre_plays or []) + [
+        play = [
+            *(pre_plays or []),
             {
                 "name": f"kubegpu.core.{role} (test)",
                 "hosts": "localhost",
@@ -68,7 +69,7 @@ def run_role(
                 "gather_facts": False,
                 "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
                 "roles": [{"role": f"kubegpu.core.{role}", "vars": role_vars or {}}],
-            }
+            },
         ]
         playbook = scratch / "play.yml"
         playbook.write_text(json.dumps(play))
@@ -87,7 +88,14 @@ def run_role(
             }
         )
         # the controller's Python (the venv's, with the kubernetes library) runs the modules on localhost
-        argv = [str(BIN / "ansible-playbook"), "-i", str(hosts), str(playbook), "-e", f"ansible_python_interpreter={sys.executable}"]
+        argv = [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(hosts),
+            str(playbook),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ]
         if check:
             argv.append("--check")
         if diff:

@@ -23,7 +23,15 @@ FACTS = {
 
 
 def target(node="gpu-1", smoke=True, **extra):
-    return {"host": node, "node": node, "device_plugin": "vgpu_scheduler", "gpu": FACTS, "default_runtime": "nvidia", "smoke": smoke, **extra}
+    return {
+        "host": node,
+        "node": node,
+        "device_plugin": "vgpu_scheduler",
+        "gpu": FACTS,
+        "default_runtime": "nvidia",
+        "smoke": smoke,
+        **extra,
+    }
 
 
 def smoke_pod(node="gpu-1", phase="Succeeded", **status):
@@ -48,17 +56,28 @@ def test_an_entry_joins_facts_node_and_pod():
 @pytest.mark.parametrize(
     ("pod", "words"),
     [
-        (smoke_pod(phase="Failed", reason="OutOfnvidia.com/gpu", message="Pod was rejected"), ["failed: OutOfnvidia.com/gpu: Pod was rejected"]),
         (
-            smoke_pod(phase="Failed", containerStatuses=[{"name": "smoke", "state": {"terminated": {"exitCode": 9, "reason": "Error"}}}]),
+            smoke_pod(phase="Failed", reason="OutOfnvidia.com/gpu", message="Pod was rejected"),
+            ["failed: OutOfnvidia.com/gpu: Pod was rejected"],
+        ),
+        (
+            smoke_pod(
+                phase="Failed", containerStatuses=[{"name": "smoke", "state": {"terminated": {"exitCode": 9, "reason": "Error"}}}]
+            ),
             ["container smoke exited 9 (Error)"],
         ),
         (
-            smoke_pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}]),
+            smoke_pod(
+                phase="Pending",
+                conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}],
+            ),
             ["did not finish within 30s, still Pending", "not scheduled (Unschedulable): 0/1 nodes"],
         ),
         (
-            smoke_pod(phase="Pending", containerStatuses=[{"name": "smoke", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no"}}}]),
+            smoke_pod(
+                phase="Pending",
+                containerStatuses=[{"name": "smoke", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no"}}}],
+            ),
             ["container smoke waiting (ImagePullBackOff)"],
         ),
         (smoke_pod(phase="Running"), ["still Running on gpu-1"]),

@@ -12,10 +12,12 @@ from tests.support.kubeapi.store import Store
 STAMP = "2026-01-01T00:00:00Z"
 
 
-def pod(name="smoke", node=None, limits=None, tolerations=None, affinity_node=None, scheduler=None, restart="Never", **spec):
+def pod(name="smoke", node=None, *, limits=None, tolerations=None, affinity_node=None, scheduler=None, restart="Never", **spec):
     body = {
         "restartPolicy": restart,
-        "containers": [{"name": "c", "image": "x", "resources": {"limits": limits if limits is not None else {"nvidia.com/gpu": "1"}}}],
+        "containers": [
+            {"name": "c", "image": "x", "resources": {"limits": limits if limits is not None else {"nvidia.com/gpu": "1"}}}
+        ],
         **spec,
     }
     if node:
@@ -28,7 +30,9 @@ def pod(name="smoke", node=None, limits=None, tolerations=None, affinity_node=No
         body["affinity"] = {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [affinity_node]}]}]
+                    "nodeSelectorTerms": [
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [affinity_node]}]}
+                    ]
                 }
             }
         }
@@ -50,7 +54,9 @@ def test_affinity_on_the_node_name_picks_that_node():
 def test_a_node_without_the_gpu_resource_is_insufficient_with_the_schedulers_message():
     node, message = kubelet.schedule(pod(affinity_node="b"), NODES, [])
     assert node is None
-    assert message == "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node affinity/selector."
+    assert (
+        message == "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node affinity/selector."
+    )
 
 
 def test_gpus_used_by_running_pods_count_and_finished_ones_do_not():
@@ -103,7 +109,11 @@ def test_hami_scheduler_ignores_gpumem_and_gpucores_but_not_gpu():
     ],
 )
 def test_label_expressions_of_node_affinity(expression, matches):
-    spec = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}}}
+    spec = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}
+        }
+    }
     assert [node["metadata"]["name"] for node in NODES if kubelet.matches_affinity(pod(affinity=spec), node)] == matches
 
 

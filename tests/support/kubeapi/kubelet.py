@@ -92,7 +92,9 @@ def matches_affinity(pod: dict, node: dict) -> bool:
     labels = (node.get("metadata") or {}).get("labels") or {}
     if any(labels.get(key) != value for key, value in (spec.get("nodeSelector") or {}).items()):
         return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")) or {}
+    required = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+    ) or {}
     terms = required.get("nodeSelectorTerms")
     if not required:
         return True

@@ -17,8 +17,7 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
-from . import kubelet
-from . import typed
+from . import kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
