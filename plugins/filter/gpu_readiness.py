@@ -8,67 +8,8 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: gpu_readiness
-short_description: The per-node GPU readiness report of the gpu_validate role
-version_added: 0.1.0
-author:
-  - kubegpu.core maintainers (@kubegpu)
-description:
-  - Joins what the inventory knows of each GPU node (its C(gpu) facts from M(kubegpu.core.gpu_facts), its default
-    runtime, its device stack) with its Node object (labels, taints, allocatable GPU resources) and the phase of
-    its smoke pod, into one report entry per node.
-  - Each entry has C(node), C(host), C(device_plugin), C(registered), C(gpus) (C(count), C(models),
-    C(memory_mib) per GPU), C(driver_version), C(cuda_driver_version), C(default_runtime), C(labels) (the
-    GPU-related ones - C(gpu), C(accelerator), and those under C(nvidia.com/), C(k8s.amazonaws.com/) and
-    C(feature.node.kubernetes.io/pci-10de)), C(taints), C(allocatable) (C(nvidia.com/*) and
-    C(k8s.amazonaws.com/*) resources) and C(smoke) (C(result) V(passed), V(failed) or V(skipped), C(message), C(pod)).
-  - The companion filters C(kubegpu.core.gpu_readiness_markdown) and C(kubegpu.core.gpu_readiness_table) render
-    the entries as a Markdown document and as the lines of a plain-text table.
-options:
-  _input:
-    description:
-      - The nodes to report, each a dict with C(host), C(node), C(device_plugin), C(gpu) (the host's
-        C(ansible_facts.gpu), or C({})), C(default_runtime) and C(smoke) (whether a smoke pod was started for it).
-    type: list
-    elements: dict
-    required: true
-  nodes:
-    description: The Node objects of the cluster (C(resources) of M(kubegpu.core.k8s_info) with C(kind=Node)).
-    type: list
-    elements: dict
-    required: true
-  pods:
-    description: The smoke pods as last read, each naming its node in the annotation C(kubegpu.io/smoke-node).
-    type: list
-    elements: dict
-    default: []
-  skipped:
-    description: Why no smoke pod ran, when none ran (for example check mode); empty when they ran.
-    type: str
-    default: ""
-  timeout:
-    description: The seconds the smoke pods were given, for the message of a pod that did not finish.
-    type: int
-    default: 0
-"""
+# The filters' documentation: gpu_readiness.yml, gpu_readiness_table.yml, gpu_readiness_markdown.yml next to this file.
 
-EXAMPLES = r"""
-- name: The report
-  ansible.builtin.set_fact:
-    report: "{{ targets | kubegpu.core.gpu_readiness(nodes.resources, pods.resources, timeout=300) }}"
-
-- name: Shown as a table
-  ansible.builtin.debug:
-    msg: "{{ report | kubegpu.core.gpu_readiness_table }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One entry per node, in the order given.
-  type: list
-  elements: dict
-"""
 
 SMOKE_NODE_ANNOTATION = "kubegpu.io/smoke-node"
 LABEL_PREFIXES = ("nvidia.com/", "k8s.amazonaws.com/", "feature.node.kubernetes.io/pci-10de")
