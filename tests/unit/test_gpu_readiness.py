@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ansible_collections.kubegpu.core.plugins.filter.gpu_readiness import (
     gpu_readiness,
@@ -117,3 +119,43 @@ def test_bad_input_is_named():
         gpu_readiness({}, [])
     with pytest.raises(AnsibleFilterError, match="the gpu facts of gpu-1 must be a mapping, not str"):
         gpu_readiness([target(gpu="x")], [])
+
+
+PHASES = st.sampled_from(["Pending", "Running", "Succeeded", "Failed", "Unknown", None])
+TEXT = st.text(max_size=20)
+STATUSES = st.fixed_dictionaries(
+    {"phase": PHASES},
+    optional={
+        "reason": TEXT,
+        "message": TEXT,
+        "conditions": st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["PodScheduled", "Ready"]), "status": st.sampled_from(["True", "False"])}
+            ),
+            max_size=3,
+        ),
+        "containerStatuses": st.lists(
+            st.fixed_dictionaries(
+                {"name": TEXT},
+                optional={
+                    "state": st.one_of(
+                        st.just({}),
+                        st.fixed_dictionaries({"terminated": st.fixed_dictionaries({"exitCode": st.integers(0, 255)})}),
+                        st.fixed_dictionaries({"waiting": st.fixed_dictionaries({"reason": TEXT})}),
+                    )
+                },
+            ),
+            max_size=2,
+        ),
+    },
+)
+
+
+@pytest.mark.property
+@given(status=STATUSES)
+def test_any_pod_status_gives_passed_only_when_succeeded_and_names_the_pod(status):
+    pod = smoke_pod()
+    pod["status"] = {key: value for key, value in status.items() if value is not None}
+    result = smoke_result(pod, 7)
+    assert result["result"] == ("passed" if status["phase"] == "Succeeded" else "failed")
+    assert "default/kubegpu-smoke-gpu-1" in result["message"] and result["pod"] == "default/kubegpu-smoke-gpu-1"
