@@ -412,3 +412,57 @@ def check_node_name(name: t.Any) -> str:
 
 def node_path(name: str) -> str:
     return f"/api/v1/nodes/{urllib.parse.quote(name, safe='')}"
+
+
+# What to install when a group is not served; anything else gets a generic hint.
+PROVIDERS = {
+    "openfaas.com": "install OpenFaaS first",
+    "nvidia.com": "install the NVIDIA GPU Operator first",
+    "monitoring.coreos.com": "install the Prometheus Operator first",
+}
+
+
+class Discovery:
+    """Kinds the cluster serves, read once per group-version."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self.served: dict[str, dict[str, dict[str, t.Any]] | None] = {}
+
+    def resource(self, api_version: str, kind: str, *, fresh: bool = False) -> dict[str, t.Any] | None:
+        if fresh or api_version not in self.served:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            listing = self.client.request("GET", path, what=f"discovery of {api_version}", not_found_ok=True)
+            kinds: dict[str, dict[str, t.Any]] = {}
+            for resource in (listing or {}).get("resources") or []:
+                if "/" not in resource.get("name", ""):
+                    kinds[resource["kind"]] = resource
+            self.served[api_version] = kinds if listing is not None else None
+        return (self.served[api_version] or {}).get(kind)
+
+    @staticmethod
+    def collection_path(api_version: str, resource: dict[str, t.Any], namespace: str | None) -> str:
+        """The URL path of a served resource's collection (in ``namespace`` when it is namespaced and one is given)."""
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if resource.get("namespaced") and namespace:
+            base += f"/namespaces/{urllib.parse.quote(namespace, safe='')}"
+        return f"{base}/{resource['name']}"
+
+
+def not_served(api_version: str, kind: str) -> str:
+    group = api_version.rpartition("/")[0] if "/" in api_version else ""
+    hint = PROVIDERS.get(group) or (
+        "install the CustomResourceDefinition (or the operator) that provides it first"
+        if "." in group
+        else "check apiVersion and kind for a typo or a version this cluster does not serve"
+    )
+    return f"{kind} ({api_version}) is not served by this cluster: {hint}"
+
+
+def without_managed_fields(obj: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
+    """The object as the API server returned it, less ``metadata.managedFields``."""
+    if obj is None:
+        return None
+    result = dict(obj)
+    result["metadata"] = {key: value for key, value in (obj.get("metadata") or {}).items() if key != "managedFields"}
+    return result

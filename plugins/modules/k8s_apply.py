@@ -184,12 +184,6 @@ ARGUMENT_SPEC.update(
     wait_timeout={"type": "int", "default": 120},
 )
 
-# What to install when a group is not served; anything else gets a generic hint.
-PROVIDERS = {
-    "openfaas.com": "install OpenFaaS first",
-    "nvidia.com": "install the NVIDIA GPU Operator first",
-    "monitoring.coreos.com": "install the Prometheus Operator first",
-}
 SERVER_SET_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 
 
@@ -241,43 +235,6 @@ def comparable(obj: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
     return result
 
 
-def without_managed_fields(obj: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
-    if obj is None:
-        return None
-    result = dict(obj)
-    result["metadata"] = {key: value for key, value in (obj.get("metadata") or {}).items() if key != "managedFields"}
-    return result
-
-
-class Discovery:
-    """Kinds the cluster serves, read once per group-version."""
-
-    def __init__(self, client: kube.KubeClient) -> None:
-        self.client = client
-        self.served: dict[str, dict[str, dict[str, t.Any]] | None] = {}
-
-    def resource(self, api_version: str, kind: str, *, fresh: bool = False) -> dict[str, t.Any] | None:
-        if fresh or api_version not in self.served:
-            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            listing = self.client.request("GET", path, what=f"discovery of {api_version}", not_found_ok=True)
-            kinds: dict[str, dict[str, t.Any]] = {}
-            for resource in (listing or {}).get("resources") or []:
-                if "/" not in resource.get("name", ""):
-                    kinds[resource["kind"]] = resource
-            self.served[api_version] = kinds if listing is not None else None
-        return (self.served[api_version] or {}).get(kind)
-
-
-def not_served(api_version: str, kind: str) -> str:
-    group = api_version.rpartition("/")[0] if "/" in api_version else ""
-    hint = PROVIDERS.get(group) or (
-        "install the CustomResourceDefinition (or the operator) that provides it first"
-        if "." in group
-        else "check apiVersion and kind for a typo or a version this cluster does not serve"
-    )
-    return f"{kind} ({api_version}) is not served by this cluster: {hint}"
-
-
 class K8sApply:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
@@ -288,7 +245,7 @@ class K8sApply:
         self.documents = load_documents(self.params["definition"], self.params["src"])
         self.diff = DiffTracker()
         self.client: kube.KubeClient
-        self.discovery: Discovery
+        self.discovery: kube.Discovery
         # check mode: namespaces this task would create (dry run), whose objects cannot be dry-run yet
         self.new_namespaces: set[str] = set()
 
@@ -337,7 +294,7 @@ class K8sApply:
                 namespace = doc["metadata"].get("namespace") or self.params["namespace"]
                 self.diff.record(self._label(doc, namespace), None, doc)
                 return {**entry, "namespace": namespace, "action": "created", "changed": True, "object": None}
-            raise KubeGPUError(not_served(doc["apiVersion"], doc["kind"]))
+            raise KubeGPUError(kube.not_served(doc["apiVersion"], doc["kind"]))
         path, namespace = self._target(doc, resource)
         label = self._label(doc, namespace)
         body = deepcopy(doc)
@@ -363,7 +320,13 @@ class K8sApply:
         action = "created" if before is None else ("updated" if changed else "unchanged")
         if self.check and before is None and doc["apiVersion"] == "v1" and doc["kind"] == "Namespace":
             self.new_namespaces.add(doc["metadata"]["name"])
-        return {**entry, "namespace": namespace, "action": action, "changed": changed, "object": without_managed_fields(after)}
+        return {
+            **entry,
+            "namespace": namespace,
+            "action": action,
+            "changed": changed,
+            "object": kube.without_managed_fields(after),
+        }
 
     def _delete(self, doc: dict[str, t.Any]) -> dict[str, t.Any]:
         entry = {"apiVersion": doc["apiVersion"], "kind": doc["kind"], "name": doc["metadata"]["name"]}
@@ -436,7 +399,7 @@ class K8sApply:
                     problem = "not found" if obj is None else self._ready(obj)
                 if problem is None:
                     if obj is not None:
-                        entry["object"] = without_managed_fields(obj)
+                        entry["object"] = kube.without_managed_fields(obj)
                     break
                 if time.monotonic() >= deadline:
                     raise KubeGPUError(
@@ -450,14 +413,14 @@ class K8sApply:
 
     def run(self) -> dict[str, t.Any]:
         self.client = kube.KubeClient.from_params(self.params)
-        self.discovery = Discovery(self.client)
+        self.discovery = kube.Discovery(self.client)
         present = self.params["state"] == "present"
         documents = self.documents if present else list(reversed(self.documents))
         if present:
             # every kind is looked up before the first write; one not served stops the task here
             for doc in documents:
                 if not self._crd_in_task(doc) and self._resolve(doc) is None:
-                    raise KubeGPUError(not_served(doc["apiVersion"], doc["kind"]))
+                    raise KubeGPUError(kube.not_served(doc["apiVersion"], doc["kind"]))
         entries = [self._apply(doc) if present else self._delete(doc) for doc in documents]
         if self.params["wait"] and not self.check:
             self._wait(entries, documents)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._helm import deep_merge
-from ansible_collections.kubegpu.core.plugins.module_utils._kube import _retry_after, object_name_problem
-from ansible_collections.kubegpu.core.plugins.modules.k8s_apply import comparable, load_documents, not_served
+from ansible_collections.kubegpu.core.plugins.module_utils._kube import _retry_after, not_served, object_name_problem
+from ansible_collections.kubegpu.core.plugins.modules.k8s_apply import comparable, load_documents
 from ansible_collections.kubegpu.core.plugins.modules.node_labels import desired_labels, label_changes, prefixes
 from ansible_collections.kubegpu.core.plugins.modules.node_taints import check_taint, wanted_taints
 from tests.support.kubeapi.eviction import selector_matches

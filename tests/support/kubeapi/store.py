@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
-from . import typed
+from . import kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
@@ -784,11 +784,40 @@ class Store:
         obj = self._bucket(rtype).get(key)
         if obj is None:
             return
+        if (rtype.group, rtype.kind) == ("", "Pod"):
+            self._pod_controller(rtype, obj)
+            return
         status = ready_status(rtype, obj, self._node_count(obj))
         if status is None:
             return
         new = clone(obj)
         new["status"] = {**(obj.get("status") or {}), **status}
+        if new["status"] != obj.get("status"):
+            self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
+
+    def _pod_controller(self, rtype: ResourceType, obj: dict) -> None:
+        """kube-scheduler and the kubelet for a Pod still Pending (tests/support/kubeapi/kubelet.py)."""
+        if ((obj.get("status") or {}).get("phase") or "Pending") != "Pending":
+            return
+        nodes = list(self.objects.get(("", "nodes"), {}).values())
+        pods = list(self._bucket(rtype).values())
+        spec = obj.get("spec") or {}
+        node_name = spec.get("nodeName")
+        if not node_name:
+            node_name, message = kubelet.schedule(obj, nodes, pods)
+            if node_name is None:
+                self._set_status(rtype, obj, kubelet.unschedulable_status(message, now()))
+                return
+            bound = clone(obj)
+            bound["spec"]["nodeName"] = node_name  # the binding; writing it runs this controller again
+            self._write(rtype, obj, bound, manager="kube-scheduler", dry_run=False)
+            return
+        node = self.objects.get(("", "nodes"), {}).get(("", node_name))
+        self._set_status(rtype, obj, kubelet.pod_status(obj, node, pods, now()))
+
+    def _set_status(self, rtype: ResourceType, obj: dict, status: dict) -> None:
+        new = clone(obj)
+        new["status"] = status
         if new["status"] != obj.get("status"):
             self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
 
@@ -843,7 +872,8 @@ def _rv_if_changed(before: dict, after: dict) -> str:
 
 
 def ready_status(rtype: ResourceType, obj: dict, node_count: int) -> Optional[dict]:
-    """The status a healthy cluster's controllers would give this workload, or None for other kinds."""
+    """The status a healthy cluster's controllers would give this workload, or None for other kinds
+    (Pods: ``Store._pod_controller``)."""
     spec = obj.get("spec") or {}
     generation = obj["metadata"].get("generation", 1)
     kind = (rtype.group, rtype.kind)
@@ -892,29 +922,6 @@ def ready_status(rtype: ResourceType, obj: dict, node_count: int) -> Optional[di
             "numberReady": node_count,
             "numberAvailable": node_count,
             "numberMisscheduled": 0,
-        }
-    if kind == ("", "Pod"):
-        containers = spec.get("containers") or []
-        return {
-            "phase": "Running",
-            "conditions": [
-                {"type": t, "status": "True", "lastTransitionTime": stamp}
-                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-            ],
-            "containerStatuses": [
-                {
-                    "name": c.get("name", ""),
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": True,
-                    "started": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": stamp}},
-                }
-                for c in containers
-            ],
-            "podIP": "10.0.0.10",
-            "startTime": stamp,
         }
     if kind == ("batch", "Job"):
         completions = spec.get("completions", 1)

@@ -1,0 +1,161 @@
+"""The gpu_readiness filters of the gpu_validate role: one report entry per node from facts, Node objects and the
+smoke pods' last state, and its table and Markdown forms."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.kubegpu.core.plugins.filter.gpu_readiness import (
+    gpu_readiness,
+    gpu_readiness_markdown,
+    gpu_readiness_table,
+    smoke_result,
+)
+from tests.support.kubeapi.nodes import gpu_node
+
+FACTS = {
+    "present": True,
+    "driver_version": "535.161.08",
+    "cuda_driver_version": "12.2",
+    "devices": [{"name": "Tesla T4", "memory_total_mib": 15360}],
+}
+
+
+def target(node="gpu-1", smoke=True, **extra):
+    return {
+        "host": node,
+        "node": node,
+        "device_plugin": "vgpu_scheduler",
+        "gpu": FACTS,
+        "default_runtime": "nvidia",
+        "smoke": smoke,
+        **extra,
+    }
+
+
+def smoke_pod(node="gpu-1", phase="Succeeded", **status):
+    return {
+        "metadata": {"name": f"kubegpu-smoke-{node}", "namespace": "default", "annotations": {"kubegpu.io/smoke-node": node}},
+        "spec": {"nodeName": node},
+        "status": {"phase": phase, **status},
+    }
+
+
+def test_an_entry_joins_facts_node_and_pod():
+    node = gpu_node("gpu-1", gpus=1, labels={"gpu": "on", "topology.kubernetes.io/zone": "a"})
+    node["spec"]["taints"] = [{"key": "gpu", "effect": "NoSchedule"}]
+    [entry] = gpu_readiness([target()], [node], [smoke_pod()], timeout=30)
+    assert entry["gpus"] == {"count": 1, "models": ["Tesla T4"], "memory_mib": [15360]}
+    assert entry["labels"] == {"gpu": "on", "nvidia.com/gpu.present": "true"}
+    assert entry["allocatable"] == {"nvidia.com/gpu": "1"}
+    assert entry["taints"] == [{"key": "gpu", "effect": "NoSchedule"}]
+    assert entry["smoke"]["result"] == "passed" and entry["registered"]
+
+
+@pytest.mark.parametrize(
+    ("pod", "words"),
+    [
+        (
+            smoke_pod(phase="Failed", reason="OutOfnvidia.com/gpu", message="Pod was rejected"),
+            ["failed: OutOfnvidia.com/gpu: Pod was rejected"],
+        ),
+        (
+            smoke_pod(
+                phase="Failed", containerStatuses=[{"name": "smoke", "state": {"terminated": {"exitCode": 9, "reason": "Error"}}}]
+            ),
+            ["container smoke exited 9 (Error)"],
+        ),
+        (
+            smoke_pod(
+                phase="Pending",
+                conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}],
+            ),
+            ["did not finish within 30s, still Pending", "not scheduled (Unschedulable): 0/1 nodes"],
+        ),
+        (
+            smoke_pod(
+                phase="Pending",
+                containerStatuses=[{"name": "smoke", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no"}}}],
+            ),
+            ["container smoke waiting (ImagePullBackOff)"],
+        ),
+        (smoke_pod(phase="Running"), ["still Running on gpu-1"]),
+        (None, ["not found"]),
+    ],
+)
+def test_every_unfinished_or_failed_pod_is_a_failure_with_its_reason(pod, words):
+    result = smoke_result(pod, 30)
+    assert result["result"] == "failed"
+    for word in words:
+        assert word in result["message"], result["message"]
+
+
+def test_unregistered_skipped_and_check_mode_entries():
+    entries = gpu_readiness(
+        [target("gone"), target("gpu-1", smoke=False, skip_reason="no device stack")], [gpu_node("gpu-1")], []
+    )
+    assert entries[0]["smoke"]["message"] == "node gone is not registered with the API server" and not entries[0]["registered"]
+    assert entries[1]["smoke"] == {"result": "skipped", "message": "no device stack", "pod": None}
+    [checked] = gpu_readiness([target()], [gpu_node("gpu-1")], [], skipped="check mode")
+    assert checked["smoke"] == {"result": "skipped", "message": "check mode", "pod": None}
+
+
+def test_table_and_markdown():
+    entries = gpu_readiness([target(), target("gpu-2")], [gpu_node("gpu-1"), gpu_node("gpu-2")], [smoke_pod()], timeout=5)
+    table = gpu_readiness_table(entries)
+    assert table[0].split() == ["node", "GPUs", "driver", "runtime", "allocatable", "taints", "smoke"]
+    assert table[2].split()[:4] == ["gpu-1", "1x", "Tesla", "T4"] and table[2].endswith("passed")
+    assert table[-1].startswith("gpu-2: failed - ")
+    markdown = gpu_readiness_markdown(entries)
+    assert "2 GPU node(s): 1 smoke test(s) passed, 1 failed, 0 skipped." in markdown
+    assert "| gpu-1 | 1x Tesla T4 | 535.161.08 | nvidia | nvidia.com/gpu=1 | - | passed |" in markdown
+
+
+def test_bad_input_is_named():
+    with pytest.raises(AnsibleFilterError, match="must be a list of nodes, not dict"):
+        gpu_readiness({}, [])
+    with pytest.raises(AnsibleFilterError, match="the gpu facts of gpu-1 must be a mapping, not str"):
+        gpu_readiness([target(gpu="x")], [])
+
+
+PHASES = st.sampled_from(["Pending", "Running", "Succeeded", "Failed", "Unknown", None])
+TEXT = st.text(max_size=20)
+STATUSES = st.fixed_dictionaries(
+    {"phase": PHASES},
+    optional={
+        "reason": TEXT,
+        "message": TEXT,
+        "conditions": st.lists(
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["PodScheduled", "Ready"]), "status": st.sampled_from(["True", "False"])}
+            ),
+            max_size=3,
+        ),
+        "containerStatuses": st.lists(
+            st.fixed_dictionaries(
+                {"name": TEXT},
+                optional={
+                    "state": st.one_of(
+                        st.just({}),
+                        st.fixed_dictionaries({"terminated": st.fixed_dictionaries({"exitCode": st.integers(0, 255)})}),
+                        st.fixed_dictionaries({"waiting": st.fixed_dictionaries({"reason": TEXT})}),
+                    )
+                },
+            ),
+            max_size=2,
+        ),
+    },
+)
+
+
+@pytest.mark.property
+@given(status=STATUSES)
+def test_any_pod_status_gives_passed_only_when_succeeded_and_names_the_pod(status):
+    pod = smoke_pod()
+    pod["status"] = {key: value for key, value in status.items() if value is not None}
+    result = smoke_result(pod, 7)
+    assert result["result"] == ("passed" if status["phase"] == "Succeeded" else "failed")
+    assert "default/kubegpu-smoke-gpu-1" in result["message"] and result["pod"] == "default/kubegpu-smoke-gpu-1"
