@@ -81,7 +81,16 @@ def test_builder_creates_a_context_that_installs_the_collection(tmp_path, artifa
     (tmp_path / ARTIFACT).write_bytes(artifact.read_bytes())
     (tmp_path / "execution-environment.yml").write_text(yaml.safe_dump(definition))
     proc = subprocess.run(
-        [BIN / "ansible-builder", "create", "-f", "execution-environment.yml", "-c", "context", "--output-filename", "Containerfile"],
+        [
+            BIN / "ansible-builder",
+            "create",
+            "-f",
+            "execution-environment.yml",
+            "-c",
+            "context",
+            "--output-filename",
+            "Containerfile",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
