@@ -31,7 +31,7 @@ import yaml
 from tests.support import debs, dockerd
 from tests.support.adhoc import REPO_ROOT, ansible_env, run_module
 
-KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "all"
+KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "gpu_nodes"
 SUPPORT = REPO_ROOT / "tests" / "support" / "kubespray"
 TOOLKIT_DEFAULTS = REPO_ROOT / "roles" / "container_toolkit" / "defaults" / "main.yml"
 CRI = "io.containerd.cri.v1.runtime"
