@@ -74,7 +74,7 @@ class SiteBench:
         self.workdir = workdir
         self.scenarios = dict(scenarios or NODE_SCENARIOS)
         self.host_vars: dict[str, dict[str, t.Any]] = {name: {} for name in self.scenarios}
-        self.helm = ensure_clients()["helm"]
+        self.helm = ensure_clients()["helm"] if kubeapi is not None else Path("helm")
         (workdir / "helm").mkdir(parents=True, exist_ok=True)
 
     def interpreter(self, scenario: str) -> Path:
@@ -111,7 +111,7 @@ class SiteBench:
     def base_vars(self) -> dict[str, t.Any]:
         """The cluster as the test API server, the charts as the local test charts, no node set-up."""
         return {
-            "kubegpu_kubeconfig": str(self.kubeapi.kubeconfig),
+            **({"kubegpu_kubeconfig": str(self.kubeapi.kubeconfig)} if self.kubeapi is not None else {}),
             "kubegpu_manage_node_python": False,
             "gpu_validate_report_dir": str(self.workdir / "report"),
             **{
@@ -143,6 +143,7 @@ class SiteBench:
                 "HELM_DATA_HOME": str(helm_home / "data"),
             }
         )
+        # a name is one of playbooks/, a path any other playbook (a test's probe)
         argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory()), *(str(PLAYBOOKS / name) for name in playbooks)]
         argv += ["-e", f"@{vars_file}"]
         if check:
