@@ -11,6 +11,7 @@ from the objects the server stores (the smoke pods, deleted by the run, from the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import typing as t
 import urllib.request
@@ -18,7 +19,7 @@ import urllib.request
 import pytest
 
 from tests.support import fake_nvml
-from tests.support.adhoc import REPO_ROOT
+from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
 from tests.support.site_bench import NODE_SCENARIOS, SiteBench
 
 ROLES = ["gpu_labels", "vgpu_scheduler", "aws_vgpu_plugin", "openfaas_profile", "gpu_validate"]
@@ -239,3 +240,33 @@ def test_bad_input_is_refused_with_a_clear_message_before_any_change(bench, kube
     message = " ".join(run.failures)
     assert all(word in message for word in words), (words, run.failures or run.explain())
     assert writes(kubeapi) == [], f"{case}: the refused run changed the cluster; failures: {run.failures}"
+
+
+SITE_PLAYS = [
+    "Node Python for the kubegpu.core node-side modules",
+    "NVIDIA GPU facts",
+    "NVIDIA driver",
+    "NVIDIA container toolkit and runtime",
+    "Preflight of every role of this playbook, before anything changes",
+    "GPU node labels and taints",
+    "Device stack",
+    "OpenFaaS GPU profile",
+    "GPU smoke pods and readiness report",
+]
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "roles" / "nvidia_driver").is_dir(), reason="roles/nvidia_driver is not here")
+@pytest.mark.parametrize("playbook", ["playbooks/site.yml", "kubegpu.core.site"])
+def test_site_runs_by_path_and_as_the_collection_playbook_in_the_designs_order(tmp_path, playbook):
+    inventory = REPO_ROOT / "inventory" / "sample" / "hosts.yml"
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, "--list-tasks"],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
+    assert plays == SITE_PLAYS, proc.stdout
