@@ -29,7 +29,7 @@ import tomlkit
 import yaml
 
 from tests.support import debs, dockerd
-from tests.support.adhoc import REPO_ROOT, ansible_env, run_module
+from tests.support.adhoc import REPO_ROOT, ansible_env
 
 KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "gpu_nodes"
 SUPPORT = REPO_ROOT / "tests" / "support" / "kubespray"
@@ -102,19 +102,48 @@ def dump(binary: str, path: Path) -> dict[str, t.Any]:
     return tomlkit.parse(proc.stdout).unwrap()
 
 
+def run_role_calls(calls: list[dict[str, t.Any]], *, check: bool) -> list[dict[str, t.Any]]:
+    """The module calls as the tasks of one ansible-playbook run (one start-up for both); their results."""
+    scratch = Path(calls[0]["path"]).parent
+    result_file = scratch / "results.jsonl"
+    result_file.unlink(missing_ok=True)
+    play = [
+        {
+            "name": "container_toolkit's containerd_runtime calls",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": args["name"], "kubegpu.core.containerd_runtime": args} for args in calls],
+        }
+    ]
+    playbook = scratch / "role-calls.yml"
+    playbook.write_text(json.dumps(play))
+    env = ansible_env(
+        {
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+            "KUBEGPU_RESULT_FILE": str(result_file),
+        }
+    )
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--diff", *(["--check"] if check else [])]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [json.loads(line)["result"] for line in result_file.read_text().splitlines()]
+
+
 def test_kubespray_config_with_our_group_vars_needs_no_change_from_container_toolkit(tmp_path, containerd):
     config = tmp_path / "config.toml"
     text = render_kubespray_config(config, containerd, [KUBESPRAY_VARS / "containerd.yml"])
     assert '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia]' in text
     before = config.read_bytes()
 
-    for args in role_module_args(config, containerd):
-        for check in (True, False):
-            run = run_module("kubegpu.core.containerd_runtime", args, check=check, diff=True)
-            assert not run.failed, run.result
-            assert not run.changed and not run.result["restart_required"], (args["name"], run.result.get("diff"))
+    calls = role_module_args(config, containerd)
+    for check in (True, False):
+        results = run_role_calls(calls, check=check)
+        assert len(results) == len(calls)
+        for args, result in zip(calls, results):
+            assert not result.get("changed") and not result["restart_required"], (check, args["name"], result.get("diff"))
     assert config.read_bytes() == before
-    assert list(tmp_path.glob("config.toml.*~")) == [], "a backup was made of an unchanged file"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("config.toml.")] == [], "a backup of an unchanged file"
 
     cri = dump(containerd, config)["plugins"][CRI]["containerd"]
     assert cri["default_runtime_name"] == "nvidia"
@@ -129,10 +158,9 @@ def test_kubespray_config_without_our_group_vars_is_one_container_toolkit_change
     """The control: kubespray's defaults alone lack the runtime, and the same check mode run says so."""
     config = tmp_path / "config.toml"
     render_kubespray_config(config, containerd, [])
-    runc, nvidia = role_module_args(config, containerd)
-    assert not run_module("kubegpu.core.containerd_runtime", runc, check=True).changed
-    run = run_module("kubegpu.core.containerd_runtime", nvidia, check=True, diff=True)
-    assert run.changed and run.result["restart_required"], run.result
+    runc, nvidia = run_role_calls(role_module_args(config, containerd), check=True)
+    assert not runc.get("changed"), runc
+    assert nvidia["changed"] and nvidia["restart_required"], nvidia
     assert dump(containerd, config)["plugins"][CRI]["containerd"]["default_runtime_name"] == "runc"
 
 
