@@ -42,7 +42,7 @@ def test_facts_playbook_puts_only_hosts_with_an_nvidia_gpu_in_the_gpu_group(tmp_
     # gathering facts and grouping hosts change nothing on the hosts
     assert run.changed == [], run.changed
     # another group name
-    _, members = group_members(bench, "accelerated", {"kubegpu_gpu_group": "accelerated"})
+    _run, members = group_members(bench, "accelerated", {"kubegpu_gpu_group": "accelerated"})
     assert members == ["gpu-node-1"]
 
 
