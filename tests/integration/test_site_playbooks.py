@@ -218,7 +218,7 @@ BAD_INPUTS = {
     "AWS plugin on a Pascal GPU": (
         {"gpu-node-2": {"scenario": "gtx1080ti"}},
         {"kubegpu_device_plugin": "aws_vgpu_plugin"},
-        ["gpu-node-2", "6.1", "7.0"],
+        ["gpu-node-2", "7.0"],
     ),
     "vGPU scheduler with a node lacking gpu=on": (
         {"gpu-node-3": {"kubegpu_default_runtime": "runc"}},
