@@ -164,6 +164,24 @@ def bench_helm_values(bench: SiteBench, kubeapi) -> dict[str, t.Any]:
     return json.loads(out)
 
 
+def pinned_node(spec: dict[str, t.Any]) -> str | None:
+    """The one node a pod spec can run on: nodeName, a hostname node selector, or a required node affinity
+    naming one node (by the field metadata.name or the label kubernetes.io/hostname)."""
+    if spec.get("nodeName"):
+        return spec["nodeName"]
+    if (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname"):
+        return spec["nodeSelector"]["kubernetes.io/hostname"]
+    required = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+    ) or {}
+    names = set()
+    for term in required.get("nodeSelectorTerms") or []:
+        for requirement in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
+            if requirement["key"] in ("metadata.name", "kubernetes.io/hostname") and requirement["operator"] == "In":
+                names.update(requirement["values"])
+    return names.pop() if len(names) == 1 else None
+
+
 def assert_smoke_pods(pods: list[dict[str, t.Any]]) -> None:
     assert pods, "the run created no smoke pod"
     targeted = set()
@@ -176,7 +194,9 @@ def assert_smoke_pods(pods: list[dict[str, t.Any]]) -> None:
             limits
         )
         assert tolerates(spec.get("tolerations"), TAINT), (pod["metadata"]["name"], spec.get("tolerations"))
-        targeted.add(spec.get("nodeName") or (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname"))
+        # HAMi places its pods with its own scheduler
+        assert spec.get("schedulerName") == "hami-scheduler", (pod["metadata"]["name"], spec.get("schedulerName"))
+        targeted.add(pinned_node(spec))
     assert targeted >= set(NODE_SCENARIOS), f"smoke pods for {targeted}, GPU nodes {sorted(NODE_SCENARIOS)}"
 
 
