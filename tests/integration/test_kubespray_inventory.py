@@ -10,8 +10,8 @@ otherwise. Ansible renders it (``ansible.builtin.template``) from kubespray's de
 (tests/support/kubespray/defaults.yml) overridden by our group_vars file, as kubespray's inventory
 overrides its role defaults.
 
-Real: containerd 2.1 (Debian sid) judges the file (``config dump``), and kubegpu.core.containerd_runtime
-runs with the arguments roles/container_toolkit passes (read from its defaults) in check mode; dockerd
+Real: containerd 2.1 (Debian sid) judges the file (``config dump``), and roles/container_toolkit's own containerd tasks run
+on the file (kubegpu.core.containerd_runtime with the role's arguments), in check mode and for real; dockerd
 26.1 (Debian trixie) judges the docker flags with ``--validate``.
 """
 
@@ -33,7 +33,6 @@ from tests.support.adhoc import REPO_ROOT, ansible_env
 
 KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "gpu_nodes"
 SUPPORT = REPO_ROOT / "tests" / "support" / "kubespray"
-TOOLKIT_DEFAULTS = REPO_ROOT / "roles" / "container_toolkit" / "defaults" / "main.yml"
 CRI = "io.containerd.cri.v1.runtime"
 
 pytestmark = pytest.mark.slow
@@ -80,42 +79,44 @@ def render_kubespray_config(dest: Path, containerd: str, group_vars: list[Path])
     return dest.read_text()
 
 
-def role_module_args(path: Path, containerd: str) -> list[dict[str, t.Any]]:
-    """The containerd_runtime calls of container_toolkit's configure step, with the role's defaults."""
-    defaults = yaml.safe_load(TOOLKIT_DEFAULTS.read_text())
-    common = {"path": str(path), "backup": True, "containerd_binary": containerd}
-    return [
-        {**common, "name": "runc"},
-        {
-            **common,
-            "name": defaults["container_toolkit_runtime_name"],
-            "binary_name": defaults["container_toolkit_runtime_binary"],
-            "options": defaults["container_toolkit_runtime_options"],
-            "default": defaults["container_toolkit_runtime_default"],
-        },
-    ]
-
-
 def dump(binary: str, path: Path) -> dict[str, t.Any]:
     proc = subprocess.run([binary, "--config", str(path), "config", "dump"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return tomlkit.parse(proc.stdout).unwrap()
 
 
-def run_role_calls(calls: list[dict[str, t.Any]], *, check: bool) -> list[dict[str, t.Any]]:
-    """The module calls as the tasks of one ansible-playbook run (one start-up for both); their results."""
-    scratch = Path(calls[0]["path"]).parent
+def configure_tasks() -> str:
+    """container_toolkit's task file that configures containerd (its name before and after the docker split)."""
+    tasks = REPO_ROOT / "roles" / "container_toolkit" / "tasks"
+    return next(name for name in ("configure_containerd.yml", "configure.yml") if (tasks / name).is_file())
+
+
+def run_container_toolkit(config: Path, containerd: str, *, check: bool, succeed: bool = True) -> list[dict[str, t.Any]]:
+    """container_toolkit's containerd step, as the role runs it (its own tasks and defaults), on ``config``, with
+    this containerd; every task result."""
+    scratch = config.parent
     result_file = scratch / "results.jsonl"
     result_file.unlink(missing_ok=True)
     play = [
         {
-            "name": "container_toolkit's containerd_runtime calls",
+            "name": "container_toolkit on kubespray's config",
             "hosts": "localhost",
             "gather_facts": False,
-            "tasks": [{"name": args["name"], "kubegpu.core.containerd_runtime": args} for args in calls],
+            # this machine's own /usr/bin/containerd (1.6, found before PATH) cannot read version 3 files
+            "module_defaults": {"kubegpu.core.containerd_runtime": {"containerd_binary": containerd}},
+            "tasks": [
+                {
+                    "name": "Configure containerd",
+                    "ansible.builtin.include_role": {"name": "kubegpu.core.container_toolkit", "tasks_from": configure_tasks()},
+                    "vars": {
+                        "container_toolkit_containerd_config": str(config),
+                        "container_toolkit_python_interpreter": sys.executable,
+                    },
+                }
+            ],
         }
     ]
-    playbook = scratch / "role-calls.yml"
+    playbook = scratch / "container-toolkit.yml"
     playbook.write_text(json.dumps(play))
     env = ansible_env(
         {
@@ -126,8 +127,12 @@ def run_role_calls(calls: list[dict[str, t.Any]], *, check: bool) -> list[dict[s
     )
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--diff", *(["--check"] if check else [])]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return [json.loads(line)["result"] for line in result_file.read_text().splitlines()]
+    assert (proc.returncode == 0) is succeed, proc.stdout + proc.stderr
+    records = [json.loads(line) for line in result_file.read_text().splitlines()]
+    assert any(
+        "containerd_runtime" in str(r["result"].get("invocation", {})) or "restart_required" in r["result"] for r in records
+    )
+    return records
 
 
 def test_kubespray_config_with_our_group_vars_needs_no_change_from_container_toolkit(tmp_path, containerd):
@@ -136,12 +141,12 @@ def test_kubespray_config_with_our_group_vars_needs_no_change_from_container_too
     assert '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia]' in text
     before = config.read_bytes()
 
-    calls = role_module_args(config, containerd)
     for check in (True, False):
-        results = run_role_calls(calls, check=check)
-        assert len(results) == len(calls)
-        for args, result in zip(calls, results):
-            assert not result.get("changed") and not result["restart_required"], (check, args["name"], result.get("diff"))
+        records = run_container_toolkit(config, containerd, check=check)
+        module_runs = [r for r in records if "restart_required" in r["result"]]
+        assert len(module_runs) >= 2, [r["task"] for r in records]  # runc declared, nvidia added
+        changed = [(r["task"], r["result"].get("diff")) for r in records if r["result"].get("changed")]
+        assert changed == [], (check, changed)
     assert config.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("config.toml.")] == [], "a backup of an unchanged file"
 
@@ -158,9 +163,12 @@ def test_kubespray_config_without_our_group_vars_is_one_container_toolkit_change
     """The control: kubespray's defaults alone lack the runtime, and the same check mode run says so."""
     config = tmp_path / "config.toml"
     render_kubespray_config(config, containerd, [])
-    runc, nvidia = run_role_calls(role_module_args(config, containerd), check=True)
-    assert not runc.get("changed"), runc
-    assert nvidia["changed"] and nvidia["restart_required"], nvidia
+    # the role's restart handler follows the change, and fails here: no systemd runs containerd on this machine
+    records = run_container_toolkit(config, containerd, check=True, succeed=False)
+    changed = [r["result"] for r in records if r["result"].get("changed") and "restart_required" in r["result"]]
+    assert len(changed) == 1 and changed[0]["restart_required"], [r["task"] for r in records]
+    failed = [r["task"] for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and "restart" in failed[0].lower(), records[-1]
     assert dump(containerd, config)["plugins"][CRI]["containerd"]["default_runtime_name"] == "runc"
 
 
