@@ -280,7 +280,13 @@ SITE_PLAYS = [
 def test_site_runs_by_path_and_as_the_collection_playbook_in_the_designs_order(tmp_path, playbook):
     inventory = REPO_ROOT / "inventory" / "sample" / "hosts.yml"
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, "--list-tasks"],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
+            "--list-tasks",
+        ],
         capture_output=True,
         text=True,
         env=ansible_env(),
