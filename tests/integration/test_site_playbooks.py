@@ -1,0 +1,298 @@
+"""Issue 9's acceptance: playbooks/facts.yml, cluster.yml and validate.yml in one ansible-playbook run against the
+test API server (the three GPU nodes of its fixture, ``/version`` v1.25.4, ready controller on), the nodes' facts
+gathered by the real gpu_facts from the fake NVML scenarios v100x2, t4 and h100x8 (tests/support/site_bench.py
+says how), the charts installed by real helm from the local test charts (tests/support/charts).
+
+Simulated: the GPUs (fake NVML), the cluster (test API server; its ready controller reports DaemonSets and Pods
+ready, nothing runs), the upstream charts (local charts with the same values interface). Everything is asserted
+from the objects the server stores (the smoke pods, deleted by the run, from the server's watch history).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import typing as t
+import urllib.request
+
+import pytest
+
+from tests.support import fake_nvml
+from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support.site_bench import NODE_SCENARIOS, SiteBench
+
+ROLES = ["gpu_labels", "vgpu_scheduler", "aws_vgpu_plugin", "openfaas_profile", "gpu_validate"]
+CHARTS = ["hami", "openfaas"]
+MISSING = [f"roles/{r}" for r in ROLES if not (REPO_ROOT / "roles" / r).is_dir()] + [
+    f"tests/support/charts/{c}" for c in CHARTS if not (REPO_ROOT / "tests" / "support" / "charts" / c).is_dir()
+]
+PLAYBOOKS = ("facts.yml", "cluster.yml", "validate.yml")
+TAINT = {"key": "gpu", "value": "", "effect": "NoSchedule"}
+ACCELERATOR = {"gpu-node-1": "nvidia-tesla-v100", "gpu-node-2": "nvidia-tesla-t4", "gpu-node-3": "nvidia-h100-80gb"}
+GPU_COUNT = {"gpu-node-1": "2", "gpu-node-2": "1", "gpu-node-3": "8"}
+# OpenFaaS Standard with the Profile, so the GPU nodes are tainted and everything must tolerate it
+OPENFAAS = {"kubegpu_openfaas_enabled": True, "openfaas_profile_install": True}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(MISSING), reason=f"the cluster roles and charts of issue 9 are not all here: {MISSING}"),
+]
+
+
+def api(kubeapi, path: str) -> t.Any:
+    with urllib.request.urlopen(kubeapi.url + path, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def writes(kubeapi) -> list[str]:
+    """Requests that changed stored objects (any write that is not a dry run)."""
+    found = []
+    for request in kubeapi.admin.requests():
+        query = request.get("query") or {}
+        dry_run = query.get("dryRun")
+        dry_run = dry_run[0] if isinstance(dry_run, list) and dry_run else dry_run
+        if request["method"] in ("POST", "PUT", "PATCH", "DELETE") and dry_run != "All" and request.get("code", 500) < 400:
+            found.append(f"{request['method']} {request['path']}")
+    return found
+
+
+def tolerates(tolerations: list[dict[str, t.Any]] | None, taint: dict[str, str]) -> bool:
+    """Kubernetes' rule (ToleratesTaint): an effect, when given, must be the taint's; a key, when given, must be
+    the taint's (no key with Exists tolerates every key); Exists matches any value, Equal (the default) the same."""
+    for toleration in tolerations or []:
+        if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+            continue
+        if toleration.get("key") and toleration["key"] != taint["key"]:
+            continue
+        if toleration.get("operator") == "Exists" or toleration.get("value", "") == taint["value"]:
+            return True
+    return False
+
+
+def smoke_status(entry: dict[str, t.Any]) -> str:
+    """The report's smoke result of a node: passed, failed or skipped (the word, or a mapping holding it)."""
+    smoke = entry["smoke"]
+    return smoke if isinstance(smoke, str) else smoke.get("status", smoke.get("result"))
+
+
+def pods_created_since(kubeapi, resource_version: str) -> list[dict[str, t.Any]]:
+    """Every Pod the run created, as stored, from the server's watch history after ``resource_version``."""
+    path = f"/api/v1/pods?watch=true&resourceVersion={resource_version}&timeoutSeconds=1&allowWatchBookmarks=false"
+    with urllib.request.urlopen(kubeapi.url + path, timeout=30) as response:
+        events = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+    return [event["object"] for event in events if event["type"] == "ADDED"]
+
+
+@pytest.fixture
+def bench(kubeapi, tmp_path) -> SiteBench:
+    kubeapi.admin.set_version("v1.25.4")
+    kubeapi.admin.set_ready_controller(True)
+    return SiteBench(kubeapi, tmp_path)
+
+
+def assert_converged(bench: SiteBench, kubeapi) -> None:
+    nodes = {node["metadata"]["name"]: node for node in api(kubeapi, "/api/v1/nodes")["items"]}
+    for name, scenario in NODE_SCENARIOS.items():
+        labels = nodes[name]["metadata"]["labels"]
+        driver = fake_nvml.load(scenario)["driver_version"]
+        assert labels["nvidia.com/gpu.present"] == "true" and labels["gpu"] == "on", (name, labels)
+        assert labels["accelerator"] == ACCELERATOR[name], (name, labels)
+        assert labels["nvidia.com/gpu.count"] == GPU_COUNT[name], (name, labels)
+        assert labels["nvidia.com/cuda.driver-version.full"] == driver, (name, labels)
+        taints = [{k: taint.get(k, "") for k in ("key", "value", "effect")} for taint in nodes[name]["spec"].get("taints", [])]
+        assert TAINT in taints, (name, taints)
+
+    # HAMi: one release in kube-system, the scheduler image tag from /version under the key HAMi's chart reads
+    releases = [
+        s for s in api(kubeapi, "/api/v1/namespaces/kube-system/secrets")["items"] if s.get("type") == "helm.sh/release.v1"
+    ]
+    assert releases, "no Helm release in kube-system"
+    values = bench_helm_values(bench, kubeapi)
+    assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.25.4", values
+
+    # every DaemonSet on the GPU nodes tolerates their taint, and lands on all three
+    gpu_daemonsets = [
+        ds
+        for ds in api(kubeapi, "/apis/apps/v1/daemonsets")["items"]
+        if (ds["spec"]["template"]["spec"].get("nodeSelector") or {}).get("gpu") == "on"
+    ]
+    assert gpu_daemonsets, "no DaemonSet selects the gpu=on nodes"
+    for ds in gpu_daemonsets:
+        assert tolerates(ds["spec"]["template"]["spec"].get("tolerations"), TAINT), ds["metadata"]["name"]
+        assert ds.get("status", {}).get("desiredNumberScheduled") == 3, (ds["metadata"]["name"], ds.get("status"))
+
+    # the OpenFaaS Profile: tolerates the taint, requires gpu=on
+    profile = api(kubeapi, "/apis/openfaas.com/v1/namespaces/openfaas/profiles/withgpu")
+    assert tolerates(profile["spec"]["tolerations"], TAINT), profile["spec"]
+    terms = profile["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {"key": "gpu", "operator": "In", "values": ["on"]} in [e for term in terms for e in term["matchExpressions"]], terms
+
+
+def bench_helm_values(bench: SiteBench, kubeapi) -> dict[str, t.Any]:
+    """The user values of the HAMi release, as helm reads them back from the server."""
+    env = {"HOME": str(bench.workdir), "HELM_CACHE_HOME": str(bench.workdir / "helm" / "cache"), "PATH": "/usr/bin:/bin"}
+    listed = json.loads(
+        subprocess.run(
+            [str(bench.helm), "--kubeconfig", str(kubeapi.kubeconfig), "list", "-A", "-o", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    )
+    hami = [release for release in listed if release["chart"].startswith("hami-")]
+    assert len(hami) == 1 and hami[0]["namespace"] == "kube-system", listed
+    out = subprocess.run(
+        [
+            str(bench.helm),
+            "--kubeconfig",
+            str(kubeapi.kubeconfig),
+            "get",
+            "values",
+            hami[0]["name"],
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def pinned_node(spec: dict[str, t.Any]) -> str | None:
+    """The one node a pod spec can run on: nodeName, a hostname node selector, or a required node affinity
+    naming one node (by the field metadata.name or the label kubernetes.io/hostname)."""
+    if spec.get("nodeName"):
+        return spec["nodeName"]
+    if (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname"):
+        return spec["nodeSelector"]["kubernetes.io/hostname"]
+    required = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+    ) or {}
+    names = set()
+    for term in required.get("nodeSelectorTerms") or []:
+        for requirement in (term.get("matchFields") or []) + (term.get("matchExpressions") or []):
+            if requirement["key"] in ("metadata.name", "kubernetes.io/hostname") and requirement["operator"] == "In":
+                names.update(requirement["values"])
+    return names.pop() if len(names) == 1 else None
+
+
+def assert_smoke_pods(pods: list[dict[str, t.Any]]) -> None:
+    assert pods, "the run created no smoke pod"
+    targeted = set()
+    for pod in pods:
+        spec = pod["spec"]
+        limits = {k: v for c in spec["containers"] for k, v in (c.get("resources", {}).get("limits") or {}).items()}
+        assert limits.get("nvidia.com/gpu") == "1", (pod["metadata"]["name"], limits)
+        # HAMi's shares of a GPU: memory and cores
+        assert {"nvidia.com/gpucores"} <= set(limits) and set(limits) & {"nvidia.com/gpumem", "nvidia.com/gpumem-percentage"}, (
+            limits
+        )
+        assert tolerates(spec.get("tolerations"), TAINT), (pod["metadata"]["name"], spec.get("tolerations"))
+        # HAMi places its pods with its own scheduler
+        assert spec.get("schedulerName") == "hami-scheduler", (pod["metadata"]["name"], spec.get("schedulerName"))
+        targeted.add(pinned_node(spec))
+    assert targeted >= set(NODE_SCENARIOS), f"smoke pods for {targeted}, GPU nodes {sorted(NODE_SCENARIOS)}"
+
+
+def test_cluster_playbooks_converge_the_gpu_nodes_then_change_nothing(bench, kubeapi):
+    start = api(kubeapi, "/api/v1/pods")["metadata"]["resourceVersion"]
+    first = bench.run(*PLAYBOOKS, extra_vars=OPENFAAS)
+    assert first.rc == 0, first.failures or first.explain()
+    assert first.changed, "the first run changed nothing"
+    assert_converged(bench, kubeapi)
+    smoke_pods = pods_created_since(kubeapi, start)
+    assert_smoke_pods(smoke_pods)
+    left = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in api(kubeapi, "/api/v1/pods")["items"]}
+    assert left.isdisjoint((p["metadata"]["namespace"], p["metadata"]["name"]) for p in smoke_pods), "smoke pods left behind"
+    report = json.loads((bench.workdir / "report" / "report.json").read_text())
+    entries = report if isinstance(report, list) else report["nodes"]
+    assert sorted(entry["node"] for entry in entries) == sorted(NODE_SCENARIOS), report
+    for entry in entries:
+        assert smoke_status(entry) == "passed", entry
+        assert entry["default_runtime"] == "nvidia" and entry["driver_version"]
+
+    kubeapi.admin.reset_counters()
+    second = bench.run(*PLAYBOOKS, extra_vars=OPENFAAS)
+    assert second.rc == 0, second.failures or second.explain()
+    assert second.changed == [], second.changed
+    assert_converged(bench, kubeapi)
+
+
+def test_cluster_playbooks_in_check_mode_change_nothing(bench, kubeapi):
+    before = api(kubeapi, "/api/v1/nodes")
+    run = bench.run(*PLAYBOOKS, extra_vars=OPENFAAS, check=True)
+    assert run.rc == 0, run.failures or run.explain()
+    assert run.changed, "check mode reported nothing to do on a cluster without GPU set-up"
+    assert writes(kubeapi) == []
+    assert api(kubeapi, "/api/v1/nodes")["items"] == before["items"]
+
+
+BAD_INPUTS = {
+    "unknown device stack": ({}, {"kubegpu_device_plugin": "hami"}, ["hami", "vgpu_scheduler", "nvidia_device_plugin"]),
+    "AWS plugin on a Pascal GPU": (
+        {"gpu-node-2": {"scenario": "gtx1080ti"}},
+        {"kubegpu_device_plugin": "aws_vgpu_plugin"},
+        ["gpu-node-2", "7.0"],
+    ),
+    "vGPU scheduler with a node lacking gpu=on": (
+        {"gpu-node-3": {"kubegpu_default_runtime": "runc"}},
+        {},
+        ["gpu-node-3", "gpu=on"],
+    ),
+    "OpenFaaS Profile without its CRD": ({}, {"kubegpu_openfaas_enabled": True}, ["Profile", "openfaas.com/v1"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_refused_with_a_clear_message_before_any_change(bench, kubeapi, case):
+    hosts, extra_vars, words = BAD_INPUTS[case]
+    for host, settings in hosts.items():
+        bench.scenarios[host] = settings.get("scenario", bench.scenarios[host])
+        bench.host_vars[host].update({key: value for key, value in settings.items() if key != "scenario"})
+    run = bench.run("facts.yml", "cluster.yml", extra_vars=extra_vars)
+    assert run.rc != 0, run.explain()
+    message = " ".join(run.failures)
+    assert all(word in message for word in words), (words, run.failures or run.explain())
+    assert writes(kubeapi) == [], f"{case}: the refused run changed the cluster; failures: {run.failures}"
+
+
+SITE_PLAYS = [
+    "Node Python for the kubegpu.core node-side modules",
+    "NVIDIA GPU facts",
+    "NVIDIA driver",
+    "NVIDIA container toolkit and runtime",
+    "Preflight of every role of this playbook, before anything changes",
+    "GPU node labels and taints",
+    "Device stack",
+    "OpenFaaS GPU profile",
+    "GPU smoke pods and readiness report",
+]
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "roles" / "nvidia_driver").is_dir(), reason="roles/nvidia_driver is not here")
+@pytest.mark.parametrize("playbook", ["playbooks/site.yml", "kubegpu.core.site"])
+def test_site_runs_by_path_and_as_the_collection_playbook_in_the_designs_order(tmp_path, playbook):
+    inventory = REPO_ROOT / "inventory" / "sample" / "hosts.yml"
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
+            "--list-tasks",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
+    assert plays == SITE_PLAYS, proc.stdout
