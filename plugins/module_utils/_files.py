@@ -12,18 +12,32 @@ A new file gets mode 0644 whatever the umask.  A path that is a symbolic link
 is edited through it: the link's target is replaced and the link stays.  A
 dangling link is refused rather than followed, as its target may live on a
 filesystem that is not mounted yet.
+
+``locked`` serialises the read-modify-write of one file between runs of the
+modules (two playbooks, overlapping AWX jobs): an advisory ``flock`` on a lock
+file next to the file, ``<file>.kubegpu.lock``, there only while a run holds it.
+The lock cannot be taken on the file itself, as the atomic rename puts a new
+inode in its place: a second run that opened the old inode would hold a lock
+nobody else waits for, and then edit stale content.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import math
 import os
 import tempfile
+import time
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 NEW_FILE_MODE = 0o644
+LOCK_SUFFIX = ".kubegpu.lock"
+# how often a waiting run tries the lock again
+LOCK_POLL_SECONDS = 0.05
 
 
 def target_of(path: str) -> str:
@@ -144,6 +158,26 @@ def backup(module: t.Any, path: str) -> str | None:
     return module.backup_local(path)
 
 
+def check_lock_timeout(timeout: float) -> float:
+    """``lock_timeout`` when it is a number of seconds a run can wait; else KubeGPUError."""
+    if timeout is None or not math.isfinite(timeout) or timeout < 0:
+        raise KubeGPUError(f"lock_timeout={timeout!r} is not valid; give the seconds to wait for another run's lock (0 or more)")
+    return timeout
+
+
+@contextlib.contextmanager
+def edit_lock(module: t.Any, path: str, timeout: float) -> t.Iterator[None]:
+    """``locked`` for a module's read-modify-write of ``path``, except in check mode:
+    check mode changes nothing on the host (not even a lock file, and a user who may only
+    read can run it), and its single read of a file that is only ever replaced by a
+    rename sees one whole version of it."""
+    if module.check_mode:
+        yield
+        return
+    with locked(path, timeout):
+        yield
+
+
 def replace_file(
     module: t.Any,
     path: str,
@@ -177,3 +211,75 @@ def replace_file(
                 changes["backup_file"] = backup_file
         candidate.install()
     return changes
+
+
+def lock_path(path: str) -> str:
+    """The lock file of ``path``: next to the file that holds its content (a symbolic
+    link's target), so runs editing it through different links share one lock."""
+    return target_of(path) + LOCK_SUFFIX
+
+
+@contextlib.contextmanager
+def locked(path: str, timeout: float) -> t.Iterator[str]:
+    """Holds an exclusive advisory lock for ``path`` for the ``with`` block; yields the
+    lock file's path.
+
+    Waits at most ``timeout`` seconds for another run to let go, then fails naming the
+    file and the lock file.  The lock file is created (with missing directories) and
+    removed again by its holder before it lets go, so none is left beside the config.
+    A run that waited on a lock file its holder then removed sees that the path no
+    longer names the inode it locked and starts over on the new lock file, so two runs
+    never hold locks on different inodes.  The lock goes with the process too: a killed
+    run never leaves the file locked (only, at worst, an empty lock file).
+    """
+    lock_file = lock_path(path)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = _open_lock_file(path, lock_file)
+        try:
+            _wait_for_lock(fd, path, lock_file, timeout, deadline)
+            if _same_inode(fd, lock_file):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the lock file while this run waited: lock the new one
+    try:
+        yield lock_file
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_file)
+        os.close(fd)  # lets go of the lock
+
+
+def _open_lock_file(path: str, lock_file: str) -> int:
+    try:
+        _make_directories(os.path.dirname(os.path.abspath(lock_file)))
+        return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE)
+    except OSError as exc:
+        raise KubeGPUError(f"cannot create the lock file {lock_file} for {path}: {exc.strerror}; nothing was changed") from exc
+
+
+def _wait_for_lock(fd: int, path: str, lock_file: str, timeout: float, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise KubeGPUError(
+                    f"{path} is being edited by another run, which has held its lock {lock_file} for more than "
+                    f"lock_timeout={timeout:g} seconds; nothing was changed. Run again when it has finished, or "
+                    "raise lock_timeout",
+                    lock_file=lock_file,
+                ) from None
+            time.sleep(LOCK_POLL_SECONDS)
+
+
+def _same_inode(fd: int, lock_file: str) -> bool:
+    try:
+        named = os.stat(lock_file)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)

@@ -242,15 +242,23 @@ backup_file:
   sample: /etc/containerd/config.toml.12345.2026-01-01@00:00:00~
 """
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _containerd_drop_ins as drop_ins
+from ansible_collections.kubegpu.core.plugins.module_utils import _runtime_name as runtime_name
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, read_text, replace_file
+from ansible_collections.kubegpu.core.plugins.module_utils._files import (
+    Candidate,
+    check_lock_timeout,
+    edit_lock,
+    read_text,
+    replace_file,
+)
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
@@ -265,6 +273,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "containerd_binary": {"type": "str", "default": "containerd"},
     "validate": {"type": "bool", "default": True},
     "backup": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "float", "default": 60},
 }
 # where containerd packages put the binary, beside PATH
 BINARY_DIRS = ["/usr/local/bin", "/usr/bin", "/usr/sbin"]
@@ -275,7 +284,12 @@ class ContainerdRuntime:
         self.module = module
         self.params = module.params
         self.path: str = self.params["path"]
-        self.name = toml_runtime.validate_name(self.params["name"])
+        if self.params["state"] == "present":
+            # a name written must be usable as a RuntimeClass handler; one only removed may be
+            # a runtime someone else wrote under another name (a legacy 'Nvidia')
+            self.name = runtime_name.validate_handler(self.params["name"])
+        else:
+            self.name = runtime_name.validate_name(self.params["name"])
         if self.params["state"] == "present":
             if self.params["runtime_type"] is not None:
                 toml_runtime.validate_runtime_type(self.params["runtime_type"])
@@ -285,6 +299,7 @@ class ContainerdRuntime:
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+        self.lock_timeout = check_lock_timeout(self.params["lock_timeout"])
         self.form = toml_runtime.TextForm(bom=False, crlf=False)
         self.original_dump: dict[str, t.Any] | None = None
 
@@ -383,6 +398,13 @@ class ContainerdRuntime:
             raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
     def run(self) -> dict[str, t.Any]:
+        if self.params["state"] == "absent" and not os.path.lexists(self.path):
+            # nothing to remove: no lock (nor its directory) is made for it
+            return self._run()
+        with edit_lock(self.module, self.path, self.lock_timeout):
+            return self._run()
+
+    def _run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
         if before is None and self.params["state"] == "absent":
             self.result.update(config_version=None, runtime=None, default_runtime=None)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, backup, read_text, target_of
+from ansible_collections.kubegpu.core.plugins.module_utils._files import (
+    Candidate,
+    backup,
+    check_lock_timeout,
+    locked,
+    read_text,
+    target_of,
+)
 
 
 def test_read_text_of_a_missing_file_is_none(tmp_path):
@@ -116,3 +125,66 @@ def test_a_new_file_and_directories_are_0644_and_0755_under_umask_077(ansible_mo
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+
+
+def test_a_lock_is_exclusive_bounded_and_leaves_no_file(tmp_path):
+    path = tmp_path / "config.toml"
+    with locked(str(path), 5) as lock_file:
+        assert lock_file == f"{path}.kubegpu.lock" and os.path.exists(lock_file)
+        started = time.monotonic()
+        with pytest.raises(KubeGPUError) as info, locked(str(path), 0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+        assert info.value.msg.startswith(f"{path} is being edited by another run, which has held its lock {lock_file}")
+        assert "lock_timeout=0.3 seconds" in info.value.msg
+    assert os.listdir(tmp_path) == []
+    with locked(str(path), 0):  # free again, at once
+        pass
+
+
+def test_a_lock_is_shared_through_a_symbolic_link(tmp_path):
+    target = tmp_path / "real.toml"
+    target.write_text("")
+    (tmp_path / "link.toml").symlink_to(target)
+    with (
+        locked(str(target), 5),
+        pytest.raises(KubeGPUError, match="being edited by another run"),
+        locked(str(tmp_path / "link.toml"), 0.1),
+    ):
+        pass
+
+
+def test_a_waiting_run_follows_the_lock_file_its_holder_removed(tmp_path):
+    """The holder removes the lock file as it lets go; the run that waited on the removed
+    inode must lock the new file, or a third run could hold the lock at the same time."""
+    path = str(tmp_path / "config.toml")
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+    outcome = {}
+
+    def waiter():
+        with locked(path, 10):
+            try:
+                with locked(path, 0.2):
+                    outcome["third"] = "also got the lock"
+            except KubeGPUError:
+                outcome["third"] = "refused"
+            holding.set()
+            release.wait(10)
+        done.set()
+
+    with locked(path, 1):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.3)  # the waiter now waits on this run's lock file
+        assert not holding.is_set()
+    assert holding.wait(10)
+    assert outcome["third"] == "refused"
+    release.set()
+    thread.join(10)
+    assert done.is_set() and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf"), None])
+def test_a_lock_timeout_that_is_no_number_of_seconds_is_refused(timeout):
+    with pytest.raises(KubeGPUError, match=rf"lock_timeout={timeout!r} is not valid"):
+        check_lock_timeout(timeout)
