@@ -14,16 +14,16 @@ dangling link is refused rather than followed, as its target may live on a
 filesystem that is not mounted yet.
 
 ``locked`` serialises the read-modify-write of one file between runs of the
-modules (two playbooks, overlapping AWX jobs): an advisory ``flock`` on a lock
-file next to the file, ``<file>.kubegpu.lock``, there only while a run holds it.
-The lock cannot be taken on the file itself, as the atomic rename puts a new
-inode in its place: a second run that opened the old inode would hold a lock
-nobody else waits for, and then edit stale content.
+modules (two playbooks, overlapping AWX jobs): an advisory ``flock`` on the
+file's directory.  The lock cannot be taken on the file itself, as the atomic
+rename puts a new inode in its place: a second run that opened the old inode
+would hold a lock nobody else waits for, and then edit stale content.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import math
 import os
@@ -35,7 +35,6 @@ from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_dif
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 NEW_FILE_MODE = 0o644
-LOCK_SUFFIX = ".kubegpu.lock"
 # how often a waiting run tries the lock again
 LOCK_POLL_SECONDS = 0.05
 
@@ -168,9 +167,9 @@ def check_lock_timeout(timeout: float) -> float:
 @contextlib.contextmanager
 def edit_lock(module: t.Any, path: str, timeout: float) -> t.Iterator[None]:
     """``locked`` for a module's read-modify-write of ``path``, except in check mode:
-    check mode changes nothing on the host (not even a lock file, and a user who may only
-    read can run it), and its single read of a file that is only ever replaced by a
-    rename sees one whole version of it."""
+    check mode changes nothing on the host (it would create a missing directory to lock
+    it) and never waits for a real run; its single read of a file that is only ever
+    replaced by a rename sees one whole version of it."""
     if module.check_mode:
         yield
         return
@@ -214,72 +213,56 @@ def replace_file(
 
 
 def lock_path(path: str) -> str:
-    """The lock file of ``path``: next to the file that holds its content (a symbolic
-    link's target), so runs editing it through different links share one lock."""
-    return target_of(path) + LOCK_SUFFIX
+    """What is locked for ``path``: the directory of the file that holds its content (a
+    symbolic link's target), so runs editing it through different links share one lock."""
+    return os.path.dirname(os.path.abspath(target_of(path)))
 
 
 @contextlib.contextmanager
 def locked(path: str, timeout: float) -> t.Iterator[str]:
     """Holds an exclusive advisory lock for ``path`` for the ``with`` block; yields the
-    lock file's path.
+    locked directory.
 
-    Waits at most ``timeout`` seconds for another run to let go, then fails naming the
-    file and the lock file.  The lock file is created (with missing directories) and
-    removed again by its holder before it lets go, so none is left beside the config.
-    A run that waited on a lock file its holder then removed sees that the path no
-    longer names the inode it locked and starts over on the new lock file, so two runs
-    never hold locks on different inodes.  The lock goes with the process too: a killed
-    run never leaves the file locked (only, at worst, an empty lock file).
+    The lock is an ``flock`` on the file's directory, created first if missing: the
+    directory's inode stays while the file is replaced in it, and nothing is written to
+    take the lock (no lock file left behind, no change to the directory, and it works
+    where the directory is read-only).  Runs editing other files of the same directory
+    wait for each other too.  Waits at most ``timeout`` seconds for another run to let
+    go, then fails naming the file and the directory.  The lock goes when the block ends
+    or the process dies, so a killed run never leaves the file locked.
     """
-    lock_file = lock_path(path)
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = _open_lock_file(path, lock_file)
-        try:
-            _wait_for_lock(fd, path, lock_file, timeout, deadline)
-            if _same_inode(fd, lock_file):
-                break
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the holder removed the lock file while this run waited: lock the new one
+    directory = lock_path(path)
+    existing = directory
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise KubeGPUError(
+            f"cannot lock {directory} to edit {path}: {existing}: {os.strerror(errno.ENOTDIR)}; nothing was changed"
+        )
     try:
-        yield lock_file
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_file)
-        os.close(fd)  # lets go of the lock
-
-
-def _open_lock_file(path: str, lock_file: str) -> int:
-    try:
-        _make_directories(os.path.dirname(os.path.abspath(lock_file)))
-        return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE)
+        _make_directories(directory)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise KubeGPUError(f"cannot create the lock file {lock_file} for {path}: {exc.strerror}; nothing was changed") from exc
-
-
-def _wait_for_lock(fd: int, path: str, lock_file: str, timeout: float, deadline: float) -> None:
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise KubeGPUError(
-                    f"{path} is being edited by another run, which has held its lock {lock_file} for more than "
-                    f"lock_timeout={timeout:g} seconds; nothing was changed. Run again when it has finished, or "
-                    "raise lock_timeout",
-                    lock_file=lock_file,
-                ) from None
-            time.sleep(LOCK_POLL_SECONDS)
-
-
-def _same_inode(fd: int, lock_file: str) -> bool:
+        raise KubeGPUError(f"cannot open the directory {directory} to lock {path}: {exc.strerror}; nothing was changed") from exc
     try:
-        named = os.stat(lock_file)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise KubeGPUError(
+                        f"{path} is being edited by another run, which has held the lock on {directory} for more than "
+                        f"lock_timeout={timeout:g} seconds; nothing was changed. Run again when it has finished, or "
+                        "raise lock_timeout",
+                        locked_directory=directory,
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+            except OSError as exc:
+                raise KubeGPUError(
+                    f"cannot lock {directory} to edit {path}: {exc.strerror} (flock); nothing was changed"
+                ) from exc
+        yield directory
+    finally:
+        os.close(fd)  # also lets go of the lock

@@ -59,7 +59,12 @@ options:
   name:
     description:
       - The runtime's name, the key under C(runtimes) and the C(handler) of a Kubernetes RuntimeClass.
-      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit.
+      - With O(state=present), a valid RuntimeClass handler, as the Kubernetes API requires, so a lowercase RFC 1123
+        DNS label, 1 to 63 lowercase letters, digits or C(-), starting and ending with a letter or digit (C(Nvidia),
+        C(my_rt) and C(a.b) are refused).
+      - With O(state=absent) the wider rule of names other tools may have written is enough (letters of either case,
+        digits, C(.), C(_), C(-)), so a runtime such as a legacy C(Nvidia) can still be removed. Runtimes the task does
+        not name are never checked and stay as they are, whatever their names.
     type: str
     required: true
   state:
@@ -86,6 +91,12 @@ options:
     description:
       - Further keys of the runtime's C(options) table, for example C(SystemdCgroup=true).
       - Values are written with their YAML types (a boolean stays a TOML boolean).
+      - For a runtime of type C(io.containerd.runc.v2) (the default for a new runtime) the keys of the runc shim's
+        options are type-checked before anything is written, whatever their case, because containerd only decodes
+        them when it starts a container (C(config dump) accepts C(BinaryName = ["a"])). Strings are C(BinaryName),
+        C(Root), C(ShimCgroup), C(CriuPath), C(CriuImagePath), C(CriuWorkPath), C(TaskApiAddress), booleans
+        C(SystemdCgroup), C(NoPivotRoot), C(NoNewKeyring), integers from 0 to 4294967295 C(IoUid), C(IoGid),
+        C(TaskApiVersion). Other keys, and the options of other shims, are left to containerd.
       - A C(null) value removes that key (nothing happens if it is not there).
     type: dict
     default: {}
@@ -134,6 +145,15 @@ options:
     description: Keep a timestamped copy of the old file next to it when the file changes.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
+        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
+        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
+        When the wait runs out the module fails naming the file, and changes nothing.
+      - Check mode takes no lock and never waits.
+    type: float
+    default: 60
 seealso:
   - module: kubegpu.core.docker_runtime
 notes:
@@ -172,6 +192,12 @@ EXAMPLES = r"""
   loop:
     - /etc/containerd/conf.d/99-nvidia.toml
     - /etc/containerd/config.toml
+
+- name: Remove a runtime another tool wrote under a name that is no RuntimeClass handler
+  kubegpu.core.containerd_runtime:
+    name: Nvidia
+    state: absent
+    lock_timeout: 120  # wait longer for other runs editing /etc/containerd
 
 - name: Remove it again (the default goes back to runc if it was nvidia)
   kubegpu.core.containerd_runtime:

@@ -46,6 +46,9 @@ options:
       - The runtime's name, as given to C(docker run --runtime).
       - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit; not C(runc) or
         C(io.containerd.runc.v2), docker's built-in runtimes.
+      - Unlike O(kubegpu.core.containerd_runtime#module:name), upper case, C(.) and C(_) are allowed, as dockerd accepts
+        them and a docker runtime is never the C(handler) of a Kubernetes RuntimeClass (cri-dockerd accepts only the
+        handler C(docker) or none; pods get the runtime through C(default-runtime)).
     type: str
     required: true
   state:
@@ -95,6 +98,15 @@ options:
     description: Keep a timestamped copy of the old file next to it when the file changes.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
+        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
+        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
+        When the wait runs out the module fails naming the file, and changes nothing.
+      - Check mode takes no lock and never waits.
+    type: float
+    default: 60
 seealso:
   - module: kubegpu.core.containerd_runtime
 notes:

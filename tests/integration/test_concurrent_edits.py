@@ -2,7 +2,7 @@
 
 Six real ``ansible`` runs of the module start at once, each adding its own runtime to
 the same file; the file must end with all six (without the lock of
-``_files.locked`` the last writer wins and most of them are lost: containerd's
+``_files.locked``, an flock on the file's directory, the last writer wins and most of them are lost: containerd's
 ``config dump`` of the candidate leaves a wide window between read and write).
 The lock itself is then shown three ways: check mode takes none and changes
 nothing; a real run waits for it at most ``lock_timeout`` and fails naming the
@@ -70,7 +70,7 @@ def test_six_concurrent_containerd_runs_each_keep_their_runtime(tmp_path, contai
     assert [run.failed for run in runs] == [False] * RUNS, [run.result.get("msg") for run in runs]
     assert all(run.changed for run in runs)
     assert dumped_runtimes(containerd, path) == {"runc", *names}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"], "a lock or temporary file was left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"], "a temporary file was left behind"
 
 
 def test_six_concurrent_docker_runs_each_keep_their_runtime(tmp_path):
@@ -84,15 +84,15 @@ def test_six_concurrent_docker_runs_each_keep_their_runtime(tmp_path):
     data = json.loads(path.read_text())
     assert data["runtimes"] == {name: {"path": f"/usr/bin/{name}"} for name in names}
     assert data["log-driver"] == "journald"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.json"], "a lock or temporary file was left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.json"], "a temporary file was left behind"
 
 
 class HeldLock:
-    """The lock another run would hold on ``path``: the same flock on the same lock file."""
+    """The lock another run would hold on ``path``: the same flock on the file's directory."""
 
     def __init__(self, path: Path) -> None:
-        self.file = Path(f"{path}.kubegpu.lock")
-        self.fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        self.directory = path.parent
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -115,18 +115,17 @@ def test_a_held_lock_is_waited_for_at_most_lock_timeout(tmp_path, containerd, ca
     if module.endswith("containerd_runtime"):
         args["containerd_binary"] = containerd
 
-    # check mode takes no lock and makes no lock file: it reports the change while another run holds it
-    check = run_module(module, args, check=True)
-    assert not check.failed and check.changed, check.result
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
-
     held = HeldLock(path)
     try:
+        # check mode takes no lock: it reports the change while another run holds it
+        check = run_module(module, args, check=True)
+        assert not check.failed and check.changed, check.result
+        assert path.read_text() == content
         started = time.monotonic()
         blocked = run_module(module, args)
         assert blocked.failed
         assert f"{path} is being edited by another run" in blocked.result["msg"]
-        assert "lock_timeout=1 seconds" in blocked.result["msg"] and str(held.file) in blocked.result["msg"]
+        assert f"held the lock on {held.directory} for more than lock_timeout=1 seconds" in blocked.result["msg"]
         assert time.monotonic() - started >= 1
         assert path.read_text() == content
     finally:
@@ -135,16 +134,6 @@ def test_a_held_lock_is_waited_for_at_most_lock_timeout(tmp_path, containerd, ca
     real = run_module(module, args)
     assert not real.failed and real.changed, real.result
     assert "nvidia" in path.read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "the lock file was left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "a file was left behind"
     again = run_module(module, args)
     assert not again.failed and not again.changed, again.result
-
-
-def test_a_negative_lock_timeout_is_refused(tmp_path):
-    path = tmp_path / "daemon.json"
-    run = run_module(
-        "kubegpu.core.docker_runtime",
-        {"path": str(path), "name": "nvidia", "runtime_path": "/usr/bin/x", "lock_timeout": -1},
-    )
-    assert run.failed and "lock_timeout=-1.0 is not valid" in run.result["msg"]
-    assert not path.exists()

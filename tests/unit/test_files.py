@@ -127,64 +127,77 @@ def test_a_new_file_and_directories_are_0644_and_0755_under_umask_077(ansible_mo
     assert stat.S_IMODE(path.parent.stat().st_mode) == stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
 
 
-def test_a_lock_is_exclusive_bounded_and_leaves_no_file(tmp_path):
+def test_a_lock_is_exclusive_bounded_and_changes_nothing_on_disk(tmp_path):
     path = tmp_path / "config.toml"
-    with locked(str(path), 5) as lock_file:
-        assert lock_file == f"{path}.kubegpu.lock" and os.path.exists(lock_file)
+    path.write_text("x")
+    mtime = tmp_path.stat().st_mtime_ns
+    with locked(str(path), 5) as directory:
+        assert directory == str(tmp_path)
         started = time.monotonic()
         with pytest.raises(KubeGPUError) as info, locked(str(path), 0.3):
             pass
         assert time.monotonic() - started >= 0.3
-        assert info.value.msg.startswith(f"{path} is being edited by another run, which has held its lock {lock_file}")
+        assert info.value.msg.startswith(f"{path} is being edited by another run, which has held the lock on {tmp_path}")
         assert "lock_timeout=0.3 seconds" in info.value.msg
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["config.toml"] and tmp_path.stat().st_mtime_ns == mtime
     with locked(str(path), 0):  # free again, at once
         pass
 
 
+def test_a_lock_survives_the_file_being_replaced(tmp_path):
+    """The rename that installs a new version must not end the lock (it would on the file's own inode)."""
+    path = tmp_path / "config.toml"
+    path.write_text("old")
+    with locked(str(path), 5):
+        (tmp_path / "new").write_text("new")
+        os.rename(tmp_path / "new", path)
+        with pytest.raises(KubeGPUError, match="being edited by another run"), locked(str(path), 0.1):
+            pass
+
+
 def test_a_lock_is_shared_through_a_symbolic_link(tmp_path):
-    target = tmp_path / "real.toml"
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "config.toml"
     target.write_text("")
     (tmp_path / "link.toml").symlink_to(target)
-    with (
-        locked(str(target), 5),
-        pytest.raises(KubeGPUError, match="being edited by another run"),
-        locked(str(tmp_path / "link.toml"), 0.1),
-    ):
+    link = str(tmp_path / "link.toml")
+    with locked(str(target), 5), pytest.raises(KubeGPUError, match="being edited by another run"), locked(link, 0.1):
         pass
 
 
-def test_a_waiting_run_follows_the_lock_file_its_holder_removed(tmp_path):
-    """The holder removes the lock file as it lets go; the run that waited on the removed
-    inode must lock the new file, or a third run could hold the lock at the same time."""
+def test_a_lock_for_a_file_in_a_missing_directory_creates_the_directory(tmp_path):
+    with locked(str(tmp_path / "etc" / "containerd" / "config.toml"), 1) as directory:
+        assert directory == str(tmp_path / "etc" / "containerd") and os.path.isdir(directory)
+
+
+def test_a_waiting_run_gets_the_lock_when_the_holder_lets_go(tmp_path):
     path = str(tmp_path / "config.toml")
-    holding, release, done = threading.Event(), threading.Event(), threading.Event()
-    outcome = {}
+    got = threading.Event()
 
     def waiter():
         with locked(path, 10):
-            try:
-                with locked(path, 0.2):
-                    outcome["third"] = "also got the lock"
-            except KubeGPUError:
-                outcome["third"] = "refused"
-            holding.set()
-            release.wait(10)
-        done.set()
+            got.set()
 
     with locked(path, 1):
         thread = threading.Thread(target=waiter)
         thread.start()
-        time.sleep(0.3)  # the waiter now waits on this run's lock file
-        assert not holding.is_set()
-    assert holding.wait(10)
-    assert outcome["third"] == "refused"
-    release.set()
+        time.sleep(0.3)
+        assert not got.is_set()
     thread.join(10)
-    assert done.is_set() and os.listdir(tmp_path) == []
+    assert got.is_set()
 
 
 @pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf"), None])
 def test_a_lock_timeout_that_is_no_number_of_seconds_is_refused(timeout):
     with pytest.raises(KubeGPUError, match=rf"lock_timeout={timeout!r} is not valid"):
         check_lock_timeout(timeout)
+
+
+def test_a_lock_under_a_file_where_a_directory_should_be_is_refused(tmp_path):
+    (tmp_path / "docker").write_text("a file where a directory is expected\n")
+    with (
+        pytest.raises(KubeGPUError, match=rf"{tmp_path}/docker: Not a directory; nothing was changed"),
+        locked(str(tmp_path / "docker" / "daemon.json"), 1),
+    ):
+        pass
+    assert os.listdir(tmp_path) == ["docker"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _runtime_name as runtime_name
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as tr
@@ -623,3 +625,37 @@ def test_removing_the_first_of_several_runtimes_keeps_the_comment_above_the_next
     after = tr.dumps(doc)
     assert f'# kata\n[plugins.{V2}.containerd.runtimes.kata]\n  runtime_type = "io.containerd.kata.v2"\n' in after
     tr.check_edit(before, after, 2, "crun", runtime=None, default=None)
+
+
+_TOML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+
+
+@pytest.mark.property
+@given(key=st.sampled_from(sorted(tr.RUNC_OPTION_TYPES)), value=_TOML_VALUES, upper=st.booleans())
+def test_a_runc_option_is_written_exactly_when_its_value_has_the_shims_type(key, value, upper):
+    """Whatever the value: accepted and written as given when it has the type of the runc shim's
+    field (None removes), else refused with the file's document untouched."""
+    expected = tr.RUNC_OPTION_TYPES[key]
+    fits = (
+        value is None
+        or {
+            "boolean": isinstance(value, bool),
+            "string": isinstance(value, str),
+            "uint32": type(value) is int and 0 <= value <= 2**32 - 1,
+        }[expected]
+    )
+    key = key.upper() if upper else key
+    doc = tr.parse(HAND_WRITTEN)
+    before = tr.dumps(doc)
+    if fits:
+        tr.set_runtime(doc, 2, "nvidia", options={key: value})
+        written = (tr.get_runtime(doc, 2, "nvidia") or {}).get("options", {})
+        assert written == ({} if value is None else {key: value})
+    else:
+        with pytest.raises(KubeGPUError, match=rf"^options\.{key}=.* is not valid for the runc shim"):
+            tr.set_runtime(doc, 2, "nvidia", options={key: value})
+        assert tr.dumps(doc) == before
