@@ -645,7 +645,7 @@ def test_a_runc_option_is_written_exactly_when_its_value_has_the_shims_type(key,
         or {
             "boolean": isinstance(value, bool),
             "string": isinstance(value, str),
-            "uint32": type(value) is int and 0 <= value <= 2**32 - 1,
+            "uint32": isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**32 - 1,
         }[expected]
     )
     key = key.upper() if upper else key
