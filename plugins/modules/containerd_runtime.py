@@ -314,13 +314,12 @@ class ContainerdRuntime:
             # a name written must be usable as a RuntimeClass handler; one only removed may be
             # a runtime someone else wrote under another name (a legacy 'Nvidia')
             self.name = runtime_name.validate_handler(self.params["name"])
-        else:
-            self.name = runtime_name.validate_name(self.params["name"])
-        if self.params["state"] == "present":
             if self.params["runtime_type"] is not None:
                 toml_runtime.validate_runtime_type(self.params["runtime_type"])
-        elif self.params["default"]:
-            raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
+        else:
+            self.name = runtime_name.validate_name(self.params["name"])
+            if self.params["default"]:
+                raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
         wanted = self.params["config_version"]
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
