@@ -279,7 +279,7 @@ def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp
         pytest.param("version = 2\n[plugins\nx = 1\n", {}, "is not valid TOML (line 2", id="broken-toml"),
         pytest.param("version = 2\n", {"config_version": "3"}, "has version = 2 but config_version=3", id="version-mismatch"),
         pytest.param("version = 7\n", {}, "config version=7 is not valid; expected one of: 2, 3, 4", id="unknown-version"),
-        pytest.param("version = 2\n", {"name": "nv idia"}, "name='nv idia' is not a valid runtime name", id="bad-name"),
+        pytest.param("version = 2\n", {"name": "nv idia"}, "name='nv idia' is not a valid RuntimeClass handler", id="bad-name"),
         pytest.param(
             "version = 2\n", {"runtime_type": "runc"}, "runtime_type='runc' is not a valid containerd shim", id="bad-type"
         ),
