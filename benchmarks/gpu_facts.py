@@ -2,8 +2,10 @@
 
 Both are whole ``ansible localhost -m ...`` processes on this host, run
 alternately, several times each; the table gives median, min and max wall time
-and the ratio of medians. A third row times the NVML pass alone (``_nvml.gather``
-inside one Python process), which is what the module adds on a node.
+and the ratio of medians. Two more rows time the NVML pass alone: in-process
+(``_nvml.gather``, what ``timeout=0`` runs) and in the forked child the module
+uses by default (``_nvml.gather_bounded``, killed after ``timeout``), so the cost
+of bounding a hang is measured.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ NVML_PASS = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.kubegpu.core.plugins.module_utils import _nvml
-times = []
+times = {"in_process": [], "child": []}
 for _run in range(int(sys.argv[2])):
-    start = time.perf_counter()
-    facts = _nvml.gather()
-    times.append(time.perf_counter() - start)
-assert len(facts["devices"]) == 8, facts
+    for key, gather in (("in_process", _nvml.gather), ("child", lambda: _nvml.gather_bounded(30))):
+        start = time.perf_counter()
+        facts = gather()
+        times[key].append(time.perf_counter() - start)
+        assert len(facts["devices"]) == 8, facts
 print(json.dumps(times))
 """
 
@@ -74,7 +77,8 @@ def measure(runs: int = RUNS) -> list[tuple[str, list[float]]]:
     return [
         ("ansible -m kubegpu.core.gpu_facts (8xH100 fake NVML)", gpu_times),
         ("ansible -m ansible.builtin.setup gather_subset=min", setup_times),
-        ("NVML pass alone, in-process (_nvml.gather, 8xH100)", nvml_times),
+        ("NVML pass alone, in-process (timeout=0, 8xH100)", nvml_times["in_process"]),
+        ("NVML pass alone, forked child (default, 8xH100)", nvml_times["child"]),
     ]
 
 

@@ -10,9 +10,12 @@ what it printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
+import subprocess
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
@@ -59,6 +62,41 @@ class CommandResult:
         )
 
 
+class CommandTimeout(KubeGPUError):
+    """A command that did not finish within its time limit (it was killed)."""
+
+
+# how long a killed command may take to let go of its output pipes; one stuck in the
+# kernel (a wedged driver) may never do so, and is then left behind
+KILL_GRACE_SECONDS = 2.0
+
+
+def _run_bounded(
+    argv: list[str], timeout: float, data: str | None, environ: dict[str, str], cwd: str | None
+) -> tuple[int, str, str]:
+    """``argv`` run in its own session, killed (the whole process group) after ``timeout``
+    seconds; AnsibleModule.run_command has no time limit."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **environ},
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(None if data is None else data.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # stuck in the kernel: it dies when it can
+            process.communicate(timeout=KILL_GRACE_SECONDS)
+        cmdline = shlex.join(argv)
+        raise CommandTimeout(f"`{cmdline}` did not finish within {timeout:g} seconds and was killed", cmd=cmdline) from None
+    return process.returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+
+
 class CommandRunner:
     """Runs argv lists through ``AnsibleModule.run_command``.
 
@@ -88,11 +126,20 @@ class CommandRunner:
         data: str | None = None,
         environ: dict[str, str] | None = None,
         cwd: str | None = None,
+        timeout: float | None = None,
     ) -> CommandResult:
-        """Run ``binary args...``; with ``check`` a non-zero rc raises, naming ``what``."""
+        """Run ``binary args...``; with ``check`` a non-zero rc raises, naming ``what``.
+        With ``timeout`` (seconds) a command still running then is killed, with the
+        processes it started, and CommandTimeout is raised."""
         if self.path is None:
             raise KubeGPUError(f"the command {self.binary!r} is not available on this host")
         argv = [self.path, *[str(arg) for arg in args]]
+        if timeout is not None:
+            rc, stdout, stderr = _run_bounded(argv, timeout, data, environ or {}, cwd)
+            result = CommandResult(argv, rc, stdout, stderr)
+            if check and not result.ok:
+                raise result.failure(what or f"running {self.binary}")
+            return result
         rc, stdout, stderr = self.module.run_command(
             argv,
             data=data,

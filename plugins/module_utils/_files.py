@@ -12,18 +12,31 @@ A new file gets mode 0644 whatever the umask.  A path that is a symbolic link
 is edited through it: the link's target is replaced and the link stays.  A
 dangling link is refused rather than followed, as its target may live on a
 filesystem that is not mounted yet.
+
+``locked`` serialises the read-modify-write of one file between runs of the
+modules (two playbooks, overlapping AWX jobs): an advisory ``flock`` on the
+file's directory.  The lock cannot be taken on the file itself, as the atomic
+rename puts a new inode in its place: a second run that opened the old inode
+would hold a lock nobody else waits for, and then edit stale content.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import math
 import os
 import tempfile
+import time
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import text_diff
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 NEW_FILE_MODE = 0o644
+# how often a waiting run tries the lock again
+LOCK_POLL_SECONDS = 0.05
 
 
 def target_of(path: str) -> str:
@@ -144,6 +157,26 @@ def backup(module: t.Any, path: str) -> str | None:
     return module.backup_local(path)
 
 
+def check_lock_timeout(timeout: float) -> float:
+    """``lock_timeout`` when it is a number of seconds a run can wait; else KubeGPUError."""
+    if timeout is None or not math.isfinite(timeout) or timeout < 0:
+        raise KubeGPUError(f"lock_timeout={timeout!r} is not valid; give the seconds to wait for another run's lock (0 or more)")
+    return timeout
+
+
+@contextlib.contextmanager
+def edit_lock(module: t.Any, path: str, timeout: float) -> t.Iterator[None]:
+    """``locked`` for a module's read-modify-write of ``path``, except in check mode:
+    check mode changes nothing on the host (it would create a missing directory to lock
+    it) and never waits for a real run; its single read of a file that is only ever
+    replaced by a rename sees one whole version of it."""
+    if module.check_mode:
+        yield
+        return
+    with locked(path, timeout):
+        yield
+
+
 def replace_file(
     module: t.Any,
     path: str,
@@ -177,3 +210,59 @@ def replace_file(
                 changes["backup_file"] = backup_file
         candidate.install()
     return changes
+
+
+def lock_path(path: str) -> str:
+    """What is locked for ``path``: the directory of the file that holds its content (a
+    symbolic link's target), so runs editing it through different links share one lock."""
+    return os.path.dirname(os.path.abspath(target_of(path)))
+
+
+@contextlib.contextmanager
+def locked(path: str, timeout: float) -> t.Iterator[str]:
+    """Holds an exclusive advisory lock for ``path`` for the ``with`` block; yields the
+    locked directory.
+
+    The lock is an ``flock`` on the file's directory, created first if missing: the
+    directory's inode stays while the file is replaced in it, and nothing is written to
+    take the lock (no lock file left behind, no change to the directory, and it works
+    where the directory is read-only).  Runs editing other files of the same directory
+    wait for each other too.  Waits at most ``timeout`` seconds for another run to let
+    go, then fails naming the file and the directory.  The lock goes when the block ends
+    or the process dies, so a killed run never leaves the file locked.
+    """
+    directory = lock_path(path)
+    existing = directory
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise KubeGPUError(
+            f"cannot lock {directory} to edit {path}: {existing}: {os.strerror(errno.ENOTDIR)}; nothing was changed"
+        )
+    try:
+        _make_directories(directory)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KubeGPUError(f"cannot open the directory {directory} to lock {path}: {exc.strerror}; nothing was changed") from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise KubeGPUError(
+                        f"{path} is being edited by another run, which has held the lock on {directory} for more than "
+                        f"lock_timeout={timeout:g} seconds; nothing was changed. Run again when it has finished, or "
+                        "raise lock_timeout",
+                        locked_directory=directory,
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+            except OSError as exc:
+                raise KubeGPUError(
+                    f"cannot lock {directory} to edit {path}: {exc.strerror} (flock); nothing was changed"
+                ) from exc
+        yield directory
+    finally:
+        os.close(fd)  # also lets go of the lock

@@ -16,10 +16,13 @@ knows (REQUIRED_FIELDS) cannot be dropped.
 from __future__ import annotations
 
 import csv
+import os
 import re
+import stat
+import time
 import typing as t
 
-from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
+from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner, CommandTimeout
 from ansible_collections.kubegpu.core.plugins.module_utils._nvml import architecture_from_compute_capability
 from ansible_collections.kubegpu.core.plugins.module_utils._pci import normalize_bus_id
 
@@ -124,15 +127,45 @@ def parse_query_output(stdout: str, fields: t.Sequence[str] = QUERY_FIELDS) -> t
     return driver_version, devices
 
 
-def gather(module: t.Any, binary: str = "nvidia-smi") -> dict[str, t.Any]:
-    """Driver version and devices from one nvidia-smi run; raises SmiUnavailable."""
+def _not_runnable(binary: str) -> str | None:
+    """Why a ``binary`` given as a path cannot be run (None when it can, or is missing)."""
+    if "/" not in binary or not os.path.lexists(binary):
+        return None
+    if not os.path.exists(binary):
+        return f"{binary} is a symbolic link to {os.readlink(binary)}, which does not exist"
+    if os.path.isdir(binary):
+        return f"{binary} is a directory, not the nvidia-smi program"
+    if not os.access(binary, os.X_OK):
+        mode = stat.filemode(os.stat(binary).st_mode)
+        return f"{binary} exists but is not executable (mode {mode}); make it executable or give another nvidia_smi_path"
+    return None
+
+
+def gather(module: t.Any, binary: str = "nvidia-smi", timeout: float | None = None) -> dict[str, t.Any]:
+    """Driver version and devices from nvidia-smi; raises SmiUnavailable.
+
+    With ``timeout`` the whole source (the query, and the queries again without fields an
+    older driver does not know) takes at most that many seconds; a hung nvidia-smi is
+    killed and reported."""
+    reason = _not_runnable(binary)
+    if reason:
+        raise SmiUnavailable(reason)
     runner = CommandRunner(module, binary, required=False)
     if not runner.available:
         raise SmiUnavailable(f"{binary} was not found" + ("" if "/" in binary else " on PATH"))
+    deadline = None if timeout is None else time.monotonic() + timeout
     fields = list(QUERY_FIELDS)
     unknown: list[str] = []
     while True:
-        result = runner.run(["--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"])
+        argv = ["--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"]
+        try:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            result = runner.run(argv, timeout=left)
+        except CommandTimeout as exc:
+            raise SmiUnavailable(
+                f"`{exc.details['cmd']}` did not finish within timeout={timeout:g} seconds and was killed (a wedged "
+                "driver or a GPU fallen off the bus makes nvidia-smi hang)"
+            ) from exc
         if result.ok:
             break
         message = " ".join((result.stdout or result.stderr).split()) or "(no output)"

@@ -6,11 +6,22 @@ One ``nvmlInit``, one pass over the devices, ``nvmlShutdown`` always. A call
 that a GPU or an old driver does not support (``NOT_SUPPORTED``,
 ``FUNCTION_NOT_FOUND``, ...) leaves that one field None; only a failed
 ``nvmlInit`` makes the whole source unavailable.
+
+``gather_bounded`` runs that pass in a forked child process with a time limit.
+NVML is C code called through ctypes: a call into a wedged driver (a GPU fallen
+off the bus) never returns, and a thread stuck in it cannot be stopped, so a
+thread with ``join(timeout)`` would only hide the hang until the module tries to
+exit.  A child can be killed; the facts come back to the parent as JSON on a pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import select
+import signal
+import time
 import traceback
 import typing as t
 
@@ -236,3 +247,88 @@ def gather(nvml: t.Any = None) -> dict[str, t.Any]:
     finally:
         with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
+
+
+# how long a killed NVML child may take to be reaped; one stuck in the kernel is left behind
+REAP_SECONDS = 1.0
+
+
+def gather_bounded(timeout: float, nvml: t.Any = None) -> dict[str, t.Any]:
+    """``gather()`` in a child process that is killed after ``timeout`` seconds.
+
+    Raises NvmlUnavailable, as ``gather`` does, and also when the pass did not finish
+    in time or the child died (NVML crashing the process no longer takes the module
+    with it).  A Python error of the pass itself is raised again here as RuntimeError
+    with the child's traceback."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its work is seen through the pipe
+        _child(read_fd, write_fd, nvml)
+    os.close(write_fd)
+    try:
+        data = _read_until(read_fd, time.monotonic() + timeout)
+    finally:
+        os.close(read_fd)
+    if data is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+        raise NvmlUnavailable(
+            f"the NVML pass did not finish within timeout={timeout:g} seconds and was stopped (a wedged driver or a GPU "
+            "fallen off the bus makes NVML calls hang)"
+        )
+    _pid, status = os.waitpid(pid, 0)
+    if not data:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+        raise NvmlUnavailable(f"the NVML pass died ({how}) before it answered")
+    payload = json.loads(data.decode("utf-8"))
+    if "unavailable" in payload:
+        raise NvmlUnavailable(payload["unavailable"])
+    if "error" in payload:
+        raise RuntimeError(f"the NVML pass failed:\n{payload['error']}")
+    return payload["facts"]
+
+
+def _child(read_fd: int, write_fd: int, nvml: t.Any) -> t.NoReturn:  # pragma: no cover - runs in the child
+    status = 0
+    try:
+        os.close(read_fd)
+        try:
+            payload: dict[str, t.Any] = {"facts": gather(nvml)}
+        except NvmlUnavailable as exc:
+            payload = {"unavailable": exc.reason}
+        except Exception:  # handed to the parent, which raises it
+            payload = {"error": traceback.format_exc()}
+        view = memoryview(json.dumps(payload).encode("utf-8"))
+        while view:
+            view = view[os.write(write_fd, view) :]
+    except BaseException:  # nothing of the child may run on in the parent's code
+        status = 1
+    finally:
+        # no atexit handlers, no flushing of the parent's buffered output
+        os._exit(status)
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """Everything written to ``fd`` until its writer closes it; None when the deadline passes first."""
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _w, _x = select.select([fd], [], [], left)
+        if not ready:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _reap(pid: int) -> None:
+    deadline = time.monotonic() + REAP_SECONDS
+    while time.monotonic() < deadline:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.01)

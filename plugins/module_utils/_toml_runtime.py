@@ -21,7 +21,7 @@ import traceback
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError, one_of
-from ansible_collections.kubegpu.core.plugins.module_utils._runtime_name import validate_name
+from ansible_collections.kubegpu.core.plugins.module_utils._runtime_name import validate_handler
 
 TOMLKIT_IMPORT_ERROR: str | None
 try:
@@ -77,6 +77,69 @@ def validate_runtime_type(runtime_type: str) -> str:
             "'io.containerd.<name>.v<N>' (for example 'io.containerd.runc.v2') or an absolute path to a shim"
         )
     return runtime_type
+
+
+# The keys of the runc shim's options (containerd's runc Options message, the same in
+# 1.6, 1.7 and 2.x; CriuPath was dropped in 2.0) and the type each must have.  containerd
+# keeps a runtime's options as untyped TOML and only decodes them into that message when
+# it starts a container, so `config dump` accepts ``BinaryName = ["a"]`` and the mistake
+# shows up as pods that cannot start: the module checks them before writing.
+UINT32_MAX = 2**32 - 1
+RUNC_OPTION_TYPES: dict[str, str] = {
+    "NoPivotRoot": "boolean",
+    "NoNewKeyring": "boolean",
+    "ShimCgroup": "string",
+    "IoUid": "uint32",
+    "IoGid": "uint32",
+    "BinaryName": "string",
+    "Root": "string",
+    "CriuPath": "string",
+    "SystemdCgroup": "boolean",
+    "CriuImagePath": "string",
+    "CriuWorkPath": "string",
+    "TaskApiAddress": "string",
+    "TaskApiVersion": "uint32",
+}
+# containerd's TOML decoding matches option keys to the message's fields whatever their case
+_RUNC_OPTION_KEYS = {key.lower(): key for key in RUNC_OPTION_TYPES}
+
+
+def _has_type(value: t.Any, expected: str) -> bool:
+    if expected == "boolean":
+        return isinstance(value, bool)
+    if expected == "string":
+        return isinstance(value, str)
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT32_MAX
+
+
+def check_runc_options(options: t.Mapping[str, t.Any], runtime_type: str | None) -> None:
+    """Refuses an option of the runc shim (``RUNC_OPTION_TYPES``) whose value has the wrong
+    type, naming key, value and the type expected.  Only for ``io.containerd.runc.v2``
+    runtimes: other shims define other options.  ``None`` values (removals) and keys the
+    runc shim does not define are not checked."""
+    if runtime_type != DEFAULT_RUNTIME_TYPE:
+        return
+    for key, value in options.items():
+        field = _RUNC_OPTION_KEYS.get(str(key).lower())
+        if field is None or value is None:
+            continue
+        expected = RUNC_OPTION_TYPES[field]
+        if not _has_type(value, expected):
+            wanted = {"boolean": "a boolean (true or false)", "string": "a string",
+                      "uint32": f"an integer from 0 to {UINT32_MAX}"}[expected]  # fmt: skip
+            raise KubeGPUError(
+                f"options.{key}={value!r} is not valid for the runc shim ({DEFAULT_RUNTIME_TYPE}): {field} must be "
+                f"{wanted}, not {_toml_type(value)}; nothing was changed"
+            )
+
+
+def _toml_type(value: t.Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer" if 0 <= value <= UINT32_MAX else "an integer out of that range"
+    names = ((float, "a float"), (str, "a string"), ((list, tuple), "an array"), (dict, "a table"))
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
 
 
 def parse(text: str, path: str = "config.toml") -> t.Any:
@@ -508,7 +571,7 @@ def set_runtime(
     The runtime is written the way the file writes its parent table: standard [header]
     tables, dotted keys or inline tables.  Returns whether the document changed.
     """
-    validate_name(name)
+    validate_handler(name)
     values: dict[str, t.Any] = {}
     if runtime_type is not None:
         values["runtime_type"] = validate_runtime_type(runtime_type)
@@ -524,8 +587,14 @@ def set_runtime(
         )
 
     path = runtime_table_path(version, name)
+    existing = _lookup(doc, path)
+    if runtime_type is None:
+        # a new runtime (or one written without runtime_type) runs the runc shim
+        current = existing.get("runtime_type") if hasattr(existing, "get") else None
+        runtime_type = _plain(current) if current is not None else DEFAULT_RUNTIME_TYPE
+    check_runc_options(option_values, runtime_type)
     try:
-        if _lookup(doc, path) is None:
+        if existing is None:
             return _create_runtime(doc, path, values, option_values)
         return _update_runtime(doc, path, values, option_values)
     except TOMLKitError as exc:

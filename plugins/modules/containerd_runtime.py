@@ -59,7 +59,12 @@ options:
   name:
     description:
       - The runtime's name, the key under C(runtimes) and the C(handler) of a Kubernetes RuntimeClass.
-      - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit.
+      - With O(state=present), a valid RuntimeClass handler, as the Kubernetes API requires, so a lowercase RFC 1123
+        DNS label, 1 to 63 lowercase letters, digits or C(-), starting and ending with a letter or digit (C(Nvidia),
+        C(my_rt) and C(a.b) are refused).
+      - With O(state=absent) the wider rule of names other tools may have written is enough (letters of either case,
+        digits, C(.), C(_), C(-)), so a runtime such as a legacy C(Nvidia) can still be removed. Runtimes the task does
+        not name are never checked and stay as they are, whatever their names.
     type: str
     required: true
   state:
@@ -86,6 +91,12 @@ options:
     description:
       - Further keys of the runtime's C(options) table, for example C(SystemdCgroup=true).
       - Values are written with their YAML types (a boolean stays a TOML boolean).
+      - For a runtime of type C(io.containerd.runc.v2) (the default for a new runtime) the keys of the runc shim's
+        options are type-checked before anything is written, whatever their case, because containerd only decodes
+        them when it starts a container (C(config dump) accepts C(BinaryName = ["a"])). Strings are C(BinaryName),
+        C(Root), C(ShimCgroup), C(CriuPath), C(CriuImagePath), C(CriuWorkPath), C(TaskApiAddress), booleans
+        C(SystemdCgroup), C(NoPivotRoot), C(NoNewKeyring), integers from 0 to 4294967295 C(IoUid), C(IoGid),
+        C(TaskApiVersion). Other keys, and the options of other shims, are left to containerd.
       - A C(null) value removes that key (nothing happens if it is not there).
     type: dict
     default: {}
@@ -134,6 +145,15 @@ options:
     description: Keep a timestamped copy of the old file next to it when the file changes.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
+        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
+        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
+        When the wait runs out the module fails naming the file, and changes nothing.
+      - Check mode takes no lock and never waits.
+    type: float
+    default: 60
 seealso:
   - module: kubegpu.core.docker_runtime
 notes:
@@ -172,6 +192,12 @@ EXAMPLES = r"""
   loop:
     - /etc/containerd/conf.d/99-nvidia.toml
     - /etc/containerd/config.toml
+
+- name: Remove a runtime another tool wrote under a name that is no RuntimeClass handler
+  kubegpu.core.containerd_runtime:
+    name: Nvidia
+    state: absent
+    lock_timeout: 120  # wait longer for other runs editing /etc/containerd
 
 - name: Remove it again (the default goes back to runc if it was nvidia)
   kubegpu.core.containerd_runtime:
@@ -242,15 +268,23 @@ backup_file:
   sample: /etc/containerd/config.toml.12345.2026-01-01@00:00:00~
 """
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _containerd_drop_ins as drop_ins
+from ansible_collections.kubegpu.core.plugins.module_utils import _runtime_name as runtime_name
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as toml_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import Candidate, read_text, replace_file
+from ansible_collections.kubegpu.core.plugins.module_utils._files import (
+    Candidate,
+    check_lock_timeout,
+    edit_lock,
+    read_text,
+    replace_file,
+)
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/containerd/config.toml"},
@@ -265,6 +299,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "containerd_binary": {"type": "str", "default": "containerd"},
     "validate": {"type": "bool", "default": True},
     "backup": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "float", "default": 60},
 }
 # where containerd packages put the binary, beside PATH
 BINARY_DIRS = ["/usr/local/bin", "/usr/bin", "/usr/sbin"]
@@ -275,16 +310,21 @@ class ContainerdRuntime:
         self.module = module
         self.params = module.params
         self.path: str = self.params["path"]
-        self.name = toml_runtime.validate_name(self.params["name"])
         if self.params["state"] == "present":
+            # a name written must be usable as a RuntimeClass handler; one only removed may be
+            # a runtime someone else wrote under another name (a legacy 'Nvidia')
+            self.name = runtime_name.validate_handler(self.params["name"])
             if self.params["runtime_type"] is not None:
                 toml_runtime.validate_runtime_type(self.params["runtime_type"])
-        elif self.params["default"]:
-            raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
+        else:
+            self.name = runtime_name.validate_name(self.params["name"])
+            if self.params["default"]:
+                raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
         wanted = self.params["config_version"]
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+        self.lock_timeout = check_lock_timeout(self.params["lock_timeout"])
         self.form = toml_runtime.TextForm(bom=False, crlf=False)
         self.original_dump: dict[str, t.Any] | None = None
 
@@ -383,6 +423,13 @@ class ContainerdRuntime:
             raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
     def run(self) -> dict[str, t.Any]:
+        if self.params["state"] == "absent" and not os.path.lexists(self.path):
+            # nothing to remove: no lock (nor its directory) is made for it
+            return self._run()
+        with edit_lock(self.module, self.path, self.lock_timeout):
+            return self._run()
+
+    def _run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
         if before is None and self.params["state"] == "absent":
             self.result.update(config_version=None, runtime=None, default_runtime=None)

@@ -46,6 +46,9 @@ options:
       - The runtime's name, as given to C(docker run --runtime).
       - 1 to 63 letters, digits, C(.), C(_) or C(-), starting and ending with a letter or digit; not C(runc) or
         C(io.containerd.runc.v2), docker's built-in runtimes.
+      - Unlike O(kubegpu.core.containerd_runtime#module:name), upper case, C(.) and C(_) are allowed, as dockerd accepts
+        them and a docker runtime is never the C(handler) of a Kubernetes RuntimeClass (cri-dockerd accepts only the
+        handler C(docker) or none; pods get the runtime through C(default-runtime)).
     type: str
     required: true
   state:
@@ -95,6 +98,15 @@ options:
     description: Keep a timestamped copy of the old file next to it when the file changes.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
+        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
+        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
+        When the wait runs out the module fails naming the file, and changes nothing.
+      - Check mode takes no lock and never waits.
+    type: float
+    default: 60
 seealso:
   - module: kubegpu.core.containerd_runtime
 notes:
@@ -149,13 +161,14 @@ backup_file:
   sample: /etc/docker/daemon.json.12345.2026-01-01@00:00:00~
 """
 
+import os
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as json_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import read_text, replace_file
+from ansible_collections.kubegpu.core.plugins.module_utils._files import check_lock_timeout, edit_lock, read_text, replace_file
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/docker/daemon.json"},
@@ -167,6 +180,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "runtime_options": {"type": "dict"},
     "default": {"type": "bool"},
     "backup": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "float", "default": 60},
 }
 
 
@@ -179,6 +193,7 @@ class DockerRuntime:
         if self.params["state"] == "absent" and self.params["default"]:
             raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
         self.result: dict[str, t.Any] = {"path": self.path, "changed": False, "restart_required": False}
+        self.lock_timeout = check_lock_timeout(self.params["lock_timeout"])
 
     def _edit(self, data: dict[str, t.Any]) -> None:
         params = self.params
@@ -213,6 +228,13 @@ class DockerRuntime:
             json_runtime.unset_default(data, self.name)
 
     def run(self) -> dict[str, t.Any]:
+        if self.params["state"] == "absent" and not os.path.lexists(self.path):
+            # nothing to remove: no lock (nor its directory) is made for it
+            return self._run()
+        with edit_lock(self.module, self.path, self.lock_timeout):
+            return self._run()
+
+    def _run(self) -> dict[str, t.Any]:
         before = read_text(self.path)
         data = json_runtime.parse(before or "", self.path)
         if before is None and self.params["state"] == "absent":

@@ -60,8 +60,21 @@ options:
     description:
       - The nvidia-smi command, a name looked up on C(PATH) or an absolute path. A missing command is not an error
         (C(reason) says so); an empty value or a relative path with a C(/) is refused.
+      - A path that exists but cannot be run (not executable, a directory, a dangling link) is reported as such in
+        C(reason), not as missing.
     type: str
     default: nvidia-smi
+  timeout:
+    description:
+      - Seconds each source that talks to the driver may take. A wedged driver or a GPU fallen off the bus makes
+        NVML calls and C(nvidia-smi) hang; a source that has not answered in time is stopped, C(reason) says so, and
+        the next source is tried (the PCI scan only reads sysfs and has no limit). With both C(nvml) and
+        C(nvidia-smi) hanging, a gather takes about twice this long.
+      - The NVML pass runs in a child process, which can be killed (a thread stuck in a C call cannot); that costs
+        a few milliseconds (C(make bench)). V(0) runs NVML in the module's own process and C(nvidia-smi), both
+        without a limit.
+    type: float
+    default: 30
 notes:
   - "C(sources=[pci]) gathers without loading any NVIDIA library."
 seealso:
@@ -78,6 +91,10 @@ EXAMPLES = r"""
     msg: >-
       {{ ansible_facts.gpu.count }} x {{ ansible_facts.gpu.devices[0].name | default('no GPU') }}
       ({{ ansible_facts.gpu.reason | default('nothing missing', true) }})
+
+- name: Give up on a wedged driver after 10 seconds per source (reason says which one hung)
+  kubegpu.core.gpu_facts:
+    timeout: 10
 
 - name: Only look at the PCI bus (no NVIDIA library is loaded)
   kubegpu.core.gpu_facts:
@@ -117,8 +134,9 @@ ansible_facts:
           sample: nvml
         reason:
           description:
-            - What is missing, in words (no library, driver not loaded, no devices, GPUs the driver does not list),
-              one clause per source, separated by C(; ). C(null) when nothing is missing.
+            - What is missing, in words (no library, driver not loaded, no devices, GPUs the driver does not list,
+              a source that hung past O(timeout)), one clause per source, separated by C(; ). C(null) when nothing
+              is missing.
           type: str
           sample: "nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded"
         count:
@@ -285,6 +303,7 @@ ansible_facts:
               sample: "0000:3b:00.0"
 """
 
+import math
 import os
 import typing as t
 
@@ -331,6 +350,10 @@ class GpuFacts:
         self.sources: list[str] = module.params["sources"]
         self.sysfs_root: str = module.params["sysfs_root"]
         self.nvidia_smi: str = module.params["nvidia_smi_path"]
+        timeout = module.params["timeout"]
+        if not math.isfinite(timeout) or timeout < 0:
+            raise KubeGPUError(f"timeout={timeout!r} is not valid; give the seconds a source may take (0 for no limit)")
+        self.timeout: float | None = timeout or None
         if not self.sources:
             raise KubeGPUError(f"sources=[] is not valid; give at least one of: {', '.join(SOURCES)}")
         if not self.nvidia_smi.strip() or ("/" in self.nvidia_smi and not os.path.isabs(self.nvidia_smi)):
@@ -352,14 +375,14 @@ class GpuFacts:
             reasons.append(f"nvml: {missing_required_lib('nvidia-ml-py')}")
             return None
         try:
-            return _nvml.gather()
+            return _nvml.gather() if self.timeout is None else _nvml.gather_bounded(self.timeout)
         except _nvml.NvmlUnavailable as exc:
             reasons.append(f"nvml: {exc.reason}")
             return None
 
     def _smi(self, reasons: list[str]) -> dict[str, t.Any] | None:
         try:
-            answer = _nvidia_smi.gather(self.module, self.nvidia_smi)
+            answer = _nvidia_smi.gather(self.module, self.nvidia_smi, self.timeout)
         except _nvidia_smi.SmiUnavailable as exc:
             reasons.append(f"nvidia-smi: {exc.reason}")
             return None
@@ -439,6 +462,7 @@ def main() -> None:
             "sources": {"type": "list", "elements": "str", "choices": list(SOURCES), "default": list(SOURCES)},
             "sysfs_root": {"type": "path", "default": "/sys"},
             "nvidia_smi_path": {"type": "str", "default": "nvidia-smi"},
+            "timeout": {"type": "float", "default": 30},
         },
         supports_check_mode=True,
     )

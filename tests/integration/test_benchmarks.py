@@ -8,11 +8,12 @@ from benchmarks import gpu_facts, node_labels
 
 def test_gpu_facts_benchmark_measures_every_row_and_prints_its_table():
     rows = gpu_facts.measure(runs=1)
-    assert [len(times) for _name, times in rows] == [1, 1, 1]
+    assert [len(times) for _name, times in rows] == [1, 1, 1, 1]
     assert all(time > 0 for _name, times in rows for time in times)
     table = gpu_facts.table(rows)
     assert "kubegpu.core.gpu_facts (8xH100 fake NVML)" in table
     assert "gather_subset=min" in table
+    assert "forked child (default, 8xH100)" in table
 
 
 def test_node_labels_benchmark_checks_every_run_in_a_tiny_configuration():

@@ -279,7 +279,7 @@ def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp
         pytest.param("version = 2\n[plugins\nx = 1\n", {}, "is not valid TOML (line 2", id="broken-toml"),
         pytest.param("version = 2\n", {"config_version": "3"}, "has version = 2 but config_version=3", id="version-mismatch"),
         pytest.param("version = 7\n", {}, "config version=7 is not valid; expected one of: 2, 3, 4", id="unknown-version"),
-        pytest.param("version = 2\n", {"name": "nv idia"}, "name='nv idia' is not a valid runtime name", id="bad-name"),
+        pytest.param("version = 2\n", {"name": "nv idia"}, "name='nv idia' is not a valid RuntimeClass handler", id="bad-name"),
         pytest.param(
             "version = 2\n", {"runtime_type": "runc"}, "runtime_type='runc' is not a valid containerd shim", id="bad-type"
         ),
@@ -677,3 +677,51 @@ def test_default_false_for_runc_is_no_change(tmp_path):
     assert not run.failed and not run.changed, run.result
     run = three_ways(base_args(containerd, path, name="runc", default=False, options={"SystemdCgroup": True}), path)
     assert run.result["default_runtime"] == "runc" and run.result["effective_default_runtime"] == "runc"
+
+
+def test_runc_options_of_the_wrong_type_pass_containerds_own_check(containerd, tmp_path):
+    """What real containerd says about ``BinaryName = ["a"]``, ``SystemdCgroup = "yes"``, ``IoUid = -1``:
+    nothing. 1.6, 1.7 and 2.1 all dump such a file as it is, since a runtime's options stay
+    untyped until a container starts; the module's own check (below) is the only one before then."""
+    plugin = "io.containerd.grpc.v1.cri" if containerd.major == 1 else "io.containerd.cri.v1.runtime"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'version = {2 if containerd.major == 1 else 3}\n[plugins."{plugin}".containerd.runtimes.nv]\n'
+        f'  runtime_type = "io.containerd.runc.v2"\n[plugins."{plugin}".containerd.runtimes.nv.options]\n'
+        '  BinaryName = ["a"]\n  SystemdCgroup = "yes"\n  IoUid = -1\n'
+    )
+    assert containerd.cri(path)["runtimes"]["nv"]["options"] == {"BinaryName": ["a"], "SystemdCgroup": "yes", "IoUid": -1}
+
+
+def test_runc_options_are_type_checked_and_other_names_in_the_file_stay_removable(containerd, tmp_path):
+    """A file with runtimes other tools named (``Nvidia``, ``kata-qemu``): a wrong option type is
+    refused naming key, value and type; typed options are written (three ways) and containerd
+    reads them back; ``Nvidia`` stays untouched, and is then removed (three ways)."""
+    version = 2 if containerd.major == 1 else 3
+    plugin = "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        hand_written(version)
+        + f'\n[plugins."{plugin}".containerd.runtimes.Nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
+        + f'\n[plugins."{plugin}".containerd.runtimes.kata-qemu]\n  runtime_type = "io.containerd.kata-qemu.v2"\n'
+    )
+    original = path.read_bytes()
+
+    wrong = run_module(MODULE, base_args(containerd, path, options={"BinaryName": ["a"]}))
+    assert wrong.failed and "options.BinaryName=['a'] is not valid for the runc shim" in wrong.result["msg"]
+    assert "BinaryName must be a string, not an array" in wrong.result["msg"]
+    assert path.read_bytes() == original
+
+    options = {"SystemdCgroup": True, "IoUid": 0, "Root": "/run/nvidia-runc"}
+    three_ways(base_args(containerd, path, binary_name=NVIDIA, options=options), path)
+    runtimes = containerd.cri(path)["runtimes"]
+    assert runtimes["nvidia"]["options"] == {"BinaryName": NVIDIA, **options} or (
+        # containerd 1.x dumps every field of the runc options it knows; the ones given must be as given
+        {key: runtimes["nvidia"]["options"][key] for key in ("BinaryName", *options)} == {"BinaryName": NVIDIA, **options}
+    )
+    assert runtimes["Nvidia"]["runtime_type"] == "io.containerd.runc.v2"
+    assert runtimes["kata-qemu"]["runtime_type"] == "io.containerd.kata-qemu.v2"
+
+    three_ways(base_args(containerd, path, name="Nvidia", state="absent"), path)
+    runtimes = containerd.cri(path)["runtimes"]
+    assert "Nvidia" not in runtimes and {"nvidia", "kata-qemu", "runc"} <= set(runtimes)

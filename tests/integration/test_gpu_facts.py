@@ -10,7 +10,11 @@ sysfs tree of its own, so the host's own devices never leak into the facts.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -427,3 +431,89 @@ def test_nvml_gpus_with_virtual_functions_report_nothing_unlisted(tmp_path):
     functions += [PciFunction(f"0000:18:00.{slot}", driver="nvidia", physfn="0000:18:00.0") for slot in (4, 5)]
     facts = gather("v100x2", str(build(tmp_path / "sys", functions, modules=("nvidia",))))
     assert (facts["count"], facts["reason"], len(facts["pci_devices"]), len(facts["pci_virtual_functions"])) == (2, None, 2, 2)
+
+
+# --- hangs: a wedged driver (simulated by the fake library's and fake nvidia-smi's `hang` keys) ---
+
+# a module run that the timeout does not stop fails the test instead of hanging it
+RUN_LIMIT_SECONDS = 90
+
+
+def _scenario_with(tmp_path, base: str, **keys) -> str:
+    data = {**fake_nvml.load(base), **keys}
+    path = tmp_path / f"{base}-{'-'.join(keys)}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _gather_bounded(scenario_path: str, sysfs: str, *, check: bool = False, **args) -> tuple[dict, float]:
+    env = {**fake_nvml.environment("t4"), "FAKE_NVML_SCENARIO": scenario_path}
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = pool.submit(run_module, "kubegpu.core.gpu_facts", {"sysfs_root": sysfs, **args}, env=env, check=check)
+        status, result, _stdout, _stderr = run.result(timeout=RUN_LIMIT_SECONDS)
+    assert status == "ok", result
+    return result["ansible_facts"]["gpu"], time.monotonic() - started
+
+
+def _processes_of(scenario_path: str) -> list[int]:
+    """Processes still running with this scenario in their environment (a hung child left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"FAKE_NVML_SCENARIO={scenario_path}".encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("call", ["nvmlInitWithFlags", "nvmlDeviceGetMemoryInfo"])
+def test_a_hung_nvml_pass_is_stopped_and_nvidia_smi_still_answers(empty_sysfs, tmp_path, call):
+    scenario = _scenario_with(tmp_path, "t4", hang=[call])
+    facts, elapsed = _gather_bounded(scenario, empty_sysfs, timeout=1, nvidia_smi_path=FAKE_SMI)
+    assert facts["source"] == "nvidia-smi" and facts["count"] == 1 and facts["devices"][0]["name"] == "Tesla T4"
+    assert facts["reason"].startswith("nvml: the NVML pass did not finish within timeout=1 seconds and was stopped")
+    assert elapsed < RUN_LIMIT_SECONDS
+    assert _processes_of(scenario) == [], "the hung NVML child was left running"
+
+
+def test_a_wedged_gpu_where_nvml_and_nvidia_smi_both_hang_is_still_found_on_the_bus(tmp_path):
+    """wedged_t4: NVML hangs on the device, nvidia-smi hangs; both are stopped, the PCI scan
+    still finds the GPU, and check mode reports the same facts."""
+    sysfs = str(build(tmp_path / "sys", [PciFunction("0000:00:1e.0", device=0x1EB8, driver="nvidia")]))
+    scenario = str(fake_nvml.scenario("wedged_t4"))
+    facts, _elapsed = _gather_bounded(scenario, sysfs, timeout=1, nvidia_smi_path=FAKE_SMI)
+    assert (facts["present"], facts["driver_loaded"], facts["source"], facts["count"]) == (True, True, "pci", 1)
+    nvml, smi, pci = facts["reason"].split("; ", 2)
+    assert nvml.startswith("nvml: the NVML pass did not finish within timeout=1 seconds and was stopped")
+    assert smi.startswith(f"nvidia-smi: `{FAKE_SMI} --query-gpu=")
+    assert smi.endswith(
+        "did not finish within timeout=1 seconds and was killed "
+        "(a wedged driver or a GPU fallen off the bus makes nvidia-smi hang)"
+    )
+    assert pci.startswith("pci: 1 NVIDIA GPU(s) on the PCI bus (0000:00:1e.0")
+    assert _processes_of(scenario) == [], "a hung nvidia-smi or NVML child was left running"
+    checked, _elapsed = _gather_bounded(scenario, sysfs, check=True, timeout=1, nvidia_smi_path=FAKE_SMI)
+    assert checked == facts
+
+
+def test_timeout_zero_reads_nvml_in_process_with_the_same_facts(empty_sysfs):
+    assert gather("t4", empty_sysfs, timeout=0) == gather("t4", empty_sysfs)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda path: path.write_text("#!/bin/sh\n") or path.chmod(0o644), "exists but is not executable (mode -rw-r--r--)"),
+        (lambda path: path.mkdir(), "is a directory, not the nvidia-smi program"),
+        (lambda path: path.symlink_to(path.parent / "gone"), "is a symbolic link to"),
+    ],
+    ids=["not-executable", "directory", "dangling-link"],
+)
+def test_an_nvidia_smi_path_that_cannot_run_is_reported_as_such(empty_sysfs, tmp_path, make, expected):
+    smi = tmp_path / "nvidia-smi"
+    make(smi)
+    facts = gather("driver_not_loaded", empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=str(smi))
+    assert facts["reason"].startswith(f"nvidia-smi: {smi} {expected}") and "not found" not in facts["reason"]

@@ -88,6 +88,7 @@ CASES = {
     "docker-dangling-link": Case(DOCKER, None, {}, "is a symbolic link to", "dangling-link"),
     "docker-parent-is-a-file": Case(DOCKER, None, {}, "Not a directory", "not-a-directory"),
     "docker-immutable-directory": Case(DOCKER, GOOD_JSON, {}, "cannot write a temporary file in", "immutable-dir"),
+    "docker-lock-timeout-negative": Case(DOCKER, GOOD_JSON, {"lock_timeout": -1}, "lock_timeout=-1.0 is not valid"),
     # containerd_runtime: what it refuses today
     "containerd-directory-as-path": Case(CONTAINERD, None, {}, "is a directory, expected a file", "directory"),
     "containerd-not-utf8": Case(CONTAINERD, b"version = 2\n# caf\xe9\n", {}, "is not UTF-8 text (line 2)"),
@@ -96,9 +97,11 @@ CASES = {
     "containerd-unknown-version": Case(CONTAINERD, b"version = 7\n", {}, "config version=7 is not valid"),
     "containerd-version-not-integer": Case(CONTAINERD, b'version = "2"\n', {}, "version = '2' is not an integer"),
     "containerd-version-mismatch": Case(CONTAINERD, GOOD_TOML, {"config_version": "3"}, "has version = 2 but config_version=3"),
-    "containerd-name-slash": Case(CONTAINERD, GOOD_TOML, {"name": "nvidia/gpu"}, "name='nvidia/gpu' is not a valid runtime name"),
+    "containerd-name-slash": Case(
+        CONTAINERD, GOOD_TOML, {"name": "nvidia/gpu"}, "name='nvidia/gpu' is not a valid RuntimeClass handler"
+    ),
     "containerd-name-64-chars": Case(
-        CONTAINERD, GOOD_TOML, {"name": LONG_NAME}, f"name={LONG_NAME!r} is not a valid runtime name"
+        CONTAINERD, GOOD_TOML, {"name": LONG_NAME}, f"name={LONG_NAME!r} is not a valid RuntimeClass handler"
     ),
     "containerd-bad-runtime-type": Case(
         CONTAINERD, GOOD_TOML, {"runtime_type": "runc"}, "runtime_type='runc' is not a valid containerd shim"
@@ -107,8 +110,34 @@ CASES = {
         CONTAINERD, GOOD_TOML, {"state": "absent", "default": True}, "default=true cannot be combined with state=absent"
     ),
     "containerd-immutable-directory": Case(CONTAINERD, GOOD_TOML, {}, "cannot write a temporary file in", "immutable-dir"),
+    # containerd_runtime: a name written must be a RuntimeClass handler; runc options are typed
+    "containerd-name-uppercase": Case(
+        CONTAINERD, GOOD_TOML, {"name": "Nvidia"}, "name='Nvidia' is not a valid RuntimeClass handler"
+    ),
+    "containerd-name-underscore": Case(
+        CONTAINERD, GOOD_TOML, {"name": "my_rt"}, "name='my_rt' is not a valid RuntimeClass handler"
+    ),
+    "containerd-name-dot": Case(CONTAINERD, GOOD_TOML, {"name": "a.b"}, "name='a.b' is not a valid RuntimeClass handler"),
+    "containerd-binary-name-list": Case(
+        CONTAINERD,
+        GOOD_TOML,
+        {"binary_name": None, "options": {"BinaryName": ["a"]}},
+        "options.BinaryName=['a'] is not valid for the runc shim (io.containerd.runc.v2): BinaryName must be a string, not an "
+        "array",
+    ),
+    "containerd-systemd-cgroup-string": Case(
+        CONTAINERD,
+        GOOD_TOML,
+        {"options": {"SystemdCgroup": "true"}},
+        "SystemdCgroup must be a boolean (true or false), not a string",
+    ),
+    "containerd-io-uid-negative": Case(
+        CONTAINERD, GOOD_TOML, {"options": {"IoUid": -1}}, "IoUid must be an integer from 0 to 4294967295"
+    ),
+    "containerd-lock-timeout-negative": Case(CONTAINERD, GOOD_TOML, {"lock_timeout": -1}, "lock_timeout=-1.0 is not valid"),
     # gpu_facts: its options (the sysfs tree it reads must stay as it was)
     "gpu-facts-no-source": Case(GPU_FACTS, None, {"sources": []}, "sources=[] is not valid", "sysfs"),
+    "gpu-facts-timeout-negative": Case(GPU_FACTS, None, {"timeout": -1}, "timeout=-1.0 is not valid", "sysfs"),
     "gpu-facts-unknown-source": Case(GPU_FACTS, None, {"sources": ["dcgm"]}, "dcgm", "sysfs"),
     "gpu-facts-smi-path-empty": Case(GPU_FACTS, None, {"nvidia_smi_path": ""}, "nvidia_smi_path='' is not valid", "sysfs"),
     "gpu-facts-smi-path-relative": Case(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ansible_collections.kubegpu.core.plugins.module_utils import _runtime_name as runtime_name
 from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime as tr
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
@@ -106,15 +109,100 @@ def test_invalid_toml_names_the_line(text, line):
     assert "/etc/containerd/config.toml" in info.value.msg
 
 
-@pytest.mark.parametrize("name", ["nvidia", "nvidia-experimental", "kata.v2", "runsc_gvisor", "a", "A1"])
+@pytest.mark.parametrize("name", ["nvidia", "nvidia-experimental", "kata.v2", "runsc_gvisor", "a", "A1", "Nvidia"])
 def test_valid_runtime_names(name):
-    assert tr.validate_name(name) == name
+    assert runtime_name.validate_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "-nvidia", "nvidia-", "nv idia", "nv/idia", 'nv"idia', "x" * 64, "nvidia\n"])
 def test_invalid_runtime_names(name):
     with pytest.raises(KubeGPUError, match="is not a valid runtime name"):
-        tr.validate_name(name)
+        runtime_name.validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["nvidia", "kata-qemu", "a", "0", "x" * 63, "nvidia-cdi-2"])
+def test_valid_runtime_class_handlers(name):
+    assert runtime_name.validate_handler(name) == name
+
+
+@pytest.mark.parametrize("name", ["Nvidia", "my_rt", "a.b", "", "-a", "a-", "x" * 64, "nv idia", "nvidia\n", None, 1])
+def test_invalid_runtime_class_handlers_name_value_and_rule(name):
+    with pytest.raises(KubeGPUError) as info:
+        runtime_name.validate_handler(name)
+    assert f"name={name!r}" in info.value.msg and "lowercase RFC 1123 DNS label" in info.value.msg
+
+
+@pytest.mark.parametrize("name", ["Nvidia", "my_rt", "a.b"])
+def test_set_runtime_refuses_a_name_that_is_no_handler(name):
+    doc = tr.parse(HAND_WRITTEN)
+    with pytest.raises(KubeGPUError, match="not a valid RuntimeClass handler"):
+        tr.set_runtime(doc, 2, name, binary_name="/usr/bin/nvidia-container-runtime")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"BinaryName": ["a"]}, "options.BinaryName=['a'] .*BinaryName must be a string, not an array"),
+        ({"Root": 1}, "options.Root=1 .*must be a string, not an integer"),
+        ({"SystemdCgroup": "true"}, "options.SystemdCgroup='true' .*must be a boolean .*not a string"),
+        ({"SystemdCgroup": 1}, "must be a boolean .*not an integer"),
+        ({"NoPivotRoot": "yes"}, "NoPivotRoot must be a boolean"),
+        ({"IoUid": -1}, "options.IoUid=-1 .*integer from 0 to 4294967295, not an integer out of that range"),
+        ({"IoGid": 2**32}, "IoGid must be an integer from 0"),
+        ({"IoGid": True}, "IoGid must be an integer from 0 .*not a boolean"),
+        ({"IoUid": 1.5}, "not a float"),
+        ({"CriuWorkPath": {"a": 1}}, "CriuWorkPath must be a string, not a table"),
+        ({"systemdcgroup": "on"}, "options.systemdcgroup='on' .*SystemdCgroup must be a boolean"),
+        ({"TaskApiVersion": "3"}, "TaskApiVersion must be an integer"),
+    ],
+)
+def test_runc_options_of_the_wrong_type_are_refused(options, message):
+    doc = tr.parse(HAND_WRITTEN)
+    before = tr.dumps(doc)
+    with pytest.raises(KubeGPUError) as info:
+        tr.set_runtime(doc, 2, "nvidia", options=options)
+    # the message names key, value and the expected type, in this order (" .*" separates the parts)
+    position = 0
+    for part in message.split(" .*"):
+        position = info.value.msg.index(part, position)
+    assert tr.dumps(doc) == before
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True, "IoUid": 0, "IoGid": 4294967295},
+        {"Root": None, "SystemdCgroup": None},  # removals are not type-checked
+        {"SomeFutureKey": [1, 2]},  # keys the runc shim does not define are left to containerd
+    ],
+)
+def test_runc_options_of_the_right_type_are_written(options):
+    doc = tr.parse(HAND_WRITTEN)
+    tr.set_runtime(doc, 2, "nvidia", options=options)
+    written = tr.get_runtime(doc, 2, "nvidia")["options"] if any(v is not None for v in options.values()) else {}
+    assert written == {key: value for key, value in options.items() if value is not None}
+
+
+def test_options_of_other_shims_are_not_checked_as_runc_ones():
+    doc = tr.parse(HAND_WRITTEN)
+    assert tr.set_runtime(doc, 2, "kata", runtime_type="io.containerd.kata.v2", options={"BinaryName": ["a"]})
+    # an existing runtime keeps its own shim, and its options are judged by that shim
+    assert tr.set_runtime(doc, 2, "kata", options={"IoUid": "x"})
+    assert tr.get_runtime(doc, 2, "kata")["options"] == {"BinaryName": ["a"], "IoUid": "x"}
+
+
+def test_an_existing_runc_runtime_has_its_options_checked():
+    doc = tr.parse(HAND_WRITTEN)
+    tr.set_runtime(doc, 2, "nvidia", binary_name="/usr/bin/nvidia-container-runtime")
+    with pytest.raises(KubeGPUError, match="SystemdCgroup must be a boolean"):
+        tr.set_runtime(doc, 2, "nvidia", options={"SystemdCgroup": "false"})
+
+
+def test_a_runtime_with_another_name_in_the_file_stays_readable_and_removable():
+    doc = tr.parse(HAND_WRITTEN + f'\n[plugins.{V2}.containerd.runtimes.Nvidia]\n  runtime_type = "io.containerd.runc.v2"\n')
+    assert tr.get_runtime(doc, 2, "Nvidia") == {"runtime_type": "io.containerd.runc.v2"}
+    assert tr.remove_runtime(doc, 2, "Nvidia")
+    assert tr.get_runtime(doc, 2, "Nvidia") is None
 
 
 @pytest.mark.parametrize(
@@ -170,7 +258,6 @@ def test_adding_a_runtime_only_inserts_lines_indented_like_its_siblings():
     [
         ({"runtime_type": "io.containerd.runc.v2"}, False),
         ({"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": True}}, False),
-        ({"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": 1}}, True),  # 1 is not true in TOML
         ({"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": False}}, True),
         ({"runtime_type": "io.containerd.kata.v2"}, True),
         ({"runtime_type": None, "binary_name": "/usr/bin/runc"}, True),
@@ -538,3 +625,37 @@ def test_removing_the_first_of_several_runtimes_keeps_the_comment_above_the_next
     after = tr.dumps(doc)
     assert f'# kata\n[plugins.{V2}.containerd.runtimes.kata]\n  runtime_type = "io.containerd.kata.v2"\n' in after
     tr.check_edit(before, after, 2, "crun", runtime=None, default=None)
+
+
+_TOML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+
+
+@pytest.mark.property
+@given(key=st.sampled_from(sorted(tr.RUNC_OPTION_TYPES)), value=_TOML_VALUES, upper=st.booleans())
+def test_a_runc_option_is_written_exactly_when_its_value_has_the_shims_type(key, value, upper):
+    """Whatever the value: accepted and written as given when it has the type of the runc shim's
+    field (None removes), else refused with the file's document untouched."""
+    expected = tr.RUNC_OPTION_TYPES[key]
+    fits = (
+        value is None
+        or {
+            "boolean": isinstance(value, bool),
+            "string": isinstance(value, str),
+            "uint32": isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**32 - 1,
+        }[expected]
+    )
+    key = key.upper() if upper else key
+    doc = tr.parse(HAND_WRITTEN)
+    before = tr.dumps(doc)
+    if fits:
+        tr.set_runtime(doc, 2, "nvidia", options={key: value})
+        written = (tr.get_runtime(doc, 2, "nvidia") or {}).get("options", {})
+        assert written == ({} if value is None else {key: value})
+    else:
+        with pytest.raises(KubeGPUError, match=rf"^options\.{key}=.* is not valid for the runc shim"):
+            tr.set_runtime(doc, 2, "nvidia", options={key: value})
+        assert tr.dumps(doc) == before

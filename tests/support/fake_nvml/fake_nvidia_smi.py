@@ -11,12 +11,16 @@ binary does. A field it does not know, or one the scenario lists in
 before R510), refuses the whole query before any output, as the real binary
 does: ``Field "NAME" is not a valid field to query.`` and a blank line on
 stdout, exit 2, naming the first such field.
+A scenario with ``"nvidia_smi_hang": true`` never answers, as nvidia-smi on a
+wedged driver (a GPU fallen off the bus) does; simulated by sleeping, so unlike a
+process stuck in the kernel it dies of SIGKILL.
 Anything else (the default report, -L, -q) is not simulated: exit 2.
 """
 
 import json
 import os
 import sys
+import time
 
 KNOWN_FIELDS = (
     "index",
@@ -81,6 +85,8 @@ def main(argv):
         return 2
     with open(os.environ["FAKE_NVML_SCENARIO"], encoding="utf-8") as handle:
         scenario = json.load(handle)
+    while scenario.get("nvidia_smi_hang"):
+        time.sleep(3600)
     if scenario.get("init_error") == "DRIVER_NOT_LOADED":
         print(
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 
@@ -95,10 +96,21 @@ static void log_call(const char *name)
     fclose(f);
 }
 
+/* A call the scenario lists in "hang" never returns, as a call into a wedged driver
+ * (a GPU fallen off the bus) does.  Simulated by sleeping: unlike a process stuck in
+ * the kernel, this one still dies of SIGKILL. */
+static void hang_if_listed(const char *name)
+{
+    if (scenario && json_array_has(scenario, "hang", name))
+        for (;;)
+            pause();
+}
+
 /* Every entry point but init and nvmlErrorString starts here. */
 static nvmlReturn_t enter(const char *name)
 {
     log_call(name);
+    hang_if_listed(name);
     if (scenario && json_array_has(scenario, "function_not_found", name))
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     return init_refcount > 0 ? NVML_SUCCESS : NVML_ERROR_UNINITIALIZED;
@@ -206,6 +218,7 @@ static nvmlReturn_t init(const char *name)
     nvmlReturn_t ret = load_scenario();
     if (ret != NVML_SUCCESS)
         return ret;
+    hang_if_listed(name);
     const char *init_error = json_string(scenario, "init_error");
     if (init_error) {
         ret = error_by_name(init_error);
