@@ -16,8 +16,9 @@ PYTEST_ARGS ?=
 # (containerd, helm, ansible-playbook), so two workers pay off on two cores. 0 = no xdist.
 PYTEST_WORKERS ?= 2
 
-# molecule's arguments, e.g. `make molecule MOLECULE_ARGS='-s node_python'`
-MOLECULE_ARGS ?= --all
+# the molecule scenarios `make molecule` runs, e.g. `make molecule MOLECULE_SCENARIOS=node_python`
+# (default: every scenario in extensions/molecule), MOLECULE_JOBS at a time (default 2)
+MOLECULE_SCENARIOS ?=
 
 .PHONY: help setup apt-deps kube-clients docker-daemon node-images molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo build doc changelog clean
 
@@ -44,9 +45,9 @@ docker-daemon: apt-deps  ## Debian's dockerd, started in the background when no 
 node-images: $(STAMP) docker-daemon  ## kubegpu-node:bookworm and :trixie (debootstrap, docker import), rebuilt when their recipe changes
 	$(BIN)/python -m tests.support.images
 
-molecule: setup node-images  ## the roles' molecule scenarios on the node images (MOLECULE_ARGS, default --all)
+molecule: setup node-images  ## the roles' molecule scenarios on the node images, MOLECULE_JOBS at a time (MOLECULE_SCENARIOS: a few)
 	hack/molecule-collections
-	molecule test $(MOLECULE_ARGS)
+	hack/molecule-scenarios $(MOLECULE_SCENARIOS)
 
 test: setup lint sanity pytest molecule matrix-ci  ## everything CI runs
 
