@@ -12,10 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 
 #define EXPORT __attribute__((visibility("default")))
+/* Where the lab installs a node's scenario next to the library (see README.md). */
+#ifndef FAKE_NVML_DEFAULT_SCENARIO
+#define FAKE_NVML_DEFAULT_SCENARIO "/etc/fake-nvml/scenario.json"
+#endif
 
 typedef int nvmlReturn_t;
 enum {
@@ -159,9 +164,14 @@ static char *read_file(const char *path)
 
 static nvmlReturn_t load_scenario(void)
 {
+    /* Simulation: a lab node container has no environment of ours in every process that loads
+       NVML (Ansible modules, nvidia-smi), so the scenario installed with the library is the
+       default; FAKE_NVML_SCENARIO, when set, wins. */
     const char *path = getenv("FAKE_NVML_SCENARIO");
-    if (!path || !*path) {
-        fprintf(stderr, "fake NVML: FAKE_NVML_SCENARIO is not set\n");
+    if (!path || !*path)
+        path = FAKE_NVML_DEFAULT_SCENARIO;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "fake NVML: FAKE_NVML_SCENARIO is not set and %s is not readable\n", path);
         return NVML_ERROR_UNKNOWN;
     }
     char *text = read_file(path);
