@@ -6,6 +6,9 @@ the server's request log, so a server that only looked right to our own code wou
 
 from __future__ import annotations
 
+import json
+import re
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -200,8 +203,6 @@ def test_rollout_status_times_out_without_the_ready_controller(kubectl, tmp_path
 
 def columns(text: str) -> list[list[str]]:
     """kubectl's table output as rows of cells (cells separated by two or more spaces)."""
-    import re
-
     return [re.split(r"\s{2,}", line.strip()) for line in text.strip().splitlines()]
 
 
@@ -229,8 +230,6 @@ def test_get_nodes_prints_the_servers_table_status_roles_age_version(kubectl, ku
 
 def test_table_rows_carry_partial_metadata_the_object_or_nothing(kubeapi):
     """The server's answer to kubectl's Accept header, read directly (row objects as includeObject asks)."""
-    import json
-    import urllib.request
 
     def get(query: str) -> dict:
         request = urllib.request.Request(
@@ -304,8 +303,6 @@ def test_describe_node_shows_gpu_capacity_and_allocatable(kubectl, kubeapi):
 
 
 def re_search(pattern: str, text: str) -> bool:
-    import re
-
     return re.search(pattern, text) is not None
 
 
