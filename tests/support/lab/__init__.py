@@ -14,7 +14,8 @@ v1.25.4 and the ready controller).
 removes the node image only if the lab built it. Container names carry ``prefix`` (the demo and the
 test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``.
 
-Command line: ``python -m tests.support.lab up|down|status [--prefix P] [--dir D]``.
+Command line: ``python -m tests.support.lab up|down|status|report [--prefix P] [--dir D]`` (``report``
+renders ``report.json`` into ``report.html`` in the lab directory, see ``report.py``).
 """
 
 from __future__ import annotations
@@ -215,7 +216,20 @@ class Lab:
         if stamp.is_file() and stamp.read_text() == " ".join(wanted):
             return
         self.log("lab: node_python wheels for the nodes")
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(target), *wanted])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(target),
+                *wanted,
+            ]
+        )
         stamp.write_text(" ".join(wanted))
 
     def server_running(self) -> bool:
@@ -235,7 +249,11 @@ class Lab:
     def down(self) -> None:
         if Path(f"{self.kubeconfig}.pid").exists():
             self.log("lab: stop the API server")
-            _run([sys.executable, "-m", "tests.support.kubeapi", "stop", "--kubeconfig", str(self.kubeconfig)], check=False, cwd=REPO_ROOT)
+            _run(
+                [sys.executable, "-m", "tests.support.kubeapi", "stop", "--kubeconfig", str(self.kubeconfig)],
+                check=False,
+                cwd=REPO_ROOT,
+            )
         containers = self._all_containers()
         if containers:
             self.log(f"lab: remove containers {' '.join(containers)}")
@@ -262,7 +280,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("command", choices=("up", "down", "status", "report"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
     args = parser.parse_args(argv)
@@ -272,10 +290,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             lab.up()
         elif args.command == "down":
             lab.down()
+        elif args.command == "report":
+            from .report import write
+
+            print(write(lab.dir))
         else:
             print(json.dumps(lab.status(), indent=2))
     except (LabError, images.ImageBuildError, debs.DebFetchError) as error:
         print(f"lab: {error}", file=sys.stderr)
         return 1
     return 0
-
