@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 from tests.support import fake_nvml
 from tests.support.lab import NODES
@@ -52,9 +55,6 @@ def report_entries() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
@@ -65,8 +65,6 @@ def browser():
 
 
 def test_report_page_renders_a_table_per_node_and_a_memory_chart_to_scale(browser, tmp_path: Path):
-    from selenium.webdriver.common.by import By
-
     entries = report_entries()
     page = tmp_path / "report.html"
     page.write_text(render({"nodes": entries}), encoding="utf-8")
@@ -77,7 +75,7 @@ def test_report_page_renders_a_table_per_node_and_a_memory_chart_to_scale(browse
     tables = browser.find_elements(By.CSS_SELECTOR, "table.node")
     assert [t.get_attribute("data-node") for t in tables] == list(NODES)
     third = tables[2].text
-    assert "8 × NVIDIA H100 80GB HBM3" in third
+    assert "8 x NVIDIA H100 80GB HBM3" in third
     assert "gpu:NoSchedule" in third
     assert "<script>=x&y" in tables[0].text  # escaped, shown as text
     smoke = browser.find_element(By.CSS_SELECTOR, 'table[data-node="gpu-node-2"] td.smoke')
@@ -104,8 +102,6 @@ def test_report_page_renders_a_table_per_node_and_a_memory_chart_to_scale(browse
 
 
 def test_report_without_nodes_still_renders(browser, tmp_path: Path):
-    from selenium.webdriver.common.by import By
-
     page = tmp_path / "report.html"
     page.write_text(render({"nodes": []}), encoding="utf-8")
     browser.get(page.as_uri())

@@ -20,11 +20,12 @@ renders ``report.json`` into ``report.html`` in the lab directory, see ``report.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
-import hashlib
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ import yaml
 
 from tests.support import debs, fake_nvml, images
 from tests.support.kubeapi.nodes import gpu_node
+from tests.support.lab import report
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PREFIX = "kubegpu-lab-"
@@ -133,7 +135,7 @@ class Lab:
     def _exec(self, node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         return _run(["docker", "exec", self.container(node), *argv], check=check)
 
-    def _node(self, node: str, scenario: str, image: str, library: Path, packages: list[Path], running: bool) -> None:
+    def _node(self, node: str, scenario: str, image: str, library: Path, packages: list[Path], running: bool) -> None:  # noqa: PLR0917
         name = self.container(node)
         if not running:
             _run(["docker", "rm", "-f", name], check=False)
@@ -277,8 +279,6 @@ class Lab:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("up", "down", "status", "report"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
@@ -291,9 +291,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif args.command == "down":
             lab.down()
         elif args.command == "report":
-            from .report import write
-
-            print(write(lab.dir))
+            print(report.write(lab.dir))
         else:
             print(json.dumps(lab.status(), indent=2))
     except (LabError, images.ImageBuildError, debs.DebFetchError) as error:

@@ -50,7 +50,7 @@ def _node_table(entry: dict) -> str:
     result = str(smoke.get("result") or "unknown")
     memory = ", ".join(f"{mib} MiB" for mib in gpus.get("memory_mib") or [] if mib is not None) or "-"
     rows = [
-        ("GPUs", f"{gpus.get('count', 0)} × {', '.join(gpus.get('models') or []) or '-'}"),
+        ("GPUs", f"{gpus.get('count', 0)} x {', '.join(gpus.get('models') or []) or '-'}"),
         ("GPU memory", memory),
         ("Driver", entry.get("driver_version") or "-"),
         ("CUDA (driver)", entry.get("cuda_driver_version") or "-"),
@@ -110,9 +110,10 @@ def memory_chart(nodes: list[dict]) -> str:
         )
         x += GROUP_GAP
     width = x
+    left, bottom = MARGIN_LEFT - 6, MARGIN_TOP + CHART_HEIGHT
     axis = (
-        f'<line x1="{MARGIN_LEFT - 6}" y1="{MARGIN_TOP + CHART_HEIGHT}" x2="{width}" y2="{MARGIN_TOP + CHART_HEIGHT}" stroke="#59636e"/>'
-        f'<line x1="{MARGIN_LEFT - 6}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT - 6}" y2="{MARGIN_TOP + CHART_HEIGHT}" stroke="#59636e"/>'
+        f'<line x1="{left}" y1="{bottom}" x2="{width}" y2="{bottom}" stroke="#59636e"/>'
+        f'<line x1="{left}" y1="{MARGIN_TOP}" x2="{left}" y2="{bottom}" stroke="#59636e"/>'
         f'<text x="{MARGIN_LEFT - 10}" y="{MARGIN_TOP + 4}" text-anchor="end" font-size="11">{top} MiB</text>'
         f'<text x="{MARGIN_LEFT - 10}" y="{MARGIN_TOP + CHART_HEIGHT}" text-anchor="end" font-size="11">0</text>'
     )
