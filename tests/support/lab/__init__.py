@@ -26,11 +26,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import yaml
 
@@ -276,6 +277,50 @@ class Lab:
             "server": self.server_running(),
             "kubeconfig": str(self.kubeconfig),
         }
+
+
+class SiteRun(NamedTuple):
+    rc: int
+    seconds: float
+    output: str
+    recap: dict[str, dict[str, int]]  # host -> {"ok": n, "changed": n, "failed": n, ...}
+
+    @property
+    def changed(self) -> int:
+        return sum(counts.get("changed", 0) for counts in self.recap.values())
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP lines of ansible-playbook's default output, per host."""
+    recap = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, flags=re.M):
+        recap[match.group(1)] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return recap
+
+
+def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 3600) -> SiteRun:
+    """``ansible-playbook -i inventory/lab playbooks/<playbook>`` against ``lab``, as make demo runs it."""
+    env = {
+        **os.environ,
+        "KUBEGPU_LAB_PREFIX": lab.prefix,
+        "KUBEGPU_LAB_DIR": str(lab.dir),
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT / '.collections'}:{REPO_ROOT / '.cache' / 'molecule-collections'}",
+        "PATH": f"{REPO_ROOT / '.cache' / 'bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab", f"playbooks/{playbook}", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    return SiteRun(result.returncode, time.monotonic() - started, output, parse_recap(result.stdout))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
