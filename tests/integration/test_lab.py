@@ -70,7 +70,10 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
         ).stdout
         assert 'default_runtime_name = "nvidia"' in dump
         active = subprocess.run(
-            ["docker", "exec", lab.container(name), "systemctl", "is-active", "containerd"], capture_output=True, text=True
+            ["docker", "exec", lab.container(name), "systemctl", "is-active", "containerd"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert active.stdout.strip() == "active"
 
