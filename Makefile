@@ -79,7 +79,7 @@ fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAM
 bench: setup  ## scale and speed figures, printed as tables
 	$(BIN)/python -m benchmarks
 
-demo: setup node-images  ## the lab: site.yml on three simulated GPU nodes, then the readiness report
+demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report
 	hack/demo
 
 demo-down:  ## remove what make demo created (containers, API server, images only if the lab built them)

@@ -109,9 +109,10 @@ class Lab:
 
     def up(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.log("lab: node image")
         created = images.built_recipe(SUITE) is None
-        image = images.ensure_image(SUITE)
+        image = images.image_name(SUITE)
+        self.log(f"lab: node image {image}" + (" (debootstrap, a few minutes; removed by make demo-down)" if created else ""))
+        images.ensure_image(SUITE)
         if created:
             (self.dir / "created-images").write_text(image + "\n")
         library = fake_nvml.library_dir() / "libnvidia-ml.so.1"
