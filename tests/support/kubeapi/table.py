@@ -23,7 +23,7 @@ def wanted_table_version(accept: str) -> Optional[str]:
     for media_range in accept.split(","):
         params = {}
         for part in media_range.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
+            key, _sep, value = part.strip().partition("=")
             params[key.strip()] = value.strip()
         if params.get("as") == "Table" and params.get("g") == TABLE_GROUP and params.get("v") in ("v1", "v1beta1"):
             return params["v"]
