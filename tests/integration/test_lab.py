@@ -4,11 +4,13 @@ Real: the Debian node containers (``kubegpu-node:bookworm``, shared with molecul
 Debian's containerd, the node Python venv made by node_python, the roles and modules, helm, kubectl.
 Simulated: the GPUs (fake NVML at the real library path in each container, see
 tests/support/fake_nvml/README.md) and the cluster (the test API server). The containers carry their
-own prefix (``kubegpu-labtest-``), so ``make demo``'s lab on the same machine is left alone.
+own prefix (``kubegpu-labtest-<hash of the checkout path>-``, or ``KUBEGPU_LABTEST_PREFIX``), so
+``make demo``'s lab and other checkouts' test runs on the same Docker daemon are left alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -28,7 +30,8 @@ pytestmark = [
     # issue 9's playbooks land on other branches; once merged this always runs
     pytest.mark.skipif(not (REPO_ROOT / "playbooks" / "site.yml").is_file(), reason="playbooks/site.yml is not in this tree yet"),
 ]
-PREFIX = os.environ.get("KUBEGPU_LABTEST_PREFIX", "kubegpu-labtest-")
+# per checkout by default, so two checkouts on one Docker daemon never share containers
+PREFIX = os.environ.get("KUBEGPU_LABTEST_PREFIX") or f"kubegpu-labtest-{hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:6]}-"
 
 
 @pytest.fixture(scope="module")
