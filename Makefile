@@ -20,7 +20,7 @@ PYTEST_WORKERS ?= 2
 # (default: every scenario in extensions/molecule), MOLECULE_JOBS at a time (default 2)
 MOLECULE_SCENARIOS ?=
 
-.PHONY: help setup apt-deps kube-clients docker-daemon node-images molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo build doc changelog clean
+.PHONY: help setup apt-deps kube-clients docker-daemon node-images molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo demo-down build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -84,8 +84,11 @@ fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAM
 bench: setup  ## scale and speed figures, printed as tables
 	$(BIN)/python -m benchmarks
 
-demo: setup  ## the main job on the embedded default
-	ansible-playbook playbooks/facts.yml
+demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report
+	hack/demo
+
+demo-down:  ## remove what make demo created (containers, API server, images only if the lab built them)
+	hack/demo down
 
 build: $(STAMP)  ## kubegpu-core-<version>.tar.gz
 	ansible-galaxy collection build --force

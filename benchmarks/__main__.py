@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from benchmarks import gpu_facts, node_labels
+from benchmarks import gpu_facts, lab, node_labels
 
 
 def main() -> None:
     gpu_facts.main()
     print()
     node_labels.main()
+    print()
+    lab.main()
 
 
 if __name__ == "__main__":

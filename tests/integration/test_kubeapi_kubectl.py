@@ -6,6 +6,9 @@ the server's request log, so a server that only looked right to our own code wou
 
 from __future__ import annotations
 
+import json
+import re
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -193,3 +196,132 @@ def test_rollout_status_times_out_without_the_ready_controller(kubectl, tmp_path
     waiting = kubectl("rollout", "status", "deployment/web", "--timeout", "2s", check=False)
     assert waiting.returncode != 0
     assert "timed out" in waiting.stderr
+
+
+# -- what a user of the lab types: server-side Table output, describe, create, helm list -A ------------------
+
+
+def columns(text: str) -> list[list[str]]:
+    """kubectl's table output as rows of cells (cells separated by two or more spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in text.strip().splitlines()]
+
+
+def test_get_nodes_prints_the_servers_table_status_roles_age_version(kubectl, kubeapi):
+    kubectl("label", "node", "gpu-node-1", "node-role.kubernetes.io/control-plane=")
+    kubectl("label", "node", "gpu-node-1", "node-role.kubernetes.io/worker=")
+    kubectl("cordon", "gpu-node-2")
+    kubeapi.admin.counters()
+    table = columns(kubectl("get", "nodes").stdout)
+    assert table[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    rows = {row[0]: row for row in table[1:]}
+    assert rows["gpu-node-1"][1:3] == ["Ready", "control-plane,worker"]
+    assert rows["gpu-node-2"][1:3] == ["Ready,SchedulingDisabled", "<none>"]
+    assert rows["gpu-node-3"][4] == "v1.31.2"
+    assert all(row[3].endswith("s") or row[3].endswith("m") for row in table[1:])  # an age, e.g. 3s
+    wide = columns(kubectl("get", "nodes", "-o", "wide").stdout)
+    assert wide[0][5:] == ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    assert wide[3][5] == "10.0.0.13"
+    assert wide[3][9] == "containerd://1.7.24"
+    # --show-labels reads the labels from the rows' PartialObjectMetadata
+    labelled = columns(kubectl("get", "node", "gpu-node-1", "--show-labels").stdout)
+    assert labelled[0][-1] == "LABELS"
+    assert "node-role.kubernetes.io/worker=" in labelled[1][-1]
+
+
+def test_table_rows_carry_partial_metadata_the_object_or_nothing(kubeapi):
+    """The server's answer to kubectl's Accept header, read directly (row objects as includeObject asks)."""
+
+    def get(query: str) -> dict:
+        request = urllib.request.Request(
+            f"{kubeapi.url}/api/v1/nodes{query}",
+            headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)
+
+    table = get("")
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == ["Name", "Status", "Roles", "Age", "Version"]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert "status" not in table["rows"][0]["object"]
+    assert get("?includeObject=Object")["rows"][0]["object"]["status"]["capacity"]["nvidia.com/gpu"] == "2"
+    assert "object" not in get("?includeObject=None")["rows"][0]
+    plain = urllib.request.Request(f"{kubeapi.url}/api/v1/nodes", headers={"Accept": "application/json"})
+    with urllib.request.urlopen(plain) as response:
+        assert json.load(response)["kind"] == "NodeList"
+
+
+def test_create_deployment_and_run_then_get_pods_all_namespaces(kubectl, kubeapi):
+    kubeapi.admin.set_ready_controller(True)
+    kubectl("create", "namespace", "team-a")
+    assert (
+        "deployment.apps/web created"
+        in kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80", "-n", "team-a").stdout
+    )
+    created = kubectl("get", "deployment", "web", "-n", "team-a", "-o", "json", json_output=True)
+    assert created["spec"]["replicas"] == 2
+    assert created["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    (container,) = created["spec"]["template"]["spec"]["containers"]
+    assert container == {
+        "name": "nginx",
+        "image": "nginx:1.27",
+        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+        "resources": {},
+    }
+    assert "creationTimestamp" not in created["spec"]["template"]["metadata"]
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/web", "-n", "team-a", "--timeout=10s").stdout
+    deployments = columns(kubectl("get", "deployments", "-A").stdout)
+    assert deployments[0] == ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert deployments[1][:5] == ["team-a", "web", "2/2", "2", "2"]
+    kubectl("run", "smoke", "--image=busybox", "-n", "team-a", "--", "sleep", "1")
+    pods = columns(kubectl("get", "pods", "-A").stdout)
+    assert pods[0] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert pods[1][:5] == ["team-a", "smoke", "1/1", "Running", "0"]
+    pod = kubectl("get", "pod", "smoke", "-n", "team-a", "-o", "json", json_output=True)
+    assert pod["spec"]["containers"] == [{"name": "smoke", "image": "busybox", "args": ["sleep", "1"], "resources": {}}]
+    creates = [r for r in kubeapi.admin.requests() if r["verb"] == "create" and r["resource"] == "deployments"]
+    assert [r["contentType"] for r in creates] == ["application/vnd.kubernetes.protobuf"]  # decoded by protobuf.py
+
+
+def test_describe_node_shows_gpu_capacity_and_allocatable(kubectl, kubeapi):
+    kubeapi.server.store.patch(
+        kubeapi.server.store.catalogue.find("", "v1", "nodes"),
+        None,
+        "gpu-node-3",
+        "merge",
+        {"status": {"allocatable": {"nvidia.com/gpu": "7"}}},
+        manager="kubelet",
+        subresource="status",
+    )
+    described = kubectl("describe", "node", "gpu-node-3").stdout
+    capacity = described.split("Capacity:")[1].split("Allocatable:")[0]
+    allocatable = described.split("Allocatable:")[1].split("System Info:")[0]
+    assert re_search(r"nvidia\.com/gpu:\s+8\n", capacity)
+    assert re_search(r"nvidia\.com/gpu:\s+7\n", allocatable)
+    assert re_search(r"Kubelet Version:\s+v1\.31\.2", described)
+    assert re_search(r"nvidia\.com/gpu\s+0\s+0", described.split("Allocated resources:")[1])
+
+
+def re_search(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+def test_get_custom_resources_and_configmaps_print_server_columns(kubectl):
+    kubectl("apply", "--server-side", "-f", str(MANIFESTS / "openfaas-profile-crd.yaml"))
+    table = columns(kubectl("get", "crd").stdout)
+    assert table[0] == ["NAME", "AGE"]
+    kubectl("create", "configmap", "c1", "--from-literal=a=1", "--from-literal=b=2")
+    assert columns(kubectl("get", "configmap", "c1").stdout)[1][:2] == ["c1", "2"]
+
+
+def test_helm_list_all_namespaces_shows_releases(helm, kubectl, tmp_path):
+    chart = Path(__file__).resolve().parents[1] / "support" / "charts" / "gpu-demo"
+    kubectl("create", "namespace", "gpu-system")
+    helm("install", "demo", str(chart), "-n", "gpu-system")
+    helm("install", "other", str(chart), "-n", "default")
+    listed = [[cell.strip() for cell in line.split("\t")] for line in helm("list", "-A").stdout.strip().splitlines()]
+    assert listed[0][:5] == ["NAME", "NAMESPACE", "REVISION", "UPDATED", "STATUS"]
+    assert sorted((row[0], row[1], row[2], row[4]) for row in listed[1:]) == [
+        ("demo", "gpu-system", "1", "deployed"),
+        ("other", "default", "1", "deployed"),
+    ]

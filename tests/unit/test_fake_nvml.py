@@ -75,6 +75,26 @@ def test_missing_scenario_variable_fails_init(tmp_path):
     assert "FAKE_NVML_SCENARIO is not set" in stderr
 
 
+def test_without_the_variable_the_default_scenario_path_is_read(tmp_path):
+    """A copy built with DEFAULT_SCENARIO pointing into tmp_path (the lab installs it at /etc/fake-nvml)."""
+    default = tmp_path / "default" / "scenario.json"
+    build = tmp_path / "build"
+    subprocess.run(
+        ["make", "-s", "-C", str(fake_nvml.HERE), f"BUILD_DIR={build}", f"DEFAULT_SCENARIO={default}"],
+        check=True,
+        capture_output=True,
+    )
+    env = {key: value for key, value in os.environ.items() if key != "FAKE_NVML_SCENARIO"}
+    env["LD_LIBRARY_PATH"] = str(build)
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(run.stdout.splitlines()[0]) == {"init_error": 999}
+    assert f"{default} is not readable" in run.stderr
+    default.parent.mkdir()
+    default.write_text(fake_nvml.scenario("t4").read_text(), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(run.stdout.splitlines()[0]) == {"name": "Tesla T4", "count": 1}
+
+
 def test_every_shipped_scenario_is_valid_json_with_a_description():
     assert set(fake_nvml.SCENARIOS) >= {
         "v100x2",

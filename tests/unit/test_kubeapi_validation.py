@@ -99,10 +99,49 @@ def test_protobuf_secret_is_decoded_as_client_go_encodes_it():
 
 
 def test_protobuf_of_an_unknown_kind_is_not_guessed():
-    envelope = _field(1, _field(1, b"apps/v1") + _field(2, b"Deployment")) + _field(2, b"")
+    envelope = _field(1, _field(1, b"apps/v1") + _field(2, b"StatefulSet")) + _field(2, b"")
     assert protobuf.decode(protobuf.MAGIC + envelope) is None
     with pytest.raises(protobuf.ProtobufError):
         protobuf.decode(b"{}")
+
+
+def test_protobuf_deployment_as_kubectl_create_deployment_writes_it():
+    """Field numbers of k8s.io/api apps/v1 and core/v1 generated.proto; Go's empty strings and zero times omitted."""
+    meta = _field(1, b"web") + _field(11, _field(1, b"app") + _field(2, b"web"))
+    port = _varint(3 << 3) + _varint(80) + _field(4, b"TCP")
+    container = _field(1, b"nginx") + _field(2, b"nginx:1.27") + _field(6, port) + _field(8, b"") + _field(14, b"")
+    template = _field(1, _field(11, _field(1, b"app") + _field(2, b"web")) + _field(8, b"")) + _field(2, _field(2, container))
+    spec = (
+        _varint(1 << 3)
+        + _varint(2)
+        + _field(2, _field(1, _field(1, b"app") + _field(2, b"web")))
+        + _field(3, template)
+        + _field(4, b"")
+    )
+    envelope = _field(1, _field(1, b"apps/v1") + _field(2, b"Deployment")) + _field(2, _field(1, meta) + _field(2, spec))
+    assert protobuf.decode(protobuf.MAGIC + envelope) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "nginx",
+                            "image": "nginx:1.27",
+                            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                            "resources": {},
+                        }
+                    ]
+                },
+            },
+            "strategy": {},
+        },
+    }
 
 
 def test_resource_quantities_read_back_as_strings_like_kubernetes():

@@ -1,8 +1,9 @@
 """A fake ``nvidia-smi`` for the nvidia-smi fallback of gpu_facts.
 
 Simulates only ``nvidia-smi --query-gpu=FIELD,... --format=csv,noheader,nounits``
-on the GPUs of the fake NVML scenario named by ``FAKE_NVML_SCENARIO`` (the same
-JSON files the fake libnvidia-ml.so.1 reads): one CSV line per GPU, fields in
+on the GPUs of the fake NVML scenario named by ``FAKE_NVML_SCENARIO``, else the
+one installed at ``/etc/fake-nvml/scenario.json`` (the same JSON files, and the
+same default, as the fake libnvidia-ml.so.1): one CSV line per GPU, fields in
 the order asked, ``[N/A]`` for what the scenario leaves out, ``[Not Supported]``
 for utilisation while MIG is on. A scenario with ``init_error``
 ``DRIVER_NOT_LOADED`` prints the real tool's message and exits 9, as the real
@@ -22,6 +23,7 @@ import os
 import sys
 import time
 
+DEFAULT_SCENARIO = "/etc/fake-nvml/scenario.json"
 KNOWN_FIELDS = (
     "index",
     "uuid",
@@ -83,7 +85,7 @@ def main(argv):
     if not query or "--format=csv,noheader,nounits" not in argv:
         print("fake nvidia-smi: only --query-gpu=... --format=csv,noheader,nounits is simulated", file=sys.stderr)
         return 2
-    with open(os.environ["FAKE_NVML_SCENARIO"], encoding="utf-8") as handle:
+    with open(os.environ.get("FAKE_NVML_SCENARIO") or DEFAULT_SCENARIO, encoding="utf-8") as handle:
         scenario = json.load(handle)
     while scenario.get("nvidia_smi_hang"):
         time.sleep(3600)

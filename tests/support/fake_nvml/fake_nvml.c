@@ -17,6 +17,10 @@
 #include "json.h"
 
 #define EXPORT __attribute__((visibility("default")))
+/* Where the lab installs a node's scenario next to the library (see README.md). */
+#ifndef FAKE_NVML_DEFAULT_SCENARIO
+#define FAKE_NVML_DEFAULT_SCENARIO "/etc/fake-nvml/scenario.json"
+#endif
 
 typedef int nvmlReturn_t;
 enum {
@@ -171,9 +175,14 @@ static char *read_file(const char *path)
 
 static nvmlReturn_t load_scenario(void)
 {
+    /* Simulation: a lab node container has no environment of ours in every process that loads
+       NVML (Ansible modules, nvidia-smi), so the scenario installed with the library is the
+       default; FAKE_NVML_SCENARIO, when set, wins. */
     const char *path = getenv("FAKE_NVML_SCENARIO");
-    if (!path || !*path) {
-        fprintf(stderr, "fake NVML: FAKE_NVML_SCENARIO is not set\n");
+    if (!path || !*path)
+        path = FAKE_NVML_DEFAULT_SCENARIO;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "fake NVML: FAKE_NVML_SCENARIO is not set and %s is not readable\n", path);
         return NVML_ERROR_UNKNOWN;
     }
     char *text = read_file(path);

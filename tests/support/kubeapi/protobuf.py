@@ -3,7 +3,10 @@
 client-go's typed clients (helm's release storage among them) write core objects as
 ``application/vnd.kubernetes.protobuf`` and do not fall back to JSON. The server answers in JSON
 (clients decode by the response's Content-Type), so only decoding is needed, and only for the
-kinds those clients write: Secret, ConfigMap, Namespace and DeleteOptions. Other kinds answer 415.
+kinds those clients write: Secret, ConfigMap, Namespace and DeleteOptions, plus the Deployments
+(``kubectl create deployment``) and Pods (``kubectl run``) kubectl writes, with the fields those
+commands set (replicas, selector labels, template labels, containers' name, image, command, args,
+ports, env values); other fields of those two kinds are not decoded. Other kinds answer 415.
 """
 
 from __future__ import annotations
@@ -101,9 +104,9 @@ def object_meta(data: bytes) -> dict:
     for number, value in fields(data):
         if number in strings:
             meta[strings[number]] = _string(value)
-        elif number == 7:
+        elif number == 7 and value:
             meta["generation"] = _signed(value)
-        elif number == 8:
+        elif number == 8 and dict(fields(value)).get(1):  # Go's zero time is null in JSON
             meta["creationTimestamp"] = _time(value)
         elif number == 11:
             labels.append(value)
@@ -188,11 +191,92 @@ def _delete_options(raw: bytes) -> dict:
     return options
 
 
+def _label_selector(raw: bytes) -> dict:
+    labels = [value for number, value in fields(raw) if number == 1]
+    return {"matchLabels": _map(labels, _string)} if labels else {}
+
+
+def _container(raw: bytes) -> dict:
+    container: dict[str, Any] = {}
+    for number, value in fields(raw):
+        if number == 1:
+            container["name"] = _string(value)
+        elif number == 2:
+            container["image"] = _string(value)
+        elif number in (3, 4):
+            container.setdefault("command" if number == 3 else "args", []).append(_string(value))
+        elif number == 6:
+            port = dict(fields(value))
+            entry: dict[str, Any] = {"containerPort": port.get(3, 0)}
+            if port.get(1):
+                entry["name"] = _string(port[1])
+            entry["protocol"] = _string(port.get(4, b"TCP")) or "TCP"
+            container.setdefault("ports", []).append(entry)
+        elif number == 7:
+            env = dict(fields(value))
+            container.setdefault("env", []).append({"name": _string(env.get(1, b"")), "value": _string(env.get(2, b""))})
+        elif number == 8:
+            container["resources"] = {}
+        elif number == 14:
+            container["imagePullPolicy"] = _string(value)
+    # Go writes empty strings of optional fields; JSON omits them (omitempty)
+    return {k: v for k, v in container.items() if v != ""}
+
+
+def _pod_spec(raw: bytes) -> dict:
+    spec: dict[str, Any] = {"containers": []}
+    node_selector: list[bytes] = []
+    for number, value in fields(raw):
+        if number == 2:
+            spec["containers"].append(_container(value))
+        elif number == 3:
+            spec["restartPolicy"] = _string(value)
+        elif number == 7:
+            node_selector.append(value)
+        elif number == 10:
+            spec["nodeName"] = _string(value)
+    if node_selector:
+        spec["nodeSelector"] = _map(node_selector, _string)
+    return {k: v for k, v in spec.items() if v != ""}
+
+
+def _pod(raw: bytes) -> dict:
+    obj: dict[str, Any] = {}
+    for number, value in fields(raw):
+        if number == 1:
+            obj["metadata"] = object_meta(value)
+        elif number == 2:
+            obj["spec"] = _pod_spec(value)
+    return obj
+
+
+def _deployment(raw: bytes) -> dict:
+    obj: dict[str, Any] = {}
+    for number, value in fields(raw):
+        if number == 1:
+            obj["metadata"] = object_meta(value)
+        elif number == 2:
+            spec: dict[str, Any] = {}
+            for field, item in fields(value):
+                if field == 1:
+                    spec["replicas"] = _signed(item)
+                elif field == 2:
+                    spec["selector"] = _label_selector(item)
+                elif field == 3:
+                    spec["template"] = _pod(item)
+                elif field == 4:
+                    spec["strategy"] = {}
+            obj["spec"] = spec
+    return obj
+
+
 _DECODERS: dict[tuple[str, str], Callable[[bytes], dict]] = {
     ("v1", "Secret"): _secret,
     ("v1", "ConfigMap"): _config_map,
     ("v1", "Namespace"): _namespace,
     ("v1", "DeleteOptions"): _delete_options,
+    ("v1", "Pod"): _pod,
+    ("apps/v1", "Deployment"): _deployment,
     ("meta.k8s.io/v1", "DeleteOptions"): _delete_options,
 }
 

@@ -23,8 +23,8 @@ from typing import Any, Optional
 
 import yaml
 
-from . import eviction, openapi, protobuf
-from .catalogue import ResourceType, discovery_resource_list
+from . import eviction, openapi, protobuf, table
+from .catalogue import CRD_TYPE, ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import FIELD_VALIDATION, Store, clone
@@ -429,7 +429,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     415,
                     "the body of the request was in an unknown format - "
-                    "this test server decodes protobuf only for Secret, ConfigMap, Namespace and DeleteOptions",
+                    "this test server decodes protobuf only for Secret, ConfigMap, Namespace, DeleteOptions, Deployment and Pod",
                 )
             return obj
         if "json" not in content_type and "yaml" not in content_type:
@@ -496,19 +496,17 @@ class Handler(BaseHTTPRequestHandler):
                     limit = int(self.query.get("limit") or 0)
                 except ValueError as error:
                     raise bad_request(f"limit must be an integer: {error}") from error
-                self._send(
-                    200,
-                    store.list(
-                        rtype,
-                        namespace,
-                        label_selector,
-                        field_selector,
-                        limit=limit,
-                        continue_token=self.query.get("continue", ""),
-                    ),
+                answer = store.list(
+                    rtype,
+                    namespace,
+                    label_selector,
+                    field_selector,
+                    limit=limit,
+                    continue_token=self.query.get("continue", ""),
                 )
             else:
-                self._send(200, store.get(rtype, namespace, name))
+                answer = store.get(rtype, namespace, name)
+            self._send(200, self._as_table(rtype, answer))
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
@@ -598,6 +596,19 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
         else:
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed")
+
+    def _as_table(self, rtype: ResourceType, answer: dict) -> dict:
+        """The answer as a ``meta.k8s.io`` Table when the client asks for one (kubectl get does), else as is."""
+        table_version = table.wanted_table_version(self.headers.get("Accept", ""))
+        if table_version is None:
+            return answer
+        crd = None
+        if rtype.custom:
+            crd = self.state.store.objects.get(CRD_TYPE.storage_key, {}).get(("", f"{rtype.plural}.{rtype.group}"))
+        try:
+            return table.to_table(rtype, answer, table_version, self.query.get("includeObject", ""), crd)
+        except ValueError as error:
+            raise bad_request(str(error)) from error
 
     # -- watch ---------------------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""The lab end to end: three node containers, the real playbooks/site.yml, the readiness report, a re-run.
+
+Real: the Debian node containers (``kubegpu-node:bookworm``, shared with molecule) with systemd and
+Debian's containerd, the node Python venv made by node_python, the roles and modules, helm, kubectl.
+Simulated: the GPUs (fake NVML at the real library path in each container, see
+tests/support/fake_nvml/README.md) and the cluster (the test API server). The containers carry their
+own prefix (``kubegpu-labtest-<hash of the checkout path>-``, or ``KUBEGPU_LABTEST_PREFIX``), so
+``make demo``'s lab and other checkouts' test runs on the same Docker daemon are left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.support import fake_nvml
+from tests.support.kube_clients import ensure_clients
+from tests.support.lab import NODES, REPO_ROOT, Lab, report, run_site
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0,
+        reason="no Docker daemon answers (make docker-daemon)",
+    ),
+    # issue 9's playbooks land on other branches; once merged this always runs
+    pytest.mark.skipif(not (REPO_ROOT / "playbooks" / "site.yml").is_file(), reason="playbooks/site.yml is not in this tree yet"),
+]
+# per checkout by default, so two checkouts on one Docker daemon never share containers
+PREFIX = os.environ.get("KUBEGPU_LABTEST_PREFIX") or f"kubegpu-labtest-{hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:6]}-"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(PREFIX, tmp_path_factory.mktemp("lab"), log=lambda _line: None)
+    lab.down()  # what an interrupted earlier run left
+    lab.up()
+    yield lab
+    lab.down()
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{PREFIX}"], capture_output=True, text=True, check=True)
+    assert left.stdout.strip() == ""
+    assert not lab.server_running()
+
+
+def kubectl(lab: Lab, *args: str) -> str:
+    binary = ensure_clients()["kubectl"]
+    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=True).stdout
+
+
+def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
+    first = run_site(lab)
+    assert first.rc == 0, first.output[-6000:]
+    assert first.changed > 0
+    assert set(first.recap) == {*NODES, "localhost"}
+
+    # the readiness report gpu_validate wrote, and its HTML page
+    entries = {e["node"]: e for e in json.loads((lab.dir / "report.json").read_text())["nodes"]}
+    assert sorted(entries) == sorted(NODES)
+    for name, scenario in NODES.items():
+        devices = fake_nvml.load(scenario)["devices"]
+        assert entries[name]["gpus"]["memory_mib"] == [d["memory_total_mib"] for d in devices]
+        assert entries[name]["default_runtime"] == "nvidia"
+        assert entries[name]["smoke"]["result"] == "passed", entries[name]["smoke"]
+        assert entries[name]["labels"].get("gpu") == "on"
+    page = report.write(lab.dir).read_text()
+    assert page.count('class="bar"') == sum(len(fake_nvml.load(s)["devices"]) for s in NODES.values())
+
+    # on the nodes: the real containerd runs with the NVIDIA runtime as its default
+    for name in NODES:
+        dump = subprocess.run(
+            ["docker", "exec", lab.container(name), "containerd", "config", "dump"], capture_output=True, text=True, check=True
+        ).stdout
+        assert 'default_runtime_name = "nvidia"' in dump
+        active = subprocess.run(
+            ["docker", "exec", lab.container(name), "systemctl", "is-active", "containerd"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert active.stdout.strip() == "active"
+
+    # what a user types
+    table = kubectl(lab, "get", "nodes").splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert [line.split()[4] for line in table[1:]] == ["v1.25.4"] * 3
+    assert "gpu=on" in kubectl(lab, "get", "node", "gpu-node-3", "--show-labels")
+
+    second = run_site(lab)
+    assert second.rc == 0, second.output[-6000:]
+    assert second.changed == 0, [line for line in second.output.splitlines() if line.startswith("changed:")]
+    print(f"lab site.yml: first {first.seconds:.0f} s, second {second.seconds:.0f} s, ratio {second.seconds / first.seconds:.2f}")

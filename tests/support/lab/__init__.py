@@ -1,0 +1,346 @@
+"""The lab: a simulated three-node GPU cluster on which the real ``playbooks/site.yml`` runs.
+
+What is real: three Debian node containers (``kubegpu-node:bookworm``, systemd as PID 1), Debian's
+containerd installed and running under systemd in each, the node Python environment (made by the
+``node_python`` role in site.yml), Ansible reaching them with ``community.docker.docker``, Helm.
+What is simulated: the GPUs (the fake NVML library ``libnvidia-ml.so.1`` installed where the real
+one lives, ``/usr/lib/x86_64-linux-gnu``, with the node's scenario at its default path
+``/etc/fake-nvml/scenario.json``, and the fake ``nvidia-smi``), and the cluster (the test API server
+of ``tests/support/kubeapi``, in the background, with one Node object per container, ``/version``
+v1.25.4 and the ready controller).
+
+``Lab(prefix, directory).up()`` brings it up (idempotently: what runs already is kept, so a second
+``make demo`` finds the same cluster state), ``down()`` removes the containers, stops the server and
+removes the node image only if the lab built it. Container names carry ``prefix`` (the demo and the
+test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``.
+
+Command line: ``python -m tests.support.lab up|down|status|report [--prefix P] [--dir D]`` (``report``
+renders ``report.json`` into ``report.html`` in the lab directory, see ``report.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple, Optional
+
+import yaml
+
+from tests.support import debs, fake_nvml, images
+from tests.support.kubeapi.nodes import gpu_node
+from tests.support.lab import report
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_PREFIX = "kubegpu-lab-"
+DEFAULT_DIR = REPO_ROOT / ".cache" / "lab"
+SUITE = "bookworm"
+KUBE_VERSION = "v1.25.4"
+LABEL = "org.kubegpu.lab"
+# inventory host / Node name -> fake NVML scenario
+NODES = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
+LIBRARY_PATH = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
+SCENARIO_PATH = "/etc/fake-nvml/scenario.json"
+STAMP_PATH = "/etc/fake-nvml/installed"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _run(argv: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+    if check and result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()[-3000:]
+        raise LabError(f"{' '.join(argv)} failed ({result.returncode}): {output}")
+    return result
+
+
+def node_objects() -> list[dict]:
+    """The Node objects the lab's API server starts with: as kubelets on the containers would register them."""
+    nodes = []
+    for index, (name, scenario) in enumerate(NODES.items(), start=1):
+        count = len(fake_nvml.load(scenario).get("devices") or [])
+        node = gpu_node(name, gpus=count, product=None)
+        node["status"]["addresses"][0]["address"] = f"10.0.0.{10 + index}"
+        info = node["status"]["nodeInfo"]
+        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
+        nodes.append(node)
+        nodes.append(
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40},
+            }
+        )
+    return nodes
+
+
+class Lab:
+    def __init__(self, prefix: str = DEFAULT_PREFIX, directory: Optional[Path] = None, log: Callable[[str], None] = print):
+        self.prefix = prefix
+        self.dir = Path(directory or DEFAULT_DIR).resolve()
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.log = log
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def container(self, node: str) -> str:
+        return f"{self.prefix}{node}"
+
+    def _running(self) -> set[str]:
+        listed = _run(["docker", "ps", "-a", "--filter", f"label={LABEL}={self.prefix}", "--format", "{{.Names}} {{.State}}"])
+        return {line.split()[0] for line in listed.stdout.splitlines() if line.endswith(" running")}
+
+    def _all_containers(self) -> list[str]:
+        listed = _run(["docker", "ps", "-a", "--filter", f"label={LABEL}={self.prefix}", "--format", "{{.Names}}"])
+        return listed.stdout.split()
+
+    # -- up ------------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        created = images.built_recipe(SUITE) is None
+        image = images.image_name(SUITE)
+        self.log(f"lab: node image {image}" + (" (debootstrap, a few minutes; removed by make demo-down)" if created else ""))
+        images.ensure_image(SUITE)
+        if created:
+            (self.dir / "created-images").write_text(image + "\n")
+        library = fake_nvml.library_dir() / "libnvidia-ml.so.1"
+        self.log("lab: containerd from Debian (.deb cache)")
+        packages = [self._deb("runc"), self._deb("containerd")]
+        running = self._running()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(NODES)) as pool:
+            jobs = {
+                pool.submit(self._node, node, scenario, image, library, packages, self.container(node) in running): node
+                for node, scenario in NODES.items()
+            }
+            for job in concurrent.futures.as_completed(jobs):
+                job.result()
+        self._server()
+        self._wheels()
+
+    def _deb(self, package: str) -> Path:
+        debs.fetch(package, SUITE)
+        (deb,) = sorted((debs.CACHE / SUITE / package).glob("*.deb"))
+        return deb
+
+    def _exec(self, node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        return _run(["docker", "exec", self.container(node), *argv], check=check)
+
+    def _node(self, node: str, scenario: str, image: str, library: Path, packages: list[Path], running: bool) -> None:  # noqa: PLR0917
+        name = self.container(node)
+        if not running:
+            _run(["docker", "rm", "-f", name], check=False)
+            self.log(f"lab: {node}: start container {name} ({image}, systemd)")
+            _run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--label",
+                    f"{LABEL}={self.prefix}",
+                    *images.SYSTEMD_RUN_ARGS,
+                    image,
+                    "/sbin/init",
+                ]
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            state = self._exec(node, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"{name}: systemd did not finish booting within 120 s (state {state!r})")
+            time.sleep(0.5)
+        if self._exec(node, "test", "-x", "/usr/bin/containerd", check=False).returncode != 0:
+            self.log(f"lab: {node}: install containerd and runc (dpkg)")
+            for deb in packages:
+                _run(["docker", "cp", str(deb), f"{name}:/tmp/{deb.name}"])
+            self._exec(node, "dpkg", "-i", *(f"/tmp/{deb.name}" for deb in packages))
+            self._exec(node, "rm", "-f", *(f"/tmp/{deb.name}" for deb in packages))
+        self._exec(node, "systemctl", "enable", "--now", "containerd")
+        stamp = hashlib.sha256(library.read_bytes() + fake_nvml.scenario(scenario).read_bytes()).hexdigest()
+        if self._exec(node, "cat", STAMP_PATH, check=False).stdout.strip() != stamp:
+            self.log(f"lab: {node}: fake NVML ({scenario}) at {LIBRARY_PATH}")
+            self._exec(node, "mkdir", "-p", str(Path(SCENARIO_PATH).parent), "/usr/local/lib/fake-nvml")
+            _run(["docker", "cp", str(library), f"{name}:{LIBRARY_PATH}"])
+            _run(["docker", "cp", str(fake_nvml.scenario(scenario)), f"{name}:{SCENARIO_PATH}"])
+            _run(["docker", "cp", str(fake_nvml.HERE / "fake_nvidia_smi.py"), f"{name}:/usr/local/lib/fake-nvml/"])
+            _run(["docker", "cp", str(fake_nvml.HERE / "nvidia-smi"), f"{name}:/usr/local/lib/fake-nvml/nvidia-smi"])
+            self._exec(node, "ln", "-sf", "/usr/local/lib/fake-nvml/nvidia-smi", "/usr/bin/nvidia-smi")
+            self._exec(node, "ldconfig")
+            self._exec(node, "sh", "-c", f"echo {stamp} > {STAMP_PATH}")
+
+    def _server(self) -> None:
+        if self.server_running():
+            self.log(f"lab: API server already serving ({self.kubeconfig})")
+            return
+        fixture = self.dir / "nodes.yaml"
+        fixture.write_text(yaml.safe_dump_all(node_objects(), sort_keys=False))
+        self.log("lab: test API server (simulated cluster)")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.kubeapi",
+                "serve",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--fixture",
+                str(fixture),
+                "--version",
+                KUBE_VERSION,
+                "--ready-controller",
+                "--background",
+            ],
+            cwd=REPO_ROOT,
+        )
+
+    def _wheels(self) -> None:
+        """node_python's pinned wheels on the controller, as an air-gapped site keeps them (the nodes have no index)."""
+        defaults = yaml.safe_load((REPO_ROOT / "roles" / "node_python" / "defaults" / "main.yml").read_text())
+        target = REPO_ROOT / ".cache" / "wheels" / "node_python"
+        wanted = [
+            f"tomlkit=={defaults['node_python_tomlkit_version']}",
+            f"nvidia-ml-py=={defaults['node_python_nvidia_ml_py_version']}",
+        ]
+        stamp = target / ".lab"
+        if stamp.is_file() and stamp.read_text() == " ".join(wanted):
+            return
+        self.log("lab: node_python wheels for the nodes")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(target),
+                *wanted,
+            ]
+        )
+        stamp.write_text(" ".join(wanted))
+
+    def server_running(self) -> bool:
+        pid_file = Path(f"{self.kubeconfig}.pid")
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return self.kubeconfig.is_file()
+
+    # -- down ----------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        if Path(f"{self.kubeconfig}.pid").exists():
+            self.log("lab: stop the API server")
+            _run(
+                [sys.executable, "-m", "tests.support.kubeapi", "stop", "--kubeconfig", str(self.kubeconfig)],
+                check=False,
+                cwd=REPO_ROOT,
+            )
+        containers = self._all_containers()
+        if containers:
+            self.log(f"lab: remove containers {' '.join(containers)}")
+            _run(["docker", "rm", "-f", "-v", *containers])
+        created = self.dir / "created-images"
+        if created.is_file():
+            for image in created.read_text().split():
+                self.log(f"lab: remove image {image} (the lab built it)")
+                _run(["docker", "image", "rm", image], check=False)
+            created.unlink()
+        for leftover in ("kubeconfig", "kubeconfig.log", "nodes.yaml"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / leftover).unlink()
+
+    def status(self) -> dict:
+        return {
+            "containers": sorted(self._running()),
+            "server": self.server_running(),
+            "kubeconfig": str(self.kubeconfig),
+        }
+
+
+class SiteRun(NamedTuple):
+    rc: int
+    seconds: float
+    output: str
+    recap: dict[str, dict[str, int]]  # host -> {"ok": n, "changed": n, "failed": n, ...}
+
+    @property
+    def changed(self) -> int:
+        return sum(counts.get("changed", 0) for counts in self.recap.values())
+
+
+def parse_recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP lines of ansible-playbook's default output, per host."""
+    recap = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, flags=re.M):
+        recap[match.group(1)] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return recap
+
+
+def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 3600) -> SiteRun:
+    """``ansible-playbook -i inventory/lab playbooks/<playbook>`` against ``lab``, as make demo runs it."""
+    env = {
+        **os.environ,
+        "KUBEGPU_LAB_PREFIX": lab.prefix,
+        "KUBEGPU_LAB_DIR": str(lab.dir),
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT / '.collections'}:{REPO_ROOT / '.cache' / 'molecule-collections'}",
+        "PATH": f"{REPO_ROOT / '.cache' / 'bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory/lab", f"playbooks/{playbook}", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    return SiteRun(result.returncode, time.monotonic() - started, output, parse_recap(result.stdout))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("command", choices=("up", "down", "status", "report"))
+    parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
+    parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
+    args = parser.parse_args(argv)
+    lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True))
+    try:
+        if args.command == "up":
+            lab.up()
+        elif args.command == "down":
+            lab.down()
+        elif args.command == "report":
+            print(report.write(lab.dir))
+        else:
+            print(json.dumps(lab.status(), indent=2))
+    except (LabError, images.ImageBuildError, debs.DebFetchError) as error:
+        print(f"lab: {error}", file=sys.stderr)
+        return 1
+    return 0
