@@ -141,3 +141,70 @@ def test_rhel_repository_follows_a_mirror(tmp_path):
     parser.read(repo_file)
     assert parser["kubegpu-nvidia-cuda"]["baseurl"] == mirror
     assert parser["kubegpu-nvidia-cuda"]["gpgkey"] == f"{mirror}/D42D0685.pub"
+
+
+def _device(bus_id: str, pci_device_id: str, architecture: str | None = None, name: str | None = None) -> dict:
+    return {"pci_bus_id": bus_id, "pci_device_id": pci_device_id, "architecture": architecture, "name": name}
+
+
+# (GPUs, nvidia_driver_kernel_module_type, driver version (its branch), the flavour, or the refusal's words)
+FLAVOUR_CASES = {
+    "volta-auto-570": ([_device("0000:3b:00.0", "0x1db1")], "auto", "570.86.15", "proprietary"),
+    "volta-open": (
+        [_device("0000:3b:00.0", "0x1db1")],
+        "open",
+        "570.86.15",
+        "support Turing and newer GPUs only, not 0000:3b:00.0",
+    ),
+    "ampere-auto-570": ([_device("0000:3b:00.0", "0x20b0")], "auto", "570.86.15", "open"),
+    "ampere-auto-535": ([_device("0000:3b:00.0", "0x20b0")], "auto", "535.261.03", "proprietary"),
+    "ampere-open-470": ([_device("0000:3b:00.0", "0x20b0")], "open", "470.256.02", "open kernel modules exist from branch 515"),
+    "hopper-from-nvml-auto-570": (
+        [_device("0000:18:00.0", "0x2330", "Hopper", "NVIDIA H100 80GB HBM3")],
+        "auto",
+        "570.86.15",
+        "open",
+    ),
+    "unknown-auto-570": ([_device("0000:3b:00.0", "0x1234")], "auto", "570.86.15", "proprietary"),
+    "blackwell-auto-570": ([_device("0000:3b:00.0", "0x2901")], "auto", "570.86.15", "open"),
+    "blackwell-proprietary": (
+        [_device("0000:3b:00.0", "0x2901")],
+        "proprietary",
+        "570.86.15",
+        "work with the open kernel modules only",
+    ),
+    "blackwell-auto-550": ([_device("0000:3b:00.0", "0x2901")], "auto", "550.163.01", "need branch 570 or later"),
+}
+
+
+def test_kernel_module_flavour_choices_and_refusals(tmp_path):
+    """Every case in one ansible-playbook run: set_fact (above the role's include_vars) sets the
+    case, the role's flavour.yml decides, a rescue records a refusal."""
+    tasks = []
+    for name, (devices, module_type, version, _expected) in FLAVOUR_CASES.items():
+        gpu = {"present": True, "driver_loaded": False, "devices": devices}
+        tasks += [
+            {
+                "name": f"set {name}",
+                "ansible.builtin.set_fact": {
+                    "nvidia_driver_kernel_module_type": module_type,
+                    "nvidia_driver_version": version,
+                    "__nvidia_driver_gpu": gpu,
+                },
+            },
+            {
+                "name": f"run {name}",
+                "block": [
+                    {"name": "flavour", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "flavour.yml")},
+                    {"name": name, "ansible.builtin.debug": {"msg": "{{ __nvidia_driver_module_type }}"}},
+                ],
+                "rescue": [{"name": name, "ansible.builtin.debug": {"msg": "{{ ansible_failed_result.msg }}"}}],
+            },
+        ]
+    results = run_play(tasks, FACTS["Ubuntu"], tmp_path)
+    for name, (_devices, _module_type, _version, expected) in FLAVOUR_CASES.items():
+        message = results[name]["result"]["msg"]
+        if expected in ("open", "proprietary"):
+            assert message == expected, name
+        else:
+            assert expected in " ".join(message.split()), f"{name}: {message}"
