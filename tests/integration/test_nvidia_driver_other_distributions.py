@@ -2,8 +2,9 @@
 its choice of kernel module flavour for GPUs no fake PCI tree of the molecule scenario has.
 
 Simulated: the node's OS facts (set as cacheable facts of localhost, so the role's vars see
-an Ubuntu or a RHEL 9 node) and, for the flavour, the GPU facts gpu_facts would return. Real: the role's own vars files and defaults, loaded as the role
-loads them, and its RHEL repository task run with ``ansible.builtin.yum_repository`` against a
+an Ubuntu or a RHEL 9 node) and, for the flavour, the GPU facts gpu_facts would return.
+Real: the role's own vars files and defaults, loaded as the role loads them, its flavour
+tasks, and its RHEL repository task run with ``ansible.builtin.yum_repository`` against a
 scratch directory (check mode, real run, re-run), whose file is read back.
 """
 
