@@ -127,7 +127,7 @@ class Lab:
             for job in concurrent.futures.as_completed(jobs):
                 job.result()
         self._server()
-        self._wheels()
+        self.wheels()
 
     def _deb(self, package: str) -> Path:
         debs.fetch(package, SUITE)
@@ -208,7 +208,7 @@ class Lab:
             cwd=REPO_ROOT,
         )
 
-    def _wheels(self) -> None:
+    def wheels(self) -> None:
         """node_python's pinned wheels on the controller, as an air-gapped site keeps them (the nodes have no index)."""
         defaults = yaml.safe_load((REPO_ROOT / "roles" / "node_python" / "defaults" / "main.yml").read_text())
         target = REPO_ROOT / ".cache" / "wheels" / "node_python"
@@ -326,7 +326,7 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("up", "down", "status", "report"))
+    parser.add_argument("command", choices=("up", "down", "status", "report", "wheels"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
     args = parser.parse_args(argv)
@@ -338,6 +338,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             lab.down()
         elif args.command == "report":
             print(report.write(lab.dir))
+        elif args.command == "wheels":
+            lab.wheels()
         else:
             print(json.dumps(lab.status(), indent=2))
     except (LabError, images.ImageBuildError, debs.DebFetchError) as error:
