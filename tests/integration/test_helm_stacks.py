@@ -363,11 +363,10 @@ def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster,
     assert vgpu.rc == 0, vgpu.message or vgpu.stdout
     values = vgpu.task("Install or upgrade the vGPU scheduler release")["result"]["diff"]["after"]["values"]
     assert values["devicePlugin"]["nvidiaNodeSelector"] == VGPU_SELECTOR
-    assert vgpu.task("Read the API server's version and the nodes of this stack")["result"]["missing_nodes"] == []
-    assert sorted(vgpu.task("Read the API server's version and the nodes of this stack")["result"]["nodes"]) == [
-        "gpu-node-1",
-        "gpu-node-2",
-    ]
+    planned = vgpu.task("Work out this stack's nodes and node selector")["result"]["ansible_facts"]
+    assert sorted(planned["__vgpu_scheduler_nodes"]) == ["gpu-node-1", "gpu-node-2"]
+    found = vgpu.task("Find the nodes of this stack the cluster lacks, and those without gpu=on")["result"]["ansible_facts"]
+    assert found == {"__vgpu_scheduler_missing": [], "__vgpu_scheduler_lacking": []}
     nvdp = run_role(
         cluster,
         "nvidia_device_plugin",
