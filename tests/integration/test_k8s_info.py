@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube_modules import run_kube_module, writes
-from tests.support.adhoc import run_tasks
+from tests.support.role_runs import run_tasks
 
 CRD = Path(__file__).resolve().parents[1] / "support" / "manifests" / "openfaas-profile-crd.yaml"
 
