@@ -16,8 +16,8 @@ description:
     role can refuse with its own message.
   - Also returns the API server's C(/version) document and the release it names (RV(server_version), for example
     to derive the tag of an upstream Kubernetes component image from the cluster's version).
-  - The roles use it in their preflight (for example, the vGPU scheduler's nodes must exist and carry C(gpu=on):
-    one paged LIST of the Nodes, compared in the role) and for the readiness report.
+  - The roles use it in their preflight (for example, the vGPU scheduler's nodes must exist and carry C(gpu=on),
+    which the role checks against one paged LIST of the Nodes) and for the readiness report.
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
