@@ -14,7 +14,10 @@ description:
   - Looks the kind up in the cluster's discovery first; a kind the cluster does not serve (for example an OpenFaaS
     C(Profile) before OpenFaaS is installed) is not an error, it returns RV(served=false) and no resources, so a
     role can refuse with its own message.
-  - Also returns the API server's C(/version) document (for example to derive an image tag from the cluster version).
+  - Also returns the API server's C(/version) document and the release it names (RV(server_version), for example
+    to derive the tag of an upstream Kubernetes component image from the cluster's version).
+  - The roles use it in their preflight (for example, the vGPU scheduler's nodes must exist and carry C(gpu=on),
+    which the role checks against one paged LIST of the Nodes) and for the readiness report.
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -75,6 +78,17 @@ EXAMPLES = r"""
     namespace: default
     label_selector: app.kubernetes.io/name=kubegpu-smoke
   register: smoke
+
+- name: The nodes of a list that the cluster does not have, and the kube-scheduler tag of the cluster's release
+  kubegpu.core.k8s_info:
+    kind: Node
+  register: cluster
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: >-
+      missing: {{ ['gpu-node-1', 'gpu-node-2'] | difference(cluster.resources | map(attribute='metadata.name')) }};
+      tag: {{ cluster.server_version }}
 """
 
 RETURN = r"""
@@ -89,13 +103,22 @@ resources:
   type: list
   elements: dict
   sample: [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1"}, "spec": {}, "status": {}}]
-server_version:
-  description: The API server's C(/version) document.
+version:
+  description: The API server's C(/version) document as it answered it (C(gitVersion), C(major), C(minor), C(platform), ...).
   returned: always
   type: dict
   sample: {"major": "1", "minor": "25", "gitVersion": "v1.25.4", "platform": "linux/amd64"}
+server_version:
+  description:
+    - C(gitVersion) cut to C(vMAJOR.MINOR.PATCH), without a distribution's suffix (V(v1.31.1+k3s1) and
+      V(v1.30.8-eks-2d5f260) give V(v1.31.1) and V(v1.30.8)); the tag of the upstream Kubernetes component images of
+      that release. C(null) when C(gitVersion) does not begin with such a version.
+  returned: always
+  type: str
+  sample: v1.25.4
 """
 
+import re
 import typing as t
 import urllib.parse
 from copy import deepcopy
@@ -115,6 +138,15 @@ ARGUMENT_SPEC.update(
     field_selector={"type": "str"},
 )
 
+_RELEASE = re.compile(r"v\d+\.\d+\.\d+")
+
+
+def server_version(git_version: t.Any) -> str | None:
+    """``vMAJOR.MINOR.PATCH`` at the start of a ``gitVersion`` (the upstream release a distribution's build is
+    of), or None."""
+    match = _RELEASE.match(git_version) if isinstance(git_version, str) else None
+    return match.group(0) if match else None
+
 
 class K8sInfo:
     def __init__(self, module: AnsibleModule) -> None:
@@ -130,11 +162,13 @@ class K8sInfo:
 
     def run(self) -> dict[str, t.Any]:
         client = kube.KubeClient.from_params(self.params)
-        version = client.request("GET", "/version", what="reading the API server's version") or {}
+        answer = client.request("GET", "/version", what="reading the API server's version")
+        version = answer if isinstance(answer, dict) else {}
+        versions = {"version": version, "server_version": server_version(version.get("gitVersion"))}
         api_version, kind = self.params["api_version"], self.params["kind"]
         resource = kube.Discovery(client).resource(api_version, kind)
         if resource is None:
-            return {"changed": False, "served": False, "resources": [], "server_version": version}
+            return {"changed": False, "served": False, "resources": [], **versions}
         namespace = self.params["namespace"]
         name = self.params["name"]
         if name and resource.get("namespaced") and not namespace:
@@ -156,7 +190,7 @@ class K8sInfo:
             "changed": False,
             "served": True,
             "resources": [kube.without_managed_fields(item) for item in items],
-            "server_version": version,
+            **versions,
         }
 
 

@@ -1,15 +1,14 @@
 """Roles kubegpu.core.gpu_labels then kubegpu.core.aws_vgpu_plugin (as cluster.yml runs them) through
 ansible-playbook against the test API server, with facts gathered by the real gpu_facts from the fake NVML
-scenarios (tests/support/gpu_hosts.py says what is simulated). The DaemonSet and the labels are read back from the
+scenarios (tests/support/role_runs.py says what is simulated). The DaemonSet and the labels are read back from the
 server's stored objects."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.adhoc import run_playbook
-from tests.support.gpu_hosts import GpuHost, write_inventory, write_playbook
 from tests.support.kube_modules import get_object, node_labels, writes
+from tests.support.role_runs import GpuHost, run_role
 
 pytestmark = pytest.mark.slow
 
@@ -18,16 +17,14 @@ AWS = {"kubegpu_default_runtime": "nvidia", "kubegpu_device_plugin": "aws_vgpu_p
 FIXTURE_LABELS = ("kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch")
 FIXTURE_LABELS += tuple(f"beta.{key}" for key in FIXTURE_LABELS[1:])
 DAEMONSET = "/apis/apps/v1/namespaces/kube-system/daemonsets/aws-virtual-gpu-device-plugin"
-ROLES = ["kubegpu.core.gpu_labels", "kubegpu.core.aws_vgpu_plugin"]
+ROLES = ["gpu_labels", "aws_vgpu_plugin"]
 
 
-def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
-    inventory = write_inventory(tmp_path, hosts)
-    playbook = write_playbook(tmp_path, kubeapi.kubeconfig, ROLES)
-    return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
+def _run(kubeapi, hosts, variables=None, **kwargs):
+    return run_role(kubeapi, ROLES, hosts=hosts, variables=variables, **kwargs)
 
 
-def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_change_then_absent(kubeapi, tmp_path):
+def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_change_then_absent(kubeapi):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", AWS),
         "node2": GpuHost("t4", "gpu-node-2", {"kubegpu_default_runtime": "nvidia"}),  # the cluster default: HAMi
@@ -40,16 +37,16 @@ def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_chan
         "kubegpu_openfaas_enabled": True,  # OpenFaaS Standard profiles: the GPU nodes are tainted by default
         "gpu_labels_extra_labels": {"team.example.com/pool": "gpu"},
     }
-    check = _run(kubeapi, tmp_path, hosts, extra, check=True, diff=True)
+    check = _run(kubeapi, hosts, extra, check=True, diff=True)
     assert check.rc == 0, check.stdout
-    assert check.result("Label the GPU nodes").changed and check.result("Taint the GPU nodes").changed
-    assert check.result("Apply the DaemonSet").changed
+    assert check.task("Label the GPU nodes").changed and check.task("Taint the GPU nodes").changed
+    assert check.task("Apply the DaemonSet").changed
     assert all(entry["query"].get("dryRun") == "All" for entry in writes(kubeapi))  # check mode stores nothing
     assert get_object(kubeapi, DAEMONSET) is None and "gpu" not in node_labels(kubeapi, "gpu-node-1")
 
-    real = _run(kubeapi, tmp_path, hosts, extra, diff=True)
+    real = _run(kubeapi, hosts, extra, diff=True)
     assert real.rc == 0, real.stdout
-    assert real.result("Label the GPU nodes").result["diff"] == check.result("Label the GPU nodes").result["diff"]
+    assert real.task("Label the GPU nodes").result["diff"] == check.task("Label the GPU nodes").result["diff"]
     v100 = {key: value for key, value in node_labels(kubeapi, "gpu-node-1").items() if key not in FIXTURE_LABELS}
     assert v100 == {
         "nvidia.com/gpu.present": "true",
@@ -101,24 +98,24 @@ def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_chan
 
     version = get_object(kubeapi, DAEMONSET)["metadata"]["resourceVersion"]
     kubeapi.admin.reset_counters()
-    again = _run(kubeapi, tmp_path, hosts, extra)
+    again = _run(kubeapi, hosts, extra)
     assert again.rc == 0 and again.changed == [], again.changed
-    assert [entry["action"] for entry in again.result("Apply the DaemonSet").result["objects"]] == ["unchanged"]
+    assert [entry["action"] for entry in again.task("Apply the DaemonSet").result["objects"]] == ["unchanged"]
     assert get_object(kubeapi, DAEMONSET)["metadata"]["resourceVersion"] == version
     # server-side apply sends the same object again; nodes are not written
     assert [entry["path"] for entry in writes(kubeapi)] == [DAEMONSET]
 
-    gone = _run(kubeapi, tmp_path, hosts, {**extra, "aws_vgpu_plugin_state": "absent"})
-    assert gone.rc == 0 and gone.changed == ["localhost: Apply the DaemonSet"], gone.changed
+    gone = _run(kubeapi, hosts, {**extra, "aws_vgpu_plugin_state": "absent"})
+    assert gone.rc == 0 and gone.changed == ["Apply the DaemonSet"], gone.changed
     assert get_object(kubeapi, DAEMONSET) is None
 
 
-def test_aws_plugin_on_a_pascal_gpu_is_refused_naming_the_node_before_any_change(kubeapi, tmp_path):
+def test_aws_plugin_on_a_pascal_gpu_is_refused_naming_the_node_before_any_change(kubeapi):
     hosts = {
         "node1": GpuHost("gtx1080ti", "gpu-node-1", AWS),
         "node2": GpuHost("t4", "gpu-node-2", AWS),
     }
-    run = _run(kubeapi, tmp_path, hosts)
+    run = _run(kubeapi, hosts)
     assert run.rc != 0
     message = run.failed[0]["result"]["msg"]
     assert "compute capability 7.0" in message and "node gpu-node-1 (host node1)" in message, message

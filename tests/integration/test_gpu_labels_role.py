@@ -1,6 +1,6 @@
 """Role kubegpu.core.gpu_labels through ansible-playbook against the test API server (three GPU nodes,
 gpu-node-1..3), with facts gathered by the real gpu_facts from the fake NVML scenarios and, for a GPU whose driver
-is not loaded, a fake PCI bus (tests/support/gpu_hosts.py says what is simulated). Labels and taints are read back
+is not loaded, a fake PCI bus (tests/support/role_runs.py says what is simulated). Labels and taints are read back
 from the server's stored Node objects.
 
 The three-way run (check mode, real run, no change on the second run) of this role with every label checked is in
@@ -13,10 +13,9 @@ import urllib.request
 
 import pytest
 
-from tests.support.adhoc import run_playbook
 from tests.support.fake_sysfs import PciFunction
-from tests.support.gpu_hosts import GpuHost, write_inventory, write_playbook
 from tests.support.kube_modules import node_labels, writes
+from tests.support.role_runs import GpuHost, run_role
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +39,11 @@ def patch_node(kubeapi, name: str, patch: dict) -> None:
         pass
 
 
-def _run(kubeapi, tmp_path, hosts, extra_vars=None, **kwargs):
-    inventory = write_inventory(tmp_path, hosts)
-    playbook = write_playbook(tmp_path, kubeapi.kubeconfig, ["kubegpu.core.gpu_labels"])
-    return run_playbook(playbook, inventory, extra_vars=extra_vars, **kwargs)
+def _run(kubeapi, hosts, variables=None, **kwargs):
+    return run_role(kubeapi, "gpu_labels", hosts=hosts, variables=variables, **kwargs)
 
 
-def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_labels_and_taint_removed(kubeapi, tmp_path):
+def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_labels_and_taint_removed(kubeapi):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", {**NVIDIA, "kubegpu_device_plugin": "nvidia_device_plugin"}),
         # a GPU on the PCI bus whose driver is not loaded: NVML answers DRIVER_NOT_LOADED
@@ -57,9 +54,9 @@ def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_
     patch_node(kubeapi, "gpu-node-1", {"spec": {"taints": [{"key": "gpu", "effect": "NoSchedule"}]}})
     extra = {"gpu_labels_deprecated_cuda_labels": True, "gpu_labels_remove_stale": True}  # taint off: no OpenFaaS
 
-    run = _run(kubeapi, tmp_path, hosts, extra)
+    run = _run(kubeapi, hosts, extra)
     assert run.rc == 0, run.stdout
-    held = run.result("List the nodes held back from gpu=on").result["msg"]
+    held = run.task("List the nodes held back from gpu=on").result["msg"]
     assert held == [
         "gpu-node-2: the NVIDIA driver is not loaded (nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded)"
         + held[0].split("(Driver Not Loaded)", 1)[1],
@@ -82,17 +79,17 @@ def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_
     assert h100["kubegpu.io/device-stack"] == "gpu_operator" and "nvidia.com/gpu.deploy.operands" not in h100
     assert node_taints(kubeapi, "gpu-node-1") == []
 
-    again = _run(kubeapi, tmp_path, hosts, extra)
+    again = _run(kubeapi, hosts, extra)
     assert again.rc == 0 and again.changed == [], again.changed
 
 
-def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_change(kubeapi, tmp_path):
+def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_change(kubeapi):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", {**NVIDIA, "kubegpu_device_plugin": "hami"}),
         "node2": GpuHost("t4", "gpu-node-2", {**NVIDIA, "kubegpu_device_plugin": ["vgpu_scheduler", "nvidia_device_plugin"]}),
         "node3": GpuHost("h100x8", "gpu-node-3", NVIDIA),
     }
-    run = _run(kubeapi, tmp_path, hosts, {"kubegpu_gpu_taint_enabled": True})
+    run = _run(kubeapi, hosts, {"kubegpu_gpu_taint_enabled": True})
     assert run.rc != 0
     message = run.failed[0]["result"]["msg"]
     assert "kubegpu_device_plugin of host node1 is 'hami', which is not a device stack" in message, message

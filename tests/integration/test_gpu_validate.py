@@ -10,54 +10,26 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 import yaml
 
 from tests.support import fake_nvml
 from tests.support.kube_modules import writes
 from tests.support.kubeapi.nodes import gpu_node
-from tests.support.play_runs import run_role
+from tests.support.role_runs import GpuHost, run_role
 
 SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
-FACTS_PLAY = {
-    "name": "GPU facts (fake NVML)",
-    "hosts": "gpu_nodes",
-    "gather_facts": False,
-    "tasks": [
-        {
-            "name": "GPU facts",
-            "kubegpu.core.gpu_facts": {"sysfs_root": "{{ test_sysfs }}", "nvidia_smi_path": "/nonexistent/nvidia-smi"},
-            "environment": "{{ test_nvml_env }}",
-        }
-    ],
-}
 FAST = {"gpu_validate_smoke_timeout": 4, "gpu_validate_smoke_poll_interval": 1}
 
 
-def _inventory(tmp_path: Path, hosts: dict[str, dict]) -> str:
-    (tmp_path / "sys").mkdir(exist_ok=True)
-    entries = {}
-    for host, host_vars in hosts.items():
-        entries[host] = {
-            "ansible_connection": "local",
-            "kubegpu_default_runtime": "nvidia",
-            "test_nvml_env": fake_nvml.environment(host_vars["scenario"]),
-            **{key: value for key, value in host_vars.items() if key != "scenario"},
-        }
-    return json.dumps({"all": {"children": {"gpu_nodes": {"hosts": entries}}, "vars": {"test_sysfs": str(tmp_path / "sys")}}})
-
-
-def _validate(kubeapi, tmp_path, hosts, role_vars=None, **kwargs):
-    return run_role(
-        kubeapi,
-        "gpu_validate",
-        {**FAST, **(role_vars or {})},
-        inventory=_inventory(tmp_path, hosts),
-        pre_plays=[FACTS_PLAY],
-        workdir=tmp_path,
-        **kwargs,
-    )
+def _validate(kubeapi, tmp_path, hosts, variables=None, **kwargs):
+    """gpu_validate with ``hosts`` (node name -> scenario and host variables) as GPU hosts whose facts the real
+    gpu_facts gathers first; the report is written under ``tmp_path``."""
+    gpu_hosts = {}
+    for name, host in hosts.items():
+        host_vars = {key: value for key, value in host.items() if key != "scenario"}
+        gpu_hosts[name] = GpuHost(host["scenario"], vars={"kubegpu_default_runtime": "nvidia", **host_vars})
+    return run_role(kubeapi, "gpu_validate", variables={**FAST, **(variables or {})}, hosts=gpu_hosts, cwd=tmp_path, **kwargs)
 
 
 def _pods_written(kubeapi, since: str) -> dict[str, dict]:
@@ -96,7 +68,7 @@ def test_smoke_pods_pass_on_every_gpu_node_and_the_report_says_so(kubeapi, tmp_p
 
     run = _validate(kubeapi, tmp_path, hosts)
     assert run.rc == 0, run.stdout
-    table = "\n".join(run.result("GPU readiness")["msg"])
+    table = "\n".join(run.task("GPU readiness").result["msg"])
     assert "gpu-node-1  2x Tesla V100-SXM2-16GB" in table and "gpu:NoSchedule" in table
 
     pods = _pods_written(kubeapi, since)
@@ -141,7 +113,7 @@ def test_smoke_pods_pass_on_every_gpu_node_and_the_report_says_so(kubeapi, tmp_p
     assert "3 GPU node(s): 3 smoke test(s) passed, 0 failed, 0 skipped." in markdown
 
     again = _validate(kubeapi, tmp_path, hosts)
-    assert again.rc == 0 and again.changed_tasks == [], again.stdout
+    assert again.rc == 0 and again.changed == [], again.stdout
 
 
 def test_a_node_without_allocatable_gpus_fails_its_smoke_test_with_the_reason(kubeapi, tmp_path):
@@ -156,7 +128,7 @@ def test_a_node_without_allocatable_gpus_fails_its_smoke_test_with_the_reason(ku
     }
     run = _validate(kubeapi, tmp_path, hosts)
     assert run.rc != 0
-    failure = run.failed_tasks[-1]
+    failure = run.failed[-1]
     assert failure["task"] == "Fail when a node failed its validation"
     assert "GPU validation failed on gpu-node-4, gpu-node-9" in failure["result"]["msg"]
 
@@ -188,16 +160,16 @@ def test_check_mode_sends_the_pods_as_a_dry_run_and_writes_nothing(kubeapi, tmp_
     pod_writes = [entry for entry in writes(kubeapi) if "/pods" in entry["path"]]
     assert pod_writes and all(entry["query"].get("dryRun") == "All" for entry in pod_writes)
     assert not (tmp_path / "kubegpu-report").exists()
-    table = run.result("GPU readiness")["msg"]
+    table = run.task("GPU readiness").result["msg"]
     assert "gpu-node-2: skipped - check mode: the smoke pods were sent as a dry run, not run" in table
-    assert set(run.changed_tasks) == {"The report's directory", "The report as JSON", "The report as Markdown"}
+    assert set(run.changed) == {"The report's directory", "The report as JSON", "The report as Markdown"}
 
 
 def test_bad_settings_are_refused_before_any_request(kubeapi, tmp_path):
     bad = {"gpu_validate_device_plugin": "hami", "gpu_validate_smoke_timeout": 0}
     run = _validate(kubeapi, tmp_path, {"gpu-node-2": {"scenario": "t4"}}, bad)
     assert run.rc != 0
-    message = run.failed_tasks[0]["result"]["msg"]
+    message = run.failed[0]["result"]["msg"]
     for word in ("device stacks hami", "valid: vgpu_scheduler, nvidia_device_plugin", "smoke_timeout=0"):
         assert word in message, message
     assert kubeapi.admin.requests() == []

@@ -4,9 +4,9 @@ API server (three GPU nodes, ``/version`` v1.25.4, ready controller on).
 
 Simulated: the cluster (tests/support/kubeapi), the upstream charts (small local charts in
 tests/support/charts/{hami,vgpu,nvidia-device-plugin,gpu-operator} with the upstream values keys the
-roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered by the
-real gpu_facts from the fake NVML library's a100_mig and t4 scenarios). Every assertion on the outcome reads the
-objects the server stored or helm's own record of the release.
+roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered in a first play
+by the real gpu_facts from the fake NVML library's a100_mig and t4 scenarios, tests/support/role_runs.py). Every
+assertion on the outcome reads the objects the server stored or helm's own record of the release.
 
 Most tests give the roles their node lists and selectors (``<role>_nodes``, ``<role>_node_selector``); the
 last one takes them from their default, the ``kubegpu.core.device_stack_nodes`` filter's plan (skipped until that
@@ -16,18 +16,14 @@ filter is on the branch).
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support import fake_nvml
-from tests.support.adhoc import run_module
-from tests.support.fake_sysfs import build
 from tests.support.kube_modules import get_object, writes
-from tests.support.role_runs import run_role
+from tests.support.role_runs import GpuHost, run_role
 
 CHARTS = Path(__file__).resolve().parents[1] / "support" / "charts"
 NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
@@ -43,17 +39,6 @@ def cluster(kubeapi):
     kubeapi.admin.set_version("v1.25.4")
     kubeapi.admin.set_ready_controller(True)
     return kubeapi
-
-
-@pytest.fixture
-def helm_env(kube_clients, tmp_path):
-    """The real helm on PATH, with its config, cache and data in the test's own directory."""
-    return {
-        "PATH": f"{kube_clients['helm'].parent}{os.pathsep}{os.environ['PATH']}",
-        "HELM_CACHE_HOME": str(tmp_path / "helm-cache"),
-        "HELM_CONFIG_HOME": str(tmp_path / "helm-config"),
-        "HELM_DATA_HOME": str(tmp_path / "helm-data"),
-    }
 
 
 def label_nodes(kubeapi, names, labels):
@@ -92,12 +77,12 @@ def vgpu_variables(chart, **more):
     }
 
 
-def test_vgpu_scheduler_hami_tag_from_version_selector_and_tolerations_three_ways(cluster, helm, helm_env):
+def test_vgpu_scheduler_hami_tag_from_version_selector_and_tolerations_three_ways(cluster, helm):
     label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on", "kubegpu.io/device-stack": "vgpu_scheduler"})
-    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), "env": helm_env}
+    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami")}
     check = run_role(cluster, "vgpu_scheduler", check=True, diff=True, **kwargs)
     assert check.rc == 0, check.message or check.stdout
-    planned = check.task("Install or upgrade the vGPU scheduler release")["result"]
+    planned = check.task("Install or upgrade the vGPU scheduler release").result
     assert planned["changed"] and planned["action"] == "installed"
     assert planned["diff"]["after"]["values"]["scheduler"]["kubeScheduler"] == {"image": {"tag": "v1.25.4"}}
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
@@ -127,7 +112,7 @@ def test_vgpu_scheduler_hami_tag_from_version_selector_and_tolerations_three_way
     assert writes(cluster) == []
 
 
-def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster, helm, helm_env):
+def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster, helm):
     label_nodes(cluster, ["gpu-node-1", "gpu-node-2"], {"gpu": "on"})
     variables = vgpu_variables(
         "vgpu",
@@ -141,7 +126,7 @@ def test_vgpu_scheduler_legacy_chart_image_tag_key_registry_and_defaults(cluster
         vgpu_scheduler_node_port=31000,
         vgpu_scheduler_node_selector={"gpu": "on"},
     )
-    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    kwargs = {"hosts": hosts(), "variables": variables}
     real = run_role(cluster, "vgpu_scheduler", **kwargs)
     assert real.rc == 0, real.message or real.stdout
     stored = helm("get", "values", "vgpu", "-n", "kube-system", "-o", "json", json_output=True)
@@ -196,11 +181,11 @@ VGPU_REFUSALS = [
 
 
 @pytest.mark.parametrize("case", VGPU_REFUSALS)
-def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(cluster, helm, helm_env, case):
+def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(cluster, helm, case):
     labels, overrides, words = case
     for name, node_labels in labels.items():
         label_nodes(cluster, [name], node_labels)
-    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), "env": helm_env, **overrides}
+    kwargs = {"hosts": hosts(), "variables": vgpu_variables("hami"), **overrides}
     run = run_role(cluster, "vgpu_scheduler", **kwargs)
     assert run.rc != 0 and run.failed, run.stdout
     for word in words:
@@ -221,13 +206,13 @@ def nvdp_variables(**more):
     }
 
 
-def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three_ways(cluster, helm, helm_env):
+def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three_ways(cluster, helm):
     label_nodes(cluster, ["gpu-node-3"], {"kubegpu.io/device-stack": "nvidia_device_plugin"})
     variables = nvdp_variables(nvidia_device_plugin_sharing="time-slicing", nvidia_device_plugin_replicas=4)
-    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    kwargs = {"hosts": hosts(), "variables": variables}
     check = run_role(cluster, "nvidia_device_plugin", check=True, **kwargs)
     assert check.rc == 0, check.message or check.stdout
-    assert check.task("Install or upgrade the NVIDIA device plugin release")["result"]["changed"]
+    assert check.task("Install or upgrade the NVIDIA device plugin release").result["changed"]
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
 
     real = run_role(cluster, "nvidia_device_plugin", **kwargs)
@@ -262,31 +247,18 @@ def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three
     assert writes(cluster) == []
 
 
-@pytest.fixture(scope="module")
-def gpu_facts(tmp_path_factory):
-    """ansible_facts.gpu of a host with a MIG-enabled A100 and of one with a T4, from the real gpu_facts and the
-    fake NVML library (scenarios a100_mig and t4)."""
-    sysfs = build(tmp_path_factory.mktemp("sys"), [])
-    facts = {}
-    for scenario in ("a100_mig", "t4"):
-        run = run_module(
-            "kubegpu.core.gpu_facts",
-            {"sysfs_root": str(sysfs), "nvidia_smi_path": "/nonexistent/nvidia-smi"},
-            env=fake_nvml.environment(scenario),
-        )
-        assert run.status == "ok", run.result
-        facts[scenario] = run.result["ansible_facts"]["gpu"]
-    assert facts["a100_mig"]["devices"][0]["mig_mode_current"] is True
-    assert not any(device["mig_mode_current"] for device in facts["t4"]["devices"])
-    return facts
-
-
-def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm, helm_env, gpu_facts):
-    inventory = hosts()
-    facts = {"gpu-node-2": {"gpu": gpu_facts["t4"]}, "gpu-node-3": {"gpu": gpu_facts["a100_mig"]}}
+def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm):
+    inventory = {
+        **hosts(),
+        "gpu-node-2": GpuHost("t4", vars={"kubegpu_default_runtime": "nvidia"}),
+        "gpu-node-3": GpuHost("a100_mig", vars={"kubegpu_default_runtime": "nvidia"}),
+    }
     variables = nvdp_variables(nvidia_device_plugin_sharing="mps", nvidia_device_plugin_nodes=["gpu-node-2", "gpu-node-3"])
-    run = run_role(cluster, "nvidia_device_plugin", hosts=inventory, facts=facts, variables=variables, env=helm_env)
+    run = run_role(cluster, "nvidia_device_plugin", hosts=inventory, variables=variables)
     assert run.rc != 0, run.stdout
+    a100 = run.task("Gather GPU facts", host="gpu-node-3").result["ansible_facts"]["gpu"]["devices"]
+    t4 = run.task("Gather GPU facts", host="gpu-node-2").result["ansible_facts"]["gpu"]["devices"]
+    assert a100[0]["mig_mode_current"] is True and not any(device["mig_mode_current"] for device in t4)
     assert "MPS sharing is not supported on MIG-enabled GPUs" in run.message and "gpu-node-3" in run.message
     assert "gpu-node-2" not in run.message.split("enabled GPUs")[1]
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
@@ -296,16 +268,14 @@ def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm
         cluster,
         "nvidia_device_plugin",
         hosts=inventory,
-        facts=facts,
         variables={**variables, "nvidia_device_plugin_nodes": ["gpu-node-2"]},
-        env=helm_env,
         check=True,
         diff=True,
     )
     assert mps.rc == 0, mps.message
-    config = mps.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]["config"][
-        "map"
-    ]["kubegpu"]
+    config = mps.task("Install or upgrade the NVIDIA device plugin release").result["diff"]["after"]["values"]["config"]["map"][
+        "kubegpu"
+    ]
     assert "mps:" in config and "timeSlicing" not in config
     assert writes(cluster) == []
 
@@ -313,12 +283,12 @@ def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm
 # -- gpu_operator ---------------------------------------------------------------------------------------
 
 
-def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_them_three_ways(cluster, helm, helm_env):
+def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_them_three_ways(cluster, helm):
     variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator")}
-    kwargs = {"hosts": hosts(), "variables": variables, "env": helm_env}
+    kwargs = {"hosts": hosts(), "variables": variables}
     check = run_role(cluster, "gpu_operator", check=True, **kwargs)
     assert check.rc == 0, check.message or check.stdout
-    assert check.task("Install or upgrade the GPU Operator release")["result"]["changed"]
+    assert check.task("Install or upgrade the GPU Operator release").result["changed"]
     assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
 
     real = run_role(cluster, "gpu_operator", **kwargs)
@@ -333,7 +303,7 @@ def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_th
 
     # nodes whose driver and toolkit this collection does not manage: the operator installs them
     unmanaged = {**variables, "kubegpu_manage_driver": False, "kubegpu_manage_toolkit": False}
-    upgrade = run_role(cluster, "gpu_operator", hosts=hosts(), variables=unmanaged, env=helm_env)
+    upgrade = run_role(cluster, "gpu_operator", hosts=hosts(), variables=unmanaged)
     assert upgrade.rc == 0 and upgrade.changed, upgrade.message
     policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
     assert policy["spec"]["driver"] == {"enabled": True} and policy["spec"]["toolkit"] == {"enabled": True}
@@ -345,7 +315,7 @@ HAS_PLAN_FILTER = (Path(__file__).resolve().parents[2] / "plugins" / "filter" / 
 
 
 @pytest.mark.skipif(not HAS_PLAN_FILTER, reason="needs the kubegpu.core.device_stack_nodes filter (branch d1-labels)")
-def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster, helm, helm_env):
+def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster, helm):
     """gpu-node-3 chose NVIDIA's plugin (a host variable), the others the default stack (the vGPU scheduler):
     HAMi's preflight looks only at its own two nodes (gpu-node-3 lacks gpu=on and is not refused), and each
     chart gets its stack's selector from the plan."""
@@ -356,28 +326,25 @@ def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster,
         "vgpu_scheduler",
         hosts=inventory,
         variables={"vgpu_scheduler_chart_ref": str(CHARTS / "hami")},
-        env=helm_env,
         check=True,
         diff=True,
     )
     assert vgpu.rc == 0, vgpu.message or vgpu.stdout
-    values = vgpu.task("Install or upgrade the vGPU scheduler release")["result"]["diff"]["after"]["values"]
+    values = vgpu.task("Install or upgrade the vGPU scheduler release").result["diff"]["after"]["values"]
     assert values["devicePlugin"]["nvidiaNodeSelector"] == VGPU_SELECTOR
-    assert vgpu.task("Read the API server's version and the nodes of this stack")["result"]["missing_nodes"] == []
-    assert sorted(vgpu.task("Read the API server's version and the nodes of this stack")["result"]["nodes"]) == [
-        "gpu-node-1",
-        "gpu-node-2",
-    ]
+    planned = vgpu.task("Work out this stack's nodes and node selector").result["ansible_facts"]
+    assert sorted(planned["__vgpu_scheduler_nodes"]) == ["gpu-node-1", "gpu-node-2"]
+    found = vgpu.task("Find the nodes of this stack the cluster lacks, and those without gpu=on").result["ansible_facts"]
+    assert found == {"__vgpu_scheduler_missing": [], "__vgpu_scheduler_lacking": []}
     nvdp = run_role(
         cluster,
         "nvidia_device_plugin",
         hosts=inventory,
         variables=nvdp_variables(nvidia_device_plugin_nodes=None, nvidia_device_plugin_node_selector=None),
-        env=helm_env,
         check=True,
         diff=True,
     )
     assert nvdp.rc == 0, nvdp.message or nvdp.stdout
-    values = nvdp.task("Install or upgrade the NVIDIA device plugin release")["result"]["diff"]["after"]["values"]
+    values = nvdp.task("Install or upgrade the NVIDIA device plugin release").result["diff"]["after"]["values"]
     assert values["nodeSelector"] == NVDP_SELECTOR
     assert writes(cluster) == []

@@ -1,14 +1,30 @@
-"""kubegpu.core.k8s_info through Ansible against the test API server: one object, a list by label selector, a kind
-the cluster does not serve (no failure, served=false), /version, and bad inputs; it never writes."""
+"""kubegpu.core.k8s_info through Ansible against the test API server (simulated: the cluster, with its three GPU
+nodes and a settable ``/version``): one object, a list, a list by label selector, a kind the cluster does not serve
+(no failure, served=false), ``/version`` and the release it names, and bad inputs; it never writes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.adhoc import run_tasks
-from tests.support.kube_modules import writes
+import pytest
+
+from tests.support.kube_modules import run_kube_module, writes
+from tests.support.role_runs import run_tasks
 
 CRD = Path(__file__).resolve().parents[1] / "support" / "manifests" / "openfaas-profile-crd.yaml"
+
+
+@pytest.mark.matrix
+def test_a_node_and_the_release_are_read_in_check_mode_too_and_nothing_is_written(kubeapi):
+    kubeapi.admin.set_version("v1.31.1+k3s1")
+    for check in (True, False):
+        run = run_kube_module(kubeapi, "k8s_info", {"kind": "Node", "name": "gpu-node-2"}, check=check)
+        assert not run.failed and not run.changed, run.result
+        assert run.result["version"]["gitVersion"] == "v1.31.1+k3s1" and run.result["server_version"] == "v1.31.1"
+        [node] = run.result["resources"]
+        assert node["metadata"]["labels"]["nvidia.com/gpu.present"] == "true" and "managedFields" not in node["metadata"]
+        assert node["status"]["allocatable"]["nvidia.com/gpu"] == "1" and not node["spec"].get("taints")
+    assert writes(kubeapi) == []
 
 
 def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
@@ -20,6 +36,7 @@ def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
         {
             "one node": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-2"}, None),
             "no such node": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-9"}, None),
+            "every node": ("kubegpu.core.k8s_info", {**connection, "kind": "Node"}, None),
             "by selector": (
                 "kubegpu.core.k8s_info",
                 {**connection, "kind": "Namespace", "label_selector": "kubernetes.io/metadata.name=default"},
@@ -28,19 +45,44 @@ def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
             "served crd": ("kubegpu.core.k8s_info", {**connection, "api_version": "openfaas.com/v1", "kind": "Profile"}, None),
             "not served": ("kubegpu.core.k8s_info", {**connection, "api_version": "example.io/v1", "kind": "Thing"}, None),
             "namespaced get without namespace": ("kubegpu.core.k8s_info", {**connection, "kind": "Pod", "name": "x"}, None),
-            "kind with a slash": ("kubegpu.core.k8s_info", {**connection, "kind": "apps/Deployment"}, None),
         }
     )
     one = runs["one node"].result
     assert one["served"] and not runs["one node"].changed
     assert [node["metadata"]["name"] for node in one["resources"]] == ["gpu-node-2"]
     assert "managedFields" not in one["resources"][0]["metadata"]
-    assert one["server_version"]["gitVersion"] == "v1.25.4"
+    assert one["version"]["gitVersion"] == "v1.25.4" and one["server_version"] == "v1.25.4"
     assert runs["no such node"].result["resources"] == [] and not runs["no such node"].failed
+    every = runs["every node"].result["resources"]
+    assert [(node["kind"], node["metadata"]["name"]) for node in every] == [
+        ("Node", "gpu-node-1"),
+        ("Node", "gpu-node-2"),
+        ("Node", "gpu-node-3"),
+    ]
     listed = runs["by selector"].result["resources"]
     assert [(item["kind"], item["metadata"]["name"]) for item in listed] == [("Namespace", "default")]
     assert runs["served crd"].result == {**runs["served crd"].result, "served": True, "resources": []}
-    assert runs["not served"].result["served"] is False and not runs["not served"].failed
+    not_served = runs["not served"].result
+    assert not_served["served"] is False and not runs["not served"].failed and not_served["server_version"] == "v1.25.4"
     assert "Pod (v1) is namespaced: give namespace with name='x'" in runs["namespaced get without namespace"].result["msg"]
-    assert "kind='apps/Deployment' is not valid" in runs["kind with a slash"].result["msg"]
     assert writes(kubeapi) == []
+
+
+def test_a_version_that_names_no_release_gives_none_and_bad_inputs_are_refused_before_any_request(kubeapi):
+    kubeapi.admin.set_version("1.25.4-custom")
+    connection = {"kubeconfig": str(kubeapi.kubeconfig)}
+    release = run_kube_module(kubeapi, "k8s_info", {"kind": "Namespace", "name": "default"})
+    assert release.result["version"]["gitVersion"] == "1.25.4-custom" and release.result["server_version"] is None
+
+    kubeapi.admin.reset_counters()
+    runs = run_tasks(
+        {
+            "kind with a slash": ("kubegpu.core.k8s_info", {**connection, "kind": "apps/Deployment"}, None),
+            "empty name": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": ""}, None),
+            "api_version with two slashes": ("kubegpu.core.k8s_info", {**connection, "api_version": "a/b/c", "kind": "X"}, None),
+        }
+    )
+    assert "kind='apps/Deployment' is not valid" in runs["kind with a slash"].result["msg"]
+    assert "name='' is not valid" in runs["empty name"].result["msg"]
+    assert "api_version='a/b/c' is not valid" in runs["api_version with two slashes"].result["msg"]
+    assert kubeapi.admin.requests() == []

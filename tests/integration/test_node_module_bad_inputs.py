@@ -2,7 +2,7 @@
 bad value, and leaves the file (or the tree it reads) byte-identical, with the same mtime.
 
 Every case runs the real module through Ansible: all cases are the tasks of one ``ansible-playbook``
-run (tests/support/adhoc.py ``run_tasks``), each on files of its own, checked one by one.
+run (tests/support/role_runs.py ``run_tasks``), each on files of its own, checked one by one.
 containerd_runtime gets Debian 13's real containerd (tests/support/debs.py); gpu_facts reads a fake
 sysfs tree (tests/support/fake_sysfs.py) and the fake NVML library of tests/support/fake_nvml.
 "Permissions" cases make a directory immutable (``chattr +i``), which stops root too, as a
@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import debs, fake_nvml
-from tests.support.adhoc import ModuleRun, run_tasks
+from tests.support.adhoc import ModuleRun
 from tests.support.fake_sysfs import PciFunction, build
+from tests.support.role_runs import run_tasks
 
 NVIDIA = "/usr/bin/nvidia-container-runtime"
 DOCKER = "kubegpu.core.docker_runtime"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.support.kube_modules import get_object, writes
-from tests.support.play_runs import run_role
+from tests.support.role_runs import run_role
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 CHART = str(SUPPORT / "charts" / "openfaas")
@@ -25,15 +25,15 @@ def _openfaas_installed_by_hand(kubeapi) -> None:
 
 
 def test_install_and_profile_check_mode_then_apply_then_no_change(kubeapi):
-    check = run_role(kubeapi, "openfaas_profile", INSTALL, check=True)
+    check = run_role(kubeapi, "openfaas_profile", variables=INSTALL, check=True)
     assert check.rc == 0, check.stdout
-    assert "OpenFaaS with Helm" in check.changed_tasks
+    assert "OpenFaaS with Helm" in check.changed
     assert [entry for entry in writes(kubeapi) if entry["query"].get("dryRun") != "All"] == []
     assert get_object(kubeapi, CRD_PATH) is None and get_object(kubeapi, PROFILE) is None
 
-    real = run_role(kubeapi, "openfaas_profile", INSTALL)
+    real = run_role(kubeapi, "openfaas_profile", variables=INSTALL)
     assert real.rc == 0, real.stdout
-    assert set(real.changed_tasks) == {"OpenFaaS with Helm", "Apply the Profile withgpu"}
+    assert set(real.changed) == {"OpenFaaS with Helm", "Apply the Profile withgpu"}
     profile = get_object(kubeapi, PROFILE)
     assert profile["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubegpu"}
     assert profile["spec"] == {
@@ -47,18 +47,18 @@ def test_install_and_profile_check_mode_then_apply_then_no_change(kubeapi):
         },
     }
     assert [field["manager"] for field in profile["metadata"]["managedFields"]] == ["kubegpu"]
-    release = real.result("OpenFaaS with Helm")
+    release = real.task("OpenFaaS with Helm").result
     assert release["user_values"] == {"functionNamespace": "openfaas-fn", "openfaasPro": True, "createCRDs": True}
     assert get_object(kubeapi, "/api/v1/namespaces/openfaas-fn") is not None
     gateway = get_object(kubeapi, "/apis/apps/v1/namespaces/openfaas/deployments/gateway")
     env = {item["name"]: item["value"] for item in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OPENFAAS_PRO"] == "true"
 
-    again = run_role(kubeapi, "openfaas_profile", INSTALL)
-    assert again.rc == 0 and again.changed_tasks == [], again.stdout
+    again = run_role(kubeapi, "openfaas_profile", variables=INSTALL)
+    assert again.rc == 0 and again.changed == [], again.stdout
     # the apply is sent again and changes nothing: same resourceVersion, no new helm revision
     assert get_object(kubeapi, PROFILE)["metadata"]["resourceVersion"] == profile["metadata"]["resourceVersion"]
-    assert again.result("OpenFaaS with Helm")["release"]["revision"] == "1"
+    assert again.task("OpenFaaS with Helm").result["release"]["revision"] == "1"
 
 
 def test_names_keys_taint_value_and_runtime_class_are_configurable(kubeapi):
@@ -71,13 +71,13 @@ def test_names_keys_taint_value_and_runtime_class_are_configurable(kubeapi):
         "openfaas_profile_extra_tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     }
     extra = {"kubegpu_gpu_taint": {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}}
-    check = run_role(kubeapi, "openfaas_profile", settings, check=True, extra_vars=extra)
-    assert check.rc == 0 and check.changed_tasks == ["Apply the Profile gpu-functions"], check.stdout
+    check = run_role(kubeapi, "openfaas_profile", variables={**settings, **extra}, check=True)
+    assert check.rc == 0 and check.changed == ["Apply the Profile gpu-functions"], check.stdout
     assert all(entry["query"].get("dryRun") == "All" for entry in writes(kubeapi))
     path = PROFILE.replace("withgpu", "gpu-functions")
     assert get_object(kubeapi, path) is None
 
-    real = run_role(kubeapi, "openfaas_profile", settings, extra_vars=extra)
+    real = run_role(kubeapi, "openfaas_profile", variables={**settings, **extra})
     assert real.rc == 0, real.stdout
     spec = get_object(kubeapi, path)["spec"]
     assert spec["runtimeClassName"] == "nvidia"
@@ -91,9 +91,9 @@ def test_names_keys_taint_value_and_runtime_class_are_configurable(kubeapi):
 
 def test_refuses_without_change_when_the_profile_kind_is_not_served(kubeapi):
     for check in (True, False):
-        run = run_role(kubeapi, "openfaas_profile", {}, check=check)
+        run = run_role(kubeapi, "openfaas_profile", check=check)
         assert run.rc != 0
-        failed = run.failed_tasks
+        failed = run.failed
         assert [record["task"] for record in failed] == ["Refuse when the cluster does not serve Profiles"]
         message = failed[0]["result"]["msg"]
         assert "Profile kind (openfaas.com/v1) is not served by this cluster" in message
@@ -103,26 +103,27 @@ def test_refuses_without_change_when_the_profile_kind_is_not_served(kubeapi):
 
 def test_community_edition_refuses_a_gpu_taint_and_applies_no_profile_without_one(kubeapi):
     tainted = run_role(
-        kubeapi, "openfaas_profile", {}, extra_vars={"kubegpu_openfaas_edition": "community", "kubegpu_gpu_taint_enabled": True}
+        kubeapi, "openfaas_profile", variables={"kubegpu_openfaas_edition": "community", "kubegpu_gpu_taint_enabled": True}
     )
     assert tainted.rc != 0
-    message = tainted.failed_tasks[0]["result"]["msg"]
+    message = tainted.failed[0]["result"]["msg"]
     assert "Community Edition ignores Profiles" in message and 'constraints ["gpu=on"]' in message
     assert writes(kubeapi) == []
 
     # the contract's default: no taint with the Community Edition; installed with openfaasPro=false, no Profile
-    community = run_role(kubeapi, "openfaas_profile", INSTALL, extra_vars={"kubegpu_openfaas_edition": "community"})
+    community = run_role(kubeapi, "openfaas_profile", variables={**INSTALL, "kubegpu_openfaas_edition": "community"})
     assert community.rc == 0, community.stdout
-    assert community.changed_tasks == ["OpenFaaS with Helm"]
-    assert community.result("OpenFaaS with Helm")["user_values"]["openfaasPro"] is False
-    advice = community.result("Community Edition - no Profile, functions placed with constraints")["msg"]
+    assert community.changed == ["OpenFaaS with Helm"]
+    assert community.task("OpenFaaS with Helm").result["user_values"]["openfaasPro"] is False
+    advice = community.task("Community Edition - no Profile, functions placed with constraints").result["msg"]
     assert 'constraints: ["gpu=on"]' in advice
     assert get_object(kubeapi, PROFILE) is None
 
 
 def test_bad_edition_and_name_are_refused_naming_them(kubeapi):
-    run = run_role(kubeapi, "openfaas_profile", {"openfaas_profile_edition": "pro", "openfaas_profile_name": "With_GPU"})
+    bad = {"openfaas_profile_edition": "pro", "openfaas_profile_name": "With_GPU"}
+    run = run_role(kubeapi, "openfaas_profile", variables=bad)
     assert run.rc != 0
-    message = json.dumps(run.failed_tasks[0]["result"]["msg"])
+    message = json.dumps(run.failed[0]["result"]["msg"])
     assert "edition=pro (valid: standard, enterprise, community)" in message and "name=With_GPU" in message
     assert writes(kubeapi) == []

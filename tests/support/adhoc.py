@@ -3,7 +3,8 @@
 ``run_module("kubegpu.core.docker_runtime", {...}, check=True, diff=True)`` runs
 ``ansible localhost -m MODULE -a JSON`` with this checkout's ansible.cfg and reads
 the whole result (``diff`` included) that ``tests/support/callbacks/result_file.py``
-wrote, so tests see exactly what a playbook would register.
+wrote, so tests see exactly what a playbook would register. Plays, roles and batches of
+tasks run through ``ansible-playbook`` with the same callback: tests/support/role_runs.py.
 
 Variables that steer the test bench (the fake NVML library and its scenario) are
 never inherited from the caller's shell: a test names them in ``env``.
@@ -54,6 +55,23 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def recording_env(result_file: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``ansible_env`` with the test callback ``result_file`` on, writing every task result to ``result_file``."""
+    return ansible_env(
+        {
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+            "KUBEGPU_RESULT_FILE": str(result_file),
+            **(extra or {}),
+        }
+    )
+
+
+def read_records(result_file: Path) -> list[dict[str, t.Any]]:
+    """The task results the callback wrote: ``{"status", "task", "host", "result"}`` in the order they came."""
+    return [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
+
+
 def run_module(
     module: str,
     args: dict[str, t.Any] | None = None,
@@ -67,14 +85,7 @@ def run_module(
     ``env`` adds variables for the module (e.g. the fake NVML scenario)."""
     with tempfile.TemporaryDirectory(prefix="kubegpu-adhoc-") as scratch:
         result_file = Path(scratch) / "results.jsonl"
-        run_env = ansible_env(
-            {
-                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                "KUBEGPU_RESULT_FILE": str(result_file),
-                **(env or {}),
-            }
-        )
+        run_env = recording_env(result_file, env)
         argv = [str(BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args or {})]
         if check:
             argv.append("--check")
@@ -83,93 +94,7 @@ def run_module(
         if interpreter:
             argv += ["-e", f"ansible_python_interpreter={interpreter}"]
         proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
-        lines = result_file.read_text().splitlines() if result_file.exists() else []
-    if len(lines) != 1:
-        raise AssertionError(f"expected one result from {argv}, got {len(lines)}:\n{proc.stdout}\n{proc.stderr}")
-    record = json.loads(lines[0])
-    return ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr)
-
-
-def run_tasks(tasks: dict[str, tuple[str, dict[str, t.Any], dict[str, str] | None]]) -> dict[str, ModuleRun]:
-    """Runs ``{task name: (module, args, environment)}`` as the tasks of one ``ansible-playbook`` run on
-    localhost (``ignore_errors``, so every task runs) and returns each task's result by name: many module
-    runs for the start-up cost of one."""
-    play = [
-        {
-            "name": "kubegpu.core tests",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {"name": name, module: args, "environment": environment or {}, "ignore_errors": True}
-                for name, (module, args, environment) in tasks.items()
-            ],
-        }
-    ]
-    with tempfile.TemporaryDirectory(prefix="kubegpu-tasks-") as scratch:
-        playbook = Path(scratch) / "play.yml"
-        playbook.write_text(json.dumps(play))
-        result_file = Path(scratch) / "results.jsonl"
-        run_env = ansible_env(
-            {
-                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                "KUBEGPU_RESULT_FILE": str(result_file),
-            }
-        )
-        argv = [str(BIN / "ansible-playbook"), str(playbook)]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
-        records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
-    runs = {record["task"]: ModuleRun(record["status"], record["result"], proc.stdout, proc.stderr) for record in records}
-    if set(runs) != set(tasks):
-        raise AssertionError(f"expected a result for each of {sorted(tasks)}, got {sorted(runs)}:\n{proc.stdout}\n{proc.stderr}")
-    return runs
-
-
-class PlaybookRun(t.NamedTuple):
-    rc: int
-    records: list[dict[str, t.Any]]  # every task result: status, task, host, result
-    stdout: str
-    stderr: str
-
-    def result(self, task: str, host: str = "localhost") -> ModuleRun:
-        """The one result of ``task`` (its name as the callback reports it; a role's task as ``role : name``) on ``host``."""
-        found = [record for record in self.records if record["task"].endswith(task) and record["host"] == host]
-        if len(found) != 1:
-            raise AssertionError(f"expected one result of {task!r} on {host}, got {len(found)}:\n{self.stdout}\n{self.stderr}")
-        return ModuleRun(found[0]["status"], found[0]["result"], self.stdout, self.stderr)
-
-    @property
-    def changed(self) -> list[str]:
-        """The ``host: task`` of every result that reports a change."""
-        return [f"{record['host']}: {record['task']}" for record in self.records if record["result"].get("changed")]
-
-    @property
-    def failed(self) -> list[dict[str, t.Any]]:
-        return [record for record in self.records if record["status"] == "failed"]
-
-
-def run_playbook(
-    playbook: Path, inventory: Path, *, extra_vars: dict[str, t.Any] | None = None, check: bool = False, diff: bool = False
-) -> PlaybookRun:
-    """``ansible-playbook -i INVENTORY PLAYBOOK`` over this checkout, every task result recorded."""
-    with tempfile.TemporaryDirectory(prefix="kubegpu-playbook-") as scratch:
-        result_file = Path(scratch) / "results.jsonl"
-        run_env = ansible_env(
-            {
-                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                "KUBEGPU_RESULT_FILE": str(result_file),
-            }
-        )
-        argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-        if extra_vars:
-            extra_file = Path(scratch) / "extra-vars.json"
-            extra_file.write_text(json.dumps(extra_vars))
-            argv += ["-e", f"@{extra_file}"]
-        if check:
-            argv.append("--check")
-        if diff:
-            argv.append("--diff")
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
-        records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
-    return PlaybookRun(proc.returncode, records, proc.stdout, proc.stderr)
+        records = read_records(result_file)
+    if len(records) != 1:
+        raise AssertionError(f"expected one result from {argv}, got {len(records)}:\n{proc.stdout}\n{proc.stderr}")
+    return ModuleRun(records[0]["status"], records[0]["result"], proc.stdout, proc.stderr)

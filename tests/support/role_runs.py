@@ -1,109 +1,214 @@
-"""Run one kubegpu.core role through the real ``ansible-playbook`` on the controller (localhost) against the
-test API server, with an inventory of GPU hosts, and return every task result.
+"""Run plays through the real ``ansible-playbook`` over this checkout and return every task result, as the test
+callback tests/support/callbacks/result_file.py recorded it (the callback ``run_module`` of adhoc.py reads too).
 
-``run_role(kubeapi, "vgpu_scheduler", hosts={...}, variables={...}, check=True)`` writes an inventory whose
-``gpu_nodes`` group holds ``hosts`` (host name -> host variables, e.g. ``kubegpu_default_runtime`` or
-``kubegpu_node_name``), ``facts`` (host name -> ``ansible_facts``, e.g. ``{"gpu": ...}`` as the real
-gpu_facts returned them) made those hosts' facts first (``set_fact`` with ``delegate_facts``, ``cacheable``), as
-play 1 of site.yml would leave them, and a play on localhost that sets the connection of the
-``kubegpu.core.k8s`` action group through ``module_defaults`` (as ``playbooks/cluster.yml`` does) and runs the
-role. The results come from tests/support/callbacks/result_file.py, so tests see what a playbook registers.
+- ``run_playbook(plays, inventory, ...)`` is the one runner: plays, an inventory, extra variables, check and
+  diff mode. It returns a ``PlaybookRun``.
+- ``run_tasks({name: (module, args, environment)})``: many module runs for the start-up cost of one playbook.
+- ``run_role(kubeapi, "vgpu_scheduler", variables={...}, hosts={...}, check=True)``: the roles on localhost as
+  playbooks/cluster.yml runs the cluster roles (``module_defaults`` of ``group/kubegpu.core.k8s`` carry the test
+  API server's kubeconfig; the real helm of .cache/bin on PATH, with private config, cache and data directories).
+  ``hosts`` fills the inventory group ``gpu_nodes``: a mapping of host variables is a host that is never contacted
+  (only its variables are read); a ``GpuHost`` is this machine (``ansible_connection: local``) and a first play
+  gathers its facts with the real ``kubegpu.core.gpu_facts``, as play 1 of site.yml does.
+
+What ``GpuHost`` simulates: the GPUs (the fake libnvidia-ml.so.1 answering from a JSON scenario, see
+tests/support/fake_nvml/README.md, loaded by the real pynvml binding) and the PCI bus (a fake sysfs tree, empty
+unless the host names PCI functions).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import typing as t
 from pathlib import Path
 
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support import fake_nvml
+from tests.support.adhoc import BIN, ModuleRun, read_records, recording_env
+from tests.support.fake_sysfs import PciFunction, build
+from tests.support.kube_clients import ensure_clients
+
+GPU_GROUP = "gpu_nodes"
+FAKE_NVML_GROUP = "fake_nvml_hosts"  # the GpuHost hosts, whose facts the first play gathers
 
 
-class RoleRun(t.NamedTuple):
+class PlaybookRun(t.NamedTuple):
     rc: int
-    results: list[dict[str, t.Any]]  # {"status", "task", "host", "result"} in the order the tasks ran
+    records: list[dict[str, t.Any]]  # every task result: {"status", "task", "host", "result"}, in the order they came
     stdout: str
     stderr: str
 
-    @property
-    def failed(self) -> list[dict[str, t.Any]]:
-        return [entry for entry in self.results if entry["status"] in ("failed", "unreachable")]
+    def task(self, name: str, host: str | None = None) -> ModuleRun:
+        """The last result of the task called ``name`` (a role's task also as ``role : name``), on ``host`` if given."""
+        found = [
+            record
+            for record in self.records
+            if (record["task"] == name or record["task"].endswith(f" : {name}")) and host in (None, record["host"])
+        ]
+        if not found:
+            ran = [f"{record['host']}: {record['task']}" for record in self.records]
+            raise AssertionError(f"no result of task {name!r} on {host or 'any host'}; results: {ran}\n{self.stdout}")
+        return ModuleRun(found[-1]["status"], found[-1]["result"], self.stdout, self.stderr)
 
     @property
     def changed(self) -> list[str]:
-        return [entry["task"] for entry in self.results if entry["result"].get("changed")]
+        """The name of the task of every result that reports a change, in order."""
+        return [record["task"] for record in self.records if record["result"].get("changed")]
 
-    def task(self, name: str) -> dict[str, t.Any]:
-        """The result of the last run of the task whose name ends with ``name``."""
-        found = [entry for entry in self.results if entry["task"].endswith(name)]
-        if not found:
-            raise AssertionError(f"no task {name!r} ran; tasks: {[entry['task'] for entry in self.results]}")
-        return found[-1]
+    @property
+    def failed(self) -> list[dict[str, t.Any]]:
+        """The records of the failed and unreachable results (ignored failures too)."""
+        return [record for record in self.records if record["status"] in ("failed", "unreachable")]
 
     @property
     def message(self) -> str:
-        """The failure message of the failed task (empty when none failed)."""
-        return "\n".join(str(entry["result"].get("msg", "")) for entry in self.failed)
+        """The messages of the failed results, one a line (empty when none failed)."""
+        return "\n".join(str(record["result"].get("msg", "")) for record in self.failed)
 
 
-def run_role(
-    kubeapi: t.Any,
-    role: str,
+def run_playbook(
+    plays: list[dict[str, t.Any]],
+    inventory: dict[str, t.Any] | None = None,
     *,
-    hosts: dict[str, dict[str, t.Any]] | None = None,
-    facts: dict[str, dict[str, t.Any]] | None = None,
-    variables: dict[str, t.Any] | None = None,
+    extra_vars: dict[str, t.Any] | None = None,
     check: bool = False,
     diff: bool = False,
     env: dict[str, str] | None = None,
-) -> RoleRun:
-    inventory = {
-        "all": {
-            "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": str(BIN / "python")}},
-            "children": {"gpu_nodes": {"hosts": hosts or {}}},
-        }
-    }
-    play = [
-        {
-            "name": f"kubegpu.core.{role} (test)",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
-            "pre_tasks": [
-                {
-                    "name": f"Facts of {host}",
-                    "ansible.builtin.set_fact": {**host_facts, "cacheable": True},
-                    "delegate_to": host,
-                    "delegate_facts": True,
-                }
-                for host, host_facts in (facts or {}).items()
-            ],
-            "roles": [{"role": f"kubegpu.core.{role}"}],
-        }
-    ]
-    with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch:
-        root = Path(scratch)
-        (root / "inventory.json").write_text(json.dumps(inventory))
-        (root / "play.json").write_text(json.dumps(play))
-        (root / "vars.json").write_text(json.dumps(variables or {}))
-        result_file = root / "results.jsonl"
-        run_env = ansible_env(
-            {
-                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                "KUBEGPU_RESULT_FILE": str(result_file),
-                **(env or {}),
-            }
-        )
-        argv = [str(BIN / "ansible-playbook"), "-i", str(root / "inventory.json"), "-e", f"@{root / 'vars.json'}"]
-        argv += [str(root / "play.json")]
+    cwd: Path | None = None,
+) -> PlaybookRun:
+    """``ansible-playbook [-i INVENTORY] PLAYBOOK`` with every task result recorded. Without ``inventory`` only
+    the implicit localhost exists; ``env`` adds to the environment; ``cwd`` is the directory it runs in (default:
+    a fresh temporary one), as a shell would set it (``PWD``)."""
+    with tempfile.TemporaryDirectory(prefix="kubegpu-playbook-") as scratch_name:
+        scratch = Path(scratch_name)
+        (scratch / "playbook.yml").write_text(json.dumps(plays))  # JSON is YAML
+        argv = [str(BIN / "ansible-playbook"), str(scratch / "playbook.yml")]
+        if inventory is not None:
+            (scratch / "inventory.json").write_text(json.dumps(inventory))
+            argv += ["-i", str(scratch / "inventory.json")]
+        if extra_vars:
+            (scratch / "extra-vars.json").write_text(json.dumps(extra_vars))  # a file keeps numbers and booleans
+            argv += ["-e", f"@{scratch / 'extra-vars.json'}"]
         if check:
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=REPO_ROOT, check=False)
-        lines = result_file.read_text().splitlines() if result_file.exists() else []
-    return RoleRun(proc.returncode, [json.loads(line) for line in lines], proc.stdout, proc.stderr)
+        result_file = scratch / "results.jsonl"
+        workdir = cwd or scratch
+        run_env = recording_env(result_file, {**(env or {}), "PWD": str(workdir)})
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=workdir, check=False, timeout=600)
+        return PlaybookRun(proc.returncode, read_records(result_file), proc.stdout, proc.stderr)
+
+
+def run_tasks(tasks: dict[str, tuple[str, dict[str, t.Any], dict[str, str] | None]]) -> dict[str, ModuleRun]:
+    """Runs ``{task name: (module, args, environment)}`` as the tasks of one play on localhost (``ignore_errors``,
+    so every task runs) and returns each task's result by name."""
+    play = {
+        "name": "kubegpu.core tests",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {"name": name, module: args, "environment": environment or {}, "ignore_errors": True}
+            for name, (module, args, environment) in tasks.items()
+        ],
+    }
+    run = run_playbook([play])
+    if sorted(record["task"] for record in run.records) != sorted(tasks):
+        raise AssertionError(f"expected one result of each of {sorted(tasks)}, got {run.records}:\n{run.stdout}\n{run.stderr}")
+    return {name: run.task(name) for name in tasks}
+
+
+class GpuHost(t.NamedTuple):
+    scenario: str  # a fake NVML scenario: v100x2, t4, h100x8, a100_mig, gtx1080ti, driver_not_loaded, ...
+    node: str | None = None  # kubegpu_node_name, when the node's name is not the host's
+    vars: dict[str, t.Any] = {}  # further host variables (kubegpu_default_runtime, kubegpu_device_plugin, ...)
+    pci: tuple[PciFunction, ...] = ()  # GPUs on the fake PCI bus (e.g. a GPU whose driver is not loaded)
+
+
+GPU_FACTS_PLAY = {
+    "name": "GPU facts from the fake NVML scenarios",
+    "hosts": FAKE_NVML_GROUP,
+    "gather_facts": False,
+    "tasks": [
+        {
+            "name": "Gather GPU facts",
+            "kubegpu.core.gpu_facts": {"sysfs_root": "{{ kubegpu_test_sysfs }}", "nvidia_smi_path": "/nonexistent/nvidia-smi"},
+            "environment": "{{ kubegpu_test_nvml_env }}",
+        }
+    ],
+}
+
+
+def _inventory(hosts: dict[str, dict[str, t.Any] | GpuHost], sysfs_root: Path) -> dict[str, t.Any]:
+    gpu_nodes: dict[str, dict[str, t.Any]] = {}
+    for name, host in hosts.items():
+        if not isinstance(host, GpuHost):
+            gpu_nodes[name] = dict(host)
+            continue
+        sysfs = sysfs_root / name
+        build(sysfs, list(host.pci), modules=())
+        gpu_nodes[name] = {
+            "ansible_connection": "local",
+            "kubegpu_test_nvml_env": fake_nvml.environment(host.scenario),
+            "kubegpu_test_sysfs": str(sysfs),
+            **({"kubegpu_node_name": host.node} if host.node else {}),
+            **host.vars,
+        }
+    gpu_hosts = {name: {} for name, host in hosts.items() if isinstance(host, GpuHost)}
+    return {
+        "all": {
+            # every host this machine runs modules on uses this Python (the venv's, with the kubernetes library)
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "hosts": {"localhost": {"ansible_connection": "local"}},
+            "children": {GPU_GROUP: {"hosts": gpu_nodes}, FAKE_NVML_GROUP: {"hosts": gpu_hosts}},
+        }
+    }
+
+
+def run_role(
+    kubeapi: t.Any,
+    roles: str | list[str],
+    *,
+    variables: dict[str, t.Any] | None = None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> PlaybookRun:
+    """``roles`` (``gpu_labels`` or ``kubegpu.core.gpu_labels``; several run in order, in one play) on localhost
+    against the test API server, ``variables`` as extra variables; ``hosts`` as the module docstring says."""
+    names = [roles] if isinstance(roles, str) else roles
+    names = [name if "." in name else f"kubegpu.core.{name}" for name in names]
+    plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
+    plays.append(
+        {
+            "name": f"{', '.join(names)} (test)",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
+            "roles": [{"role": name} for name in names],
+        }
+    )
+    helm = ensure_clients()["helm"]
+    with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
+        scratch = Path(scratch_name)
+        run_env = {
+            "PATH": f"{helm.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HELM_CACHE_HOME": str(scratch / "helm-cache"),
+            "HELM_CONFIG_HOME": str(scratch / "helm-config"),
+            "HELM_DATA_HOME": str(scratch / "helm-data"),
+            **(env or {}),
+        }
+        return run_playbook(
+            plays,
+            _inventory(hosts or {}, scratch / "sys"),
+            extra_vars=variables,
+            check=check,
+            diff=diff,
+            env=run_env,
+            cwd=cwd,
+        )

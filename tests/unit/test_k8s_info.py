@@ -1,10 +1,10 @@
-"""cluster_info's pure parts: the release a ``gitVersion`` names, the summary of a Node."""
+"""k8s_info's pure part: the release a ``gitVersion`` names (``server_version``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kubegpu.core.plugins.modules.cluster_info import node_summary, server_version
+from ansible_collections.kubegpu.core.plugins.modules.k8s_info import server_version
 
 
 @pytest.mark.parametrize(
@@ -19,11 +19,8 @@ from ansible_collections.kubegpu.core.plugins.modules.cluster_info import node_s
         ("v1.25", None),
         ("", None),
         (None, None),
+        ({"gitVersion": "v1.25.4"}, None),
     ],
 )
 def test_server_version_is_the_semantic_version_at_the_start(git_version, release):
     assert server_version(git_version) == release
-
-
-def test_node_summary_of_a_bare_node_has_every_key():
-    assert node_summary({"metadata": {"name": "n"}}) == {"labels": {}, "taints": [], "capacity": {}, "allocatable": {}}
