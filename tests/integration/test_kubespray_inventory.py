@@ -12,7 +12,8 @@ overrides its role defaults.
 
 Real: containerd 2.1 (Debian sid) judges the file (``config dump``), and roles/container_toolkit's own containerd tasks run
 on the file (kubegpu.core.containerd_runtime with the role's arguments), in check mode and for real; dockerd
-26.1 (Debian trixie) judges the docker flags with ``--validate``.
+26.1 (Debian trixie) judges the docker flags with ``--validate``, and runs with them (tests/support/dockerd.py)
+while roles/container_toolkit (engine docker, the toolkit not installed) asks it through ``docker info``.
 """
 
 from __future__ import annotations
@@ -163,12 +164,13 @@ def test_kubespray_config_without_our_group_vars_is_one_container_toolkit_change
     """The control: kubespray's defaults alone lack the runtime, and the same check mode run says so."""
     config = tmp_path / "config.toml"
     render_kubespray_config(config, containerd, [])
-    # the role's restart handler follows the change, and fails here: no systemd runs containerd on this machine
+    # the role's restart handler follows the change, and fails here: no systemd runs containerd on this machine,
+    # so the role puts the old file back (a no-op in check mode), fails to restart again and ends the play
     records = run_container_toolkit(config, containerd, check=True, succeed=False)
     changed = [r["result"] for r in records if r["result"].get("changed") and "restart_required" in r["result"]]
     assert len(changed) == 1 and changed[0]["restart_required"], [r["task"] for r in records]
-    failed = [r["task"] for r in records if r["status"] == "failed"]
-    assert len(failed) == 1 and "restart" in failed[0].lower(), records[-1]
+    assert records[-1]["status"] == "failed" and records[-1]["task"] == "Fail with the engine's journal", records[-1]
+    assert "containerd did not come up" in records[-1]["result"]["msg"], records[-1]
     assert dump(containerd, config)["plugins"][CRI]["containerd"]["default_runtime_name"] == "runc"
 
 
@@ -193,3 +195,95 @@ def test_kubespray_docker_options_give_dockerd_the_nvidia_default_runtime(tmp_pa
     assert with_runtime.returncode == 0, with_runtime.stderr
     both = validate({"default-runtime": "nvidia"})
     assert both.returncode != 0 and "default-runtime" in both.stderr
+
+
+def run_container_toolkit_docker(
+    daemon_json: Path, daemon: dockerd.Daemon, *, check: bool, succeed: bool = True
+) -> list[dict[str, t.Any]]:
+    """The whole container_toolkit role with engine docker, the toolkit not installed, on ``daemon_json``, with
+    ``docker`` talking to ``daemon`` (DOCKER_HOST); every task result."""
+    scratch = daemon_json.parent
+    result_file = scratch / "results.jsonl"
+    result_file.unlink(missing_ok=True)
+    play = [
+        {
+            "name": "container_toolkit, engine docker",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "environment": daemon.environment,
+            "roles": [
+                {
+                    "role": "kubegpu.core.container_toolkit",
+                    "vars": {
+                        "container_toolkit_engine": "docker",
+                        "container_toolkit_install": False,
+                        "container_toolkit_docker_config": str(daemon_json),
+                        "container_toolkit_python_interpreter": sys.executable,
+                    },
+                }
+            ],
+        }
+    ]
+    playbook = scratch / "container-toolkit-docker.yml"
+    playbook.write_text(json.dumps(play))
+    env = ansible_env(
+        {
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
+            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
+            "KUBEGPU_RESULT_FILE": str(result_file),
+        }
+    )
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--diff", *(["--check"] if check else [])]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
+    assert (proc.returncode == 0) is succeed, proc.stdout + proc.stderr
+    return [json.loads(line) for line in result_file.read_text().splitlines()]
+
+
+def docker_flags() -> list[str]:
+    return shlex.split(yaml.safe_load((KUBESPRAY_VARS / "docker.yml").read_text())["docker_options"])
+
+
+@pytest.mark.skipif(dockerd.available() is not None, reason=str(dockerd.available()))
+def test_container_toolkit_leaves_daemon_json_alone_when_docker_options_set_the_nvidia_default(tmp_path):
+    """dockerd runs with docker.yml's flags: container_toolkit finds nvidia its default runtime there, says so,
+    leaves daemon.json as it is in check mode and for real, and dockerd still starts with both."""
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text('{\n  "log-driver": "json-file"\n}\n')
+    before = daemon_json.read_bytes()
+    with dockerd.running(daemon_json, docker_flags()) as daemon:
+        assert daemon.report.started and daemon.report.default_runtime == "nvidia", daemon.report.error
+        for check in (True, False):
+            records = run_container_toolkit_docker(daemon_json, daemon, check=check)
+            changed = [(r["task"], r["result"].get("diff")) for r in records if r["result"].get("changed")]
+            assert changed == [], (check, changed)
+            said = [r["result"].get("msg", "") for r in records if r["task"].startswith("Leave daemon.json alone")]
+            assert len(said) == 1 and "command line" in said[0] and str(daemon_json) in said[0], said
+            module_runs = [r for r in records if r["task"] == "Add the NVIDIA runtime to docker"]
+            assert [r["status"] for r in module_runs] == ["skipped"], module_runs
+            facts = [
+                r["result"]["ansible_facts"] for r in records if "kubegpu_default_runtime" in r["result"].get("ansible_facts", {})
+            ]
+            assert facts == [{"kubegpu_default_runtime": "nvidia"}], facts
+    assert daemon_json.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("daemon.json.")] == [], "a backup of an unchanged file"
+    # the next restart of dockerd, with the same flags and file, still has the runtime as its default
+    restarted = dockerd.start(daemon_json, docker_flags())
+    assert restarted.started and restarted.default_runtime == "nvidia", restarted.error
+
+
+@pytest.mark.skipif(dockerd.available() is not None, reason=str(dockerd.available()))
+def test_container_toolkit_writes_daemon_json_when_dockerd_runs_without_the_flags(tmp_path):
+    """The control: the same dockerd without docker.yml's flags runs runc by default, and the same check mode run
+    adds the runtime and default-runtime to daemon.json (then its restart handler fails: no systemd runs docker here)."""
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text('{\n  "log-driver": "json-file"\n}\n')
+    before = daemon_json.read_bytes()
+    with dockerd.running(daemon_json) as daemon:
+        assert daemon.report.started and daemon.report.default_runtime == "runc", daemon.report.error
+        records = run_container_toolkit_docker(daemon_json, daemon, check=True, succeed=False)
+    assert not [r for r in records if r["task"].startswith("Leave daemon.json alone") and r["status"] == "ok"]
+    module_runs = [r["result"] for r in records if r["task"] == "Add the NVIDIA runtime to docker"]
+    assert len(module_runs) == 1 and module_runs[0]["changed"] and module_runs[0]["restart_required"], module_runs
+    assert module_runs[0]["default_runtime"] == "nvidia"
+    assert records[-1]["status"] == "failed" and "did not come up" in records[-1]["result"]["msg"], records[-1]
+    assert daemon_json.read_bytes() == before

@@ -1,14 +1,19 @@
 """The real dockerd 26.1 of Debian 13 (trixie) as the judge of a daemon.json.
 
-``start(config_file)`` runs Debian's own ``dockerd`` (package ``docker.io``,
+``start(config_file, flags)`` runs Debian's own ``dockerd`` (package ``docker.io``,
 with ``containerd`` and ``runc`` from the same suite, unpacked by
-tests/support/debs.py) on that file, in a private temporary directory: its own
-``--data-root``, ``--exec-root``, ``--pidfile`` and unix socket, no bridge, no
-iptables. It waits until the daemon answers ``GET /info`` on the socket (or
-exits), stops it (SIGTERM, then SIGKILL of its process group after a bounded
-wait), unmounts whatever it mounted under the directory, removes the directory,
-and returns what the daemon reported: the runtimes and the default runtime, or
-the error it exited with. Nothing is simulated; dockerd needs root.
+tests/support/debs.py) on that file and those extra command-line flags, in a
+private temporary directory: its own ``--data-root``, ``--exec-root``,
+``--pidfile`` and unix socket, no bridge, no iptables. It waits until the daemon
+answers ``GET /info`` on the socket (or exits), stops it (SIGTERM, then SIGKILL
+of its process group after a bounded wait), unmounts whatever it mounted under
+the directory, removes the directory, and returns what the daemon reported: the
+runtimes and the default runtime, or the error it exited with.
+
+``with running(config_file, flags) as daemon:`` keeps it running for the block:
+``daemon.report`` as above, ``daemon.environment`` the ``DOCKER_HOST`` and
+``PATH`` (with Debian's ``docker`` client, package ``docker-cli``) under which
+``docker info`` talks to it. Nothing is simulated; dockerd needs root.
 
 Starting dockerd takes about three seconds: tests call this for a few cases only.
 """
@@ -56,7 +61,7 @@ def available() -> str | None:
 
 
 def _path() -> str:
-    roots = [debs.fetch(package, SUITE) for package in ("docker.io", "containerd", "runc")]
+    roots = [debs.fetch(package, SUITE) for package in ("docker.io", "docker-cli", "containerd", "runc")]
     dirs = [str(root / sub) for root in roots for sub in ("usr/sbin", "usr/bin")]
     return os.pathsep.join([*dirs, os.environ.get("PATH", "/usr/bin:/bin")])
 
@@ -108,8 +113,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(STOP_TIMEOUT)
 
 
-def start(config_file: str | Path) -> Report:
-    """Start dockerd on ``config_file``, ask it for its runtimes, stop it; see the module docstring."""
+class Daemon(t.NamedTuple):
+    report: Report
+    environment: dict[str, str]  # DOCKER_HOST and PATH for the docker client
+
+
+@contextlib.contextmanager
+def running(config_file: str | Path, flags: t.Sequence[str] = ()) -> t.Iterator[Daemon]:
+    """dockerd on ``config_file`` and ``flags`` for the ``with`` block; see the module docstring."""
     # a short directory: a unix socket path must stay under 108 bytes
     scratch = tempfile.mkdtemp(prefix="kgd-", dir="/tmp")
     socket_path = os.path.join(scratch, "docker.sock")
@@ -124,8 +135,10 @@ def start(config_file: str | Path) -> Report:
         "--bridge=none",
         "--iptables=false",
         "--ip6tables=false",
+        *flags,
     ]
-    env = dict(os.environ, PATH=_path())
+    path = _path()
+    env = dict(os.environ, PATH=path)
     info = None
     try:
         with open(log_path, "wb") as log:
@@ -138,13 +151,22 @@ def start(config_file: str | Path) -> Report:
                     if info is not None:
                         break
                 time.sleep(0.1)
+            text = Path(log_path).read_text(errors="replace")
+            if info is None:
+                report = Report(False, {}, None, text)
+            else:
+                report = Report(True, info.get("Runtimes") or {}, info.get("DefaultRuntime"), text)
+            yield Daemon(report, {"DOCKER_HOST": f"unix://{socket_path}", "PATH": path})
         finally:
             _stop(process)
-        text = Path(log_path).read_text(errors="replace")
     finally:
         for point in reversed(_mounts_under(scratch)):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(scratch, ignore_errors=True)
-    if info is None:
-        return Report(False, {}, None, text)
-    return Report(True, info.get("Runtimes") or {}, info.get("DefaultRuntime"), text)
+
+
+def start(config_file: str | Path, flags: t.Sequence[str] = ()) -> Report:
+    """Start dockerd on ``config_file`` and ``flags``, ask it for its runtimes, stop it; see the module docstring."""
+    with running(config_file, flags) as daemon:
+        report = daemon.report
+    return report
