@@ -216,7 +216,7 @@ class Lab:
             f"tomlkit=={defaults['node_python_tomlkit_version']}",
             f"nvidia-ml-py=={defaults['node_python_nvidia_ml_py_version']}",
         ]
-        stamp = target / ".lab"
+        stamp = target.with_name(target.name + ".stamp")  # beside the directory: node_python copies all of it
         if stamp.is_file() and stamp.read_text() == " ".join(wanted):
             return
         self.log("lab: node_python wheels for the nodes")
