@@ -235,11 +235,6 @@ def test_cluster_playbooks_converge_the_gpu_nodes_then_change_nothing(bench, kub
     assert_converged(bench, kubeapi)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roles/vgpu_scheduler's own preflight (play 5) reads gpu=on from the Node objects, which play 4 does not "
-    "set in check mode, so it refuses; cluster.yml's preflight already asks the question of play 4's plan",
-)
 def test_cluster_playbooks_in_check_mode_change_nothing(bench, kubeapi):
     before = api(kubeapi, "/api/v1/nodes")
     run = bench.run(*PLAYBOOKS, extra_vars=OPENFAAS, check=True)
