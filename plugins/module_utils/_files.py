@@ -157,6 +157,14 @@ def backup(module: t.Any, path: str) -> str | None:
     return module.backup_local(path)
 
 
+# The options of a module that edits a configuration file in place (documented once in the
+# doc fragment kubegpu.core._config_edit).
+CONFIG_EDIT_ARG_SPEC: dict[str, dict] = {
+    "backup": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "float", "default": 60},
+}
+
+
 def check_lock_timeout(timeout: float) -> float:
     """``lock_timeout`` when it is a number of seconds a run can wait; else KubeGPUError."""
     if timeout is None or not math.isfinite(timeout) or timeout < 0:

@@ -40,6 +40,7 @@ author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
   - kubegpu.core._attributes
+  - kubegpu.core._config_edit
 attributes:
   check_mode:
     support: full
@@ -141,19 +142,6 @@ options:
         check of the edited file still runs.
     type: bool
     default: true
-  backup:
-    description: Keep a timestamped copy of the old file next to it when the file changes.
-    type: bool
-    default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
-        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
-        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
-        When the wait runs out the module fails naming the file, and changes nothing.
-      - Check mode takes no lock and never waits.
-    type: float
-    default: 60
 seealso:
   - module: kubegpu.core.docker_runtime
 notes:
@@ -279,6 +267,7 @@ from ansible_collections.kubegpu.core.plugins.module_utils import _toml_runtime 
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._files import (
+    CONFIG_EDIT_ARG_SPEC,
     Candidate,
     check_lock_timeout,
     edit_lock,
@@ -298,8 +287,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "config_version": {"type": "str", "choices": ["auto", "2", "3", "4"], "default": "auto"},
     "containerd_binary": {"type": "str", "default": "containerd"},
     "validate": {"type": "bool", "default": True},
-    "backup": {"type": "bool", "default": False},
-    "lock_timeout": {"type": "float", "default": 60},
+    **CONFIG_EDIT_ARG_SPEC,
 }
 # where containerd packages put the binary, beside PATH
 BINARY_DIRS = ["/usr/local/bin", "/usr/bin", "/usr/sbin"]

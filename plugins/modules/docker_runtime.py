@@ -28,6 +28,7 @@ author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
   - kubegpu.core._attributes
+  - kubegpu.core._config_edit
 attributes:
   check_mode:
     support: full
@@ -94,19 +95,6 @@ options:
         a default naming another runtime is left alone.
       - Omitted, C(default-runtime) is left as it is (except with O(state=absent)).
     type: bool
-  backup:
-    description: Keep a timestamped copy of the old file next to it when the file changes.
-    type: bool
-    default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for another run of C(kubegpu.core.containerd_runtime) or C(kubegpu.core.docker_runtime) that is
-        editing a file in the same directory (two playbooks, overlapping AWX jobs). The read, the change and the write
-        happen under an advisory lock (C(flock)) on the file's directory, so concurrent runs each keep their change.
-        When the wait runs out the module fails naming the file, and changes nothing.
-      - Check mode takes no lock and never waits.
-    type: float
-    default: 60
 seealso:
   - module: kubegpu.core.containerd_runtime
 notes:
@@ -168,7 +156,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubegpu.core.plugins.module_utils import _json_runtime as json_runtime
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._files import check_lock_timeout, edit_lock, read_text, replace_file
+from ansible_collections.kubegpu.core.plugins.module_utils._files import (
+    CONFIG_EDIT_ARG_SPEC,
+    check_lock_timeout,
+    edit_lock,
+    read_text,
+    replace_file,
+)
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "path": {"type": "path", "default": "/etc/docker/daemon.json"},
@@ -179,8 +173,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "runtime_type": {"type": "str"},
     "runtime_options": {"type": "dict"},
     "default": {"type": "bool"},
-    "backup": {"type": "bool", "default": False},
-    "lock_timeout": {"type": "float", "default": 60},
+    **CONFIG_EDIT_ARG_SPEC,
 }
 
 
