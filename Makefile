@@ -49,7 +49,11 @@ molecule: setup node-images  ## the roles' molecule scenarios on the node images
 	hack/molecule-collections
 	hack/molecule-scenarios $(MOLECULE_SCENARIOS)
 
-test: setup lint sanity pytest molecule matrix-ci  ## everything CI runs
+test: setup lint sanity  ## everything CI runs: lint, sanity, then pytest beside molecule, then the matrix's ends
+	@# pytest and molecule side by side: both spend most of their time waiting on containers,
+	@# apt and real binaries; molecule prints one line per scenario (logs in .cache/molecule-logs)
+	$(MAKE) --no-print-directory -j2 pytest molecule
+	$(MAKE) --no-print-directory matrix-ci
 
 lint: ruff ansible-lint  ## ruff, ansible-lint (production profile) and yamllint
 
