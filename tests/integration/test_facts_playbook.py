@@ -1,5 +1,5 @@
 """playbooks/facts.yml (plays 0 and 1 of site.yml) on three hosts whose GPUs are fake NVML scenarios
-(tests/support/site_bench.py says how): the real gpu_facts gathers each host's facts, and the hosts with an
+(tests/support/site_bench.py and role_runs.py say how): the real gpu_facts gathers each host's facts, and the hosts with an
 NVIDIA GPU, only those, join the GPU group for the plays that follow in the same run. No cluster is involved;
 the node Python play is switched off (kubegpu_manage_node_python), the controller's Python has the libraries.
 """
@@ -20,12 +20,13 @@ SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "no_devices", "gpu-node-3": "
 
 def group_members(bench: SiteBench, group: str, extra_vars: dict | None = None):
     """Runs facts.yml, then a play that reports the group, in one ansible-playbook run."""
-    probe = bench.workdir / "probe.yml"
-    probe.write_text(
-        "- name: Probe\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        f"    - name: Members\n      ansible.builtin.debug:\n        msg: \"{{{{ groups['{group}'] | default([]) }}}}\"\n"
-    )
-    run = bench.run("facts.yml", str(probe), extra_vars=extra_vars)
+    probe = {
+        "name": "Probe",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [{"name": "Members", "ansible.builtin.debug": {"msg": f"{{{{ groups['{group}'] | default([]) }}}}"}}],
+    }
+    run = bench.run("facts.yml", probe, extra_vars=extra_vars)
     assert run.rc == 0, run.failures or run.explain()
     members = [record["result"]["msg"] for record in run.records if record["task"] == "Members"]
     return run, members[0]
@@ -47,7 +48,9 @@ def test_facts_playbook_puts_only_hosts_with_an_nvidia_gpu_in_the_gpu_group(tmp_
 
 
 def test_facts_playbook_without_inventory_reports_this_machine(tmp_path):
-    """``ansible-playbook playbooks/facts.yml`` as ``make demo`` runs it: the implicit localhost."""
+    """``ansible-playbook playbooks/facts.yml`` as ``make demo`` runs it: the implicit localhost. It runs the bare
+    CLI on purpose (no inventory, no extra variables, no test callback, the checkout as working directory), as a
+    user would, so it does not go through role_runs.run_playbook."""
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), str(PLAYBOOKS / "facts.yml")],
         capture_output=True,

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import fake_nvml
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env, run_module
+from tests.support.adhoc import REPO_ROOT, run_module
 from tests.support.fake_sysfs import PciFunction, build
+from tests.support.role_runs import run_playbook
 
 FAKE_SMI = str(fake_nvml.HERE / "nvidia-smi")
 MISSING_SMI = "/nonexistent/nvidia-smi"
@@ -342,19 +343,16 @@ def test_empty_sources_is_refused(empty_sysfs):
 
 
 def _facts_playbook(scenario: str) -> str:
-    env = ansible_env(fake_nvml.environment(scenario))
-    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
-    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "playbooks/facts.yml"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    """``ansible-playbook playbooks/facts.yml`` on the implicit localhost, its GPUs the fake NVML ``scenario``; the
+    default output, results as JSON."""
+    env = {
+        **fake_nvml.environment(scenario),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+    }
+    run = run_playbook(["facts.yml"], env=env, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
+    return run.stdout
 
 
 def test_facts_playbook_prints_the_gpus_and_their_labels():

@@ -30,7 +30,8 @@ import tomlkit
 import yaml
 
 from tests.support import debs, dockerd
-from tests.support.adhoc import REPO_ROOT, ansible_env
+from tests.support.adhoc import REPO_ROOT
+from tests.support.role_runs import run_playbook
 
 KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "gpu_nodes"
 SUPPORT = REPO_ROOT / "tests" / "support" / "kubespray"
@@ -66,17 +67,8 @@ def render_kubespray_config(dest: Path, containerd: str, group_vars: list[Path])
             ],
         }
     ]
-    playbook = dest.with_suffix(".play.yml")
-    playbook.write_text(json.dumps(play))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = run_playbook(play, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
     return dest.read_text()
 
 
@@ -95,9 +87,6 @@ def configure_tasks() -> str:
 def run_container_toolkit(config: Path, containerd: str, *, check: bool, succeed: bool = True) -> list[dict[str, t.Any]]:
     """container_toolkit's containerd step, as the role runs it (its own tasks and defaults), on ``config``, with
     this containerd; every task result."""
-    scratch = config.parent
-    result_file = scratch / "results.jsonl"
-    result_file.unlink(missing_ok=True)
     play = [
         {
             "name": "container_toolkit on kubespray's config",
@@ -117,19 +106,9 @@ def run_container_toolkit(config: Path, containerd: str, *, check: bool, succeed
             ],
         }
     ]
-    playbook = scratch / "container-toolkit.yml"
-    playbook.write_text(json.dumps(play))
-    env = ansible_env(
-        {
-            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-            "KUBEGPU_RESULT_FILE": str(result_file),
-        }
-    )
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--diff", *(["--check"] if check else [])]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
-    assert (proc.returncode == 0) is succeed, proc.stdout + proc.stderr
-    records = [json.loads(line) for line in result_file.read_text().splitlines()]
+    run = run_playbook(play, check=check, diff=True, cwd=REPO_ROOT)
+    assert (run.rc == 0) is succeed, run.explain()
+    records = run.records
     assert any(
         "containerd_runtime" in str(r["result"].get("invocation", {})) or "restart_required" in r["result"] for r in records
     )

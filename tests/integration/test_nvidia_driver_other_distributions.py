@@ -11,13 +11,11 @@ scratch directory (check mode, real run, re-run), whose file is read back.
 from __future__ import annotations
 
 import configparser
-import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support.adhoc import REPO_ROOT
+from tests.support.role_runs import run_playbook
 
 ROLE = REPO_ROOT / "roles" / "nvidia_driver"
 FACTS = {
@@ -36,7 +34,7 @@ FACTS = {
 }
 
 
-def run_play(tasks: list[dict], facts: dict[str, str], scratch: Path, extra_vars: dict | None = None, check: bool = False):
+def run_play(tasks: list[dict], facts: dict[str, str], extra_vars: dict | None = None, check: bool = False):
     """Runs ``tasks`` on localhost after the role's defaults and vars for ``facts``; returns {task name: record}."""
     play = [
         {
@@ -62,32 +60,16 @@ def run_play(tasks: list[dict], facts: dict[str, str], scratch: Path, extra_vars
             ],
         }
     ]
-    playbook = scratch / "play.yml"
-    playbook.write_text(json.dumps(play))
-    results = scratch / "results.jsonl"
-    results.unlink(missing_ok=True)
-    env = ansible_env(
-        {
-            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-            "KUBEGPU_RESULT_FILE": str(results),
-        }
-    )
-    argv = [str(BIN / "ansible-playbook"), str(playbook), "-e", json.dumps({"ansible_become": False, **(extra_vars or {})})]
-    if check:
-        argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
-    records = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
-    by_name = {record["task"]: record for record in records}
-    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
-    return by_name
+    run = run_playbook(play, extra_vars={"ansible_become": False, **(extra_vars or {})}, check=check, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
+    return {record["task"]: record for record in run.records}
 
 
-def package_list(distribution: str, module_type: str, headless: bool, tmp_path: Path) -> list[str]:
+def package_list(distribution: str, module_type: str, headless: bool) -> list[str]:
     task = {"name": "packages", "ansible.builtin.debug": {"msg": "{{ _nvidia_driver_package_list }}"}}
     # extra vars: the defaults are loaded with include_vars, above task vars
     choice = {"__nvidia_driver_module_type": module_type, "nvidia_driver_headless": headless}
-    return run_play([task], FACTS[distribution], tmp_path, choice)["packages"]["result"]["msg"]
+    return run_play([task], FACTS[distribution], choice)["packages"]["result"]["msg"]
 
 
 @pytest.mark.parametrize(
@@ -100,10 +82,8 @@ def package_list(distribution: str, module_type: str, headless: bool, tmp_path: 
         ("RedHat", "proprietary", True, ["@nvidia-driver:570-dkms"]),
     ],
 )
-def test_package_method_installs_the_distributions_driver_for_the_flavour(
-    distribution, module_type, headless, expected, tmp_path
-):
-    assert package_list(distribution, module_type, headless, tmp_path) == expected
+def test_package_method_installs_the_distributions_driver_for_the_flavour(distribution, module_type, headless, expected):
+    assert package_list(distribution, module_type, headless) == expected
 
 
 def test_rhel_repository_is_nvidias_with_gpgcheck_in_check_mode_then_written_then_unchanged(tmp_path):
@@ -112,11 +92,11 @@ def test_rhel_repository_is_nvidias_with_gpgcheck_in_check_mode_then_written_the
     task = {"name": "repository", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "repository_redhat.yml")}
     extra = {"_nvidia_driver_rhel_repo_file": str(repo_file)}
 
-    checked = run_play([task], FACTS["RedHat"], tmp_path, extra, check=True)
+    checked = run_play([task], FACTS["RedHat"], extra, check=True)
     assert checked["Add NVIDIA's CUDA repository, its packages checked against NVIDIA's key"]["result"]["changed"]
     assert not repo_file.exists()
 
-    written = run_play([task], FACTS["RedHat"], tmp_path, extra)
+    written = run_play([task], FACTS["RedHat"], extra)
     assert written["Add NVIDIA's CUDA repository, its packages checked against NVIDIA's key"]["result"]["changed"]
     parser = configparser.ConfigParser()
     parser.read(repo_file)
@@ -125,7 +105,7 @@ def test_rhel_repository_is_nvidias_with_gpgcheck_in_check_mode_then_written_the
     assert section["gpgcheck"] == "1"
     assert section["gpgkey"] == section["baseurl"] + "/D42D0685.pub"
 
-    again = run_play([task], FACTS["RedHat"], tmp_path, extra)
+    again = run_play([task], FACTS["RedHat"], extra)
     assert not again["Add NVIDIA's CUDA repository, its packages checked against NVIDIA's key"]["result"]["changed"]
 
 
@@ -136,7 +116,6 @@ def test_rhel_repository_follows_a_mirror(tmp_path):
     run_play(
         [task],
         FACTS["RedHat"],
-        tmp_path,
         {"_nvidia_driver_rhel_repo_file": str(repo_file), "nvidia_driver_rhel_repo_url": mirror},
     )
     parser = configparser.ConfigParser()
@@ -179,7 +158,7 @@ FLAVOUR_CASES = {
 }
 
 
-def test_kernel_module_flavour_choices_and_refusals(tmp_path):
+def test_kernel_module_flavour_choices_and_refusals():
     """Every case in one ansible-playbook run: set_fact (above the role's include_vars) sets the
     case, the role's flavour.yml decides, a rescue records a refusal."""
     tasks = []
@@ -203,7 +182,7 @@ def test_kernel_module_flavour_choices_and_refusals(tmp_path):
                 "rescue": [{"name": name, "ansible.builtin.debug": {"msg": "{{ ansible_failed_result.msg }}"}}],
             },
         ]
-    results = run_play(tasks, FACTS["Ubuntu"], tmp_path)
+    results = run_play(tasks, FACTS["Ubuntu"])
     for name, (_devices, _module_type, _version, expected) in FLAVOUR_CASES.items():
         message = results[name]["result"]["msg"]
         if expected in ("open", "proprietary"):

@@ -1,8 +1,9 @@
 """Run plays through the real ``ansible-playbook`` over this checkout and return every task result, as the test
 callback tests/support/callbacks/result_file.py recorded it (the callback ``run_module`` of adhoc.py reads too).
 
-- ``run_playbook(plays, inventory, ...)`` is the one runner: plays, an inventory, extra variables, check and
-  diff mode. It returns a ``PlaybookRun``.
+- ``run_playbook(plays, inventory, ...)`` is the one runner: plays (inline, or playbook files imported in
+  order, e.g. the collection's ``playbooks/facts.yml``), an inventory, extra variables, check and diff mode. It
+  returns a ``PlaybookRun``.
 - ``run_tasks({name: (module, args, environment)})``: many module runs for the start-up cost of one playbook.
 - ``run_role(kubeapi, "vgpu_scheduler", variables={...}, hosts={...}, check=True)``: the roles on localhost as
   playbooks/cluster.yml runs the cluster roles (``module_defaults`` of ``group/kubegpu.core.k8s`` carry the test
@@ -13,13 +14,18 @@ callback tests/support/callbacks/result_file.py recorded it (the callback ``run_
 
 What ``GpuHost`` simulates: the GPUs (the fake libnvidia-ml.so.1 answering from a JSON scenario, see
 tests/support/fake_nvml/README.md, loaded by the real pynvml binding) and the PCI bus (a fake sysfs tree, empty
-unless the host names PCI functions).
+unless the host names PCI functions). The host's Python interpreter is a small wrapper that exports the fake
+library's environment and runs the controller's Python, so every module on that host, the facts of a playbook
+of the collection's own (playbooks/facts.yml) too, sees that host's GPUs; ``gpu_host_vars`` gives the host
+variables to an inventory of another shape (tests/support/site_bench.py: kubespray's groups).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,10 +33,11 @@ import typing as t
 from pathlib import Path
 
 from tests.support import fake_nvml
-from tests.support.adhoc import BIN, ModuleRun, read_records, recording_env
+from tests.support.adhoc import BIN, REPO_ROOT, ModuleRun, read_records, recording_env
 from tests.support.fake_sysfs import PciFunction, build
 from tests.support.kube_clients import ensure_clients
 
+PLAYBOOKS = REPO_ROOT / "playbooks"
 GPU_GROUP = "gpu_nodes"
 FAKE_NVML_GROUP = "fake_nvml_hosts"  # the GpuHost hosts, whose facts the first play gathers
 
@@ -55,8 +62,13 @@ class PlaybookRun(t.NamedTuple):
 
     @property
     def changed(self) -> list[str]:
-        """The name of the task of every result that reports a change, in order."""
-        return [record["task"] for record in self.records if record["result"].get("changed")]
+        """The name of the task of every result that reports a change (or a loop item that does), in order."""
+        return [record["task"] for record in self.records if _changed(record["result"])]
+
+    @property
+    def changed_on(self) -> list[str]:
+        """``host: task`` of every result that reports a change (or a loop item that does), in order."""
+        return [f"{record['host']}: {record['task']}" for record in self.records if _changed(record["result"])]
 
     @property
     def failed(self) -> list[dict[str, t.Any]]:
@@ -68,9 +80,29 @@ class PlaybookRun(t.NamedTuple):
         """The messages of the failed results, one a line (empty when none failed)."""
         return "\n".join(str(record["result"].get("msg", "")) for record in self.failed)
 
+    @property
+    def failures(self) -> list[str]:
+        """``host: task: message`` of every failed result, a loop's failed items' messages included."""
+        found = []
+        for record in self.failed:
+            result = record["result"]
+            items = result.get("results") if isinstance(result.get("results"), list) else []
+            texts = [result.get("msg")] + [item.get("msg") for item in items if isinstance(item, dict)]
+            found.append(f"{record['host']}: {record['task']}: " + " ".join(str(text) for text in texts if text))
+        return found
+
+    def explain(self) -> str:
+        """The exit code and the ends of the output, for an assertion's message."""
+        return f"rc={self.rc}\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}"
+
+
+def _changed(result: dict[str, t.Any]) -> bool:
+    items = result.get("results") if isinstance(result.get("results"), list) else []
+    return bool(result.get("changed")) or any(isinstance(item, dict) and item.get("changed") for item in items)
+
 
 def run_playbook(
-    plays: list[dict[str, t.Any]],
+    plays: list[dict[str, t.Any] | str | Path],
     inventory: dict[str, t.Any] | None = None,
     *,
     extra_vars: dict[str, t.Any] | None = None,
@@ -78,13 +110,18 @@ def run_playbook(
     diff: bool = False,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    timeout: float = 600,
 ) -> PlaybookRun:
-    """``ansible-playbook [-i INVENTORY] PLAYBOOK`` with every task result recorded. Without ``inventory`` only
-    the implicit localhost exists; ``env`` adds to the environment; ``cwd`` is the directory it runs in (default:
-    a fresh temporary one), as a shell would set it (``PWD``)."""
+    """``ansible-playbook [-i INVENTORY] PLAYBOOK`` with every task result recorded. ``plays``: a mapping is a
+    play; a string or path is a playbook imported there (``import_playbook``): a bare name such as
+    ``"facts.yml"`` is one of the collection's playbooks/, else a file or a collection playbook
+    (``kubegpu.core.site``). Without ``inventory`` only the implicit localhost exists; ``env`` adds to the
+    environment; ``cwd`` is the directory it runs in (default: a fresh temporary one), as a shell would set it
+    (``PWD``)."""
     with tempfile.TemporaryDirectory(prefix="kubegpu-playbook-") as scratch_name:
         scratch = Path(scratch_name)
-        (scratch / "playbook.yml").write_text(json.dumps(plays))  # JSON is YAML
+        entries = [play if isinstance(play, dict) else {"import_playbook": _playbook(play)} for play in plays]
+        (scratch / "playbook.yml").write_text(json.dumps(entries))  # JSON is YAML
         argv = [str(BIN / "ansible-playbook"), str(scratch / "playbook.yml")]
         if inventory is not None:
             (scratch / "inventory.json").write_text(json.dumps(inventory))
@@ -99,8 +136,25 @@ def run_playbook(
         result_file = scratch / "results.jsonl"
         workdir = cwd or scratch
         run_env = recording_env(result_file, {**(env or {}), "PWD": str(workdir)})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=workdir, check=False, timeout=600)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=workdir, check=False, timeout=timeout)
         return PlaybookRun(proc.returncode, read_records(result_file), proc.stdout, proc.stderr)
+
+
+def _playbook(name: str | Path) -> str:
+    if isinstance(name, str) and "/" not in name and name.endswith((".yml", ".yaml")):
+        return str(PLAYBOOKS / name)
+    return str(name)
+
+
+def helm_env(home: Path) -> dict[str, str]:
+    """The real helm of .cache/bin first on PATH, its cache, configuration and data under ``home``."""
+    helm = ensure_clients()["helm"]
+    return {
+        "PATH": f"{helm.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
 
 
 def run_tasks(tasks: dict[str, tuple[str, dict[str, t.Any], dict[str, str] | None]]) -> dict[str, ModuleRun]:
@@ -136,27 +190,37 @@ GPU_FACTS_PLAY = {
         {
             "name": "Gather GPU facts",
             "kubegpu.core.gpu_facts": {"sysfs_root": "{{ kubegpu_test_sysfs }}", "nvidia_smi_path": "/nonexistent/nvidia-smi"},
-            "environment": "{{ kubegpu_test_nvml_env }}",
         }
     ],
 }
 
 
-def _inventory(hosts: dict[str, dict[str, t.Any] | GpuHost], sysfs_root: Path) -> dict[str, t.Any]:
-    gpu_nodes: dict[str, dict[str, t.Any]] = {}
-    for name, host in hosts.items():
-        if not isinstance(host, GpuHost):
-            gpu_nodes[name] = dict(host)
-            continue
-        sysfs = sysfs_root / name
-        build(sysfs, list(host.pci), modules=())
-        gpu_nodes[name] = {
-            "ansible_connection": "local",
-            "kubegpu_test_nvml_env": fake_nvml.environment(host.scenario),
-            "kubegpu_test_sysfs": str(sysfs),
-            **({"kubegpu_node_name": host.node} if host.node else {}),
-            **host.vars,
-        }
+def gpu_host_vars(name: str, host: GpuHost, directory: Path) -> dict[str, t.Any]:
+    """The host variables of the GPU host ``name``: this machine, its Python a wrapper that loads the fake NVML
+    library answering ``host.scenario``; its fake sysfs tree (``kubegpu_test_sysfs``). Both are written under
+    ``directory``/``name``, which must outlive the run."""
+    home = directory / name
+    build(home / "sys", list(host.pci), modules=())
+    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in fake_nvml.environment(host.scenario).items())
+    wrapper = home / "python"
+    wrapper.write_text(
+        f"#!/bin/sh\n# test bench: the GPUs of {name} are the fake NVML scenario {host.scenario}\n"
+        f'{exports}exec {shlex.quote(sys.executable)} "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(wrapper),
+        "kubegpu_test_sysfs": str(home / "sys"),
+        **({"kubegpu_node_name": host.node} if host.node else {}),
+        **host.vars,
+    }
+
+
+def _inventory(hosts: dict[str, dict[str, t.Any] | GpuHost], directory: Path) -> dict[str, t.Any]:
+    gpu_nodes = {
+        name: gpu_host_vars(name, host, directory) if isinstance(host, GpuHost) else dict(host) for name, host in hosts.items()
+    }
     gpu_hosts = {name: {} for name, host in hosts.items() if isinstance(host, GpuHost)}
     return {
         "all": {
@@ -193,22 +257,14 @@ def run_role(
             "roles": [{"role": name} for name in names],
         }
     )
-    helm = ensure_clients()["helm"]
     with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
         scratch = Path(scratch_name)
-        run_env = {
-            "PATH": f"{helm.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HELM_CACHE_HOME": str(scratch / "helm-cache"),
-            "HELM_CONFIG_HOME": str(scratch / "helm-config"),
-            "HELM_DATA_HOME": str(scratch / "helm-data"),
-            **(env or {}),
-        }
         return run_playbook(
             plays,
-            _inventory(hosts or {}, scratch / "sys"),
+            _inventory(hosts or {}, scratch / "hosts"),
             extra_vars=variables,
             check=check,
             diff=diff,
-            env=run_env,
+            env={**helm_env(scratch / "helm"), **(env or {})},
             cwd=cwd,
         )

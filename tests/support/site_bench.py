@@ -2,70 +2,33 @@
 library, the test API server as their cluster, real helm.
 
 ``SiteBench(kubeapi, tmp_path, scenarios={"gpu-node-1": "v100x2", ...})`` writes an inventory with kubespray's
-groups in which each GPU node is a host on this machine (``ansible_connection: local``) whose Python interpreter
-is a small wrapper script: it exports ``LD_LIBRARY_PATH`` (the fake ``libnvidia-ml.so.1``) and
-``FAKE_NVML_SCENARIO`` (that node's scenario) and runs the controller's Python. So the real
-``playbooks/facts.yml`` gathers each node's facts with the real ``gpu_facts`` and pynvml, each node seeing its
-own GPUs, in the same ``ansible-playbook`` run as the playbooks that read them. Simulated: the GPUs (fake NVML)
-and the cluster (test API server); the nodes' own set-up (node Python, driver, toolkit) is not run, so the
-inventory says what container_toolkit would have set (``kubegpu_default_runtime: nvidia``).
+groups in which each GPU node is a ``role_runs.GpuHost`` (this machine, ``ansible_connection: local``, its
+Python a wrapper loading the fake ``libnvidia-ml.so.1`` that answers that node's scenario; see
+tests/support/role_runs.py). So the real ``playbooks/facts.yml`` gathers each node's facts with the real
+``gpu_facts`` and pynvml, each node seeing its own GPUs, in the same ``ansible-playbook`` run as the playbooks
+that read them. Simulated: the GPUs (fake NVML) and the cluster (test API server); the nodes' own set-up (node
+Python, driver, toolkit) is not run, so the inventory says what container_toolkit would have set
+(``kubegpu_default_runtime: nvidia``).
 
-``bench.run("facts.yml", "cluster.yml", extra_vars={...}, check=True)`` returns a ``PlaybookRun`` with
-ansible-playbook's exit code, output and every task result (tests/support/callbacks/result_file.py).
+``bench.run("facts.yml", "cluster.yml", extra_vars={...}, check=True)`` runs them through
+``role_runs.run_playbook`` (check mode with diff) and returns its ``PlaybookRun``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import stat
-import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
-import yaml
-
-from tests.support import fake_nvml
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support.adhoc import REPO_ROOT
 from tests.support.kube_clients import ensure_clients
+from tests.support.role_runs import PLAYBOOKS, GpuHost, PlaybookRun, gpu_host_vars, helm_env, run_playbook
 
-PLAYBOOKS = REPO_ROOT / "playbooks"
+__all__ = ["CHARTS", "NODE_SCENARIOS", "PLAYBOOKS", "PlaybookRun", "SiteBench"]
+
 CHARTS = REPO_ROOT / "tests" / "support" / "charts"
 # The three GPU nodes of tests/support/kubeapi/fixtures/gpu-nodes.yaml and their GPUs.
 NODE_SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
-
-
-class PlaybookRun(t.NamedTuple):
-    rc: int
-    records: list[dict[str, t.Any]]
-    stdout: str
-    stderr: str
-
-    @property
-    def changed(self) -> list[str]:
-        """``host: task`` of every result that reported a change (loop items included)."""
-        found = []
-        for record in self.records:
-            result = record["result"]
-            items = result.get("results") if isinstance(result.get("results"), list) else []
-            if result.get("changed") or any(isinstance(item, dict) and item.get("changed") for item in items):
-                found.append(f"{record['host']}: {record['task']}")
-        return found
-
-    @property
-    def failures(self) -> list[str]:
-        """The message of every failed task, with its host and task name."""
-        messages = []
-        for record in self.records:
-            if record["status"] in ("failed", "unreachable"):
-                result = record["result"]
-                texts = [result.get("msg")] + [item.get("msg") for item in result.get("results") or [] if isinstance(item, dict)]
-                messages.append(f"{record['host']}: {record['task']}: " + " ".join(str(text) for text in texts if text))
-        return messages
-
-    def explain(self) -> str:
-        return f"rc={self.rc}\n{self.stdout[-6000:]}\n{self.stderr[-3000:]}"
 
 
 class SiteBench:
@@ -77,25 +40,12 @@ class SiteBench:
         self.helm = ensure_clients()["helm"] if kubeapi is not None else Path("helm")
         (workdir / "helm").mkdir(parents=True, exist_ok=True)
 
-    def interpreter(self, scenario: str) -> Path:
-        """A Python that loads the fake NVML library answering ``scenario``."""
-        wrapper = self.workdir / f"python-{scenario}"
-        env = fake_nvml.environment(scenario)
-        wrapper.write_text(
-            "#!/bin/sh\n# test bench: this node's GPUs are the fake NVML scenario below\n"
-            f"export LD_LIBRARY_PATH='{env['LD_LIBRARY_PATH']}'\n"
-            f"export FAKE_NVML_SCENARIO='{env['FAKE_NVML_SCENARIO']}'\n"
-            f"exec '{sys.executable}' \"$@\"\n"
-        )
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        return wrapper
-
-    def inventory(self) -> Path:
+    def inventory(self) -> dict[str, t.Any]:
         nodes = {
-            name: {"ansible_python_interpreter": str(self.interpreter(scenario)), **self.host_vars[name]}
+            name: gpu_host_vars(name, GpuHost(scenario, vars=self.host_vars[name]), self.workdir / "hosts")
             for name, scenario in self.scenarios.items()
         }
-        data = {
+        return {
             "all": {
                 "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
                 "children": {
@@ -104,9 +54,6 @@ class SiteBench:
                 "vars": {"ansible_connection": "local", "kubegpu_default_runtime": "nvidia"},
             }
         }
-        path = self.workdir / "hosts.yml"
-        path.write_text(yaml.safe_dump(data))
-        return path
 
     def base_vars(self) -> dict[str, t.Any]:
         """The cluster as the test API server, the charts as the local test charts, no node set-up."""
@@ -126,28 +73,17 @@ class SiteBench:
             },
         }
 
-    def run(self, *playbooks: str, extra_vars: dict[str, t.Any] | None = None, check: bool = False) -> PlaybookRun:
-        result_file = self.workdir / "results.jsonl"
-        result_file.unlink(missing_ok=True)
-        vars_file = self.workdir / "vars.json"
-        vars_file.write_text(json.dumps({**self.base_vars(), **(extra_vars or {})}))
-        helm_home = self.workdir / "helm"
-        env = ansible_env(
-            {
-                "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-                "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-                "KUBEGPU_RESULT_FILE": str(result_file),
-                "PATH": f"{self.helm.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                "HELM_CACHE_HOME": str(helm_home / "cache"),
-                "HELM_CONFIG_HOME": str(helm_home / "config"),
-                "HELM_DATA_HOME": str(helm_home / "data"),
-            }
+    def run(
+        self, *playbooks: str | Path | dict[str, t.Any], extra_vars: dict[str, t.Any] | None = None, check: bool = False
+    ) -> PlaybookRun:
+        """``playbooks``: a name of playbooks/ (``"facts.yml"``), a playbook file, or a play (a test's probe)."""
+        return run_playbook(
+            list(playbooks),
+            self.inventory(),
+            extra_vars={**self.base_vars(), **(extra_vars or {})},
+            check=check,
+            diff=check,
+            env=helm_env(self.workdir / "helm") if self.kubeapi is not None else None,
+            cwd=self.workdir,
+            timeout=900,
         )
-        # a name is one of playbooks/, a path any other playbook (a test's probe)
-        argv = [str(BIN / "ansible-playbook"), "-i", str(self.inventory()), *(str(PLAYBOOKS / name) for name in playbooks)]
-        argv += ["-e", f"@{vars_file}"]
-        if check:
-            argv += ["--check", "--diff"]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.workdir, check=False, timeout=900)
-        records = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.exists() else []
-        return PlaybookRun(proc.returncode, records, proc.stdout, proc.stderr)
