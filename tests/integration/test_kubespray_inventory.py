@@ -181,9 +181,6 @@ def run_container_toolkit_docker(
 ) -> list[dict[str, t.Any]]:
     """The whole container_toolkit role with engine docker, the toolkit not installed, on ``daemon_json``, with
     ``docker`` talking to ``daemon`` (DOCKER_HOST); every task result."""
-    scratch = daemon_json.parent
-    result_file = scratch / "results.jsonl"
-    result_file.unlink(missing_ok=True)
     play = [
         {
             "name": "container_toolkit, engine docker",
@@ -203,19 +200,9 @@ def run_container_toolkit_docker(
             ],
         }
     ]
-    playbook = scratch / "container-toolkit-docker.yml"
-    playbook.write_text(json.dumps(play))
-    env = ansible_env(
-        {
-            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "tests" / "support" / "callbacks"),
-            "ANSIBLE_CALLBACKS_ENABLED": "result_file",
-            "KUBEGPU_RESULT_FILE": str(result_file),
-        }
-    )
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "--diff", *(["--check"] if check else [])]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
-    assert (proc.returncode == 0) is succeed, proc.stdout + proc.stderr
-    return [json.loads(line) for line in result_file.read_text().splitlines()]
+    run = run_playbook(play, check=check, diff=True, cwd=REPO_ROOT)
+    assert (run.rc == 0) is succeed, run.explain()
+    return run.records
 
 
 def docker_flags() -> list[str]:
