@@ -277,6 +277,7 @@ def test_bad_input_is_refused_with_a_clear_message_before_any_change(bench, kube
 SITE_PLAYS = [
     "Node Python for the kubegpu.core node-side modules",
     "NVIDIA GPU facts",
+    "Device stack choice, checked before any node changes",
     "NVIDIA driver",
     "NVIDIA container toolkit and runtime",
     "Preflight of every role of this playbook, before anything changes",
@@ -311,3 +312,17 @@ def test_site_runs_by_path_and_as_the_collection_playbook_in_the_designs_order(t
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
     assert plays == SITE_PLAYS, proc.stdout
+
+
+def test_site_refuses_an_unknown_device_stack_before_the_node_plays(bench, kubeapi):
+    """site.yml as a whole with ``kubegpu_device_plugin=hami`` (HAMi's stack is ``vgpu_scheduler``): the play right
+    after the facts fails naming the value and the valid stacks, so the driver and toolkit plays (which install
+    packages, reboot and restart the engine on real nodes) never start. In check mode, so that even a regression
+    could not change this machine."""
+    run = bench.run("site.yml", extra_vars={"kubegpu_device_plugin": "hami"}, check=True)
+    assert run.rc != 0, run.explain()
+    message = " ".join(run.failures)
+    assert all(word in message for word in ("'hami'", "vgpu_scheduler", "nvidia_device_plugin")), run.failures
+    ran = {record["task"] for record in run.records}
+    assert not [task for task in ran if "nvidia_driver" in task or "container_toolkit" in task], sorted(ran)
+    assert write_requests(kubeapi) == []
