@@ -82,10 +82,11 @@ options:
     default: present
   chart_name:
     description:
-      - With O(state=absent), the name of the chart the release must be of (C(helm list) shows the release's chart
+      - With O(state=absent), the names of the charts the release may be of (C(helm list) shows the release's chart
         as V(name-version)). A release of that name of another chart is refused, naming its chart, and left in
         place, in check mode too. Omitted, any chart.
-    type: str
+    type: list
+    elements: str
   cascade:
     description:
       - With O(state=absent), how the release's objects' dependents are deleted (C(helm uninstall --cascade)).
@@ -220,7 +221,7 @@ ARGUMENT_SPEC.update(
     values={"type": "dict", "default": {}},
     values_files={"type": "list", "elements": "path", "default": []},
     state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-    chart_name={"type": "str"},
+    chart_name={"type": "list", "elements": "str"},
     cascade={"type": "str", "choices": ["background", "foreground", "orphan"], "default": "background"},
     atomic={"type": "bool", "default": False},
     wait={"type": "bool", "default": False},
@@ -422,11 +423,11 @@ class HelmRelease:
             self.result["action"] = "absent"
             return
         expected = self.params["chart_name"]
-        if expected and not chart_of(str(release.get("chart")), expected):
+        if expected and not any(chart_of(str(release.get("chart")), name) for name in expected):
             raise KubeGPUError(
                 f"release {self.params['name']} in namespace {self.params['namespace']} is of chart "
-                f"{release.get('chart')}, not {expected}: it was not installed as this release and is left in place; "
-                f"uninstall it yourself, or give the release another name"
+                f"{release.get('chart')}, not {' or '.join(expected)}: it was not installed as this release and is left "
+                "in place; uninstall it yourself, or give the release another name"
             )
         self.diff.record("chart", release.get("chart"), None)
         self.result["action"] = "uninstalled"
