@@ -70,3 +70,20 @@ def test_silent_keys_finds_a_key_the_chart_never_reads_and_only_that():
         "priorityClassName": "x",
     }
     assert upstream.silent_keys(render, values) == ["defaultRuntime"]
+
+
+def test_nodes_after_gpu_labels_are_the_nodes_as_the_real_role_labels_and_taints_them(kubeapi):
+    from tests.support.role_runs import GpuHost  # noqa: PLC0415
+
+    hosts = {
+        "node1": GpuHost("v100x2", "gpu-node-1", {"kubegpu_default_runtime": "nvidia"}),
+        "node3": GpuHost("h100x8", "gpu-node-3", {"kubegpu_default_runtime": "runc"}),
+    }
+    variables = {"kubegpu_device_plugin": "nvidia_device_plugin", "kubegpu_gpu_taint_enabled": True}
+    nodes = upstream.nodes_after_gpu_labels(kubeapi, hosts, variables)
+    v100, h100 = nodes["gpu-node-1"], nodes["gpu-node-3"]
+    assert v100["metadata"]["labels"]["gpu"] == "on" and "gpu" not in h100["metadata"]["labels"]
+    assert h100["metadata"]["labels"]["kubegpu.io/device-stack"] == "nvidia_device_plugin"
+    assert {"key": "gpu", "effect": "NoSchedule"}.items() <= v100["spec"]["taints"][0].items()
+    plugin = plugin_pod(render())
+    assert '"key": "gpu"' in upstream.placement_problem(plugin, v100), "the chart alone does not tolerate our taint"

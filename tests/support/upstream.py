@@ -29,7 +29,9 @@ import yaml
 
 from tests.support.adhoc import REPO_ROOT
 from tests.support.kube_clients import ensure_clients
+from tests.support.kube_modules import get_object
 from tests.support.kubeapi import crd_schema, kubelet
+from tests.support.role_runs import GpuHost, PlaybookRun, run_role
 
 UPSTREAM = REPO_ROOT.parent / "shared" / "upstream"
 CHARTS = UPSTREAM / "charts"
@@ -249,3 +251,24 @@ def silent_keys(render: t.Callable[[dict[str, t.Any]], list[dict[str, t.Any]]], 
         except RenderError:
             continue
     return silent
+
+
+def nodes_after_gpu_labels(
+    kubeapi: t.Any, hosts: dict[str, GpuHost], variables: dict[str, t.Any] | None = None
+) -> dict[str, dict[str, t.Any]]:
+    """The GPU nodes as the real kubegpu.core.gpu_labels role leaves them (facts from the fake NVML scenarios of
+    ``hosts``, labels and taints written to the test API server by a real run), read back from the server: the
+    labels a chart's selectors meet after our run, before the stack's own components add theirs."""
+    run = run_role(kubeapi, "gpu_labels", hosts=hosts, variables=variables)
+    if run.rc != 0:
+        raise AssertionError(f"gpu_labels failed: {run.explain()}")
+    names = [host.node or name for name, host in hosts.items()]
+    return {name: get_object(kubeapi, f"/api/v1/nodes/{name}") for name in names}
+
+
+def planned_values(run: PlaybookRun, task: str) -> dict[str, t.Any]:
+    """The chart values a role's helm_release task computed, from its check-mode diff (``run`` with check and
+    diff): what the role would install, without a copy of the role's logic in the test."""
+    if run.rc != 0:
+        raise AssertionError(f"the role failed: {run.explain()}")
+    return run.task(task).result["diff"]["after"]["values"]
