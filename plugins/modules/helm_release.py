@@ -80,6 +80,20 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  chart_name:
+    description:
+      - With O(state=absent), the names of the charts the release may be of (C(helm list) shows the release's chart
+        as V(name-version)). A release of that name of another chart is refused, naming its chart, and left in
+        place, in check mode too. Omitted, any chart.
+    type: list
+    elements: str
+  cascade:
+    description:
+      - With O(state=absent), how the release's objects' dependents are deleted (C(helm uninstall --cascade)).
+        V(foreground) with O(wait) returns only once a DaemonSet's pods are gone, not only the DaemonSet.
+    type: str
+    choices: [background, foreground, orphan]
+    default: background
   atomic:
     description: Roll back (or remove, on install) a release whose install or upgrade fails.
     type: bool
@@ -130,6 +144,15 @@ EXAMPLES = r"""
   kubegpu.core.helm_release:
     name: gpu-demo
     state: absent
+
+- name: Remove HAMi's release, only if it is HAMi's chart, once its pods are gone
+  kubegpu.core.helm_release:
+    name: hami
+    namespace: kube-system
+    state: absent
+    chart_name: hami
+    cascade: foreground
+    wait: true
 """
 
 RETURN = r"""
@@ -198,6 +221,8 @@ ARGUMENT_SPEC.update(
     values={"type": "dict", "default": {}},
     values_files={"type": "list", "elements": "path", "default": []},
     state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    chart_name={"type": "list", "elements": "str"},
+    cascade={"type": "str", "choices": ["background", "foreground", "orphan"], "default": "background"},
     atomic={"type": "bool", "default": False},
     wait={"type": "bool", "default": False},
     timeout={"type": "str", "default": "5m0s"},
@@ -206,6 +231,11 @@ ARGUMENT_SPEC.update(
 RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 DURATION = re.compile(r"(\d+(\.\d+)?(h|m|s|ms))+\Z")
 REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+def chart_of(listed: str, name: str) -> bool:
+    """Whether ``helm list``'s ``chart`` field (``name-version``, e.g. ``gpu-operator-v26.7.0``) is chart ``name``."""
+    return listed.startswith(f"{name}-") and re.match(r"v?[0-9]", listed[len(name) + 1 :]) is not None
 
 
 def read_values_file(path: str) -> dict[str, t.Any]:
@@ -392,12 +422,21 @@ class HelmRelease:
         if release is None:
             self.result["action"] = "absent"
             return
+        expected = self.params["chart_name"]
+        if expected and not any(chart_of(str(release.get("chart")), name) for name in expected):
+            raise KubeGPUError(
+                f"release {self.params['name']} in namespace {self.params['namespace']} is of chart "
+                f"{release.get('chart')}, not {' or '.join(expected)}: it was not installed as this release and is left "
+                "in place; uninstall it yourself, or give the release another name"
+            )
         self.diff.record("chart", release.get("chart"), None)
         self.result["action"] = "uninstalled"
         if self.check:
             return
         name, namespace = self.params["name"], self.params["namespace"]
         args = ["uninstall", name, "--namespace", namespace, "--timeout", self.params["timeout"]]
+        if self.params["cascade"] != "background":
+            args += ["--cascade", self.params["cascade"]]
         if self.params["wait"]:
             args.append("--wait=watcher" if self.helm.major >= 4 else "--wait")
         self.helm.run(args, what=f"uninstalling release {name} in namespace {namespace}")

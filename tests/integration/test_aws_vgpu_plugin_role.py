@@ -106,7 +106,7 @@ def test_labels_taint_and_daemonset_on_the_aws_nodes_check_mode_real_run_no_chan
     assert [entry["path"] for entry in writes(kubeapi)] == [DAEMONSET]
 
     gone = _run(kubeapi, hosts, {**extra, "aws_vgpu_plugin_state": "absent"})
-    assert gone.rc == 0 and gone.changed == ["Apply the DaemonSet"], gone.changed
+    assert gone.rc == 0 and gone.changed == ["Delete the DaemonSet"], gone.changed
     assert get_object(kubeapi, DAEMONSET) is None
 
 

@@ -17,6 +17,7 @@ from tests.support import fake_nvml
 from tests.support.kube_modules import writes
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.role_runs import GpuHost, run_role
+from tests.support.upstream import require
 
 SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
 FAST = {"gpu_validate_smoke_timeout": 4, "gpu_validate_smoke_poll_interval": 1}
@@ -114,6 +115,26 @@ def test_smoke_pods_pass_on_every_gpu_node_and_the_report_says_so(kubeapi, tmp_p
 
     again = _validate(kubeapi, tmp_path, hosts)
     assert again.rc == 0 and again.changed == [], again.stdout
+
+
+def test_the_aws_stacks_smoke_pod_is_an_mps_client_as_the_upstream_manifest_requires(kubeapi, tmp_path):
+    """The AWS plugin's MPS server (its DaemonSet: hostIPC and the host path of its pipe directory) serves only pods
+    that share the host's IPC namespace and mount that directory (awslabs/aws-virtual-gpu-device-plugin's README);
+    ``nvidia-smi -L`` opens no CUDA context, so a smoke pod without them would pass and prove nothing."""
+    manifest = yaml.safe_load(require("manifests", "aws-virtual-gpu-device-plugin.yml").read_text())
+    server = manifest["spec"]["template"]["spec"]
+    (mps,) = [container for container in server["containers"] if container["name"] == "mps"]
+    (mount,) = mps["volumeMounts"]
+    (volume,) = [volume for volume in server["volumes"] if volume["name"] == mount["name"]]
+    hosts = {"gpu-node-1": {"scenario": "v100x2", "kubegpu_device_plugin": "aws_vgpu_plugin"}}
+    run = _validate(kubeapi, tmp_path, hosts, check=True)
+    assert run.rc == 0, run.stdout
+    (pod,) = [entry["object"] for entry in run.task("Start the smoke pods").result["objects"]]
+    spec = pod["spec"]
+    assert spec["hostIPC"] is server["hostIPC"] is True
+    (mounted,) = [v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == volume["hostPath"]["path"]]
+    assert {"name": mounted["name"], "mountPath": mount["mountPath"]} in spec["containers"][0]["volumeMounts"]
+    assert spec["containers"][0]["resources"]["limits"] == {"k8s.amazonaws.com/vgpu": "1"}
 
 
 def test_a_node_without_allocatable_gpus_fails_its_smoke_test_with_the_reason(kubeapi, tmp_path):

@@ -164,6 +164,19 @@ def test_absent_check_then_uninstall_then_no_change(kubeapi, release, helm):
     assert not again.changed and again.result["action"] == "absent"
 
 
+def test_absent_of_a_release_of_another_chart_is_refused_naming_it_and_left_in_place(kubeapi, release, helm):
+    release({"chart_ref": str(CHART)})
+    kubeapi.admin.reset_counters()
+    for check in (True, False):
+        refused = release({"state": "absent", "chart_name": "gpu"}, check=check)  # gpu-demo-0.1.0 is not chart gpu
+        assert refused.failed, refused.result
+        assert "is of chart gpu-demo-0.1.0, not gpu" in refused.result["msg"], refused.result["msg"]
+    assert writes(kubeapi) == [] and configmap(kubeapi) is not None
+    removed = release({"state": "absent", "chart_name": "gpu-demo", "cascade": "foreground", "wait": True})
+    assert removed.changed and "--cascade" in removed.result["command"], removed.result
+    assert helm("list", "-o", "json", json_output=True) == [] and configmap(kubeapi) is None
+
+
 def test_atomic_install_that_fails_waiting_is_rolled_back(kubeapi, release, helm):
     """Without the ready controller nothing becomes ready, so a waiting install times out."""
     run = release({"chart_ref": str(CHART), "atomic": True, "timeout": "3s"})
