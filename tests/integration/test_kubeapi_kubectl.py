@@ -1,4 +1,4 @@
-"""Fidelity of the test API server, judged by the real kubectl (v1.33 from .cache/bin).
+"""Fidelity of the test API server, judged by the real kubectl (v1.35 from .cache/bin).
 
 Each test runs kubectl against the server and checks the result through kubectl and through
 the server's request log, so a server that only looked right to our own code would fail here.
