@@ -9,6 +9,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The real charts the lab and the tests install: ../shared/upstream/charts beside the checkout when it
+# is there (absolute path); otherwise make demo fetches them into .cache/charts (tests/support/lab/charts.py).
+UPSTREAM_CHARTS := $(abspath $(CURDIR)/../shared/upstream/charts)
+ifneq ($(wildcard $(UPSTREAM_CHARTS)/*.tgz),)
+export KUBEGPU_CHARTS_DIR ?= $(UPSTREAM_CHARTS)
+endif
 # pytest's own arguments, e.g. `make unit PYTEST_ARGS='-k containerd'`
 PYTEST_ARGS ?=
 # pytest worker processes for `make pytest` (pytest-xdist; each test file stays in one worker,

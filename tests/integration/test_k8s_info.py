@@ -28,7 +28,7 @@ def test_a_node_and_the_release_are_read_in_check_mode_too_and_nothing_is_writte
 
 
 def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
-    kubeapi.admin.set_version("v1.25.4")
+    kubeapi.admin.set_version("v1.28.15")
     kubeapi.admin.load(CRD.read_text())
     kubeapi.admin.reset_counters()
     connection = {"kubeconfig": str(kubeapi.kubeconfig)}
@@ -51,7 +51,7 @@ def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
     assert one["served"] and not runs["one node"].changed
     assert [node["metadata"]["name"] for node in one["resources"]] == ["gpu-node-2"]
     assert "managedFields" not in one["resources"][0]["metadata"]
-    assert one["version"]["gitVersion"] == "v1.25.4" and one["server_version"] == "v1.25.4"
+    assert one["version"]["gitVersion"] == "v1.28.15" and one["server_version"] == "v1.28.15"
     assert runs["no such node"].result["resources"] == [] and not runs["no such node"].failed
     every = runs["every node"].result["resources"]
     assert [(node["kind"], node["metadata"]["name"]) for node in every] == [
@@ -63,16 +63,16 @@ def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
     assert [(item["kind"], item["metadata"]["name"]) for item in listed] == [("Namespace", "default")]
     assert runs["served crd"].result == {**runs["served crd"].result, "served": True, "resources": []}
     not_served = runs["not served"].result
-    assert not_served["served"] is False and not runs["not served"].failed and not_served["server_version"] == "v1.25.4"
+    assert not_served["served"] is False and not runs["not served"].failed and not_served["server_version"] == "v1.28.15"
     assert "Pod (v1) is namespaced: give namespace with name='x'" in runs["namespaced get without namespace"].result["msg"]
     assert writes(kubeapi) == []
 
 
 def test_a_version_that_names_no_release_gives_none_and_bad_inputs_are_refused_before_any_request(kubeapi):
-    kubeapi.admin.set_version("1.25.4-custom")
+    kubeapi.admin.set_version("1.28.15-custom")
     connection = {"kubeconfig": str(kubeapi.kubeconfig)}
     release = run_kube_module(kubeapi, "k8s_info", {"kind": "Namespace", "name": "default"})
-    assert release.result["version"]["gitVersion"] == "1.25.4-custom" and release.result["server_version"] is None
+    assert release.result["version"]["gitVersion"] == "1.28.15-custom" and release.result["server_version"] is None
 
     kubeapi.admin.reset_counters()
     runs = run_tasks(

@@ -1,4 +1,4 @@
-"""Fidelity of the test API server's pods/eviction subresource, judged by the real kubectl v1.33:
+"""Fidelity of the test API server's pods/eviction subresource, judged by the real kubectl v1.35:
 ``kubectl drain`` finds the Eviction API in discovery, is refused by a PodDisruptionBudget (429)
 and retries until its timeout, then drains once the budget allows; ``cordon``/``uncordon``."""
 

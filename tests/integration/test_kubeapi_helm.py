@@ -1,7 +1,8 @@
 """Fidelity of the test API server, judged by the real helm (v4 from .cache/bin).
 
 helm 4 installs with server-side apply (field manager ``helm``), keeps releases in Secrets it
-writes as protobuf, and waits with watches; the chart is tests/support/charts/gpu-demo.
+writes as protobuf, and waits with watches; the chart is tests/support/charts/gpu-demo, then each
+real chart of ../shared/upstream/charts, installed with ``--wait`` as an operator would install it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ import base64
 import gzip
 import json
 from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import upstream
+from tests.support.kubeapi import DEFAULT_VERSION
 
 CHART = str(Path(__file__).resolve().parents[1] / "support" / "charts" / "gpu-demo")
 
@@ -106,3 +113,51 @@ def test_install_retries_through_an_injected_server_error(helm, kubeapi):
     assert "injected internal error" in failed.stderr
     helm("install", "demo", CHART)
     assert helm("list", "-o", "json", json_output=True)[0]["status"] == "deployed"
+
+
+# -- the real charts of ../shared/upstream/charts, installed as an operator would -----------------
+
+# What each chart's own templates demand beyond its defaults (they fail the render otherwise).
+CHART_ARGS = {
+    # validation.yaml: GPU allocation only with the explicit override (it cannot share a node with a device plugin)
+    "dra-driver-nvidia-gpu": ["--set", "gpuResourcesEnabledOverride=true"],
+}
+# The legacy vgpu chart's kube-scheduler configuration is kubescheduler.config.k8s.io/v1beta2, which
+# Kubernetes 1.28 removed: it can only work on 1.27 and older.
+CHART_KUBE_VERSION = {"vgpu": "v1.27.16"}
+# The node labels the charts select on, as the roles / NFD / GFD write them on GPU nodes.
+GPU_NODE_LABELS = ["gpu=on", "nvidia.com/gpu.present=true", "feature.node.kubernetes.io/pci-10de.present=true"]
+
+
+@pytest.mark.parametrize(
+    "chart",
+    upstream.real_charts() or [pytest.param(None, marks=pytest.mark.skip(reason=upstream.MISSING))],
+    ids=lambda chart: chart.name if chart else "none",
+)
+def test_each_real_chart_installs_with_wait_and_every_object_is_stored(helm, kubectl, kubeapi, chart, tmp_path):
+    if chart is None:
+        return
+    name = chart.name.rsplit("-", 1)[0]
+    version = CHART_KUBE_VERSION.get(name, DEFAULT_VERSION)
+    kubeapi.admin.set_version(version)
+    kubeapi.admin.set_ready_controller(True)
+    kubectl("label", "nodes", "--all", *GPU_NODE_LABELS, "--overwrite")
+    args = [str(chart), "-n", f"{name}-system", "--create-namespace", *CHART_ARGS.get(name, [])]
+    installed = helm("install", name, *args, "--wait", "--timeout", "60s")
+    assert "STATUS: deployed" in installed.stdout, installed.stdout
+    assert "unknown field" not in installed.stderr, installed.stderr  # the server's schemas know every field
+
+    # every object of the release, as helm rendered it, is on the server
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(helm("get", "manifest", name, "-n", f"{name}-system").stdout)
+    rendered = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
+    stored = kubectl("get", "-f", str(manifest), "-n", f"{name}-system", "-o", "json", json_output=True)["items"]
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in stored) == sorted(
+        (o["kind"], o["metadata"]["name"]) for o in rendered
+    )
+    daemonsets = [o for o in stored if o["kind"] == "DaemonSet"]
+    assert daemonsets, "every GPU stack chart runs a DaemonSet on the GPU nodes"
+    # each DaemonSet is on every labelled GPU node, except those of optional features no node has labels for
+    scheduled = {o["metadata"]["name"]: o["status"]["desiredNumberScheduled"] for o in daemonsets}
+    assert max(scheduled.values()) == 3, scheduled
+    assert all(o["status"]["numberReady"] == o["status"]["desiredNumberScheduled"] for o in daemonsets)

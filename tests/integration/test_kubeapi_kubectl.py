@@ -1,4 +1,4 @@
-"""Fidelity of the test API server, judged by the real kubectl (v1.33 from .cache/bin).
+"""Fidelity of the test API server, judged by the real kubectl (v1.35 from .cache/bin).
 
 Each test runs kubectl against the server and checks the result through kubectl and through
 the server's request log, so a server that only looked right to our own code would fail here.
@@ -11,6 +11,7 @@ import re
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "support" / "manifests"
@@ -216,7 +217,7 @@ def test_get_nodes_prints_the_servers_table_status_roles_age_version(kubectl, ku
     rows = {row[0]: row for row in table[1:]}
     assert rows["gpu-node-1"][1:3] == ["Ready", "control-plane,worker"]
     assert rows["gpu-node-2"][1:3] == ["Ready,SchedulingDisabled", "<none>"]
-    assert rows["gpu-node-3"][4] == "v1.31.2"
+    assert rows["gpu-node-3"][4] == "v1.35.2"
     assert all(row[3].endswith("s") or row[3].endswith("m") for row in table[1:])  # an age, e.g. 3s
     wide = columns(kubectl("get", "nodes", "-o", "wide").stdout)
     assert wide[0][5:] == ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
@@ -298,7 +299,7 @@ def test_describe_node_shows_gpu_capacity_and_allocatable(kubectl, kubeapi):
     allocatable = described.split("Allocatable:")[1].split("System Info:")[0]
     assert re_search(r"nvidia\.com/gpu:\s+8\n", capacity)
     assert re_search(r"nvidia\.com/gpu:\s+7\n", allocatable)
-    assert re_search(r"Kubelet Version:\s+v1\.31\.2", described)
+    assert re_search(r"Kubelet Version:\s+v1\.35\.2", described)
     assert re_search(r"nvidia\.com/gpu\s+0\s+0", described.split("Allocated resources:")[1])
 
 
@@ -325,3 +326,69 @@ def test_helm_list_all_namespaces_shows_releases(helm, kubectl, tmp_path):
         ("demo", "gpu-system", "1", "deployed"),
         ("other", "default", "1", "deployed"),
     ]
+
+
+# What `kubectl api-versions` lists on a kubeadm cluster of each minor (default --runtime-config),
+# from Kubernetes' deprecated API migration guide and release notes: flowcontrol v1beta2 removed in
+# 1.29, v1 GA in 1.29, v1beta3 removed in 1.32; resource.k8s.io/v1 (DRA) GA and on in 1.34, its betas
+# off by default. authentication.k8s.io/v1 and authorization.k8s.io/v1 (the create-only review
+# APIs) are left out: the test API server emulates no authentication or authorization (README).
+GA_IN_EVERY_SUPPORTED_MINOR = [
+    "admissionregistration.k8s.io/v1",
+    "apiextensions.k8s.io/v1",
+    "apiregistration.k8s.io/v1",
+    "apps/v1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "batch/v1",
+    "certificates.k8s.io/v1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "events.k8s.io/v1",
+    "networking.k8s.io/v1",
+    "node.k8s.io/v1",
+    "policy/v1",
+    "rbac.authorization.k8s.io/v1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1",
+    "v1",
+]
+SERVED_BY_MINOR = {
+    "v1.28.15": ["flowcontrol.apiserver.k8s.io/v1beta2", "flowcontrol.apiserver.k8s.io/v1beta3"],
+    "v1.31.2": ["flowcontrol.apiserver.k8s.io/v1", "flowcontrol.apiserver.k8s.io/v1beta3"],
+    "v1.35.2": ["flowcontrol.apiserver.k8s.io/v1", "resource.k8s.io/v1"],
+}
+
+
+@pytest.mark.parametrize("version", sorted(SERVED_BY_MINOR))
+def test_api_versions_are_those_a_kube_apiserver_of_the_reported_minor_serves(kubectl, kubeapi, version):
+    kubeapi.admin.set_version(version)
+    assert kubectl("api-versions").stdout.split() == sorted(GA_IN_EVERY_SUPPORTED_MINOR + SERVED_BY_MINOR[version])
+    flowcontrol = kubectl("get", "--raw", "/apis/flowcontrol.apiserver.k8s.io", json_output=True)
+    assert flowcontrol["preferredVersion"]["version"] == ("v1beta3" if version == "v1.28.15" else "v1")
+
+
+def test_dra_device_classes_are_served_and_typed_from_1_34_only(kubectl, kubeapi, tmp_path):
+    """DeviceClass (resource.k8s.io/v1) as the real DRA driver chart writes them; a typo is refused by its 1.35 schema."""
+    device_class = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": "gpu.example.com"},
+        "spec": {"selectors": [{"cel": {"expression": "device.driver == 'gpu.example.com'"}}]},
+    }
+    manifest = tmp_path / "deviceclass.yaml"
+    manifest.write_text(yaml.safe_dump(device_class))
+    kubeapi.admin.set_version("v1.31.2")
+    old = kubectl("get", "deviceclasses", check=False)
+    assert old.returncode != 0
+    assert 'the server doesn\'t have a resource type "deviceclasses"' in old.stderr
+
+    kubeapi.admin.set_version("v1.35.2")
+    kubectl("apply", "--server-side", "-f", str(manifest))
+    stored = kubectl("get", "deviceclass", "gpu.example.com", "-o", "json", json_output=True)
+    assert stored["spec"]["selectors"] == device_class["spec"]["selectors"]
+    device_class["spec"]["selector"] = device_class["spec"].pop("selectors")
+    manifest.write_text(yaml.safe_dump(device_class))
+    typo = kubectl("create", "--validate=strict", "-f", str(manifest), check=False)
+    assert typo.returncode != 0
+    assert 'unknown field "spec.selector"' in typo.stderr

@@ -24,7 +24,7 @@ PROFILE_CRD = yaml.safe_load((REPO_ROOT / "tests" / "support" / "manifests" / "o
 
 def test_version_discovery_and_group_documents(kubeapi):
     base = kubeapi.url
-    assert requests.get(f"{base}/version", timeout=5).json()["gitVersion"] == "v1.31.2"
+    assert requests.get(f"{base}/version", timeout=5).json()["gitVersion"] == "v1.35.2"
     assert requests.get(f"{base}/api", timeout=5).json()["versions"] == ["v1"]
     core = {r["name"]: r for r in requests.get(f"{base}/api/v1", timeout=5).json()["resources"]}
     assert core["nodes"]["namespaced"] is False
@@ -39,9 +39,9 @@ def test_version_discovery_and_group_documents(kubeapi):
 
 
 def test_version_is_configurable(kubeapi):
-    kubeapi.admin.set_version("v1.25.4")
+    kubeapi.admin.set_version("v1.28.15")
     info = requests.get(f"{kubeapi.url}/version", timeout=5).json()
-    assert (info["major"], info["minor"], info["gitVersion"]) == ("1", "25", "v1.25.4")
+    assert (info["major"], info["minor"], info["gitVersion"]) == ("1", "28", "v1.28.15")
 
 
 def test_crd_becomes_discoverable_and_appears_in_openapi_v3(kubeapi):

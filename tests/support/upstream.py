@@ -38,6 +38,10 @@ CHARTS = UPSTREAM / "charts"
 MANIFESTS = UPSTREAM / "manifests"
 CRDS = UPSTREAM / "crds"
 KUBESPRAY = UPSTREAM / "kubespray"
+MISSING = (
+    f"{UPSTREAM} is absent: the real upstream artifacts (charts, manifests, kubespray templates) live in "
+    "../shared/upstream beside the repository (CI and the developers' machines have it; a user's clone does not)"
+)
 # The Kubernetes versions the render tests cover: the oldest supported, one in the middle, the newest.
 KUBE_VERSIONS = ("v1.28.15", "v1.31.14", "v1.35.0")
 
@@ -56,11 +60,13 @@ def require(*relative: str) -> Path:
     """``../shared/upstream/<relative>``, or skip the test saying what is missing."""
     path = UPSTREAM.joinpath(*relative)
     if not path.exists():
-        pytest.skip(
-            f"{path} is absent: the real upstream artifacts (charts, manifests, kubespray templates) live in "
-            "../shared/upstream beside the repository (CI and the developers' machines have it; a user's clone does not)"
-        )
+        pytest.skip(MISSING if not UPSTREAM.exists() else f"{path} is missing from {UPSTREAM}")
     return path
+
+
+def real_charts() -> list[Path]:
+    """The real chart packages of ``../shared/upstream/charts``, sorted ([] where it is absent)."""
+    return sorted(CHARTS.glob("*.tgz")) if CHARTS.is_dir() else []
 
 
 def chart(filename: str) -> Path:

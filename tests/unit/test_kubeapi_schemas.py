@@ -299,3 +299,12 @@ def test_any_non_string_node_selector_value_is_a_decode_error(value):
     assert error.value.code == 400
     assert "Go struct field PodSpec.spec.nodeSelector of type string" in error.value.message
     assert store.list(pods, "default", [], [])["items"] == []
+
+
+@pytest.mark.parametrize("version", ["v1.28.15", "v1.31.2", "v1.35.2"])
+def test_every_served_built_in_type_is_compiled_into_that_minors_schemas(version):
+    """The catalogue serves a built-in group-version-kind only where that Kubernetes minor has it
+    (the kubernetes-validate schemas, generated from each release's OpenAPI)."""
+    schemas = typed.schemas_for(version)
+    served = Store(kube_version=version).catalogue.all()
+    assert [r.group_version + " " + r.kind for r in served if schemas.kind(r.group, r.version, r.kind) is None] == []

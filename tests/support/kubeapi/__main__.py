@@ -1,7 +1,7 @@
 """Command line: run the test API server in the foreground or in the background, and stop it.
 
     python -m tests.support.kubeapi serve --port 0 --kubeconfig /tmp/kubeapi/kubeconfig \\
-        [--fixture tests/support/kubeapi/fixtures/gpu-nodes.yaml] [--nodes 1000] [--version v1.31.2] \\
+        [--fixture tests/support/kubeapi/fixtures/gpu-nodes.yaml] [--nodes 1000] [--version v1.35.2] \\
         [--ready-controller] [--background]
     python -m tests.support.kubeapi stop --kubeconfig /tmp/kubeapi/kubeconfig
 

@@ -29,7 +29,7 @@ from .errors import ApiError, bad_request
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import FIELD_VALIDATION, Store, clone
 
-DEFAULT_VERSION = "v1.31.2"
+DEFAULT_VERSION = "v1.35.2"
 ADMIN_PREFIX = "/_kubeapi/"
 TOKEN = "kubeapi-test-token"
 
@@ -113,7 +113,7 @@ class ServerState:
 
     def version_info(self) -> dict:
         match = re.match(r"v(\d+)\.(\d+)", self.version)
-        major, minor = (match.group(1), match.group(2)) if match else ("1", "31")
+        major, minor = (match.group(1), match.group(2)) if match else ("1", "35")
         return {
             "major": major,
             "minor": minor,

@@ -93,11 +93,10 @@ def _spec_part(obj: dict) -> dict:
 
 class Store:
     def __init__(self, ready_controller: bool = False, history: int = 20000, kube_version: str = "") -> None:
-        # The Kubernetes version whose schemas type built-in kinds ("" for the newest shipped).
-        self.kube_version = kube_version
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.catalogue = Catalogue()
+        self.kube_version = kube_version
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self.resource_version = 1000
         self.events: collections.deque[Event] = collections.deque(maxlen=history)
@@ -106,6 +105,17 @@ class Store:
         self._snapshot: Optional[dict] = None
         for name in DEFAULT_NAMESPACES:
             self.load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    @property
+    def kube_version(self) -> str:
+        """The Kubernetes version whose schemas type built-in kinds and whose group-versions are
+        served ("" for the newest)."""
+        return self.catalogue.kube_version
+
+    @kube_version.setter
+    def kube_version(self, value: str) -> None:
+        with self.lock:
+            self.catalogue.kube_version = value
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -7,15 +7,17 @@ What is simulated: the GPUs (the fake NVML library ``libnvidia-ml.so.1`` install
 one lives, ``/usr/lib/x86_64-linux-gnu``, with the node's scenario at its default path
 ``/etc/fake-nvml/scenario.json``, and the fake ``nvidia-smi``), and the cluster (the test API server
 of ``tests/support/kubeapi``, in the background, with one Node object per container, ``/version``
-v1.25.4 and the ready controller).
+v1.35.2 and the ready controller). The charts are the real ones (``charts.py``: ``KUBEGPU_CHARTS_DIR``,
+else ``helm pull`` into ``.cache/charts``), except OpenFaaS' stand-in in ``tests/support/charts``.
 
 ``Lab(prefix, directory).up()`` brings it up (idempotently: what runs already is kept, so a second
 ``make demo`` finds the same cluster state), ``down()`` removes the containers, stops the server and
 removes the node image only if the lab built it. Container names carry ``prefix`` (the demo and the
 test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``.
 
-Command line: ``python -m tests.support.lab up|down|status|report [--prefix P] [--dir D]`` (``report``
-renders ``report.json`` into ``report.html`` in the lab directory, see ``report.py``).
+Command line: ``python -m tests.support.lab charts|up|down|status|report [--prefix P] [--dir D]`` (``charts``
+prints the charts directory once it holds what the lab installs, or says what is missing and fails;
+``report`` renders ``report.json`` into ``report.html`` in the lab directory, see ``report.py``).
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ from typing import Callable, NamedTuple, Optional
 import yaml
 
 from tests.support import debs, fake_nvml, images
+from tests.support.kube_clients import BIN
 from tests.support.kubeapi.nodes import gpu_node
-from tests.support.lab import report
+from tests.support.lab import charts, report
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PREFIX = "kubegpu-lab-"
 DEFAULT_DIR = REPO_ROOT / ".cache" / "lab"
 SUITE = "bookworm"
-KUBE_VERSION = "v1.25.4"
+KUBE_VERSION = "v1.35.2"
 LABEL = "org.kubegpu.lab"
 # inventory host / Node name -> fake NVML scenario
 NODES = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
@@ -300,14 +303,16 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
 
 
 def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 3600) -> SiteRun:
-    """``ansible-playbook -i inventory/lab playbooks/<playbook>`` against ``lab``, as make demo runs it."""
+    """``ansible-playbook -i inventory/lab playbooks/<playbook>`` against ``lab``, as make demo runs it
+    (``charts.ChartsError`` first when the charts the lab installs cannot be had)."""
     env = {
         **os.environ,
         "KUBEGPU_LAB_PREFIX": lab.prefix,
         "KUBEGPU_LAB_DIR": str(lab.dir),
+        charts.CHARTS_ENV: str(charts.ensure_charts()),
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT / '.collections'}:{REPO_ROOT / '.cache' / 'molecule-collections'}",
-        "PATH": f"{REPO_ROOT / '.cache' / 'bin'}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PATH": f"{BIN}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         "ANSIBLE_NOCOLOR": "1",
     }
     started = time.monotonic()
@@ -326,13 +331,15 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("up", "down", "status", "report", "wheels"))
+    parser.add_argument("command", choices=("charts", "up", "down", "status", "report", "wheels"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
     args = parser.parse_args(argv)
     lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True))
     try:
-        if args.command == "up":
+        if args.command == "charts":
+            print(charts.ensure_charts())
+        elif args.command == "up":
             lab.up()
         elif args.command == "down":
             lab.down()
@@ -342,7 +349,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             lab.wheels()
         else:
             print(json.dumps(lab.status(), indent=2))
-    except (LabError, images.ImageBuildError, debs.DebFetchError) as error:
+    except (LabError, charts.ChartsError, images.ImageBuildError, debs.DebFetchError) as error:
         print(f"lab: {error}", file=sys.stderr)
         return 1
     return 0
