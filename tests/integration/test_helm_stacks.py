@@ -3,7 +3,7 @@
 API server (three GPU nodes, ``/version`` v1.25.4, ready controller on).
 
 Simulated: the cluster (tests/support/kubeapi), the upstream charts (small local charts in
-tests/support/charts/{hami,vgpu,nvidia-device-plugin,gpu-operator} with the upstream values keys the
+tests/support/charts/{hami,vgpu,gpu-operator} with the upstream values keys the
 roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered in a first play
 by the real gpu_facts from the fake NVML library's a100_mig and t4 scenarios, tests/support/role_runs.py). Every
 assertion on the outcome reads the objects the server stored or helm's own record of the release.
@@ -20,10 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.support import upstream
 from tests.support.kube_modules import get_object, writes
-from tests.support.role_runs import GpuHost, run_role
+from tests.support.role_runs import run_role
 
 CHARTS = Path(__file__).resolve().parents[1] / "support" / "charts"
 NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
@@ -194,92 +194,6 @@ def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(c
     assert helm("list", "-A", "-o", "json", json_output=True) == []
 
 
-# -- nvidia_device_plugin --------------------------------------------------------------------------------
-
-
-def nvdp_variables(**more):
-    return {
-        "nvidia_device_plugin_chart_ref": str(CHARTS / "nvidia-device-plugin"),
-        "nvidia_device_plugin_nodes": ["gpu-node-3"],
-        "nvidia_device_plugin_node_selector": NVDP_SELECTOR,
-        **more,
-    }
-
-
-def test_nvidia_device_plugin_time_slicing_config_selector_and_tolerations_three_ways(cluster, helm):
-    label_nodes(cluster, ["gpu-node-3"], {"kubegpu.io/device-stack": "nvidia_device_plugin"})
-    variables = nvdp_variables(nvidia_device_plugin_sharing="time-slicing", nvidia_device_plugin_replicas=4)
-    kwargs = {"hosts": hosts(), "variables": variables}
-    check = run_role(cluster, "nvidia_device_plugin", check=True, **kwargs)
-    assert check.rc == 0, check.message or check.stdout
-    assert check.task("Install or upgrade the NVIDIA device plugin release").result["changed"]
-    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
-
-    real = run_role(cluster, "nvidia_device_plugin", **kwargs)
-    assert real.rc == 0, real.message or real.stdout
-    configmap = get_object(cluster, "/api/v1/namespaces/nvidia-device-plugin/configmaps/nvidia-device-plugin-configs")
-    assert yaml.safe_load(configmap["data"]["kubegpu"]) == {
-        "version": "v1",
-        "flags": {"migStrategy": "none"},
-        "sharing": {
-            "timeSlicing": {
-                "renameByDefault": False,
-                "failRequestsGreaterThanOne": False,
-                "resources": [{"name": "nvidia.com/gpu", "replicas": 4}],
-            }
-        },
-    }
-    plugin = pod_spec(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin")
-    assert plugin["nodeSelector"] == NVDP_SELECTOR
-    assert GPU_TAINT_TOLERATION in plugin["tolerations"] and NVIDIA_TOLERATION in plugin["tolerations"]
-    sidecar = {env["name"]: env.get("value") for env in plugin["containers"][0]["env"]}
-    assert sidecar["DEFAULT_CONFIG"] == "kubegpu"
-    assert (
-        get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin-mps-control-daemon")
-        is None
-    )
-    daemonset = get_object(cluster, "/apis/apps/v1/namespaces/nvidia-device-plugin/daemonsets/nvidia-device-plugin")
-    assert daemonset["status"]["desiredNumberScheduled"] == 1, "only gpu-node-3 carries this stack's label"
-
-    cluster.admin.reset_counters()
-    again = run_role(cluster, "nvidia_device_plugin", **kwargs)
-    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
-    assert writes(cluster) == []
-
-
-def test_nvidia_device_plugin_refuses_mps_on_mig_nodes_naming_them(cluster, helm):
-    inventory = {
-        **hosts(),
-        "gpu-node-2": GpuHost("t4", vars={"kubegpu_default_runtime": "nvidia"}),
-        "gpu-node-3": GpuHost("a100_mig", vars={"kubegpu_default_runtime": "nvidia"}),
-    }
-    variables = nvdp_variables(nvidia_device_plugin_sharing="mps", nvidia_device_plugin_nodes=["gpu-node-2", "gpu-node-3"])
-    run = run_role(cluster, "nvidia_device_plugin", hosts=inventory, variables=variables)
-    assert run.rc != 0, run.stdout
-    a100 = run.task("Gather GPU facts", host="gpu-node-3").result["ansible_facts"]["gpu"]["devices"]
-    t4 = run.task("Gather GPU facts", host="gpu-node-2").result["ansible_facts"]["gpu"]["devices"]
-    assert a100[0]["mig_mode_current"] is True and not any(device["mig_mode_current"] for device in t4)
-    assert "MPS sharing is not supported on MIG-enabled GPUs" in run.message and "gpu-node-3" in run.message
-    assert "gpu-node-2" not in run.message.split("enabled GPUs")[1]
-    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
-
-    # MPS is fine on the T4 node, which has no MIG
-    mps = run_role(
-        cluster,
-        "nvidia_device_plugin",
-        hosts=inventory,
-        variables={**variables, "nvidia_device_plugin_nodes": ["gpu-node-2"]},
-        check=True,
-        diff=True,
-    )
-    assert mps.rc == 0, mps.message
-    config = mps.task("Install or upgrade the NVIDIA device plugin release").result["diff"]["after"]["values"]["config"]["map"][
-        "kubegpu"
-    ]
-    assert "mps:" in config and "timeSlicing" not in config
-    assert writes(cluster) == []
-
-
 # -- gpu_operator ---------------------------------------------------------------------------------------
 
 
@@ -340,7 +254,7 @@ def test_nodes_and_selectors_come_from_the_device_stack_plan_by_default(cluster,
         cluster,
         "nvidia_device_plugin",
         hosts=inventory,
-        variables=nvdp_variables(nvidia_device_plugin_nodes=None, nvidia_device_plugin_node_selector=None),
+        variables={"nvidia_device_plugin_chart_ref": str(upstream.chart("nvidia-device-plugin-0.20.0.tgz"))},
         check=True,
         diff=True,
     )

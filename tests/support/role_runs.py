@@ -8,6 +8,8 @@ callback tests/support/callbacks/result_file.py recorded it (the callback ``run_
 - ``run_role(kubeapi, "vgpu_scheduler", variables={...}, hosts={...}, check=True)``: the roles on localhost as
   playbooks/cluster.yml runs the cluster roles (``module_defaults`` of ``group/kubegpu.core.k8s`` carry the test
   API server's kubeconfig; the real helm of .cache/bin on PATH, with private config, cache and data directories).
+- ``run_role_each(kubeapi, "nvidia_device_plugin", [{...}, {...}], ...)``: one role included once per option set,
+  in one play (the render tests plan many option sets in one run).
   ``hosts`` fills the inventory group ``gpu_nodes``: a mapping of host variables is a host that is never contacted
   (only its variables are read); a ``GpuHost`` is this machine (``ansible_connection: local``) and a first play
   gathers its facts with the real ``kubegpu.core.gpu_facts``, as play 1 of site.yml does.
@@ -246,15 +248,58 @@ def run_role(
     """``roles`` (``gpu_labels`` or ``kubegpu.core.gpu_labels``; several run in order, in one play) on localhost
     against the test API server, ``variables`` as extra variables; ``hosts`` as the module docstring says."""
     names = [roles] if isinstance(roles, str) else roles
-    names = [name if "." in name else f"kubegpu.core.{name}" for name in names]
+    names = [_role_name(name) for name in names]
+    play = {"name": f"{', '.join(names)} (test)", "roles": [{"role": name} for name in names]}
+    return _run_cluster_play(kubeapi, play, variables=variables, hosts=hosts, check=check, diff=diff, env=env, cwd=cwd)
+
+
+def run_role_each(
+    kubeapi: t.Any,
+    role: str,
+    variable_sets: t.Sequence[dict[str, t.Any]],
+    *,
+    variables: dict[str, t.Any] | None = None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
+    check: bool = False,
+    diff: bool = False,
+) -> PlaybookRun:
+    """``role`` once per entry of ``variable_sets`` (the variables of that inclusion), in order, in one play: many
+    option sets for the start-up cost of one ``ansible-playbook``. ``variables`` are extra variables for all of them
+    (they win over a set's, so a set must not name them). A task's results come in the same order
+    (``PlaybookRun.records``); a failure stops the play there."""
+    name = _role_name(role)
+    tasks = [
+        {"name": f"{name} with option set {index}", "ansible.builtin.include_role": {"name": name}, "vars": dict(each)}
+        for index, each in enumerate(variable_sets)
+    ]
+    play = {"name": f"{name} x{len(tasks)} (test)", "tasks": tasks}
+    return _run_cluster_play(kubeapi, play, variables=variables, hosts=hosts, check=check, diff=diff)
+
+
+def _role_name(name: str) -> str:
+    return name if "." in name else f"kubegpu.core.{name}"
+
+
+def _run_cluster_play(
+    kubeapi: t.Any,
+    play: dict[str, t.Any],
+    *,
+    variables: dict[str, t.Any] | None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None,
+    check: bool,
+    diff: bool,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> PlaybookRun:
+    """``play`` on localhost as playbooks/cluster.yml runs the cluster roles, after the GPU facts play when
+    ``hosts`` has a ``GpuHost``."""
     plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
     plays.append(
         {
-            "name": f"{', '.join(names)} (test)",
             "hosts": "localhost",
             "gather_facts": False,
             "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
-            "roles": [{"role": name} for name in names],
+            **play,
         }
     )
     with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:

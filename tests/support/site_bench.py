@@ -16,6 +16,7 @@ Python, driver, toolkit) is not run, so the inventory says what container_toolki
 
 from __future__ import annotations
 
+import os
 import sys
 import typing as t
 from pathlib import Path
@@ -27,6 +28,8 @@ from tests.support.role_runs import PLAYBOOKS, GpuHost, PlaybookRun, gpu_host_va
 __all__ = ["CHARTS", "NODE_SCENARIOS", "PLAYBOOKS", "PlaybookRun", "SiteBench"]
 
 CHARTS = REPO_ROOT / "tests" / "support" / "charts"
+# The real charts (../shared/upstream/charts; KUBEGPU_CHARTS_DIR names another place).
+UPSTREAM_CHARTS = Path(os.environ.get("KUBEGPU_CHARTS_DIR") or REPO_ROOT.parent / "shared" / "upstream" / "charts")
 # The three GPU nodes of tests/support/kubeapi/fixtures/gpu-nodes.yaml and their GPUs.
 NODE_SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
 
@@ -56,7 +59,8 @@ class SiteBench:
         }
 
     def base_vars(self) -> dict[str, t.Any]:
-        """The cluster as the test API server, the charts as the local test charts, no node set-up."""
+        """The cluster as the test API server, the charts as the local test charts (the real one for NVIDIA's device
+        plugin), no node set-up."""
         return {
             **({"kubegpu_kubeconfig": str(self.kubeapi.kubeconfig)} if self.kubeapi is not None else {}),
             "kubegpu_manage_node_python": False,
@@ -64,12 +68,12 @@ class SiteBench:
             **{
                 f"{role}_{key}": value
                 for role, chart in {
-                    "vgpu_scheduler": "hami",
-                    "nvidia_device_plugin": "nvidia-device-plugin",
-                    "gpu_operator": "gpu-operator",
-                    "openfaas_profile": "openfaas",
+                    "vgpu_scheduler": CHARTS / "hami",
+                    "nvidia_device_plugin": UPSTREAM_CHARTS / "nvidia-device-plugin-0.20.0.tgz",
+                    "gpu_operator": CHARTS / "gpu-operator",
+                    "openfaas_profile": CHARTS / "openfaas",
                 }.items()
-                for key, value in {"chart_ref": str(CHARTS / chart), "chart_repo_url": "", "chart_version": ""}.items()
+                for key, value in {"chart_ref": str(chart), "chart_repo_url": "", "chart_version": ""}.items()
             },
         }
 
