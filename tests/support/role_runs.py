@@ -268,3 +268,41 @@ def run_role(
             env={**helm_env(scratch / "helm"), **(env or {})},
             cwd=cwd,
         )
+
+
+def run_role_variants(
+    kubeapi: t.Any,
+    role: str,
+    variants: list[dict[str, t.Any]],
+    *,
+    variables: dict[str, t.Any] | None = None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
+    check: bool = False,
+    diff: bool = False,
+) -> PlaybookRun:
+    """``role`` once per entry of ``variants`` (play variables, over the role's defaults and under ``variables``,
+    the extra variables), one play each, in one ``ansible-playbook`` run: many option sets for the start-up cost
+    of one. Plays after a failed one do not run (the host failed); each play's results come in order."""
+    name = role if "." in role else f"kubegpu.core.{role}"
+    plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
+    plays += [
+        {
+            "name": f"{name} (test variant {index})",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": variant,
+            "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
+            "roles": [{"role": name}],
+        }
+        for index, variant in enumerate(variants)
+    ]
+    with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
+        scratch = Path(scratch_name)
+        return run_playbook(
+            plays,
+            _inventory(hosts or {}, scratch / "hosts"),
+            extra_vars=variables,
+            check=check,
+            diff=diff,
+            env=helm_env(scratch / "helm"),
+        )

@@ -272,3 +272,18 @@ def planned_values(run: PlaybookRun, task: str) -> dict[str, t.Any]:
     if run.rc != 0:
         raise AssertionError(f"the role failed: {run.explain()}")
     return run.task(task).result["diff"]["after"]["values"]
+
+
+def planned_values_each(run: PlaybookRun, task: str) -> list[dict[str, t.Any]]:
+    """``planned_values`` of every result of ``task`` in ``run``, in order: one per play of a
+    ``role_runs.run_role_variants`` run."""
+    if run.rc != 0:
+        raise AssertionError(f"the role failed: {run.explain()}")
+    found = [
+        record["result"]["diff"]["after"]["values"]
+        for record in run.records
+        if record["task"] == task or record["task"].endswith(f" : {task}")
+    ]
+    if not found:
+        raise AssertionError(f"no result of task {task!r}: {run.explain()}")
+    return found
