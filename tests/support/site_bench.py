@@ -16,6 +16,7 @@ Python, driver, toolkit) is not run, so the inventory says what container_toolki
 
 from __future__ import annotations
 
+import os
 import sys
 import typing as t
 from pathlib import Path
@@ -27,6 +28,8 @@ from tests.support.role_runs import PLAYBOOKS, GpuHost, PlaybookRun, gpu_host_va
 __all__ = ["CHARTS", "NODE_SCENARIOS", "PLAYBOOKS", "PlaybookRun", "SiteBench"]
 
 CHARTS = REPO_ROOT / "tests" / "support" / "charts"
+# The real upstream charts (../shared/upstream/charts, or where KUBEGPU_CHARTS_DIR says).
+UPSTREAM_CHARTS = Path(os.environ.get("KUBEGPU_CHARTS_DIR") or REPO_ROOT.parent / "shared" / "upstream" / "charts")
 # The three GPU nodes of tests/support/kubeapi/fixtures/gpu-nodes.yaml and their GPUs.
 NODE_SCENARIOS = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
 
@@ -56,7 +59,8 @@ class SiteBench:
         }
 
     def base_vars(self) -> dict[str, t.Any]:
-        """The cluster as the test API server, the charts as the local test charts, no node set-up."""
+        """The cluster as the test API server, the charts as the local test charts (the GPU Operator's: the real one),
+        no node set-up."""
         return {
             **({"kubegpu_kubeconfig": str(self.kubeapi.kubeconfig)} if self.kubeapi is not None else {}),
             "kubegpu_manage_node_python": False,
@@ -66,11 +70,13 @@ class SiteBench:
                 for role, chart in {
                     "vgpu_scheduler": "hami",
                     "nvidia_device_plugin": "nvidia-device-plugin",
-                    "gpu_operator": "gpu-operator",
                     "openfaas_profile": "openfaas",
                 }.items()
                 for key, value in {"chart_ref": str(CHARTS / chart), "chart_repo_url": "", "chart_version": ""}.items()
             },
+            "gpu_operator_chart_ref": str(UPSTREAM_CHARTS / "gpu-operator-v26.7.0.tgz"),
+            "gpu_operator_chart_repo_url": "",
+            "gpu_operator_chart_version": "",
         }
 
     def run(
