@@ -1,9 +1,9 @@
-"""The Helm device stacks (roles vgpu_scheduler, nvidia_device_plugin, gpu_operator) through the real
+"""The Helm device stacks (roles vgpu_scheduler, nvidia_device_plugin; gpu_operator: test_gpu_operator_role.py) through the real
 ``ansible-playbook``, the real helm (v4, .cache/bin) and the real kubegpu.core modules, against the test
 API server (three GPU nodes, ``/version`` v1.25.4, ready controller on).
 
 Simulated: the cluster (tests/support/kubeapi), the upstream charts (small local charts in
-tests/support/charts/{hami,vgpu,gpu-operator} with the upstream values keys the
+tests/support/charts/{hami,vgpu} with the upstream values keys the
 roles set; each README says what it renders), and, for the MIG refusal, the GPU (facts gathered in a first play
 by the real gpu_facts from the fake NVML library's a100_mig and t4 scenarios, tests/support/role_runs.py). Every
 assertion on the outcome reads the objects the server stored or helm's own record of the release.
@@ -194,33 +194,6 @@ def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(c
     assert helm("list", "-A", "-o", "json", json_output=True) == []
 
 
-# -- gpu_operator ---------------------------------------------------------------------------------------
-
-
-def test_gpu_operator_disables_driver_and_toolkit_when_the_collection_manages_them_three_ways(cluster, helm):
-    variables = {"gpu_operator_chart_ref": str(CHARTS / "gpu-operator")}
-    kwargs = {"hosts": hosts(), "variables": variables}
-    check = run_role(cluster, "gpu_operator", check=True, **kwargs)
-    assert check.rc == 0, check.message or check.stdout
-    assert check.task("Install or upgrade the GPU Operator release").result["changed"]
-    assert writes(cluster) == [] and helm("list", "-A", "-o", "json", json_output=True) == []
-
-    real = run_role(cluster, "gpu_operator", **kwargs)
-    assert real.rc == 0, real.message or real.stdout
-    policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
-    assert policy["spec"]["driver"] == {"enabled": False} and policy["spec"]["toolkit"] == {"enabled": False}
-    assert policy["spec"]["daemonsets"]["tolerations"] == [NVIDIA_TOLERATION, GPU_TAINT_TOLERATION]
-    cluster.admin.reset_counters()
-    again = run_role(cluster, "gpu_operator", **kwargs)
-    assert again.rc == 0 and again.changed == [], (again.changed, again.message)
-    assert writes(cluster) == []
-
-    # nodes whose driver and toolkit this collection does not manage: the operator installs them
-    unmanaged = {**variables, "kubegpu_manage_driver": False, "kubegpu_manage_toolkit": False}
-    upgrade = run_role(cluster, "gpu_operator", hosts=hosts(), variables=unmanaged)
-    assert upgrade.rc == 0 and upgrade.changed, upgrade.message
-    policy = get_object(cluster, "/apis/nvidia.com/v1/clusterpolicies/cluster-policy")
-    assert policy["spec"]["driver"] == {"enabled": True} and policy["spec"]["toolkit"] == {"enabled": True}
 
 
 # -- the device stack plan (defaults of <role>_nodes and <role>_node_selector) ------------------------------

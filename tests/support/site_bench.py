@@ -59,8 +59,8 @@ class SiteBench:
         }
 
     def base_vars(self) -> dict[str, t.Any]:
-        """The cluster as the test API server, the charts as the local test charts (the real one for NVIDIA's device
-        plugin), no node set-up."""
+        """The cluster as the test API server, the charts as the real ones where ../shared/upstream has them (HAMi's
+        still the local test chart), no node set-up."""
         return {
             **({"kubegpu_kubeconfig": str(self.kubeapi.kubeconfig)} if self.kubeapi is not None else {}),
             "kubegpu_manage_node_python": False,
@@ -70,7 +70,7 @@ class SiteBench:
                 for role, chart in {
                     "vgpu_scheduler": CHARTS / "hami",
                     "nvidia_device_plugin": UPSTREAM_CHARTS / "nvidia-device-plugin-0.20.0.tgz",
-                    "gpu_operator": CHARTS / "gpu-operator",
+                    "gpu_operator": UPSTREAM_CHARTS / "gpu-operator-v26.7.0.tgz",
                     "openfaas_profile": CHARTS / "openfaas",
                 }.items()
                 for key, value in {"chart_ref": str(chart), "chart_repo_url": "", "chart_version": ""}.items()
