@@ -194,8 +194,6 @@ def test_vgpu_scheduler_preflight_refuses_naming_the_nodes_and_changes_nothing(c
     assert helm("list", "-A", "-o", "json", json_output=True) == []
 
 
-
-
 # -- the device stack plan (defaults of <role>_nodes and <role>_node_selector) ------------------------------
 
 HAS_PLAN_FILTER = (Path(__file__).resolve().parents[2] / "plugins" / "filter" / "device_stack_nodes.py").is_file()
