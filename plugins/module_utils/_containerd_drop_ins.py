@@ -231,3 +231,52 @@ class Effective:
                         f"{lead} has {dotted} = {found!r} for the runtime {name!r}, not {value!r}",
                     )
         return None
+
+
+# the runc shim's option naming the OCI runtime; containerd decodes option keys whatever their case
+BINARY_NAME = "BinaryName"
+
+
+def _differs(value: t.Any, reference: t.Any) -> bool:
+    return toml_runtime._json(value) != toml_runtime._json(reference)
+
+
+def copied_runtime(
+    source: t.Mapping[str, t.Any], reference: t.Mapping[str, t.Any], target: t.Mapping[str, t.Any] | None
+) -> tuple[str | None, dict[str, t.Any], dict[str, t.Any]]:
+    """What makes runtime ``target`` a copy of ``source`` with its own BinaryName, as
+    ``nvidia-ctk runtime configure`` makes one (it copies the whole table of the default
+    runtime, else runc, else crun, and sets only ``options.BinaryName``).
+
+    All three are tables as containerd's ``config dump`` shows them: ``source`` the runtime
+    copied, ``reference`` the same runtime declared with only its ``runtime_type`` (what
+    containerd fills in by itself, so writing it changes nothing), ``target`` the runtime
+    as it is now (None: new). Returns the ``runtime_type``, the runtime-table keys and the
+    options to request: every key the config sets on ``source`` (one that differs from
+    ``reference``) with its value, and ``None`` (removed) for a key ``target`` sets that
+    ``source`` does not. A BinaryName of ``source`` in any case is left out (the caller's
+    replaces it), and one ``target`` spells otherwise is removed."""
+    target = target or {}
+    settings: dict[str, t.Any] = {}
+    for key, value in source.items():
+        if key not in ("options", "runtime_type") and _differs(value, reference.get(key)):
+            settings[key] = value
+    for key, value in target.items():
+        if key not in ("options", "runtime_type") and key not in settings and _differs(value, reference.get(key)):
+            settings[key] = None
+    source_options = source.get("options") if isinstance(source.get("options"), dict) else {}
+    reference_options = reference.get("options") if isinstance(reference.get("options"), dict) else {}
+    target_options = target.get("options") if isinstance(target.get("options"), dict) else {}
+    options = {
+        key: value
+        for key, value in source_options.items()
+        if key.lower() != BINARY_NAME.lower() and _differs(value, reference_options.get(key))
+    }
+    for key, value in target_options.items():
+        if key.lower() == BINARY_NAME.lower():
+            if key != BINARY_NAME:
+                options[key] = None  # a second spelling would leave containerd to pick one
+        elif key not in options and _differs(value, reference_options.get(key)):
+            options[key] = None
+    runtime_type = source.get("runtime_type")
+    return (runtime_type if isinstance(runtime_type, str) and runtime_type else None), settings, options

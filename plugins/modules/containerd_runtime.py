@@ -109,6 +109,25 @@ options:
       - A C(null) value removes that key (nothing happens if it is not there).
     type: dict
     default: {}
+  copy_from:
+    description:
+      - Start the runtime from the first of these runtimes that containerd has, as C(nvidia-ctk runtime configure)
+        does (it copies the whole table of the default runtime unless that is an C(nvidia*) one, else of C(runc),
+        else of C(crun), and changes only C(options.BinaryName)). The runtime gets every key the config sets on
+        that runtime (C(runtime_type), C(base_runtime_spec), C(cni_conf_dir), its C(options) such as
+        C(SystemdCgroup), ...), as containerd sees it with the drop-ins of C(imports) merged; a key the runtime
+        sets that the copied one does not is removed. O(runtime_type), O(binary_name), O(options) and O(settings)
+        win over what is copied; C(BinaryName) is never copied, in whatever case the file spells it.
+      - A key is copied only where its value differs from the one containerd fills in for that runtime declared
+        with nothing but its C(runtime_type) (compared in a C(config dump) of such a file), so the written table
+        stays short and containerd's behaviour is the same as with nvidia-ctk's full copy.
+      - Without containerd (O(validate=false) or not installed) the runtime's table as the file writes it is copied.
+      - The runtime itself (O(name)) is skipped in the list; when none of them is there nothing is copied
+        (RV(copied_from) is C(null)). Only with O(state=present).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
   default:
     description:
       - V(true) makes this runtime containerd's default (C(default_runtime_name)).
@@ -158,6 +177,13 @@ EXAMPLES = r"""
     default: true
   register: __nvidia_runtime
   notify: Restart containerd
+
+- name: Add the NVIDIA runtime as nvidia-ctk would, a copy of runc's table (base_runtime_spec, SystemdCgroup, ...)
+  kubegpu.core.containerd_runtime:
+    name: nvidia
+    binary_name: /usr/bin/nvidia-container-runtime
+    copy_from: [runc, crun]
+    default: true
 
 - name: Add the runtime for a RuntimeClass without touching the default
   kubegpu.core.containerd_runtime:
@@ -249,6 +275,11 @@ drop_ins:
   type: list
   elements: str
   sample: [/etc/containerd/conf.d/99-nvidia.toml]
+copied_from:
+  description: The runtime whose table was copied (O(copy_from)); C(null) when none was.
+  returned: when O(copy_from) is given
+  type: str
+  sample: runc
 backup_file:
   description: The backup of the old file.
   returned: when O(backup=true) and the file changed
@@ -257,6 +288,7 @@ backup_file:
 """
 
 import os
+import tempfile
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -283,6 +315,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "binary_name": {"type": "str"},
     "options": {"type": "dict", "default": {}},
     "settings": {"type": "dict", "default": {}},
+    "copy_from": {"type": "list", "elements": "str", "default": []},
     "default": {"type": "bool"},
     "config_version": {"type": "str", "choices": ["auto", "2", "3", "4"], "default": "auto"},
     "containerd_binary": {"type": "str", "default": "containerd"},
@@ -308,6 +341,16 @@ class ContainerdRuntime:
             self.name = runtime_name.validate_name(self.params["name"])
             if self.params["default"]:
                 raise KubeGPUError("default=true cannot be combined with state=absent; a removed runtime cannot be the default")
+            if self.params["copy_from"]:
+                raise KubeGPUError(
+                    f"copy_from={self.params['copy_from']!r} cannot be combined with state=absent; a removed runtime "
+                    "copies nothing, drop copy_from"
+                )
+        self.copy_from = [runtime_name.validate_name(source) for source in self.params["copy_from"]]
+        # what the task asks, before and after copy_from adds the copied runtime's keys
+        self.runtime_type: str | None = self.params["runtime_type"]
+        self.options: dict[str, t.Any] = dict(self.params["options"])
+        self.settings: dict[str, t.Any] = dict(self.params["settings"])
         wanted = self.params["config_version"]
         self.wanted_version = None if wanted == "auto" else int(wanted)
         self.containerd = CommandRunner(module, self.params["containerd_binary"], extra_dirs=BINARY_DIRS, required=False)
@@ -356,10 +399,10 @@ class ContainerdRuntime:
         params = self.params
         if params["state"] == "absent":
             return None
-        runtime = dict(params["settings"])
-        if params["runtime_type"] is not None:
-            runtime["runtime_type"] = params["runtime_type"]
-        options = dict(params["options"])
+        runtime = dict(self.settings)
+        if self.runtime_type is not None:
+            runtime["runtime_type"] = self.runtime_type
+        options = dict(self.options)
         if params["binary_name"] is not None:
             options["BinaryName"] = params["binary_name"]
         if options:
@@ -376,10 +419,10 @@ class ContainerdRuntime:
             doc,
             version,
             self.name,
-            runtime_type=params["runtime_type"],
+            runtime_type=self.runtime_type,
             binary_name=params["binary_name"],
-            options=params["options"],
-            settings=params["settings"],
+            options=self.options,
+            settings=self.settings,
         )
         if params["default"] is True:
             changed |= toml_runtime.set_default(doc, version, self.name)
@@ -428,6 +471,8 @@ class ContainerdRuntime:
             current = self.containerd.run(["--config", self.path, "config", "dump"])
             self.original_dump = drop_ins.parse_dump(current.stdout) if current.ok else None
         doc, version = self._document(base)
+        if self.copy_from:
+            self._copy(doc, version)
         original = doc.unwrap()
         changed = self._edit(doc, version)
         text = toml_runtime.dumps(doc)
@@ -451,6 +496,49 @@ class ContainerdRuntime:
         changes = replace_file(self.module, self.path, before, after, make_backup=self.params["backup"], validate=validate)
         self.result.update(changes)
         return self.result
+
+    def _dump(self, text: str, what: str) -> dict[str, t.Any]:
+        """containerd's ``config dump`` of ``text`` (a scratch file, removed after)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", encoding="utf-8") as scratch:
+            scratch.write(text)
+            scratch.flush()
+            result = self.containerd.run(["--config", scratch.name, "config", "dump"])
+        if not result.ok:
+            raise result.failure(f"containerd rejects {what}; nothing was changed")
+        return drop_ins.parse_dump(result.stdout)
+
+    def _copy(self, doc: t.Any, version: int) -> None:
+        """Adds the keys of the first runtime of copy_from to the request (operator's keys win)."""
+        use_containerd = self.params["validate"] and self.containerd.available
+        if use_containerd:
+            current = self.original_dump or self._dump(toml_runtime.dumps(doc), f"the config {self.path} starts from")
+            runtimes = drop_ins.cri_table(current).get("runtimes")
+            runtimes = runtimes if isinstance(runtimes, dict) else {}
+        else:
+            runtimes = {name: toml_runtime.get_runtime(doc, version, name) for name in [*self.copy_from, self.name]}
+        source_name = next((n for n in self.copy_from if n != self.name and isinstance(runtimes.get(n), dict)), None)
+        self.result["copied_from"] = source_name
+        if source_name is None:
+            return
+        source = runtimes[source_name]
+        reference: dict[str, t.Any] = {}
+        if use_containerd:
+            # what containerd fills in by itself for that runtime: copying it would change nothing
+            probe: dict[str, t.Any] = {"runtime_type": source.get("runtime_type") or toml_runtime.DEFAULT_RUNTIME_TYPE}
+            for key in reversed(toml_runtime.runtime_table_path(version, source_name)):
+                probe = {key: probe}
+            text = toml_runtime.tomlkit.dumps({"version": version, **probe})
+            found = (drop_ins.cri_table(self._dump(text, f"the runtime {source_name!r} alone")).get("runtimes") or {}).get(
+                source_name
+            )
+            reference = found if isinstance(found, dict) else {}
+        target = runtimes.get(self.name)
+        runtime_type, settings, options = drop_ins.copied_runtime(source, reference, target if isinstance(target, dict) else None)
+        if self.runtime_type is None:
+            self.runtime_type = runtime_type
+        given = {key.lower() for key in self.options}
+        self.options = {**{k: v for k, v in options.items() if k.lower() not in given}, **self.options}
+        self.settings = {**settings, **self.settings}
 
     def _validate(self, text: str) -> t.Callable[[Candidate], None]:
         def validate(candidate: Candidate) -> None:

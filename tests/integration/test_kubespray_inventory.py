@@ -1,24 +1,31 @@
 """inventory/kubespray/group_vars: kubespray's own config, rendered with them, needs no change from our role.
 
-Simulated: kubespray's containerd template. It cannot be fetched while tests run and is not ours to copy,
-so tests/support/kubespray/config.toml.j2 (README there) is written to lay out the runtime tables as
-kubespray's template does at master 46dbdd3 (after v2.31.0): ``version = 3`` below containerd 2.3,
-``default_runtime_name`` from ``containerd_default_runtime``, one ``runtimes.<name>`` table per entry of
-``[containerd_runc_runtime] + containerd_additional_runtimes`` with ``runtime_type``, ``base_runtime_spec``
-and an ``options`` table whose values are written bare when their string is ``true``/``false`` and quoted
-otherwise. Ansible renders it (``ansible.builtin.template``) from kubespray's defaults
-(tests/support/kubespray/defaults.yml) overridden by our group_vars file, as kubespray's inventory
-overrides its role defaults.
+Real: kubespray's containerd templates and defaults at every release in ../shared/upstream/kubespray (v2.27.0,
+v2.29.1, v2.31.0, master 46dbdd3; ``config.toml.j2`` and, where the release has it, ``config-v1.toml.j2`` for
+containerd 1.x), rendered by Ansible's template engine as kubespray renders them (its role defaults, overridden by
+our group_vars as a kubespray inventory overrides them); roles/container_toolkit's own containerd tasks run on each
+result; real containerd judges it (``config dump``): 1.7 (Debian trixie) for the templates that write the
+``io.containerd.grpc.v1.cri`` plugin (config version 2), 2.1 (Debian sid) for the others. dockerd 26.1 (Debian
+trixie) judges the docker flags with ``--validate``, and runs with them (tests/support/dockerd.py) while
+roles/container_toolkit (engine docker, the toolkit not installed) asks it through ``docker info``.
 
-Real: containerd 2.1 (Debian sid) judges the file (``config dump``), and roles/container_toolkit's own containerd tasks run
-on the file (kubegpu.core.containerd_runtime with the role's arguments), in check mode and for real; dockerd
-26.1 (Debian trixie) judges the docker flags with ``--validate``, and runs with them (tests/support/dockerd.py)
-while roles/container_toolkit (engine docker, the toolkit not installed) asks it through ``docker info``.
+Variables kubespray computes outside the files in upstream/, supplied by hand (``hand_vars``):
+- ``containerd_version``: kubespray derives it from its checksums file (roles/kubespray_defaults/vars), which
+  upstream/ does not hold; it is the version of the containerd that judges the file, as on a node.
+- ``pod_infra_version``: kubespray looks it up by Kubernetes version in roles/kubespray_defaults/vars, not in
+  upstream/ either; it only names the sandbox (pause) image in the file, which containerd stores and never checks.
+- v2.27.0 has no kubespray_defaults in upstream/: v2.29.1's stand in for the six names its template reads
+  (bin_dir, containerd_use_systemd_cgroup, kata_containers_enabled, gvisor_enabled, nri_enabled, pod_infra_image_*).
+- ``containerd_runc_runtime`` with ``engine: ""`` and ``root: ""`` added, for the config-v1 templates of v2.31.0 and
+  master only: they write ``runtime_engine``/``runtime_root`` for runc too, whose defaults lost those keys, so
+  kubespray cannot render them with its own defaults (test_kubespray_config_v1_fails_on_its_own_runc_from_v2_31
+  proves it); "" is the value v2.27 and v2.29 give runc and containerd 1.7's default.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -34,42 +41,125 @@ from tests.support.adhoc import REPO_ROOT
 from tests.support.role_runs import run_playbook
 
 KUBESPRAY_VARS = REPO_ROOT / "inventory" / "kubespray" / "group_vars" / "gpu_nodes"
-SUPPORT = REPO_ROOT / "tests" / "support" / "kubespray"
-CRI = "io.containerd.cri.v1.runtime"
+UPSTREAM = REPO_ROOT.parent / "shared" / "upstream" / "kubespray"
+NO_UPSTREAM = f"kubespray's templates are not at {UPSTREAM} (../shared/upstream beside the checkout)"
+TEMPLATES = ("config.toml.j2", "config-v1.toml.j2")
+NVIDIA_BINARY = "/usr/bin/nvidia-container-runtime"
+CRI_V2, CRI_V3 = "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def containerd() -> str:
-    return str(debs.fetch("containerd", "sid") / "usr" / "bin" / "containerd")
+class Cell(t.NamedTuple):
+    release: str
+    template: str
+
+    @property
+    def host(self) -> str:
+        return f"{self.release}_{self.template.split('.')[0]}"
+
+    @property
+    def source(self) -> Path:
+        return UPSTREAM / self.release / self.template
+
+    @property
+    def plugin(self) -> str:
+        """The CRI plugin the template writes runtimes under (from the real template)."""
+        return CRI_V2 if f'"{CRI_V2}"' in self.source.read_text() else CRI_V3
+
+    @property
+    def suite(self) -> str:
+        """The Debian suite whose containerd reads that plugin's config: 1.7 for version 2, 2.1 for version 3."""
+        return "trixie" if self.plugin == CRI_V2 else "sid"
+
+    def defaults(self) -> list[Path]:
+        """kubespray's defaults files for this release, in the order kubespray's roles stack them."""
+        own = UPSTREAM / self.release
+        general = sorted(own.glob("kubespray_defaults-*.yml")) or sorted((UPSTREAM / "v2.29.1").glob("kubespray_defaults-*.yml"))
+        return [*general, own / "containerd-common-defaults.yml", own / "containerd-defaults.yml"]
+
+    def runc(self) -> dict[str, t.Any]:
+        return yaml.safe_load((UPSTREAM / self.release / "containerd-defaults.yml").read_text())["containerd_runc_runtime"]
+
+    def needs_runc_engine(self) -> bool:
+        return "runtime.engine" in self.source.read_text() and "engine" not in self.runc()
+
+
+CELLS = (
+    [Cell(d.name, name) for d in sorted(UPSTREAM.iterdir()) if d.is_dir() for name in TEMPLATES if (d / name).is_file()]
+    if UPSTREAM.is_dir()
+    else []
+)
+CELL_PARAMS = [pytest.param(cell, id=cell.host) for cell in CELLS] or [
+    pytest.param(None, marks=pytest.mark.skip(reason=NO_UPSTREAM))
+]
+
+
+def test_every_kubespray_release_and_template_is_a_cell():
+    """Seven templates at four releases: a release or template added to upstream/ is tested without editing here."""
+    if not UPSTREAM.is_dir():
+        pytest.skip(NO_UPSTREAM)
+    assert len({cell.release for cell in CELLS}) >= 4 and len(CELLS) >= 7, CELLS
+
+
+def containerd_binary(suite: str) -> str:
+    return str(debs.fetch("containerd", suite) / "usr" / "bin" / "containerd")
 
 
 def containerd_version(binary: str) -> str:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
-    return next(word.lstrip("v") for word in out.split() if word[:1].isdigit() or word[:2] == "v2")
+    return re.search(r"\sv?(\d+\.\d+\.\d+)", out).group(1)
 
 
-def render_kubespray_config(dest: Path, containerd: str, group_vars: list[Path]) -> str:
-    """config.toml as kubespray renders it with its defaults overridden by ``group_vars``."""
-    play = [
-        {
-            "name": "kubespray's containerd config (layout reproduced, see module docstring)",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "vars_files": [str(SUPPORT / "defaults.yml"), *map(str, group_vars)],
-            "vars": {"containerd_version": containerd_version(containerd)},
-            "tasks": [
-                {
-                    "name": "Render",
-                    "ansible.builtin.template": {"src": str(SUPPORT / "config.toml.j2"), "dest": str(dest), "mode": "0644"},
-                }
-            ],
-        }
-    ]
-    run = run_playbook(play, cwd=REPO_ROOT)
-    assert run.rc == 0, run.explain()
-    return dest.read_text()
+def hand_vars(cell: Cell, binary: str, scratch: Path) -> Path:
+    """The variables kubespray computes outside the files of upstream/ (module docstring), as a vars file."""
+    variables: dict[str, t.Any] = {"containerd_version": containerd_version(binary), "pod_infra_version": "3.10"}
+    if cell.needs_runc_engine():
+        variables["containerd_runc_runtime"] = {"engine": "", "root": "", **cell.runc()}
+    path = scratch / f"{cell.host}-hand-vars.yml"
+    path.write_text(json.dumps(variables))
+    return path
+
+
+def render_plays(cells: list[Cell], scratch: Path, name: str, group_vars: list[Path]) -> list[dict[str, t.Any]]:
+    """One play per cell (host): kubespray's template rendered to ``scratch/<host>/<name>``."""
+    plays = []
+    for cell in cells:
+        binary = containerd_binary(cell.suite)
+        (scratch / cell.host).mkdir(exist_ok=True)
+        plays.append(
+            {
+                "name": f"kubespray {cell.release} {cell.template}",
+                "hosts": cell.host,
+                "gather_facts": False,
+                "vars_files": [*map(str, cell.defaults()), *map(str, group_vars), str(hand_vars(cell, binary, scratch))],
+                "tasks": [
+                    {
+                        "name": "Render",
+                        "ansible.builtin.template": {
+                            "src": str(cell.source),
+                            "dest": str(scratch / cell.host / name),
+                            "mode": "0644",
+                        },
+                        "ignore_errors": True,
+                    }
+                ],
+            }
+        )
+    return plays
+
+
+def inventory(cells: list[Cell]) -> dict[str, t.Any]:
+    hosts = {cell.host: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable} for cell in cells}
+    return {"all": {"hosts": hosts}}
+
+
+def render(cells: list[Cell], scratch: Path, name: str, group_vars: list[Path]) -> dict[str, dict[str, t.Any]]:
+    """Renders every cell in one ansible-playbook run; each cell's Render result by host."""
+    run = run_playbook(render_plays(cells, scratch, name, group_vars), inventory(cells), cwd=REPO_ROOT)
+    results = {record["host"]: record for record in run.records if record["task"] == "Render"}
+    assert sorted(results) == sorted(cell.host for cell in cells), run.explain()
+    return results
 
 
 def dump(binary: str, path: Path) -> dict[str, t.Any]:
@@ -84,73 +174,160 @@ def configure_tasks() -> str:
     return next(name for name in ("configure_containerd.yml", "configure.yml") if (tasks / name).is_file())
 
 
-def run_container_toolkit(config: Path, containerd: str, *, check: bool, succeed: bool = True) -> list[dict[str, t.Any]]:
-    """container_toolkit's containerd step, as the role runs it (its own tasks and defaults), on ``config``, with
-    this containerd; every task result."""
-    play = [
-        {
-            "name": "container_toolkit on kubespray's config",
-            "hosts": "localhost",
-            "gather_facts": False,
-            # this machine's own /usr/bin/containerd (1.6, found before PATH) cannot read version 3 files
-            "module_defaults": {"kubegpu.core.containerd_runtime": {"containerd_binary": containerd}},
-            "tasks": [
-                {
-                    "name": "Configure containerd",
-                    "ansible.builtin.include_role": {"name": "kubegpu.core.container_toolkit", "tasks_from": configure_tasks()},
-                    "vars": {
-                        "container_toolkit_containerd_config": str(config),
-                        "container_toolkit_python_interpreter": sys.executable,
-                    },
-                }
-            ],
-        }
-    ]
-    run = run_playbook(play, check=check, diff=True, cwd=REPO_ROOT)
-    assert (run.rc == 0) is succeed, run.explain()
-    records = run.records
-    assert any(
-        "containerd_runtime" in str(r["result"].get("invocation", {})) or "restart_required" in r["result"] for r in records
-    )
-    return records
+def container_toolkit_play(cell: Cell, config: Path, *, check: bool) -> dict[str, t.Any]:
+    """container_toolkit's containerd step, as the role runs it (its own tasks and defaults), on ``config``."""
+    return {
+        "name": f"container_toolkit on kubespray {cell.release} {cell.template}" + (" (check mode)" if check else ""),
+        "hosts": cell.host,
+        "gather_facts": False,
+        "check_mode": check,
+        # this machine's own /usr/bin/containerd (1.6, found before PATH) is not the one that judges the file
+        "module_defaults": {"kubegpu.core.containerd_runtime": {"containerd_binary": containerd_binary(cell.suite)}},
+        "tasks": [
+            {
+                "name": "Configure containerd",
+                "ansible.builtin.include_role": {"name": "kubegpu.core.container_toolkit", "tasks_from": configure_tasks()},
+                "vars": {
+                    "container_toolkit_containerd_config": str(config),
+                    "container_toolkit_python_interpreter": sys.executable,
+                },
+            }
+        ],
+    }
 
 
-def test_kubespray_config_with_our_group_vars_needs_no_change_from_container_toolkit(tmp_path, containerd):
-    config = tmp_path / "config.toml"
-    text = render_kubespray_config(config, containerd, [KUBESPRAY_VARS / "containerd.yml"])
-    assert '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia]' in text
-    before = config.read_bytes()
+def runtimes_as_rendered(text: str, plugin: str) -> dict[str, t.Any]:
+    return tomlkit.parse(text).unwrap()["plugins"][plugin]["containerd"]["runtimes"]
 
-    for check in (True, False):
-        records = run_container_toolkit(config, containerd, check=check)
-        module_runs = [r for r in records if "restart_required" in r["result"]]
-        assert len(module_runs) >= 2, [r["task"] for r in records]  # runc declared, nvidia added
-        changed = [(r["task"], r["result"].get("diff")) for r in records if r["result"].get("changed")]
-        assert changed == [], (check, changed)
-    assert config.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("config.toml.")] == [], "a backup of an unchanged file"
 
-    cri = dump(containerd, config)["plugins"][CRI]["containerd"]
+def assert_nvidia_is_runc_with_its_binary(binary: str, config: Path, runc: dict[str, t.Any]) -> None:
+    """containerd runs nvidia by default, and sees in it every key kubespray wrote for runc (``runc``, as rendered)
+    with runc's value, base_runtime_spec included, BinaryName aside, which is the NVIDIA runtime."""
+    seen = dump(binary, config)
+    cri = seen["plugins"][CRI_V2 if seen.get("version") == 2 else CRI_V3]["containerd"]
     assert cri["default_runtime_name"] == "nvidia"
-    nvidia = cri["runtimes"]["nvidia"]
-    assert nvidia["runtime_type"] == "io.containerd.runc.v2"
-    assert nvidia["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
-    # the same cgroup driver as kubespray's runc, which is still there
-    assert nvidia["options"]["SystemdCgroup"] is True is cri["runtimes"]["runc"]["options"]["SystemdCgroup"]
+    seen_runc, seen_nvidia = cri["runtimes"]["runc"], cri["runtimes"]["nvidia"]
+    for key in runc:
+        if key != "options":
+            assert seen_nvidia.get(key) == seen_runc.get(key), key
+    assert seen_nvidia["base_runtime_spec"] == seen_runc["base_runtime_spec"] == "/etc/containerd/cri-base.json"
+    assert seen_nvidia["options"]["BinaryName"] == NVIDIA_BINARY
+    for key in runc["options"]:
+        if key.lower() != "binaryname":
+            # containerd 2.x shows the options it fills in for runc (Root = ''), not for nvidia: an option
+            # missing there is the runc shim's zero value
+            value = seen_runc["options"][key]
+            assert seen_nvidia["options"].get(key, type(value)()) == value, key
 
 
-def test_kubespray_config_without_our_group_vars_is_one_container_toolkit_changes(tmp_path, containerd):
-    """The control: kubespray's defaults alone lack the runtime, and the same check mode run says so."""
-    config = tmp_path / "config.toml"
-    render_kubespray_config(config, containerd, [])
+@pytest.fixture(scope="module")
+def kubespray_runs(tmp_path_factory) -> dict[str, t.Any]:
+    """Every cell at once: kubespray renders with our group_vars, container_toolkit runs on the result in check
+    mode then for real, kubespray renders again; three ansible-playbook runs in all."""
+    if not CELLS:
+        pytest.skip(NO_UPSTREAM)
+    scratch = tmp_path_factory.mktemp("kubespray")
+    group_vars = [KUBESPRAY_VARS / "containerd.yml"]
+    first = render(CELLS, scratch, "config.toml", group_vars)
+    rendered = {
+        cell.host: (scratch / cell.host / "config.toml").read_bytes() for cell in CELLS if first[cell.host]["status"] == "ok"
+    }
+    plays = [
+        container_toolkit_play(cell, scratch / cell.host / "config.toml", check=check)
+        for check in (True, False)
+        for cell in CELLS
+        if cell.host in rendered
+    ]
+    role = run_playbook(plays, inventory(CELLS), diff=True, cwd=REPO_ROOT)
+    second = render(CELLS, scratch, "config.again.toml", group_vars)
+    return {"scratch": scratch, "first": first, "rendered": rendered, "role": role, "second": second}
+
+
+@pytest.mark.parametrize("cell", CELL_PARAMS)
+def test_kubespray_renders_our_group_vars_and_container_toolkit_changes_nothing(cell, kubespray_runs):
+    """kubespray renders the nvidia runtime of our group_vars with its real template; container_toolkit, which makes
+    the runtime a copy of runc with its own BinaryName (as nvidia-ctk does), finds it in place and changes nothing in
+    check mode and for real; kubespray's next render is the same file; containerd runs nvidia by default with runc's
+    table (base_runtime_spec and SystemdCgroup included)."""
+    first = kubespray_runs["first"][cell.host]
+    assert first["status"] == "ok", first["result"].get("msg")
+    config = kubespray_runs["scratch"] / cell.host / "config.toml"
+    text = config.read_text()
+    runtimes = runtimes_as_rendered(text, cell.plugin)
+    assert list(runtimes) == ["runc", "nvidia"], list(runtimes)
+
+    role = kubespray_runs["role"]
+    records = [r for r in role.records if r["host"] == cell.host]
+    assert records and not [r for r in records if r["status"] == "failed"], [r["result"].get("msg") for r in records]
+    module_runs = [r for r in records if "restart_required" in r["result"]]
+    assert len(module_runs) == 4, [r["task"] for r in records]  # runc declared, nvidia added; check mode and real
+    assert [r["result"].get("copied_from") for r in module_runs if "copied_from" in r["result"]] == ["runc", "runc"]
+    changed = [(r["task"], r["result"].get("diff")) for r in records if r["result"].get("changed")]
+    assert changed == []
+    assert config.read_bytes() == kubespray_runs["rendered"][cell.host]
+    assert [p.name for p in config.parent.iterdir() if p.name.startswith("config.toml.")] == [], "a backup of an unchanged file"
+    assert kubespray_runs["second"][cell.host]["status"] == "ok"
+    assert (config.parent / "config.again.toml").read_bytes() == config.read_bytes()
+
+    # as kubespray wrote runc, so nvidia: every key of runc's table, BinaryName aside
+    runc, nvidia = runtimes["runc"], runtimes["nvidia"]
+    assert runc["base_runtime_spec"] == "/etc/containerd/cri-base.json"
+    assert {k: v for k, v in nvidia.items() if k != "options"} == {k: v for k, v in runc.items() if k != "options"}
+    binary_key = next(k for k in runc["options"] if k.lower() == "binaryname")
+    assert nvidia["options"] == {**{k: v for k, v in runc["options"].items() if k != binary_key}, "BinaryName": NVIDIA_BINARY}
+
+    # and as containerd sees them
+    assert_nvidia_is_runc_with_its_binary(containerd_binary(cell.suite), config, runc)
+
+
+def test_kubespray_config_v1_fails_on_its_own_runc_from_v2_31(tmp_path):
+    """Why hand_vars adds engine and root to runc for v2.31's and master's config-v1.toml.j2: kubespray's own
+    defaults, without our group_vars, cannot render it (runc lost engine/root, the template still writes them)."""
+    cells = [cell for cell in CELLS if cell.template == "config-v1.toml.j2" and cell.needs_runc_engine()]
+    if not cells:
+        pytest.skip(NO_UPSTREAM if not CELLS else "no release whose config-v1 template kubespray's runc cannot render")
+    plays = render_plays(cells, tmp_path, "config.toml", [])
+    for play in plays:  # kubespray's own defaults, nothing of ours, no engine for runc
+        play["vars_files"] = [*map(str, next(c for c in cells if c.host == play["hosts"]).defaults()), play["vars_files"][-1]]
+        play["vars"] = {}
+    for cell in cells:
+        hand = {"containerd_version": containerd_version(containerd_binary(cell.suite)), "pod_infra_version": "3.10"}
+        (tmp_path / f"{cell.host}-hand-vars.yml").write_text(json.dumps(hand))
+    run = run_playbook(plays, inventory(cells), cwd=REPO_ROOT)
+    results = {r["host"]: r for r in run.records if r["task"] == "Render"}
+    for cell in cells:
+        assert results[cell.host]["status"] == "failed", cell
+        assert "has no attribute 'engine'" in results[cell.host]["result"]["msg"], results[cell.host]["result"]["msg"]
+
+
+def test_kubespray_config_without_our_group_vars_is_one_container_toolkit_changes(tmp_path):
+    """The control, on kubespray master's config.toml.j2: kubespray's defaults alone lack the runtime, and the same
+    check mode run adds it as a copy of kubespray's runc (base_runtime_spec, Root, SystemdCgroup) with its own
+    BinaryName."""
+    cell = next((c for c in CELLS if c.release.startswith("master") and c.template == "config.toml.j2"), None)
+    if cell is None:
+        pytest.skip(NO_UPSTREAM)
+    result = render([cell], tmp_path, "config.toml", [])[cell.host]
+    assert result["status"] == "ok", result["result"].get("msg")
+    config = tmp_path / cell.host / "config.toml"
+    runc = runtimes_as_rendered(config.read_text(), cell.plugin)["runc"]
     # the role's restart handler follows the change, and fails here: no systemd runs containerd on this machine,
     # so the role puts the old file back (a no-op in check mode), fails to restart again and ends the play
-    records = run_container_toolkit(config, containerd, check=True, succeed=False)
+    run = run_playbook([container_toolkit_play(cell, config, check=True)], inventory([cell]), diff=True, cwd=REPO_ROOT)
+    assert run.rc != 0
+    records = run.records
     changed = [r["result"] for r in records if r["result"].get("changed") and "restart_required" in r["result"]]
     assert len(changed) == 1 and changed[0]["restart_required"], [r["task"] for r in records]
+    assert changed[0]["copied_from"] == "runc"
+    assert changed[0]["runtime"]["base_runtime_spec"] == runc["base_runtime_spec"]
+    # the file the check-mode run would write, as containerd reads it
+    diff = changed[0]["diff"]
+    after = tmp_path / "config.after.toml"
+    after.write_text((diff[-1] if isinstance(diff, list) else diff)["after"])
+    assert_nvidia_is_runc_with_its_binary(containerd_binary(cell.suite), after, runc)
     assert records[-1]["status"] == "failed" and records[-1]["task"] == "Fail with the engine's journal", records[-1]
     assert "containerd did not come up" in records[-1]["result"]["msg"], records[-1]
-    assert dump(containerd, config)["plugins"][CRI]["containerd"]["default_runtime_name"] == "runc"
+    assert dump(containerd_binary(cell.suite), config)["plugins"][cell.plugin]["containerd"]["default_runtime_name"] == "runc"
 
 
 @pytest.mark.skipif(dockerd.available() is not None, reason=str(dockerd.available()))
