@@ -11,6 +11,9 @@ callback tests/support/callbacks/result_file.py recorded it (the callback ``run_
   ``hosts`` fills the inventory group ``gpu_nodes``: a mapping of host variables is a host that is never contacted
   (only its variables are read); a ``GpuHost`` is this machine (``ansible_connection: local``) and a first play
   gathers its facts with the real ``kubegpu.core.gpu_facts``, as play 1 of site.yml does.
+- ``run_role_variants(kubeapi, "vgpu_scheduler", {name: RoleVariant(vars, check=True)}, ...)``: one role several
+  times with other variables, one play each in one ``ansible-playbook`` (the start-up cost paid once); a variant
+  the role refuses does not stop the next ones (``run.in_play(name)`` has each variant's results).
 
 What ``GpuHost`` simulates: the GPUs (the fake libnvidia-ml.so.1 answering from a JSON scenario, see
 tests/support/fake_nvml/README.md, loaded by the real pynvml binding) and the PCI bus (a fake sysfs tree, empty
@@ -44,7 +47,7 @@ FAKE_NVML_GROUP = "fake_nvml_hosts"  # the GpuHost hosts, whose facts the first 
 
 class PlaybookRun(t.NamedTuple):
     rc: int
-    records: list[dict[str, t.Any]]  # every task result: {"status", "task", "host", "result"}, in the order they came
+    records: list[dict[str, t.Any]]  # every task result: {"status", "task", "host", "play", "result"}, in the order they came
     stdout: str
     stderr: str
 
@@ -59,6 +62,13 @@ class PlaybookRun(t.NamedTuple):
             ran = [f"{record['host']}: {record['task']}" for record in self.records]
             raise AssertionError(f"no result of task {name!r} on {host or 'any host'}; results: {ran}\n{self.stdout}")
         return ModuleRun(found[-1]["status"], found[-1]["result"], self.stdout, self.stderr)
+
+    def in_play(self, play: str) -> PlaybookRun:
+        """The results of the play called ``play`` only (``rc`` stays the whole run's)."""
+        found = [record for record in self.records if record.get("play") == play]
+        if not found:
+            raise AssertionError(f"no result in play {play!r}; plays: {sorted({r.get('play') for r in self.records})}")
+        return self._replace(records=found)
 
     @property
     def changed(self) -> list[str]:
@@ -232,6 +242,10 @@ def _inventory(hosts: dict[str, dict[str, t.Any] | GpuHost], directory: Path) ->
     }
 
 
+def _role_fqcn(name: str) -> str:
+    return name if "." in name else f"kubegpu.core.{name}"
+
+
 def run_role(
     kubeapi: t.Any,
     roles: str | list[str],
@@ -246,7 +260,7 @@ def run_role(
     """``roles`` (``gpu_labels`` or ``kubegpu.core.gpu_labels``; several run in order, in one play) on localhost
     against the test API server, ``variables`` as extra variables; ``hosts`` as the module docstring says."""
     names = [roles] if isinstance(roles, str) else roles
-    names = [name if "." in name else f"kubegpu.core.{name}" for name in names]
+    names = [_role_fqcn(name) for name in names]
     plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
     plays.append(
         {
@@ -267,4 +281,54 @@ def run_role(
             diff=diff,
             env={**helm_env(scratch / "helm"), **(env or {})},
             cwd=cwd,
+        )
+
+
+class RoleVariant(t.NamedTuple):
+    vars: dict[str, t.Any]  # the play's variables (over the role's defaults, under run_role_variants' ``variables``)
+    check: bool = False  # the play runs in check mode
+    diff: bool = False  # ... and diff mode
+
+
+def run_role_variants(
+    kubeapi: t.Any,
+    role: str,
+    variants: dict[str, RoleVariant],
+    *,
+    variables: dict[str, t.Any] | None = None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
+    env: dict[str, str] | None = None,
+) -> PlaybookRun:
+    """``role`` once per variant, each in a play of its own named after it (``include_role`` in a block whose
+    rescue lets the next plays run when the role fails: a refusal stays a failed result of its play), in one
+    ``ansible-playbook`` run against the test API server; ``variables`` as extra variables (they win over every
+    variant's), ``hosts`` as for ``run_role``. Facts the role sets stay for the next plays, as in any playbook that
+    includes a role twice."""
+    plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
+    for name, variant in variants.items():
+        plays.append(
+            {
+                "name": name,
+                "hosts": "localhost",
+                "gather_facts": False,
+                "check_mode": variant.check,
+                "diff": variant.diff,
+                "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
+                "vars": variant.vars,
+                "tasks": [
+                    {
+                        "name": f"{role} ({name})",
+                        "block": [{"ansible.builtin.include_role": {"name": _role_fqcn(role)}}],
+                        "rescue": [{"name": "The role failed", "ansible.builtin.debug": {"msg": "the next play runs"}}],
+                    }
+                ],
+            }
+        )
+    with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
+        scratch = Path(scratch_name)
+        return run_playbook(
+            plays,
+            _inventory(hosts or {}, scratch / "hosts"),
+            extra_vars=variables,
+            env={**helm_env(scratch / "helm"), **(env or {})},
         )
