@@ -111,14 +111,15 @@ def release_of(variables: dict) -> str:
     return variables.get("vgpu_scheduler_release_name", "hami")
 
 
-def plan(kubeapi, rendered: dict, refused: dict) -> PlaybookRun:
+def plan(kubeapi, rendered: dict, refused: dict) -> tuple[PlaybookRun, list]:
+    """The role's runs of one Kubernetes version, and the write requests the server saw meanwhile (the check-mode
+    plans write nothing; the refusal tests check that the refusals wrote nothing either)."""
     variants = {name: RoleVariant(variables, check=True, diff=True) for name, (_, variables) in rendered.items()}
     variants.update({name: RoleVariant(variables) for name, (variables, _) in refused.items()})
     kubeapi.admin.reset_counters()
     run = run_role_variants(kubeapi, "vgpu_scheduler", variants, hosts=HOSTS)
     assert run.rc == 0, run.explain()
-    assert writes(kubeapi) == [], "the check-mode plans and the refusals write nothing"
-    return run
+    return run, writes(kubeapi)
 
 
 @pytest.fixture(scope="module")
@@ -131,17 +132,17 @@ def bench(kubeapi_server):
     kubeapi = kubeapi_server
     kubeapi.admin.reset()
     tainted = upstream.nodes_after_gpu_labels(kubeapi, GPU_HOSTS, {"kubegpu_gpu_taint_enabled": True})
-    runs = {}
+    runs, written = {}, {}
     for version in upstream.KUBE_VERSIONS:
         kubeapi.admin.set_version(REPORTED[version])
         first = version == upstream.KUBE_VERSIONS[0]
         rendered = {name: case for name, case in RENDERED.items() if first or not given_tag(case[1])}
-        runs[version] = plan(kubeapi, rendered, {**REFUSED_EVERYWHERE, **(REFUSED if first else {})})
+        runs[version], written[version] = plan(kubeapi, rendered, {**REFUSED_EVERYWHERE, **(REFUSED if first else {})})
     kubeapi.admin.set_version(LEGACY_KUBE)
-    runs[LEGACY_KUBE] = plan(kubeapi, LEGACY_RENDERED, {})
+    runs[LEGACY_KUBE], written[LEGACY_KUBE] = plan(kubeapi, LEGACY_RENDERED, {})
     untainted = upstream.nodes_after_gpu_labels(kubeapi, GPU_HOSTS, {"kubegpu_gpu_taint_enabled": False})
     kubeapi.admin.reset()
-    return {"nodes": {"taint on": tainted, "taint off": untainted}, "runs": runs}
+    return {"nodes": {"taint on": tainted, "taint off": untainted}, "runs": runs, "writes": written}
 
 
 def given_tag(variables: dict) -> bool:
@@ -212,6 +213,7 @@ def test_the_legacy_chart_is_refused_on_every_supported_version_naming_it(bench,
         message = "\n".join(run.failures)
         for word in [*words, REPORTED[version]]:
             assert word in message, (word, message)
+    assert bench["writes"][version] == [], "refused before any write"
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
@@ -221,3 +223,4 @@ def test_charts_and_tags_the_role_cannot_serve_are_refused_before_any_change(ben
     assert message, f"{name} was not refused"
     for word in REFUSED[name][1]:
         assert word in message, (word, message)
+    assert bench["writes"][upstream.KUBE_VERSIONS[0]] == [], "refused before any write"
