@@ -2,7 +2,7 @@
 Discovery subchart 0.19.0) from ../shared/upstream by the real helm, for Kubernetes 1.28, 1.31 and 1.35.
 
 The role's own tasks compute the values (check mode with diff against the test API server, one play per option set
-in one ansible-playbook run: ``role_runs.run_role_each``); the GPU nodes are as the real gpu_labels role leaves
+in one ansible-playbook run: ``role_runs.run_role_variants``); the GPU nodes are as the real gpu_labels role leaves
 them (``upstream.nodes_after_gpu_labels``: gpu-node-1 and gpu-node-3 chose the operator, gpu-node-2 NVIDIA's device
 plugin), with the GPU taint on and off.
 
@@ -37,7 +37,7 @@ import yaml
 
 from tests.support import upstream
 from tests.support.kube_modules import writes
-from tests.support.role_runs import GpuHost, run_role, run_role_each
+from tests.support.role_runs import GpuHost, RoleVariant, run_role, run_role_variants
 
 CHART = "gpu-operator-v26.7.0.tgz"
 RELEASE, NAMESPACE = "gpu-operator", "gpu-operator"
@@ -131,9 +131,8 @@ def planned(kubeapi_server):
     """The values the role plans for each option set (one ansible-playbook run, check mode with diff)."""
     upstream.chart(CHART)
     kubeapi_server.admin.reset()
-    run = run_role_each(
-        kubeapi_server, "gpu_operator", list(VARIANTS.values()), variables=chart_variables(), check=True, diff=True
-    )
+    variants = {name: RoleVariant(each, check=True, diff=True) for name, each in VARIANTS.items()}
+    run = run_role_variants(kubeapi_server, "gpu_operator", variants, variables=chart_variables())
     return dict(zip(VARIANTS, upstream.planned_values_each(run, TASK)))
 
 

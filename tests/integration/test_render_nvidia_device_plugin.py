@@ -2,7 +2,7 @@
 kubegpu.core.nvidia_device_plugin role computes, for each option the role offers, on Kubernetes 1.28, 1.31 and 1.35.
 
 The values come from the role itself: one check-mode, diff-mode run includes the role once per option set
-(``role_runs.run_role_each``) against the test API server and ``upstream.planned_values_each`` reads what its
+(``role_runs.run_role_variants``) against the test API server and ``upstream.planned_values_each`` reads what its
 helm_release task would install. The nodes are those the real gpu_labels role leaves (fake NVML scenarios: 2x V100,
 1x T4, 8x H100, all of this stack), with the GPU taint on and off. The judges are upstream's: the real chart
 rendered by the real helm, kube-scheduler's placement predicates, the Kubernetes schemas of each version.
@@ -17,7 +17,7 @@ import yaml
 
 from tests.support import upstream
 from tests.support.kube_modules import writes
-from tests.support.role_runs import GpuHost, run_role, run_role_each
+from tests.support.role_runs import GpuHost, RoleVariant, run_role, run_role_variants
 
 NVDP = "nvidia-device-plugin-0.20.0.tgz"
 RELEASE = NAMESPACE = "nvidia-device-plugin"
@@ -76,10 +76,8 @@ def planned(kubeapi_server):
     cluster's version, so one plan serves the three renders)."""
     kubeapi_server.admin.reset()
     kubeapi_server.admin.set_version(upstream.KUBE_VERSIONS[-1])
-    sets = list(OPTION_SETS.values())
-    run = run_role_each(
-        kubeapi_server, "nvidia_device_plugin", sets, variables=role_variables(), hosts=HOSTS, check=True, diff=True
-    )
+    sets = {name: RoleVariant(each, check=True, diff=True) for name, each in OPTION_SETS.items()}
+    run = run_role_variants(kubeapi_server, "nvidia_device_plugin", sets, variables=role_variables(), hosts=HOSTS)
     values = upstream.planned_values_each(run, TASK)
     assert writes(kubeapi_server) == [], "check mode wrote to the cluster"
     assert len(values) == len(OPTION_SETS)

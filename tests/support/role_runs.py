@@ -13,6 +13,9 @@ callback tests/support/callbacks/result_file.py recorded it (the callback ``run_
   ``hosts`` fills the inventory group ``gpu_nodes``: a mapping of host variables is a host that is never contacted
   (only its variables are read); a ``GpuHost`` is this machine (``ansible_connection: local``) and a first play
   gathers its facts with the real ``kubegpu.core.gpu_facts``, as play 1 of site.yml does.
+- ``run_role_variants(kubeapi, "vgpu_scheduler", {name: RoleVariant(vars, check=True)}, ...)``: one role several
+  times with other variables, one play each in one ``ansible-playbook`` (the start-up cost paid once); a variant
+  the role refuses does not stop the next ones (``run.in_play(name)`` has each variant's results).
 
 What ``GpuHost`` simulates: the GPUs (the fake libnvidia-ml.so.1 answering from a JSON scenario, see
 tests/support/fake_nvml/README.md, loaded by the real pynvml binding) and the PCI bus (a fake sysfs tree, empty
@@ -46,7 +49,7 @@ FAKE_NVML_GROUP = "fake_nvml_hosts"  # the GpuHost hosts, whose facts the first 
 
 class PlaybookRun(t.NamedTuple):
     rc: int
-    records: list[dict[str, t.Any]]  # every task result: {"status", "task", "host", "result"}, in the order they came
+    records: list[dict[str, t.Any]]  # every task result: {"status", "task", "host", "play", "result"}, in the order they came
     stdout: str
     stderr: str
 
@@ -61,6 +64,13 @@ class PlaybookRun(t.NamedTuple):
             ran = [f"{record['host']}: {record['task']}" for record in self.records]
             raise AssertionError(f"no result of task {name!r} on {host or 'any host'}; results: {ran}\n{self.stdout}")
         return ModuleRun(found[-1]["status"], found[-1]["result"], self.stdout, self.stderr)
+
+    def in_play(self, play: str) -> PlaybookRun:
+        """The results of the play called ``play`` only (``rc`` stays the whole run's)."""
+        found = [record for record in self.records if record.get("play") == play]
+        if not found:
+            raise AssertionError(f"no result in play {play!r}; plays: {sorted({r.get('play') for r in self.records})}")
+        return self._replace(records=found)
 
     @property
     def changed(self) -> list[str]:
@@ -250,58 +260,36 @@ def run_role(
     names = [roles] if isinstance(roles, str) else roles
     names = [_role_name(name) for name in names]
     play = {"name": f"{', '.join(names)} (test)", "roles": [{"role": name} for name in names]}
-    return _run_cluster_play(kubeapi, play, variables=variables, hosts=hosts, check=check, diff=diff, env=env, cwd=cwd)
-
-
-def run_role_each(
-    kubeapi: t.Any,
-    role: str,
-    variable_sets: t.Sequence[dict[str, t.Any]],
-    *,
-    variables: dict[str, t.Any] | None = None,
-    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
-    check: bool = False,
-    diff: bool = False,
-) -> PlaybookRun:
-    """``role`` once per entry of ``variable_sets`` (the variables of that inclusion), in order, in one play: many
-    option sets for the start-up cost of one ``ansible-playbook``. ``variables`` are extra variables for all of them
-    (they win over a set's, so a set must not name them). A task's results come in the same order
-    (``PlaybookRun.records``); a failure stops the play there."""
-    name = _role_name(role)
-    tasks = [
-        {"name": f"{name} with option set {index}", "ansible.builtin.include_role": {"name": name}, "vars": dict(each)}
-        for index, each in enumerate(variable_sets)
-    ]
-    play = {"name": f"{name} x{len(tasks)} (test)", "tasks": tasks}
-    return _run_cluster_play(kubeapi, play, variables=variables, hosts=hosts, check=check, diff=diff)
+    return _run_cluster_plays(kubeapi, [play], variables=variables, hosts=hosts, check=check, diff=diff, env=env, cwd=cwd)
 
 
 def _role_name(name: str) -> str:
     return name if "." in name else f"kubegpu.core.{name}"
 
 
-def _run_cluster_play(
+def _run_cluster_plays(
     kubeapi: t.Any,
-    play: dict[str, t.Any],
+    cluster_plays: list[dict[str, t.Any]],
     *,
     variables: dict[str, t.Any] | None,
     hosts: dict[str, dict[str, t.Any] | GpuHost] | None,
-    check: bool,
-    diff: bool,
+    check: bool = False,
+    diff: bool = False,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> PlaybookRun:
-    """``play`` on localhost as playbooks/cluster.yml runs the cluster roles, after the GPU facts play when
-    ``hosts`` has a ``GpuHost``."""
+    """``cluster_plays`` on localhost against the test API server, as playbooks/cluster.yml runs the cluster roles,
+    after the GPU facts play when ``hosts`` has a ``GpuHost``."""
     plays = [GPU_FACTS_PLAY] if any(isinstance(host, GpuHost) for host in (hosts or {}).values()) else []
-    plays.append(
+    plays += [
         {
             "hosts": "localhost",
             "gather_facts": False,
             "module_defaults": {"group/kubegpu.core.k8s": {"kubeconfig": str(kubeapi.kubeconfig)}},
             **play,
         }
-    )
+        for play in cluster_plays
+    ]
     with tempfile.TemporaryDirectory(prefix="kubegpu-role-") as scratch_name:
         scratch = Path(scratch_name)
         return run_playbook(
@@ -313,3 +301,42 @@ def _run_cluster_play(
             env={**helm_env(scratch / "helm"), **(env or {})},
             cwd=cwd,
         )
+
+
+class RoleVariant(t.NamedTuple):
+    vars: dict[str, t.Any]  # the play's variables (over the role's defaults, under run_role_variants' ``variables``)
+    check: bool = False  # the play runs in check mode
+    diff: bool = False  # ... and diff mode
+
+
+def run_role_variants(
+    kubeapi: t.Any,
+    role: str,
+    variants: dict[str, RoleVariant],
+    *,
+    variables: dict[str, t.Any] | None = None,
+    hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
+    env: dict[str, str] | None = None,
+) -> PlaybookRun:
+    """``role`` once per variant, each in a play of its own named after it (``include_role`` in a block whose
+    rescue lets the next plays run when the role fails: a refusal stays a failed result of its play), in one
+    ``ansible-playbook`` run against the test API server; ``variables`` as extra variables (they win over every
+    variant's), ``hosts`` as for ``run_role``. Facts the role sets stay for the next plays, as in any playbook that
+    includes a role twice."""
+    plays = [
+        {
+            "name": name,
+            "check_mode": variant.check,
+            "diff": variant.diff,
+            "vars": variant.vars,
+            "tasks": [
+                {
+                    "name": f"{role} ({name})",
+                    "block": [{"ansible.builtin.include_role": {"name": _role_name(role)}}],
+                    "rescue": [{"name": "The role failed", "ansible.builtin.debug": {"msg": "the next play runs"}}],
+                }
+            ],
+        }
+        for name, variant in variants.items()
+    ]
+    return _run_cluster_plays(kubeapi, plays, variables=variables, hosts=hosts, env=env)

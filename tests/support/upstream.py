@@ -281,10 +281,10 @@ def planned_values(run: PlaybookRun, task: str) -> dict[str, t.Any]:
 
 
 def planned_values_each(run: PlaybookRun, task: str) -> list[dict[str, t.Any]]:
-    """``planned_values`` of every result of ``task`` in ``run``, in order: one per inclusion of the role
-    (``role_runs.run_role_each``)."""
-    if run.rc != 0:
-        raise AssertionError(f"the role failed: {run.explain()}")
+    """``planned_values`` of every result of ``task`` in ``run``, in order: one per variant of a
+    ``role_runs.run_role_variants`` run (where no variant may fail)."""
+    if run.rc != 0 or run.failed:
+        raise AssertionError(f"the role failed: {run.failures or run.explain()}")
     found = [
         record["result"]["diff"]["after"]["values"]
         for record in run.records

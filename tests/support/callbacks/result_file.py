@@ -1,7 +1,7 @@
 # Copyright: kubegpu.core contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test-only callback: writes every task result, whole (``diff`` included), as a JSON
-line to the file named by ``KUBEGPU_RESULT_FILE``. Lets tests read what a module
+line to the file named by ``KUBEGPU_RESULT_FILE``, with the name of the play it ran in. Lets tests read what a module
 returned through real ``ansible``/``ansible-playbook`` runs (ansible-core has no
 JSON callback of its own)."""
 
@@ -27,11 +27,24 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = "result_file"
     CALLBACK_NEEDS_ENABLED = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._play = ""
+
+    def v2_playbook_on_play_start(self, play) -> None:
+        self._play = play.get_name()
+
     def _write(self, status: str, result) -> None:
         path = os.environ.get("KUBEGPU_RESULT_FILE")
         if not path:
             return
-        record = {"status": status, "task": result.task_name, "host": result._host.get_name(), "result": result._result}
+        record = {
+            "status": status,
+            "task": result.task_name,
+            "host": result._host.get_name(),
+            "play": self._play,
+            "result": result._result,
+        }
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
 
