@@ -1,10 +1,11 @@
 """Issue 9's acceptance: playbooks/facts.yml, cluster.yml and validate.yml in one ansible-playbook run against the
-test API server (the three GPU nodes of its fixture, ``/version`` v1.25.4, ready controller on), the nodes' facts
+test API server (the three GPU nodes of its fixture, ``/version`` v1.35.2, ready controller on), the nodes' facts
 gathered by the real gpu_facts from the fake NVML scenarios v100x2, t4 and h100x8 (tests/support/site_bench.py
-says how), the charts installed by real helm from the local test charts (tests/support/charts).
+says how), HAMi's real chart (../shared/upstream/charts/hami-2.10.0.tgz) installed by real helm.
 
 Simulated: the GPUs (fake NVML), the cluster (test API server; its ready controller reports DaemonSets and Pods
-ready, nothing runs), the upstream charts (local charts with the same values interface). Everything is asserted
+ready, nothing runs), OpenFaaS' chart (a local stand-in, tests/support/charts/openfaas: no real one is at hand).
+Everything is asserted
 from the objects the server stores (the smoke pods, deleted by the run, from the server's watch history).
 """
 
@@ -20,12 +21,11 @@ import pytest
 
 from tests.support import fake_nvml
 from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
-from tests.support.site_bench import NODE_SCENARIOS, SiteBench
+from tests.support.site_bench import NODE_SCENARIOS, UPSTREAM_CHARTS, SiteBench
 
 ROLES = ["gpu_labels", "vgpu_scheduler", "aws_vgpu_plugin", "openfaas_profile", "gpu_validate"]
-CHARTS = ["hami", "openfaas"]
 MISSING = [f"roles/{r}" for r in ROLES if not (REPO_ROOT / "roles" / r).is_dir()] + [
-    f"tests/support/charts/{c}" for c in CHARTS if not (REPO_ROOT / "tests" / "support" / "charts" / c).is_dir()
+    str(chart) for chart in (UPSTREAM_CHARTS / "hami-2.10.0.tgz",) if not chart.is_file()
 ]
 PLAYBOOKS = ("facts.yml", "cluster.yml", "validate.yml")
 TAINT = {"key": "gpu", "value": "", "effect": "NoSchedule"}
@@ -36,7 +36,7 @@ OPENFAAS = {"kubegpu_openfaas_enabled": True, "openfaas_profile_install": True}
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(MISSING), reason=f"the cluster roles and charts of issue 9 are not all here: {MISSING}"),
+    pytest.mark.skipif(bool(MISSING), reason=f"missing (the roles, or the real HAMi chart of ../shared/upstream): {MISSING}"),
 ]
 
 
@@ -95,7 +95,7 @@ def pods_created_since(kubeapi, resource_version: str) -> list[dict[str, t.Any]]
 
 @pytest.fixture
 def bench(kubeapi, tmp_path) -> SiteBench:
-    kubeapi.admin.set_version("v1.25.4")
+    kubeapi.admin.set_version("v1.35.2")
     kubeapi.admin.set_ready_controller(True)
     return SiteBench(kubeapi, tmp_path)
 
@@ -118,7 +118,7 @@ def assert_converged(bench: SiteBench, kubeapi) -> None:
     ]
     assert releases, "no Helm release in kube-system"
     values = bench_helm_values(bench, kubeapi)
-    assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.25.4", values
+    assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.35.2", values
 
     # every DaemonSet on the GPU nodes tolerates their taint, and lands on all three
     gpu_daemonsets = [

@@ -25,7 +25,7 @@ from tests.support.adhoc import REPO_ROOT
 from tests.support.kube_clients import ensure_clients
 from tests.support.role_runs import PLAYBOOKS, GpuHost, PlaybookRun, gpu_host_vars, helm_env, run_playbook
 
-__all__ = ["CHARTS", "NODE_SCENARIOS", "PLAYBOOKS", "PlaybookRun", "SiteBench"]
+__all__ = ["CHARTS", "NODE_SCENARIOS", "PLAYBOOKS", "UPSTREAM_CHARTS", "PlaybookRun", "SiteBench"]
 
 CHARTS = REPO_ROOT / "tests" / "support" / "charts"
 # The real charts (../shared/upstream/charts; KUBEGPU_CHARTS_DIR names another place).
@@ -59,8 +59,8 @@ class SiteBench:
         }
 
     def base_vars(self) -> dict[str, t.Any]:
-        """The cluster as the test API server, the charts as the real ones where ../shared/upstream has them (HAMi's
-        still the local test chart), no node set-up."""
+        """The cluster as the test API server, the device stacks' charts as the real ones of ../shared/upstream
+        (OpenFaaS': the local stand-in, no real one is at hand), no node set-up."""
         return {
             **({"kubegpu_kubeconfig": str(self.kubeapi.kubeconfig)} if self.kubeapi is not None else {}),
             "kubegpu_manage_node_python": False,
@@ -68,7 +68,7 @@ class SiteBench:
             **{
                 f"{role}_{key}": value
                 for role, chart in {
-                    "vgpu_scheduler": CHARTS / "hami",
+                    "vgpu_scheduler": UPSTREAM_CHARTS / "hami-2.10.0.tgz",
                     "nvidia_device_plugin": UPSTREAM_CHARTS / "nvidia-device-plugin-0.20.0.tgz",
                     "gpu_operator": UPSTREAM_CHARTS / "gpu-operator-v26.7.0.tgz",
                     "openfaas_profile": CHARTS / "openfaas",
