@@ -11,13 +11,18 @@ version_added: 0.1.0
 description:
   - V(cordon) marks nodes unschedulable; V(drain) cordons them and evicts their pods through the Eviction API, so
     PodDisruptionBudgets are honoured; V(uncordon) makes them schedulable again.
-  - A drain skips DaemonSet pods and mirror (static) pods, as C(kubectl drain --ignore-daemonsets) does; finished pods
-    are deleted without an eviction.
-  - Before anything is written, every pod of every node is checked; pods that a drain would lose for good (pods no
-    controller recreates, pods with C(emptyDir) data) fail the task naming them unless O(force) or
-    O(delete_emptydir_data) allows them.
+  - A drain follows C(kubectl drain --ignore-daemonsets). Every node of the task is cordoned first; then, one node
+    after another, the node's pods are listed and all of them evicted at once, and the drain waits for every evicted
+    pod to be gone (pods already terminating included) up to O(timeout).
+  - Pods of a DaemonSet that exists and mirror (static) pods are skipped; finished pods are deleted without an
+    eviction. A pod whose DaemonSet no longer exists or that no controller manages needs O(force); a pod with
+    C(emptyDir) volumes needs O(delete_emptydir_data). These checks run over every node before anything is written
+    (the task then fails naming the pods, without cordoning), and again for each node at its turn.
   - An eviction refused by a disruption budget (HTTP 429) is retried until O(timeout); then the task fails naming the
-    pod and the budget. Nodes are drained one after another; the pods of one node are evicted concurrently.
+    pod and the budget. A pod that more than one budget selects cannot be evicted (the API server answers 500), so
+    the task fails at once naming it.
+  - A node whose drain fails stays cordoned; the other nodes are still drained and the task fails in the end, naming
+    the failed nodes and those drained.
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -44,7 +49,9 @@ options:
     choices: [cordon, drain, uncordon]
     default: drain
   force:
-    description: Also evict pods that no controller manages (they are not recreated anywhere).
+    description:
+      - Also evict pods that no controller manages, and pods of a DaemonSet that no longer exists (they are not
+        recreated anywhere).
     type: bool
     default: false
   delete_emptydir_data:
@@ -55,7 +62,9 @@ options:
     description: Seconds each pod gets to terminate; the pod's own C(terminationGracePeriodSeconds) when omitted.
     type: int
   timeout:
-    description: Seconds a drain of one node may take, waiting for disruption budgets and for evicted pods to go.
+    description:
+      - Seconds a drain of one node may take, waiting for disruption budgets and for evicted (or already terminating)
+        pods to go.
     type: int
     default: 300
   missing:
@@ -100,11 +109,11 @@ nodes:
       description: Whether the node is cordoned after the task.
       type: bool
     evicted:
-      description: Pods evicted (or deleted, when finished), as C(namespace/name).
+      description: Pods evicted (or deleted, when finished), as C(namespace/name); pods already terminating too.
       type: list
       elements: str
     skipped:
-      description: Pods left on the node (DaemonSet and mirror pods), as C(namespace/name).
+      description: Pods left on the node (pods of existing DaemonSets, mirror pods), as C(namespace/name).
       type: list
       elements: str
   sample: [{"name": "gpu-node-1", "changed": true, "unschedulable": true, "evicted": ["default/web-5d8f7c-abcde"],
