@@ -12,7 +12,8 @@ account) with the ``kubernetes`` library's configuration loaders, then sends
 plain JSON requests through urllib3 (the library's own transport): the modules
 need raw objects, concurrency and their own retry policy, not typed models.
 Every request is retried on 429 (after ``Retry-After``), 500/502/503/504 and
-dropped connections, within ``api_timeout`` seconds; a failure names the API
+dropped connections, within ``api_timeout`` seconds (except the 500s that are an
+answer, ``PERMANENT_500_MESSAGES``); a failure names the API
 server, the object and the HTTP status.
 """
 
@@ -67,6 +68,9 @@ KUBE_ARG_SPEC: dict[str, dict] = {
 }
 
 RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
+# 500s that are the API server's answer, not an outage: retrying cannot change them, so they fail at once
+# (kube-apiserver's eviction of a pod that more than one PodDisruptionBudget selects)
+PERMANENT_500_MESSAGES = ("more than one PodDisruptionBudget",)
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 # connection refused / no route: a restarting API server comes back quickly or not at all
 CONNECT_ATTEMPTS = 3
@@ -332,6 +336,8 @@ class KubeClient:
             if status == 404 and not_found_ok:
                 return None
             retried = (status in RETRIED_STATUSES or (status == 409 and retry_conflict)) and status not in no_retry
+            if retried and status == 500:
+                retried = not any(text in _status_message(response.data)[1] for text in PERMANENT_500_MESSAGES)
             if retried:
                 delay = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
                 if self._wait(_backoff(attempt) if delay is None else delay, deadline):

@@ -11,13 +11,18 @@ version_added: 0.1.0
 description:
   - V(cordon) marks nodes unschedulable; V(drain) cordons them and evicts their pods through the Eviction API, so
     PodDisruptionBudgets are honoured; V(uncordon) makes them schedulable again.
-  - A drain skips DaemonSet pods and mirror (static) pods, as C(kubectl drain --ignore-daemonsets) does; finished pods
-    are deleted without an eviction.
-  - Before anything is written, every pod of every node is checked; pods that a drain would lose for good (pods no
-    controller recreates, pods with C(emptyDir) data) fail the task naming them unless O(force) or
-    O(delete_emptydir_data) allows them.
+  - A drain follows C(kubectl drain --ignore-daemonsets). Every node of the task is cordoned first; then, one node
+    after another, the node's pods are listed and all of them evicted at once, and the drain waits for every evicted
+    pod to be gone (pods already terminating included) up to O(timeout).
+  - Pods of a DaemonSet that exists and mirror (static) pods are skipped; finished pods are deleted without an
+    eviction. A pod whose DaemonSet no longer exists or that no controller manages needs O(force); a pod with
+    C(emptyDir) volumes needs O(delete_emptydir_data). These checks run over every node before anything is written
+    (the task then fails naming the pods, without cordoning), and again for each node at its turn.
   - An eviction refused by a disruption budget (HTTP 429) is retried until O(timeout); then the task fails naming the
-    pod and the budget. Nodes are drained one after another; the pods of one node are evicted concurrently.
+    pod and the budget. A pod that more than one budget selects cannot be evicted (the API server answers 500), so
+    the task fails at once naming it.
+  - A node whose drain fails stays cordoned; the other nodes are still drained and the task fails in the end, naming
+    the failed nodes and those drained.
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -44,7 +49,9 @@ options:
     choices: [cordon, drain, uncordon]
     default: drain
   force:
-    description: Also evict pods that no controller manages (they are not recreated anywhere).
+    description:
+      - Also evict pods that no controller manages, and pods of a DaemonSet that no longer exists (they are not
+        recreated anywhere).
     type: bool
     default: false
   delete_emptydir_data:
@@ -55,7 +62,9 @@ options:
     description: Seconds each pod gets to terminate; the pod's own C(terminationGracePeriodSeconds) when omitted.
     type: int
   timeout:
-    description: Seconds a drain of one node may take, waiting for disruption budgets and for evicted pods to go.
+    description:
+      - Seconds a drain of one node may take, waiting for disruption budgets and for evicted (or already terminating)
+        pods to go.
     type: int
     default: 300
   missing:
@@ -100,11 +109,11 @@ nodes:
       description: Whether the node is cordoned after the task.
       type: bool
     evicted:
-      description: Pods evicted (or deleted, when finished), as C(namespace/name).
+      description: Pods evicted (or deleted, when finished), as C(namespace/name); pods already terminating too.
       type: list
       elements: str
     skipped:
-      description: Pods left on the node (DaemonSet and mirror pods), as C(namespace/name).
+      description: Pods left on the node (pods of existing DaemonSets, mirror pods), as C(namespace/name).
       type: list
       elements: str
   sample: [{"name": "gpu-node-1", "changed": true, "unschedulable": true, "evicted": ["default/web-5d8f7c-abcde"],
@@ -138,14 +147,22 @@ ARGUMENT_SPEC.update(
     missing={"type": "str", "choices": ["fail", "ignore"], "default": "fail"},
 )
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-# concurrent evictions of one node's pods
-PARALLEL = 8
+FINISHED = ("Succeeded", "Failed")
 # seconds between evictions refused by a disruption budget
 EVICTION_RETRY = 2.0
+# seconds between looks at the pods still on a node (kubectl drain's waitForDelete polls every second)
+WAIT_INTERVAL = 1.0
+# concurrent requests (evictions and reads); evicting never waits for a pod to go
+PARALLEL = 8
 
 
 def pod_id(pod: dict[str, t.Any]) -> str:
     return f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+
+
+def pod_path(pod: dict[str, t.Any]) -> str:
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    return f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/pods/{urllib.parse.quote(name, safe='')}"
 
 
 def controller_of(pod: dict[str, t.Any]) -> dict[str, t.Any] | None:
@@ -153,6 +170,10 @@ def controller_of(pod: dict[str, t.Any]) -> dict[str, t.Any] | None:
         if owner.get("controller"):
             return owner
     return None
+
+
+def finished(pod: dict[str, t.Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in FINISHED
 
 
 class NodeDrain:
@@ -172,39 +193,68 @@ class NodeDrain:
         self.diff = DiffTracker()
         self.client: kube.KubeClient
 
+    # -- which pods go: kubectl's filters (k8s.io/kubectl/pkg/drain/filters.go) --------------------------------
+
     def classify(self, node: str, pods: list[dict[str, t.Any]]) -> tuple[list[dict], list[str], list[str]]:
-        """(pods to evict, pods skipped, problems) of one node, as kubectl drain sorts them."""
+        """(pods to evict, pods skipped, problems) of one node, through kubectl drain's filters in its order:
+        daemonSetFilter (with --ignore-daemonsets), mirrorPodFilter, localStorageFilter, unreplicatedFilter; the
+        first filter that keeps a pod decides. Terminating pods pass (skipDeletedFilter with its default
+        timeout of 0): they are evicted again and waited for."""
         evict, skipped, problems = [], [], []
+        daemonsets: dict[tuple[str, str], bool] = {}
         for pod in pods:
             metadata = pod["metadata"]
-            if metadata.get("deletionTimestamp"):
-                continue
+            owner = controller_of(pod)
+            if owner and owner.get("kind") == "DaemonSet" and not finished(pod):
+                if self._daemonset_exists(metadata.get("namespace"), owner.get("name"), daemonsets):
+                    skipped.append(pod_id(pod))
+                    continue
+                if not self.params["force"]:
+                    problems.append(
+                        f"{pod_id(pod)} belongs to DaemonSet {metadata.get('namespace')}/{owner.get('name')}, "
+                        "which does not exist (set force=true to evict it)"
+                    )
+                    continue
             if MIRROR_ANNOTATION in (metadata.get("annotations") or {}):
                 skipped.append(pod_id(pod))
                 continue
-            owner = controller_of(pod)
-            if owner and owner.get("kind") == "DaemonSet":
-                skipped.append(pod_id(pod))
-                continue
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                evict.append(pod)
-                continue
-            if owner is None and not self.params["force"]:
-                problems.append(f"{pod_id(pod)} is managed by no controller (set force=true to evict it)")
-                continue
-            if not self.params["delete_emptydir_data"] and any(
-                "emptyDir" in volume for volume in (pod.get("spec") or {}).get("volumes") or []
+            if (
+                not finished(pod)
+                and not self.params["delete_emptydir_data"]
+                and any("emptyDir" in volume for volume in (pod.get("spec") or {}).get("volumes") or [])
             ):
                 problems.append(f"{pod_id(pod)} has emptyDir data (set delete_emptydir_data=true to evict it)")
                 continue
+            if not finished(pod) and owner is None and not self.params["force"]:
+                problems.append(f"{pod_id(pod)} is managed by no controller (set force=true to evict it)")
+                continue
             evict.append(pod)
         return evict, skipped, [f"node {node}: {problem}" for problem in problems]
+
+    def _daemonset_exists(self, namespace: str, name: str, seen: dict[tuple[str, str], bool]) -> bool:
+        if (namespace, name) not in seen:
+            path = (
+                f"/apis/apps/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
+                f"/daemonsets/{urllib.parse.quote(name, safe='')}"
+            )
+            found = self.client.request("GET", path, what=f"reading DaemonSet {namespace}/{name}", not_found_ok=True)
+            seen[(namespace, name)] = found is not None
+        return seen[(namespace, name)]
 
     def _pods(self, node: str) -> list[dict[str, t.Any]]:
         items, _pages = self.client.list_all(
             "/api/v1/pods", what=f"listing the pods of node {node}", query={"fieldSelector": f"spec.nodeName={node}"}
         )
         return items
+
+    def _plan(self, node: str) -> tuple[list[dict], list[str]]:
+        """The pods of ``node`` now, sorted; fails naming every pod a drain would lose."""
+        evict, skipped, problems = self.classify(node, self._pods(node))
+        if problems:
+            raise KubeGPUError(f"cannot drain without losing pods: {'; '.join(problems)}")
+        return evict, skipped
+
+    # -- writes ---------------------------------------------------------------------------------------------------
 
     def _set_unschedulable(self, node: str, value: bool) -> None:
         self.client.request(
@@ -216,50 +266,76 @@ class NodeDrain:
             retry_conflict=True,
         )
 
-    def _evict(self, pod: dict[str, t.Any], deadline: float) -> None:
+    def _evict(self, pod: dict[str, t.Any]) -> str | None:
+        """One eviction (a delete for a finished pod); the budget's refusal when it answers 429, else None."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        base = f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/pods/{urllib.parse.quote(name, safe='')}"
         options: dict[str, t.Any] = {}
         if self.params["grace_period"] is not None:
             options["gracePeriodSeconds"] = self.params["grace_period"]
+        if finished(pod):
+            what = f"deleting finished pod {namespace}/{name}"
+            self.client.request("DELETE", pod_path(pod), what=what, body=options or None, not_found_ok=True)
+            return None
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
         if options:
             body["deleteOptions"] = options
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        try:
+            self.client.request(
+                "POST",
+                f"{pod_path(pod)}/eviction",
+                what=f"evicting pod {namespace}/{name}",
+                body=body,
+                not_found_ok=True,
+                no_retry=(429,),
+            )
+        except kube.KubeAPIError as exc:
+            if exc.status != 429:
+                raise
+            return exc.msg
+        return None
+
+    def _drain(self, node: str, pods: list[dict[str, t.Any]]) -> None:
+        """kubectl drain's evictPods: every pod is evicted at once (a budget's 429 is retried until the timeout,
+        any other refusal fails), then the drain waits for every evicted pod to be gone, terminating ones included."""
+        deadline = time.monotonic() + self.params["timeout"]
+        pending = list(pods)
+        while pending:
+            refused: list[tuple[dict, str]] = []
+            failures: list[str] = []
+            for pod, refusal, error in self.client.map(self._evict, pending):
+                if error is not None:
+                    failures.append(str(error))
+                elif refusal is not None:
+                    refused.append((pod, refusal))
+            if failures:
+                raise KubeGPUError(f"draining node {node} failed (it stays cordoned): {'; '.join(failures)}", changed=True)
+            pending = [pod for pod, _refusal in refused]
+            if pending and time.monotonic() + EVICTION_RETRY > deadline:
+                raise KubeGPUError(
+                    f"draining node {node} failed (it stays cordoned): "
+                    + "; ".join(
+                        f"pod {pod_id(pod)} could not be evicted within timeout={self.params['timeout']}s: {refusal}"
+                        for pod, refusal in refused
+                    ),
+                    changed=True,
+                )
+            if pending:
+                # a budget frees up when a replacement pod elsewhere becomes ready: ask again soon
+                time.sleep(EVICTION_RETRY)
+        uids = {pod["metadata"].get("uid"): pod_id(pod) for pod in pods}
         while True:
-            try:
-                if finished:
-                    self.client.request(
-                        "DELETE", base, what=f"deleting finished pod {namespace}/{name}", body=options or None, not_found_ok=True
-                    )
-                else:
-                    self.client.request(
-                        "POST",
-                        f"{base}/eviction",
-                        what=f"evicting pod {namespace}/{name}",
-                        body=body,
-                        not_found_ok=True,
-                        no_retry=(429,),
-                    )
-                break
-            except kube.KubeAPIError as exc:
-                if exc.status != 429:
-                    raise
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KubeGPUError(
-                        f"pod {namespace}/{name} could not be evicted within timeout={self.params['timeout']}s: {exc.msg}"
-                    ) from exc
-                # a budget frees up when a replacement pod elsewhere becomes ready: look again soon
-                time.sleep(min(EVICTION_RETRY, remaining))
-        uid = pod["metadata"].get("uid")
-        while True:
-            live = self.client.request("GET", base, what=f"waiting for pod {namespace}/{name} to go", not_found_ok=True)
-            if live is None or live["metadata"].get("uid") != uid:
+            left = [uids[item["metadata"].get("uid")] for item in self._pods(node) if item["metadata"].get("uid") in uids]
+            if not left:
                 return
-            if time.monotonic() > deadline:
-                raise KubeGPUError(f"pod {namespace}/{name} was evicted but still exists after timeout={self.params['timeout']}s")
-            time.sleep(1.0)
+            if time.monotonic() + WAIT_INTERVAL > deadline:
+                raise KubeGPUError(
+                    f"draining node {node} failed (it stays cordoned): pods evicted but still terminating after "
+                    f"timeout={self.params['timeout']}s: {', '.join(sorted(left))}",
+                    changed=True,
+                )
+            time.sleep(WAIT_INTERVAL)
+
+    # -- the task -------------------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, t.Any]:
         self.client = kube.KubeClient.from_params(self.params, parallel=PARALLEL)
@@ -277,6 +353,7 @@ class NodeDrain:
             )
         plans: dict[str, tuple[list[dict], list[str]]] = {}
         if self.state == "drain":
+            # refuse before any write: every node's pods as they are now (each node is listed again at its turn)
             problems: list[str] = []
             for name in nodes:
                 evict, skipped, found = self.classify(name, self._pods(name))
@@ -284,41 +361,58 @@ class NodeDrain:
                 problems += found
             if problems:
                 raise KubeGPUError(f"cannot drain without losing pods: {'; '.join(problems)}")
-        results = [self._node(name, node, plans.get(name, ([], []))) for name, node in nodes.items()]
+        after = self.state != "uncordon"
+        before = {name: bool((node.get("spec") or {}).get("unschedulable")) for name, node in nodes.items()}
+        if not self.module.check_mode:
+            # kubectl drain cordons every node before it drains the first: no evicted pod lands on a node
+            # that is about to be drained
+            for name in nodes:
+                if before[name] != after:
+                    self._set_unschedulable(name, after)
+        # kubectl drain goes on with the other nodes when one fails, and fails in the end naming it
+        results, failures, changed = [], [], False
+        for name in nodes:
+            try:
+                results.append(self._node(name, before[name], after, plans.get(name, ([], []))))
+            except KubeGPUError as exc:
+                failures.append(exc.msg)
+                changed = changed or bool(exc.details.get("changed"))
+        if failures:
+            drained = [entry["name"] for entry in results]
+            raise KubeGPUError(
+                "; ".join(failures) + (f"; drained: {', '.join(drained)}" if drained else ""),
+                changed=changed or self.diff.changed or any(before[name] != after for name in nodes),
+                nodes=results,
+                missing=missing,
+            )
         result: dict[str, t.Any] = {"changed": self.diff.changed, "nodes": results, "missing": missing}
         if self.module._diff:
             result["diff"] = self.diff.diff()
         return result
 
-    def _node(self, name: str, node: dict[str, t.Any], plan: tuple[list[dict], list[str]]) -> dict[str, t.Any]:
-        before = bool((node.get("spec") or {}).get("unschedulable"))
-        after = self.state != "uncordon"
+    def _node(self, name: str, before: bool, after: bool, plan: tuple[list[dict], list[str]]) -> dict[str, t.Any]:
         evict, skipped = plan
+        if self.state == "drain" and not self.module.check_mode:
+            # kubectl's getPodsForDeletion: the node's pods when its turn comes, not those seen at the start
+            try:
+                evict, skipped = self._plan(name)
+            except kube.KubeAPIError:
+                raise
+            except KubeGPUError as exc:
+                raise KubeGPUError(f"{exc.msg} (node {name} stays cordoned)") from exc
         evicted = [pod_id(pod) for pod in evict]
         self.diff.record(f"{name}.unschedulable", before, after)
         if evicted:
             self.diff.record(f"{name}.pods", evicted, [])
-        entry = {
+        if evict and not self.module.check_mode:
+            self._drain(name, evict)
+        return {
             "name": name,
             "changed": before != after or bool(evicted),
             "unschedulable": after,
             "evicted": evicted,
             "skipped": skipped,
         }
-        if self.module.check_mode:
-            return entry
-        if before != after:
-            self._set_unschedulable(name, after)
-        if evict:
-            deadline = time.monotonic() + self.params["timeout"]
-            outcomes = self.client.map(lambda pod: self._evict(pod, deadline), evict)
-            failures = [error for _pod, _result, error in outcomes if error]
-            if failures:
-                raise KubeGPUError(
-                    f"draining node {name} failed (it stays cordoned): {'; '.join(str(error) for error in failures)}",
-                    changed=True,
-                )
-        return entry
 
 
 def main() -> None:

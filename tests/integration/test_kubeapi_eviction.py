@@ -50,3 +50,39 @@ def test_eviction_dry_run_and_unknown_pod(kubeapi):
     assert dry.status_code == 201 and requests.get(url.rsplit("/", 1)[0], timeout=10).status_code == 200
     missing = requests.post(url.replace("web-a", "nope"), json={**body, "metadata": {"name": "nope"}}, timeout=10)
     assert missing.status_code == 404
+
+
+def test_kubectl_drain_fails_at_once_on_a_pod_under_two_budgets(kubeapi, kubectl):
+    """kube-apiserver answers the eviction of a pod two budgets select with NewInternalError's 500;
+    kubectl drain (evictPods) retries only 429 and fails at once on anything else."""
+    objects = [pod("web-a", "gpu-node-1"), budget("web", min_available=0), budget("web-too", max_unavailable=1)]
+    kubeapi.admin.load(yaml.safe_dump_all(objects))
+    failed = kubectl("drain", "gpu-node-1", "--timeout=60s", check=False)
+    assert failed.returncode != 0
+    assert (
+        "Internal error occurred: This pod has more than one PodDisruptionBudget, "
+        "which the eviction subresource does not support." in failed.stderr
+    ), failed.stderr
+    evictions = [e for e in kubeapi.admin.requests() if e["path"].endswith("/pods/web-a/eviction")]
+    assert [e["code"] for e in evictions] == [500]
+
+
+def test_graceful_deletion_and_finalizers_keep_a_pod_terminating_as_kubectl_sees_it(kubeapi, kubectl):
+    """A pod deleted with a grace period stays with deletionTimestamp and deletionGracePeriodSeconds
+    until its kubelet removes it; a finalizer keeps it after that. kubectl drain waits for a
+    terminating pod (the skipDeletedFilter keeps it, waitForDelete waits) until its timeout."""
+    held = pod("held", "gpu-node-1")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    kubeapi.admin.load(yaml.safe_dump_all([pod("slow", "gpu-node-1"), held]))
+    kubectl("delete", "pod", "slow", "--grace-period=2", "--wait=false")
+    slow = kubectl("get", "pod", "slow", "-o", "json", json_output=True)
+    assert slow["metadata"]["deletionGracePeriodSeconds"] == 2 and slow["metadata"]["deletionTimestamp"]
+    kubectl("wait", "--for=delete", "pod/slow", "--timeout=10s")
+
+    kubectl("delete", "pod", "held", "--wait=false")
+    blocked = kubectl("drain", "gpu-node-1", "--force", "--timeout=2s", check=False)
+    assert blocked.returncode != 0, blocked.stderr
+    assert 'error when waiting for pod "held" in namespace "default" to terminate' in blocked.stderr
+    assert kubectl("get", "pod", "held", "-o", "json", json_output=True)["metadata"]["deletionTimestamp"]
+    kubectl("patch", "pod", "held", "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
+    assert kubectl("get", "pods", "-o", "name").stdout.split() == []

@@ -1,11 +1,16 @@
 """kubegpu.core.node_drain through Ansible against the test API server, whose pods/eviction
-subresource checks PodDisruptionBudgets as kube-apiserver does (tests/support/kubeapi/eviction.py;
-held to the real kubectl drain in test_kubeapi_eviction.py). Pods are stored as a kubelet would
-leave them (Running, Ready); nothing recreates an evicted pod, as no controller runs."""
+subresource checks PodDisruptionBudgets as kube-apiserver does and whose pods terminate gracefully
+(tests/support/kubeapi/eviction.py, store.py; held to the real kubectl drain in
+test_kubeapi_eviction.py). Pods are stored as a kubelet would leave them (Running, Ready); nothing
+recreates an evicted pod unless a test does. Each test names the behaviour of kubectl drain
+(k8s.io/kubectl/pkg/drain and pkg/cmd/drain) it holds the module to."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -146,6 +151,169 @@ def test_injected_500_on_an_eviction_is_retried(kubeapi, workload):
     run = _drain(kubeapi, {"nodes": ["gpu-node-1"]})
     assert run.changed and not run.failed, run.result
     assert not pod_exists(kubeapi, "web-a") and not pod_exists(kubeapi, "web-b")
+
+
+def node_pods(kubeapi, node):
+    listing = get_object(kubeapi, f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
+    return sorted(item["metadata"]["name"] for item in listing["items"])
+
+
+def held(name, node, **kwargs):
+    """A pod whose finalizer keeps it Terminating after its deletion, until the finalizer is removed."""
+    manifest = pod(name, node, **kwargs)
+    manifest["metadata"]["finalizers"] = ["example.com/hold"]
+    return manifest
+
+
+def release(kubeapi, name):
+    request = urllib.request.Request(
+        f"{kubeapi.url}/api/v1/namespaces/default/pods/{name}",
+        data=json.dumps({"metadata": {"finalizers": None}}).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def delete(kubeapi, name, grace=None):
+    body = None if grace is None else json.dumps({"gracePeriodSeconds": grace}).encode()
+    request = urllib.request.Request(
+        f"{kubeapi.url}/api/v1/namespaces/default/pods/{name}",
+        data=body,
+        method="DELETE",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def test_every_node_is_cordoned_before_the_first_eviction_and_each_node_listed_at_its_turn(kubeapi):
+    """(a) kubectl drain cordons all its nodes first (RunCordonOrUncordon in pkg/cmd/drain before any
+    deleteOrEvictPods) and lists a node's pods when it drains that node (getPodsForDeletion). Here the
+    replacement of web-a, created when web-a is evicted from gpu-node-1, is scheduled by the
+    scheduler double on the first schedulable node by name: gpu-node-3, because gpu-node-2 is
+    already cordoned; and whatever is on gpu-node-2 at its turn is drained."""
+    kubeapi.admin.set_ready_controller(True)
+    load(kubeapi, pod("web-a", "gpu-node-1"), pod("web-b", "gpu-node-2"))
+    replacement = pod("web-a-2", "")
+    del replacement["spec"]["nodeName"]
+    del replacement["status"]
+    kubeapi.admin.interpose(
+        "POST", "/api/v1/namespaces/default/pods", replacement, "application/json", method="POST", path="web-a/eviction$"
+    )
+    run = _drain(kubeapi, {"nodes": ["gpu-node-1", "gpu-node-2"]})
+    assert run.changed and not run.failed, run.result
+    assert node_pods(kubeapi, "gpu-node-1") == [] and node_pods(kubeapi, "gpu-node-2") == []
+    assert node_pods(kubeapi, "gpu-node-3") == ["web-a-2"]
+    log = [entry for entry in writes(kubeapi) if entry["userAgent"] != "kubeapi-interposed-writer"]
+    first_eviction = next(i for i, entry in enumerate(log) if entry["path"].endswith("/eviction"))
+    cordons = [i for i, entry in enumerate(log) if entry["method"] == "PATCH" and "/nodes/" in entry["path"]]
+    assert len(cordons) == 2 and max(cordons) < first_eviction, log
+
+
+def test_a_pod_already_terminating_is_waited_for(kubeapi):
+    """(b) kubectl's skipDeletedFilter keeps terminating pods (skipWaitForDeleteTimeout 0) and
+    waitForDelete waits until each is gone. A terminating pod a finalizer holds: released once the
+    drain has looked at the node again after its turn (it is waiting), it is gone when the drain
+    returns; never released, the drain fails at its timeout naming it."""
+    load(kubeapi, held("going", "gpu-node-1", labels={"app": "going"}), held("stuck", "gpu-node-2", labels={"app": "stuck"}))
+    delete(kubeapi, "going")
+    delete(kubeapi, "stuck")
+    assert pod_exists(kubeapi, "going") and pod_exists(kubeapi, "stuck")
+    done = threading.Event()
+
+    def release_when_waited_for():
+        while not done.is_set():
+            looks = [entry for entry in kubeapi.admin.requests() if "gpu-node-1" in str(entry["query"].get("fieldSelector"))]
+            if len(looks) >= 3:  # before any write, at its turn, then waiting
+                release(kubeapi, "going")
+                return
+            time.sleep(0.1)
+
+    releaser = threading.Thread(target=release_when_waited_for, daemon=True)
+    releaser.start()
+    try:
+        run = _drain(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 20})
+    finally:
+        done.set()
+        releaser.join()
+    assert run.changed and not run.failed, run.result
+    assert not pod_exists(kubeapi, "going")
+
+    run = _drain(kubeapi, {"nodes": ["gpu-node-2"], "timeout": 3})
+    assert run.failed and "still terminating after timeout=3s: default/stuck" in run.result["msg"], run.result
+    assert pod_exists(kubeapi, "stuck") and unschedulable(kubeapi, "gpu-node-2")
+
+
+def test_all_pods_of_a_node_are_evicted_before_waiting_for_any(kubeapi):
+    """(c) kubectl's evictPods sends every pod's eviction at once and waits for each afterwards. Twelve
+    pods each held by a finalizer: the finalizers are removed only once all twelve evictions have
+    reached the server, so a drain that waits for a pod before evicting the next never finishes."""
+    names = [f"job-{index:02d}" for index in range(12)]
+    load(kubeapi, *[held(name, "gpu-node-1") for name in names])
+    done = threading.Event()
+
+    def release_when_all_evicted():
+        while not done.is_set():
+            evicted = {entry["path"] for entry in writes(kubeapi) if entry["path"].endswith("/eviction")}
+            if len(evicted) == len(names):
+                for name in names:
+                    release(kubeapi, name)
+                return
+            time.sleep(0.1)
+
+    releaser = threading.Thread(target=release_when_all_evicted, daemon=True)
+    releaser.start()
+    try:
+        run = _drain(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 8})
+    finally:
+        done.set()
+        releaser.join()
+    assert run.changed and not run.failed, run.result
+    assert node_pods(kubeapi, "gpu-node-1") == []
+    evictions = [entry for entry in writes(kubeapi) if entry["path"].endswith("/eviction")]
+    assert len(evictions) == len(names) and {entry["code"] for entry in evictions} == {201}
+
+
+def test_a_pod_under_two_budgets_fails_at_once_naming_it(kubeapi, workload):
+    """(d) kube-apiserver refuses to evict a pod that two PodDisruptionBudgets select with a 500
+    InternalError; kubectl's evictPods retries only 429 and fails at once on it. One eviction
+    request per pod, no retries."""
+    load(kubeapi, budget("web", min_available=0), budget("web-too", max_unavailable=1))
+    run = _drain(kubeapi, {"nodes": ["gpu-node-1"], "api_timeout": 30, "timeout": 60})
+    assert run.failed
+    message = run.result["msg"]
+    assert "evicting pod default/web-a" in message and "more than one PodDisruptionBudget" in message, message
+    for name in ("web-a", "web-b"):
+        assert [entry["code"] for entry in writes(kubeapi) if entry["path"].endswith(f"/{name}/eviction")] == [500]
+    assert pod_exists(kubeapi, "web-a") and unschedulable(kubeapi, "gpu-node-1")
+
+
+def test_a_pod_of_a_daemonset_that_is_gone_is_refused_unless_force(kubeapi):
+    """(e) kubectl's daemonSetFilter: a pod whose DaemonSet exists is skipped (--ignore-daemonsets), one
+    whose DaemonSet is not found is an error unless --force, then evicted; a finished DaemonSet pod
+    is deleted. Refused before any write, cordon included."""
+    load(
+        kubeapi,
+        DAEMONSET,
+        pod("plugin-x", "gpu-node-3", owner=("DaemonSet", "gpu-plugin"), labels={"app": "ds"}),
+        pod("orphan", "gpu-node-3", owner=("DaemonSet", "gone-plugin"), labels={"app": "gone"}),
+        pod("ds-done", "gpu-node-3", owner=("DaemonSet", "gone-plugin"), phase="Succeeded", ready=False, labels={"app": "x"}),
+    )
+    run = _drain(kubeapi, {"nodes": ["gpu-node-3"]})
+    assert run.failed
+    message = run.result["msg"]
+    assert "default/orphan belongs to DaemonSet default/gone-plugin, which does not exist (set force=true" in message
+    assert "ds-done" not in message and "plugin-x" not in message
+    assert writes(kubeapi) == [] and not unschedulable(kubeapi, "gpu-node-3")
+
+    real = _drain(kubeapi, {"nodes": ["gpu-node-3"], "force": True})
+    assert real.changed and not real.failed, real.result
+    assert sorted(real.result["nodes"][0]["evicted"]) == ["default/ds-done", "default/orphan"]
+    assert real.result["nodes"][0]["skipped"] == ["default/plugin-x"]
+    assert node_pods(kubeapi, "gpu-node-3") == ["plugin-x"]
+    assert not _drain(kubeapi, {"nodes": ["gpu-node-3"], "force": True}).changed
 
 
 BAD_INPUTS = [

@@ -11,11 +11,18 @@ What a real API server does, for what drains need:
   TooManyRequests with a ``DisruptionBudget`` cause, as kube-apiserver gives it;
 - an unhealthy pod (not Ready) may be evicted while the budget is met (``IfHealthyBudget``, the
   default ``unhealthyPodEvictionPolicy``), or always with ``AlwaysAllow``;
-- a pod covered by more than one budget: 500, as kube-apiserver answers;
+- a pod covered by more than one budget: 500 ``InternalError``, worded as ``errors.NewInternalError``
+  words it ("Internal error occurred: This pod has more than one PodDisruptionBudget, ...");
+- a pod that is ``Pending``, finished (``Succeeded``, ``Failed``) or already terminating is deleted without
+  looking at budgets (``canIgnorePDB``);
+- the deletion is the pod's graceful deletion, with the Eviction's ``deleteOptions.gracePeriodSeconds``
+  (``Store.delete``, ``kubelet.deletion_grace_period``): the pod stays ``Terminating`` for its grace period,
+  and as long as it has finalizers;
 - ``dryRun=All`` checks and deletes nothing; a success is ``201`` with a ``Status`` of Success.
 
-Not emulated: the disruption controller's ``status`` of the budget (it is computed at each eviction
-instead) and the grace period of the deletion (pods are removed at once, as every delete here).
+Read in pkg/registry/core/pod/storage/eviction.go (kube-apiserver 1.35). Not emulated: the disruption
+controller's ``status`` of the budget (it is computed at each eviction instead), the ``DisruptionTarget``
+condition, and evictions in a terminating namespace.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import math
 from typing import Any, Optional
 
 from .errors import ApiError, bad_request, not_found
+
+SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
 def selector_matches(selector: Optional[dict], labels: Optional[dict]) -> bool:
@@ -63,6 +72,25 @@ def _count(value: Any, expected: int, name: str) -> int:
     return int(value)
 
 
+def grace_period(options: Any, query: Optional[dict] = None) -> Optional[int]:
+    """The ``gracePeriodSeconds`` of DeleteOptions (a request body) or of the query string, or None."""
+    value = (options or {}).get("gracePeriodSeconds") if isinstance(options, dict) else None
+    if value is None and query:
+        value = query.get("gracePeriodSeconds")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError) as error:
+        raise bad_request(f"gracePeriodSeconds must be an integer, not {value!r}") from error
+
+
+def _can_ignore_budgets(pod: dict) -> bool:
+    """``canIgnorePDB``: a pod that is not running, or already going, costs no availability."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase in ("Pending", "Succeeded", "Failed") or bool(pod["metadata"].get("deletionTimestamp"))
+
+
 def evict(store: Any, namespace: str, name: str, body: Any, dry_run: bool) -> dict:
     """Check the budgets of pod ``namespace/name`` and delete it; returns the success Status."""
     catalogue = store.catalogue
@@ -82,6 +110,11 @@ def evict(store: Any, namespace: str, name: str, body: Any, dry_run: bool) -> di
             if error.code == 404:
                 raise not_found("pods", "", name) from error
             raise
+        options = (body or {}).get("deleteOptions")
+        if _can_ignore_budgets(pod):
+            if not dry_run:
+                store.delete(pods, namespace, name, grace_period=grace_period(options))
+            return dict(SUCCESS)
         everyone = store.list(pods, namespace, [], [], limit=0, continue_token="")["items"]
         matching = [
             budget
@@ -89,9 +122,8 @@ def evict(store: Any, namespace: str, name: str, body: Any, dry_run: bool) -> di
             if selector_matches((budget.get("spec") or {}).get("selector"), pod["metadata"].get("labels"))
         ]
         if len(matching) > 1:
-            raise ApiError(
-                500, "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
-            )
+            cause = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+            raise ApiError(500, f"Internal error occurred: {cause}", "InternalError", {"causes": [{"message": cause}]})
         if matching:
             budget = matching[0]
             spec = budget.get("spec") or {}
@@ -124,5 +156,5 @@ def evict(store: Any, namespace: str, name: str, body: Any, dry_run: bool) -> di
                     },
                 )
         if not dry_run:
-            store.delete(pods, namespace, name)
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+            store.delete(pods, namespace, name, grace_period=grace_period(options))
+    return dict(SUCCESS)

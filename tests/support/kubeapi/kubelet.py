@@ -251,3 +251,20 @@ def pod_status(pod: dict, node: Optional[dict], pods: list[dict], stamp: str) ->
 
 def unschedulable_status(message: str, stamp: str) -> dict:
     return {"phase": "Pending", "conditions": [condition("PodScheduled", "False", stamp, "Unschedulable", message)]}
+
+
+def deletion_grace_period(pod: dict, requested: Optional[int]) -> int:
+    """Seconds a deleted Pod stays ``Terminating`` before its kubelet removes it, as kube-apiserver's pod
+    strategy decides them (``CheckGracefulDelete`` in pkg/registry/core/pod/strategy.go): the DeleteOptions'
+    ``gracePeriodSeconds``, else the Pod's ``terminationGracePeriodSeconds``; 0 for a Pod never bound to a node
+    or already finished; a negative value becomes 1.
+
+    The bench does no defaulting, so a Pod stored without ``terminationGracePeriodSeconds`` (30 on a real
+    cluster) goes at once, as a container that exits on SIGTERM would; a test that needs a Pod to take its
+    time sets it. The kubelet double then takes the whole grace period, as a container ignoring SIGTERM does.
+    """
+    spec = pod.get("spec") or {}
+    period = requested if requested is not None else spec.get("terminationGracePeriodSeconds") or 0
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in TERMINAL:
+        period = 0
+    return 1 if period < 0 else int(period)

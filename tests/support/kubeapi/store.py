@@ -63,8 +63,10 @@ def normalize_quantities(value: Any, parent: str = "") -> Any:
     return value
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(later: float = 0) -> str:
+    """The time (``later`` seconds from now) as the API server writes timestamps."""
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=later)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass
@@ -103,6 +105,8 @@ class Store:
         self.oldest_watchable = self.resource_version
         self.ready_controller = ready_controller
         self._snapshot: Optional[dict] = None
+        # Pods in their grace period: (storage key, object key) -> the token of the timer that ends it
+        self._terminations: dict[tuple, object] = {}
         for name in DEFAULT_NAMESPACES:
             self.load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
@@ -347,7 +351,15 @@ class Store:
             key = self._key(rtype, namespace, metadata["name"])
             if key in self._bucket(rtype):
                 raise already_exists(rtype.plural, rtype.group, metadata["name"])
-            for server_field in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp", "generation", "selfLink"):
+            for server_field in (
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "selfLink",
+            ):
                 metadata.pop(server_field, None)
             metadata["uid"] = str(uuid.uuid4())
             metadata["creationTimestamp"] = now()
@@ -435,7 +447,15 @@ class Store:
             new = normalize_quantities(new)
         metadata = new.setdefault("metadata", {})
         old_metadata = current["metadata"]
-        for server_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"):
+        for server_field in (
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+        ):
             if server_field in old_metadata:
                 metadata[server_field] = old_metadata[server_field]
             else:
@@ -468,7 +488,9 @@ class Store:
         if dry_run:
             return self._present(rtype, new)
         key = self._key(rtype, metadata.get("namespace"), metadata["name"])
-        if metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
+        grace_running = metadata.get("deletionGracePeriodSeconds")
+        if metadata.get("deletionTimestamp") and not metadata.get("finalizers") and not grace_running:
+            # the last finalizer removed: gone, unless a Pod's grace period still runs (its kubelet removes it then)
             metadata["resourceVersion"] = str(self._next_rv())
             del self._bucket(rtype)[key]
             self._after_delete(rtype, new)
@@ -720,7 +742,12 @@ class Store:
         name: str,
         dry_run: bool = False,
         preconditions: Optional[dict] = None,
+        *,
+        grace_period: Optional[int] = None,
     ) -> dict:
+        """Delete an object. Finalizers keep it (with ``deletionTimestamp``) until they are removed; a Pod
+        is deleted gracefully (``grace_period``: the DeleteOptions' ``gracePeriodSeconds``, see
+        ``kubelet.deletion_grace_period``): it stays ``Terminating`` until its kubelet removes it."""
         with self.lock:
             current = self._current(rtype, namespace, name)
             preconditions = preconditions or {}
@@ -733,21 +760,57 @@ class Store:
                 raise conflict(rtype.plural, rtype.group, name)
             if dry_run:
                 return self._present(rtype, current)
-            if current["metadata"].get("finalizers"):
-                if current["metadata"].get("deletionTimestamp"):
-                    return self._present(rtype, current)
+            period = 0
+            if (rtype.group, rtype.plural) == ("", "pods"):
+                period = kubelet.deletion_grace_period(current, grace_period)
+            metadata = current["metadata"]
+            # already terminating: a shorter grace period brings the end forward (the registry's
+            # BeforeDelete), anything else leaves the object as it is
+            if metadata.get("deletionTimestamp") and period >= int(metadata.get("deletionGracePeriodSeconds") or 0):
+                return self._present(rtype, current)
+            key = self._key(rtype, namespace, name)
+            self._terminations.pop((rtype.storage_key, key), None)
+            if period > 0 or metadata.get("finalizers"):
                 new = clone(current)
-                new["metadata"]["deletionTimestamp"] = now()
+                new["metadata"]["deletionTimestamp"] = now(period)
+                new["metadata"]["deletionGracePeriodSeconds"] = period
                 new["metadata"]["resourceVersion"] = str(self._next_rv())
-                self._bucket(rtype)[self._key(rtype, namespace, name)] = new
+                self._bucket(rtype)[key] = new
                 self._emit("MODIFIED", rtype, new, current)
+                if period > 0:
+                    token = object()
+                    self._terminations[(rtype.storage_key, key)] = token
+                    timer = threading.Timer(period, self._kubelet_removes, (rtype, key, token))
+                    timer.daemon = True
+                    timer.start()
                 return self._present(rtype, new)
             gone = clone(current)
             gone["metadata"]["resourceVersion"] = str(self._next_rv())
-            del self._bucket(rtype)[self._key(rtype, namespace, name)]
+            del self._bucket(rtype)[key]
             self._emit("DELETED", rtype, gone, current)
             self._after_delete(rtype, gone)
             return self._present(rtype, gone)
+
+    def _kubelet_removes(self, rtype: ResourceType, key: tuple[str, str], token: object) -> None:
+        """The end of a Pod's grace period: its kubelet has stopped the containers and deletes the Pod with
+        a grace period of 0 (pkg/kubelet/status/status_manager.go); finalizers still keep it."""
+        with self.lock:
+            if self._terminations.get((rtype.storage_key, key)) is not token:
+                return  # a shorter grace period replaced this one, or the store was reset
+            del self._terminations[(rtype.storage_key, key)]
+            current = self._bucket(rtype).get(key)
+            if current is None:
+                return
+            new = clone(current)
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["metadata"]["resourceVersion"] = str(self._next_rv())
+            if new["metadata"].get("finalizers"):
+                self._bucket(rtype)[key] = new
+                self._emit("MODIFIED", rtype, new, current)
+                return
+            del self._bucket(rtype)[key]
+            self._emit("DELETED", rtype, new, current)
+            self._after_delete(rtype, new)
 
     def _after_delete(self, rtype: ResourceType, obj: dict) -> None:
         name = obj["metadata"]["name"]
@@ -851,6 +914,7 @@ class Store:
         """Back to the snapshot (or the empty cluster); resourceVersions keep increasing, watches must relist."""
         with self.lock:
             self.objects = clone(self._snapshot) if self._snapshot is not None else {}
+            self._terminations.clear()
             if self._snapshot is None:
                 self.objects = {}
             self.catalogue.clear_crds()
