@@ -9,14 +9,12 @@ Simulated: the cluster (tests/support/kubeapi). Every assertion reads what the r
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support import upstream
-from tests.support.kube_modules import writes
+from tests.support.kube_modules import label_nodes, writes
 from tests.support.role_runs import run_role
 
 NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
@@ -30,18 +28,6 @@ def cluster(kubeapi):
     kubeapi.admin.set_version("v1.31.14")
     kubeapi.admin.set_ready_controller(True)
     return kubeapi
-
-
-def label_nodes(kubeapi, names, labels):
-    for name in names:
-        request = urllib.request.Request(
-            f"{kubeapi.url}/api/v1/nodes/{name}",
-            data=json.dumps({"metadata": {"labels": labels}}).encode(),
-            method="PATCH",
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        urllib.request.urlopen(request, timeout=10).read()
-    kubeapi.admin.reset_counters()  # the tests count only the roles' writes
 
 
 def hosts(runtime="nvidia", **overrides):

@@ -8,14 +8,11 @@ option and Kubernetes version is tests/integration/test_render_vgpu_scheduler.py
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 import yaml
 
 from tests.support import upstream
-from tests.support.kube_modules import get_object, writes
+from tests.support.kube_modules import get_object, label_nodes, writes
 from tests.support.role_runs import run_role
 
 NODES = ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
@@ -34,18 +31,6 @@ def cluster(kubeapi):
     kubeapi.admin.set_version(HAMI_KUBE)
     kubeapi.admin.set_ready_controller(True)
     return kubeapi
-
-
-def label_nodes(kubeapi, names, labels):
-    for name in names:
-        request = urllib.request.Request(
-            f"{kubeapi.url}/api/v1/nodes/{name}",
-            data=json.dumps({"metadata": {"labels": labels}}).encode(),
-            method="PATCH",
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        urllib.request.urlopen(request, timeout=10).read()
-    kubeapi.admin.reset_counters()  # the tests count only the roles' writes
 
 
 def hosts(runtime="nvidia", **overrides):
