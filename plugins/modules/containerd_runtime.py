@@ -536,8 +536,13 @@ class ContainerdRuntime:
         runtime_type, settings, options = drop_ins.copied_runtime(source, reference, target if isinstance(target, dict) else None)
         if self.runtime_type is None:
             self.runtime_type = runtime_type
-        given = {key.lower() for key in self.options}
-        self.options = {**{k: v for k, v in options.items() if k.lower() not in given}, **self.options}
+        # an option the task gives wins over the copied one; a copied or left-over spelling other than the
+        # task's (systemdCgroup beside SystemdCgroup) is removed, or containerd would have two to pick from
+        given = {key.lower(): key for key in self.options}
+        copied = {key: value if given.get(key.lower()) is None else None for key, value in options.items()}
+        if isinstance(target, dict) and isinstance(target.get("options"), dict):
+            copied.update({key: None for key in target["options"] if given.get(key.lower(), key) != key})
+        self.options = {**{key: value for key, value in copied.items() if key not in given.values()}, **self.options}
         self.settings = {**settings, **self.settings}
 
     def _validate(self, text: str) -> t.Callable[[Candidate], None]:
