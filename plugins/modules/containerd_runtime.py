@@ -117,7 +117,9 @@ options:
         that runtime (C(runtime_type), C(base_runtime_spec), C(cni_conf_dir), its C(options) such as
         C(SystemdCgroup), ...), as containerd sees it with the drop-ins of C(imports) merged; a key the runtime
         sets that the copied one does not is removed. O(runtime_type), O(binary_name), O(options) and O(settings)
-        win over what is copied; C(BinaryName) is never copied, in whatever case the file spells it.
+        win over what is copied; C(BinaryName) is never copied, in whatever case the file spells it, and an option
+        of O(options) spelt in another case than the file's (C(SystemdCgroup), C(systemdCgroup)) replaces that
+        spelling, so containerd never has two to choose from.
       - A key is copied only where its value differs from the one containerd fills in for that runtime declared
         with nothing but its C(runtime_type) (compared in a C(config dump) of such a file), so the written table
         stays short and containerd's behaviour is the same as with nvidia-ctk's full copy.
