@@ -117,7 +117,9 @@ options:
         that runtime (C(runtime_type), C(base_runtime_spec), C(cni_conf_dir), its C(options) such as
         C(SystemdCgroup), ...), as containerd sees it with the drop-ins of C(imports) merged; a key the runtime
         sets that the copied one does not is removed. O(runtime_type), O(binary_name), O(options) and O(settings)
-        win over what is copied; C(BinaryName) is never copied, in whatever case the file spells it.
+        win over what is copied; C(BinaryName) is never copied, in whatever case the file spells it, and an option
+        of O(options) spelt in another case than the file's (C(SystemdCgroup), C(systemdCgroup)) replaces that
+        spelling, so containerd never has two to choose from.
       - A key is copied only where its value differs from the one containerd fills in for that runtime declared
         with nothing but its C(runtime_type) (compared in a C(config dump) of such a file), so the written table
         stays short and containerd's behaviour is the same as with nvidia-ctk's full copy.
@@ -536,8 +538,13 @@ class ContainerdRuntime:
         runtime_type, settings, options = drop_ins.copied_runtime(source, reference, target if isinstance(target, dict) else None)
         if self.runtime_type is None:
             self.runtime_type = runtime_type
-        given = {key.lower() for key in self.options}
-        self.options = {**{k: v for k, v in options.items() if k.lower() not in given}, **self.options}
+        # an option the task gives wins over the copied one; a copied or left-over spelling other than the
+        # task's (systemdCgroup beside SystemdCgroup) is removed, or containerd would have two to pick from
+        given = {key.lower(): key for key in self.options}
+        copied = {key: value if given.get(key.lower()) is None else None for key, value in options.items()}
+        if isinstance(target, dict) and isinstance(target.get("options"), dict):
+            copied.update({key: None for key in target["options"] if given.get(key.lower(), key) != key})
+        self.options = {**{key: value for key, value in copied.items() if key not in given.values()}, **self.options}
         self.settings = {**settings, **self.settings}
 
     def _validate(self, text: str) -> t.Callable[[Candidate], None]:

@@ -8,6 +8,7 @@ scenario ends with that binary's ``containerd --config FILE config dump``.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import stat
 import subprocess
@@ -288,6 +289,12 @@ def test_empty_file_gets_the_version_of_the_installed_containerd(containerd, tmp
             {"binary_name": "/a", "options": {"BinaryName": "/b"}},
             "binary_name='/a' and options.BinaryName='/b' disagree",
             id="binary-twice",
+        ),
+        pytest.param(
+            "version = 2\n",
+            {"state": "absent", "copy_from": ["runc"]},
+            "copy_from=['runc'] cannot be combined with state=absent",
+            id="copy-from-with-absent",
         ),
     ],
 )
@@ -725,3 +732,190 @@ def test_runc_options_are_type_checked_and_other_names_in_the_file_stay_removabl
     three_ways(base_args(containerd, path, name="Nvidia", state="absent"), path)
     runtimes = containerd.cri(path)["runtimes"]
     assert "Nvidia" not in runtimes and {"nvidia", "kata-qemu", "runc"} <= set(runtimes)
+
+
+# --- copy_from: the runtime as `nvidia-ctk runtime configure` derives it ---
+# nvidia-container-toolkit, pkg/config/engine/containerd AddRuntime: the new runtime is a copy of the
+# whole table of the first low-level runtime the config has (the default unless nvidia*, else runc,
+# else crun) with options.BinaryName set; nothing else of the table it replaces is kept.
+
+
+def nvidia_ctk_copy(source: dict[str, t.Any], **options: t.Any) -> dict[str, t.Any]:
+    """nvidia-ctk's copy of ``source`` with BinaryName (and ``options``) set. One deviation the module
+    documents: an option ``source`` spells otherwise (kubespray v2.27's ``binaryName``) is not kept beside
+    the one set, where nvidia-ctk would leave containerd two spellings to choose from."""
+    copy = json.loads(json.dumps(source))
+    given = {key.lower() for key in ("BinaryName", *options)}
+    kept = {key: value for key, value in (copy.get("options") or {}).items() if key.lower() not in given}
+    copy["options"] = {**kept, "BinaryName": NVIDIA, **options}
+    return copy
+
+
+def runs_as(runtime: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What containerd runs a runtime with, from its dumped table. containerd 2.x gives a runtime without
+    a sandboxer the pod sandbox (internal/cri/config ValidateRuntimeConfig: "If empty, use default podSandbox
+    mode"); the runc shim reads its options into a protobuf message (runcoptions.Options), matching names
+    whatever their case, where an absent field is its zero value. Two spellings of one option are refused
+    here: which one containerd takes is not defined."""
+    table = {key: value for key, value in runtime.items() if key != "options"}
+    if table.get("sandboxer") == "":
+        table["sandboxer"] = "podsandbox"
+    options = runtime.get("options") or {}
+    spellings = [key.lower() for key in options]
+    assert len(spellings) == len(set(spellings)), f"one option spelt twice: {sorted(options)}"
+    table["options"] = {key.lower(): value for key, value in options.items() if value not in ("", 0, [], None)}
+    return table
+
+
+def cri_plugin(version: int) -> str:
+    return "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime"
+
+
+def runc_and_tuned_nvidia(version: int) -> str:
+    plugin = cri_plugin(version)
+    return f"""version = {version}
+
+[plugins."{plugin}".containerd]
+  default_runtime_name = "runc"
+
+  [plugins."{plugin}".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    base_runtime_spec = "/etc/containerd/cri-base.json"
+    privileged_without_host_devices = true
+    [plugins."{plugin}".containerd.runtimes.runc.options]
+      BinaryName = "/usr/bin/runc"
+      SystemdCgroup = true
+
+  # tuned by hand: what runc does not set goes, as nvidia-ctk replaces the whole table
+  [plugins."{plugin}".containerd.runtimes.nvidia]
+    runtime_type = "io.containerd.runc.v2"
+    cni_conf_dir = "/etc/cni/nvidia"
+    [plugins."{plugin}".containerd.runtimes.nvidia.options]
+      BinaryName = "{NVIDIA}"
+      NoPivotRoot = true
+"""
+
+
+def test_copy_from_makes_the_runtime_runcs_table_with_its_own_binary_name(containerd, tmp_path):
+    """Version 2 on containerd 1.6 and 1.7, version 3 on 2.1: check mode, diff, the run and the re-run; then
+    runc loses a key and the next run takes it from the nvidia runtime too."""
+    version = 2 if containerd.major == 1 else 3
+    path = tmp_path / "config.toml"
+    path.write_text(runc_and_tuned_nvidia(version))
+    args = base_args(containerd, path, binary_name=NVIDIA, copy_from=["runc", "crun"], default=True)
+    run = three_ways(args, path)
+    assert run.result["copied_from"] == "runc"
+    cri = containerd.cri(path)
+    nvidia, runc = cri["runtimes"]["nvidia"], cri["runtimes"]["runc"]
+    assert cri["default_runtime_name"] == "nvidia"
+    assert runs_as(nvidia) == runs_as(nvidia_ctk_copy(runc))
+    assert nvidia["base_runtime_spec"] == "/etc/containerd/cri-base.json" and nvidia["options"]["SystemdCgroup"] is True
+    assert nvidia["cni_conf_dir"] == "" and not nvidia["options"].get("NoPivotRoot"), "a key runc lacks was kept"
+
+    # the kubelet moved to cgroupfs: runc loses SystemdCgroup (its first line in the file is runc's)
+    path.write_text(path.read_text().replace("      SystemdCgroup = true\n", "", 1))
+    three_ways(args, path)
+    cri = containerd.cri(path)
+    nvidia, runc = cri["runtimes"]["nvidia"], cri["runtimes"]["runc"]
+    assert not runc["options"].get("SystemdCgroup") and not nvidia["options"].get("SystemdCgroup")
+    assert runs_as(nvidia) == runs_as(nvidia_ctk_copy(runc))
+    written = tomlkit.parse(path.read_text()).unwrap()["plugins"][cri_plugin(version)]["containerd"]["runtimes"]
+    assert written["nvidia"]["options"] == {"BinaryName": NVIDIA}
+
+
+def test_copy_from_takes_the_source_runtime_from_a_drop_in(tmp_path):
+    """runc's tuning lives in an imported file (containerd 2.1 merges it key by key into the main file's
+    runc): the nvidia runtime, written into the main file, gets it, as containerd's config dump shows it."""
+    containerd = containerd_of("sid")
+    plugin = cri_plugin(3)
+    path = tmp_path / "config.toml"
+    (tmp_path / "conf.d").mkdir()
+    path.write_text(
+        f'version = 3\nimports = ["{tmp_path}/conf.d/*.toml"]\n\n[plugins."{plugin}".containerd]\n'
+        f'  default_runtime_name = "runc"\n  [plugins."{plugin}".containerd.runtimes.runc]\n'
+        '    runtime_type = "io.containerd.runc.v2"\n'
+    )
+    (tmp_path / "conf.d" / "10-runc.toml").write_text(
+        f'version = 3\n[plugins."{plugin}".containerd.runtimes.runc]\n  base_runtime_spec = "/etc/containerd/cri-base.json"\n'
+        f'[plugins."{plugin}".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n'
+    )
+    run = three_ways(base_args(containerd, path, binary_name=NVIDIA, copy_from=["runc"]), path)
+    assert run.result["copied_from"] == "runc" and run.result["drop_ins"] == [str(tmp_path / "conf.d" / "10-runc.toml")]
+    runtimes = containerd.cri(path)["runtimes"]
+    assert runtimes["runc"]["base_runtime_spec"] == "/etc/containerd/cri-base.json"
+    assert runs_as(runtimes["nvidia"]) == runs_as(nvidia_ctk_copy(runtimes["runc"]))
+
+
+def test_copy_from_without_containerd_copies_the_table_as_the_file_writes_it(tmp_path):
+    """validate=false and no containerd: nvidia-ctk's copy of runc's table as the file writes it, exactly
+    (keys containerd would fill in included); the real containerd 2.1 then runs nvidia as runc."""
+    path = tmp_path / "config.toml"
+    path.write_text(runc_and_tuned_nvidia(3))
+    args = {"path": str(path), "name": "nvidia", "binary_name": NVIDIA, "copy_from": ["runc"], "validate": False,
+            "containerd_binary": str(tmp_path / "no-containerd")}  # fmt: skip
+    run = three_ways(args, path)
+    assert run.result["copied_from"] == "runc"
+    written = tomlkit.parse(path.read_text()).unwrap()["plugins"][cri_plugin(3)]["containerd"]["runtimes"]
+    assert written["nvidia"] == nvidia_ctk_copy(written["runc"])
+    runtimes = containerd_of("sid").cri(path)["runtimes"]
+    assert runs_as(runtimes["nvidia"]) == runs_as(nvidia_ctk_copy(runtimes["runc"]))
+
+
+def test_copy_from_falls_back_to_crun_where_containerd_has_no_runc(containerd, tmp_path):
+    """A node running crun, with no runc in its config: containerd 1.x then has no runc (it keeps only the
+    runtimes a file declares), and crun is copied. containerd 2.1 always has its built-in runc (it merges
+    the file into its defaults, as its config dump shows), so runc it is there, as nvidia-ctk reading that
+    dump would pick."""
+    version = 2 if containerd.major == 1 else 3
+    plugin = cri_plugin(version)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'version = {version}\n[plugins."{plugin}".containerd]\n  default_runtime_name = "crun"\n'
+        f'  [plugins."{plugin}".containerd.runtimes.crun]\n    runtime_type = "io.containerd.runc.v2"\n'
+        f'    [plugins."{plugin}".containerd.runtimes.crun.options]\n      BinaryName = "/usr/bin/crun"\n'
+        "      SystemdCgroup = true\n"
+    )
+    source = "crun" if containerd.major == 1 else "runc"
+    assert ("runc" in containerd.cri(path)["runtimes"]) is (source == "runc")
+    run = three_ways(base_args(containerd, path, binary_name=NVIDIA, copy_from=["runc", "crun"]), path)
+    assert run.result["copied_from"] == source
+    runtimes = containerd.cri(path)["runtimes"]
+    assert runs_as(runtimes["nvidia"]) == runs_as(nvidia_ctk_copy(runtimes[source]))
+    assert runtimes["nvidia"]["options"].get("SystemdCgroup", False) is (source == "crun")
+
+
+KUBESPRAY_V2_27_RUNC = f"""version = 2
+[plugins.{CRI2}.containerd]
+  default_runtime_name = "runc"
+  [plugins.{CRI2}.containerd.runtimes]
+    [plugins.{CRI2}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_engine = ""
+      runtime_root = ""
+      base_runtime_spec = "/etc/containerd/cri-base.json"
+
+      [plugins.{CRI2}.containerd.runtimes.runc.options]
+        systemdCgroup = true
+        binaryName = "/usr/local/bin/runc"
+"""  # as kubespray v2.27.0's config.toml.j2 renders its containerd_runc_runtime
+
+
+def test_copy_from_spellings_of_kubespray_v2_27_and_the_operators_options_win(tmp_path):
+    """kubespray v2.27 writes runc's options ``systemdCgroup`` and ``binaryName`` (containerd 1.7, version 2):
+    the copy keeps systemdCgroup and never binaryName. Then the operator's ``SystemdCgroup: false`` and a
+    setting win over the copy, and leave one spelling of the option, not two."""
+    containerd = containerd_of("trixie")
+    path = tmp_path / "config.toml"
+    path.write_text(KUBESPRAY_V2_27_RUNC)
+    args = base_args(containerd, path, binary_name=NVIDIA, copy_from=["runc"])
+    three_ways(args, path)
+    runtimes = containerd.cri(path)["runtimes"]
+    assert runtimes["nvidia"]["options"] == {"systemdCgroup": True, "BinaryName": NVIDIA}
+    assert runs_as(runtimes["nvidia"]) == runs_as(nvidia_ctk_copy(runtimes["runc"]))
+
+    own = {**args, "options": {"SystemdCgroup": False}, "settings": {"privileged_without_host_devices": True}}
+    three_ways(own, path)
+    runtimes = containerd.cri(path)["runtimes"]
+    expected = {**nvidia_ctk_copy(runtimes["runc"], SystemdCgroup=False), "privileged_without_host_devices": True}
+    assert runs_as(runtimes["nvidia"]) == runs_as(expected)
+    assert runtimes["nvidia"]["options"] == {"SystemdCgroup": False, "BinaryName": NVIDIA}
