@@ -62,7 +62,7 @@ def _by_volume(spec: dict[str, t.Any], host_path: str) -> list[tuple[str, str]]:
 
 
 def test_the_roles_daemonset_keeps_what_the_upstream_manifest_needs(rendered):
-    upstream, ours, _ = rendered
+    upstream, ours = rendered[0], rendered[1]
     theirs, mine = upstream["spec"]["template"]["spec"], ours["spec"]["template"]["spec"]
     assert mine["hostIPC"] is theirs["hostIPC"] is True
     assert mine.get("priorityClassName") == theirs["priorityClassName"]
@@ -74,8 +74,8 @@ def test_the_roles_daemonset_keeps_what_the_upstream_manifest_needs(rendered):
     their_env = {c["name"]: {e["name"] for e in c.get("env", [])} for c in theirs["containers"]}
     assert env_names[my_mps[0]] == their_env[their_mps[0]] == {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"}
     # the kubelet's device plugin socket directory
-    assert [path for _, path in _by_volume(mine, "/var/lib/kubelet/device-plugins")] == [
-        path for _, path in _by_volume(theirs, "/var/lib/kubelet/device-plugins")
+    assert [mount[1] for mount in _by_volume(mine, "/var/lib/kubelet/device-plugins")] == [
+        mount[1] for mount in _by_volume(theirs, "/var/lib/kubelet/device-plugins")
     ]
     # the EXCLUSIVE_PROCESS init step, with the capability it needs
     (their_init,), (my_init,) = theirs["initContainers"], mine["initContainers"]
@@ -94,7 +94,7 @@ def test_the_roles_daemonset_keeps_what_the_upstream_manifest_needs(rendered):
 
 
 def test_it_lands_on_the_aws_nodes_only_as_gpu_labels_leaves_them(rendered):
-    _, ours, nodes = rendered
+    ours, nodes = rendered[1], rendered[2]
     pod = ours["spec"]["template"]
     assert any(taint["key"] == "example.com/gpu" for taint in nodes["gpu-node-1"]["spec"].get("taints", []))
     for name in ("gpu-node-1", "gpu-node-3"):
@@ -104,11 +104,11 @@ def test_it_lands_on_the_aws_nodes_only_as_gpu_labels_leaves_them(rendered):
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_every_object_is_valid_for_the_kubernetes_version(rendered, kube_version):
-    _, ours, _ = rendered
+    ours = rendered[1]
     assert schema_errors([ours], kube_version) == []
 
 
 def test_with_a_mirror_every_image_comes_from_it(rendered):
-    _, ours, _ = rendered
+    ours = rendered[1]
     found = images([ours])
-    assert len(found) == 3 and all(image.startswith(f"{MIRROR}/") for _, image in found), found
+    assert len(found) == 3 and all(image.startswith(f"{MIRROR}/") for _where, image in found), found

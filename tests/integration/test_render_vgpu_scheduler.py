@@ -114,8 +114,8 @@ def release_of(variables: dict) -> str:
 def plan(kubeapi, rendered: dict, refused: dict) -> tuple[PlaybookRun, list]:
     """The role's runs of one Kubernetes version, and the write requests the server saw meanwhile (the check-mode
     plans write nothing; the refusal tests check that the refusals wrote nothing either)."""
-    variants = {name: RoleVariant(variables, check=True, diff=True) for name, (_, variables) in rendered.items()}
-    variants.update({name: RoleVariant(variables) for name, (variables, _) in refused.items()})
+    variants = {name: RoleVariant(variables, check=True, diff=True) for name, (_chart, variables) in rendered.items()}
+    variants.update({name: RoleVariant(variables) for name, (variables, _words) in refused.items()})
     kubeapi.admin.reset_counters()
     run = run_role_variants(kubeapi, "vgpu_scheduler", variants, hosts=HOSTS)
     assert run.rc == 0, run.explain()
@@ -200,15 +200,15 @@ def test_render_places_the_device_plugin_reads_every_key_pulls_from_the_right_re
         # the chart's own images as the chart names them: as rendered without the role's kube-scheduler image
         chart_default = copy.deepcopy(values)
         del chart_default["scheduler"]["kubeScheduler"]["image"]
-        own = sorted(image for _, image in images if "kube-scheduler:" not in image)
-        assert own == sorted(image for _, image in upstream.images(render(chart_default)) if "kube-scheduler:" not in image)
+        own = sorted(image for _where, image in images if "kube-scheduler:" not in image)
+        assert own == sorted(image for _where, image in upstream.images(render(chart_default)) if "kube-scheduler:" not in image)
 
     assert upstream.schema_errors(docs, version) == []
 
 
 @pytest.mark.parametrize("version", upstream.KUBE_VERSIONS)
 def test_the_legacy_chart_is_refused_on_every_supported_version_naming_it(bench, version):
-    for name, (_, words) in REFUSED_EVERYWHERE.items():
+    for name, (_variables, words) in REFUSED_EVERYWHERE.items():
         run = bench["runs"][version].in_play(name)
         message = "\n".join(run.failures)
         for word in [*words, REPORTED[version]]:

@@ -34,7 +34,7 @@ OPERATOR_POLICY = "/apis/nvidia.com/v1/clusterpolicies/cluster-policy"
 
 @pytest.fixture
 def bench(kubeapi, tmp_path) -> SiteBench:
-    missing = [name for name, _ in REAL_CHARTS.values() if not (CHARTS / name).is_file()]
+    missing = [name for name, _chart in REAL_CHARTS.values() if not (CHARTS / name).is_file()]
     if missing:
         pytest.skip(f"the real charts {', '.join(missing)} are not in {CHARTS} (../shared/upstream, not on a user's clone)")
     kubeapi.admin.set_version("v1.31.2")

@@ -59,7 +59,7 @@ def test_schema_check_refuses_a_kind_the_version_no_longer_serves():
 
 def test_images_lists_every_container_including_init_containers():
     docs = render({"image": {"repository": "mirror.test:5000/nvidia/k8s-device-plugin"}})
-    found = {image for _, image in upstream.images(docs)}
+    found = {image for _where, image in upstream.images(docs)}
     assert found == {"mirror.test:5000/nvidia/k8s-device-plugin:v0.20.0"}
 
 
