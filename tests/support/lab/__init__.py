@@ -312,7 +312,10 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
         charts.CHARTS_ENV: str(charts.ensure_charts()),
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT / '.collections'}:{REPO_ROOT / '.cache' / 'molecule-collections'}",
-        "PATH": f"{BIN}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        # helm comes from the inventory (kubegpu_helm_binary), not PATH: the command make demo prints works as printed
+        "PATH": os.pathsep.join(
+            [str(Path(sys.executable).parent), *(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)]
+        ),
         "ANSIBLE_NOCOLOR": "1",
     }
     started = time.monotonic()
