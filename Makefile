@@ -26,7 +26,7 @@ PYTEST_WORKERS ?= 2
 # (default: every scenario in extensions/molecule), MOLECULE_JOBS at a time (default 2)
 MOLECULE_SCENARIOS ?=
 
-.PHONY: help setup apt-deps kube-clients docker-daemon node-wheels node-images molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo demo-down build doc changelog clean
+.PHONY: help setup apt-deps kube-clients docker-daemon node-wheels node-images molecule-collections molecule test lint ruff ansible-lint sanity unit integration pytest matrix matrix-ci fuzz bench demo demo-down build doc changelog clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -54,8 +54,10 @@ node-wheels: $(STAMP)  ## node_python's pinned wheels in .cache/wheels/node_pyth
 node-images: $(STAMP) docker-daemon  ## kubegpu-node:bookworm and :trixie (debootstrap, docker import), rebuilt when their recipe changes
 	$(BIN)/python -m tests.support.images
 
-molecule: setup node-images node-wheels  ## the roles' molecule scenarios on the node images, MOLECULE_JOBS at a time (MOLECULE_SCENARIOS: a few)
+molecule-collections: $(STAMP)  ## community.docker and ansible.posix in .cache/molecule-collections (molecule, the lab's docker connection)
 	hack/molecule-collections
+
+molecule: setup node-images node-wheels molecule-collections  ## the roles' molecule scenarios on the node images, MOLECULE_JOBS at a time (MOLECULE_SCENARIOS: a few)
 	hack/molecule-scenarios $(MOLECULE_SCENARIOS)
 
 test: setup lint sanity  ## everything CI runs: lint, sanity, then pytest beside molecule, then the matrix's ends
@@ -79,10 +81,10 @@ sanity: $(STAMP)  ## ansible-test sanity on a copy laid out as ansible_collectio
 unit: $(STAMP)  ## unit tests only
 	hack/pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup node-images  ## integration tests only (against the test bench)
+integration: setup node-images node-wheels molecule-collections  ## integration tests only (against the test bench)
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
-pytest: setup node-images node-wheels  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
+pytest: setup node-images node-wheels molecule-collections  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
 	hack/pytest -m 'not node_python' $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) tests/unit tests/integration $(PYTEST_ARGS)
 
 matrix: setup  ## every supported ansible-core (2.17-2.21) and node Python (3.9-3.13): sanity, unit, module runs

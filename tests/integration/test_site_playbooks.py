@@ -233,7 +233,7 @@ def test_cluster_playbooks_converge_the_gpu_nodes_then_change_nothing(bench, kub
     assert second.rc == 0, second.failures or second.explain()
     second_report = (bench.workdir / "report" / "report.json").read_text()
     report_diff = "".join(difflib.unified_diff(first_report.splitlines(True), second_report.splitlines(True), n=8))
-    assert second.changed == [], (second.changed_on, report_diff)
+    assert second.changed == [], f"the re-run changed {second.changed_on}; the report's diff:\n{report_diff}"
     assert_converged(bench, kubeapi)
 
 
