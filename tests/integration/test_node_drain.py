@@ -212,6 +212,28 @@ def test_every_node_is_cordoned_before_the_first_eviction_and_each_node_listed_a
     assert len(cordons) == 2 and max(cordons) < first_eviction, log
 
 
+def _drain_releasing(kubeapi, args, names, *, once):
+    """node_drain with ``args`` while a thread removes the finalizers of the pods ``names`` as soon as ``once()``
+    is true (a condition on the server's request log), as a controller would finish its clean-up."""
+    done = threading.Event()
+
+    def release_once():
+        while not done.is_set():
+            if once():
+                for name in names:
+                    release(kubeapi, name)
+                return
+            time.sleep(0.1)
+
+    releaser = threading.Thread(target=release_once, daemon=True)
+    releaser.start()
+    try:
+        return _drain(kubeapi, args)
+    finally:
+        done.set()
+        releaser.join()
+
+
 def test_a_pod_already_terminating_is_waited_for(kubeapi):
     """(b) kubectl's skipDeletedFilter keeps terminating pods (skipWaitForDeleteTimeout 0) and
     waitForDelete waits until each is gone. A terminating pod a finalizer holds: released once the
@@ -221,23 +243,12 @@ def test_a_pod_already_terminating_is_waited_for(kubeapi):
     delete(kubeapi, "going")
     delete(kubeapi, "stuck")
     assert pod_exists(kubeapi, "going") and pod_exists(kubeapi, "stuck")
-    done = threading.Event()
 
-    def release_when_waited_for():
-        while not done.is_set():
-            looks = [entry for entry in kubeapi.admin.requests() if "gpu-node-1" in str(entry["query"].get("fieldSelector"))]
-            if len(looks) >= 3:  # before any write, at its turn, then waiting
-                release(kubeapi, "going")
-                return
-            time.sleep(0.1)
+    def waiting():  # the drain listed gpu-node-1's pods before any write, at its turn, then while waiting
+        looks = [entry for entry in kubeapi.admin.requests() if "gpu-node-1" in str(entry["query"].get("fieldSelector"))]
+        return len(looks) >= 3
 
-    releaser = threading.Thread(target=release_when_waited_for, daemon=True)
-    releaser.start()
-    try:
-        run = _drain(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 20})
-    finally:
-        done.set()
-        releaser.join()
+    run = _drain_releasing(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 20}, ["going"], once=waiting)
     assert run.changed and not run.failed, run.result
     assert not pod_exists(kubeapi, "going")
 
@@ -252,24 +263,11 @@ def test_all_pods_of_a_node_are_evicted_before_waiting_for_any(kubeapi):
     reached the server, so a drain that waits for a pod before evicting the next never finishes."""
     names = [f"job-{index:02d}" for index in range(12)]
     load(kubeapi, *[held(name, "gpu-node-1") for name in names])
-    done = threading.Event()
 
-    def release_when_all_evicted():
-        while not done.is_set():
-            evicted = {entry["path"] for entry in writes(kubeapi) if entry["path"].endswith("/eviction")}
-            if len(evicted) == len(names):
-                for name in names:
-                    release(kubeapi, name)
-                return
-            time.sleep(0.1)
+    def all_evicted():
+        return len({entry["path"] for entry in writes(kubeapi) if entry["path"].endswith("/eviction")}) == len(names)
 
-    releaser = threading.Thread(target=release_when_all_evicted, daemon=True)
-    releaser.start()
-    try:
-        run = _drain(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 8})
-    finally:
-        done.set()
-        releaser.join()
+    run = _drain_releasing(kubeapi, {"nodes": ["gpu-node-1"], "timeout": 8}, names, once=all_evicted)
     assert run.changed and not run.failed, run.result
     assert node_pods(kubeapi, "gpu-node-1") == []
     evictions = [entry for entry in writes(kubeapi) if entry["path"].endswith("/eviction")]
