@@ -124,7 +124,9 @@ def gpu_readiness(
                 "smoke": smoke,
             }
         )
-    return entries
+    # by node name: the targets come in the order the play's hosts finished, which varies, and a re-run that
+    # changes nothing must write the same report
+    return sorted(entries, key=lambda entry: str(entry["node"]))
 
 
 def _taint(taint: Mapping) -> str:
