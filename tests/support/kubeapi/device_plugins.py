@@ -55,8 +55,11 @@ and its container is reported restarting (``CrashLoopBackOff``, the pod not Read
 The kubelet side (kubernetes pkg/kubelet/cm/devicemanager/manager.go): a registered resource has capacity and
 allocatable = its device count; when its plugin pod goes away the devices become unhealthy (``markResourceUnhealthy``):
 capacity stays, allocatable is 0 (the resource's removal 5 minutes later, ``endpointStopGracePeriod``, is not
-simulated). A plugin's settings are read when its pod starts; a ConfigMap or label changed later takes effect when
-the pod is recreated (the charts' ``checksum/config`` annotations roll the pods on a config change).
+simulated); the ``nvidia.com/gpu`` a fixture Node starts with counts as registered by an earlier plugin, so once a
+plugin Pod ran on the node and no running one registers it, its allocatable is 0. A plugin's settings are read when
+its pod starts (and when a restarting plugin is retried, after a plugin Pod or the MPS daemon on its node changed); a
+ConfigMap or label changed later takes effect when the pod is recreated (the charts' ``checksum/config`` annotations
+roll the pods on a config change).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ HAMI_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
 # Resources one of the simulated plugins registers by default: on a node a plugin pod ran on, such a resource that
 # no running plugin registers any more is one whose plugin went away (allocatable 0).
 PLUGIN_RESOURCES = ("nvidia.com/gpu", "nvidia.com/gpu.shared", "k8s.amazonaws.com/vgpu")
+PLUGIN_NAMES = {"nvidia": "nvidia-device-plugin", "hami": "hami-device-plugin", "aws": "aws-virtual-gpu-device-plugin"}
 AWS_MAX_VGPU = 48  # VOLTA_MAXIMUM_MPS_CLIENT in the AWS plugin's main.go
 
 ConfigMapLookup = Callable[[str, str], Optional[dict]]
@@ -256,7 +260,7 @@ def _mps_daemon_running(node_name: str, pods: list[dict]) -> bool:
 
 
 def _nvidia(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMapLookup, *, pods: list[dict]) -> Advertisement:
-    ad = Advertisement("nvidia-device-plugin", container.get("name", ""))
+    ad = Advertisement(PLUGIN_NAMES["nvidia"], container.get("name", ""))
     path = _setting(container, "config-file", "CONFIG_FILE") or ""
     text = ""
     if path:
@@ -312,7 +316,7 @@ def _nvidia(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMa
 
 
 def _hami(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMapLookup) -> Advertisement:
-    ad = Advertisement("hami-device-plugin", container.get("name", ""))
+    ad = Advertisement(PLUGIN_NAMES["hami"], container.get("name", ""))
     path = _flag(_argv(container), "config-file") or ""
     text = _mounted_file(pod, container, path, lookup) if path else None
     if text is None:
@@ -365,7 +369,7 @@ def _hami(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMapL
 
 
 def _aws(container: dict, gpus: dict) -> Advertisement:
-    ad = Advertisement("aws-virtual-gpu-device-plugin", container.get("name", ""))
+    ad = Advertisement(PLUGIN_NAMES["aws"], container.get("name", ""))
     raw = _flag(_argv(container), "vgpu")
     try:
         vgpu = 10 if raw is None else int(raw)
@@ -423,7 +427,7 @@ def advertisements(pod: dict, node: Optional[dict], lookup: ConfigMapLookup, pod
             else:
                 found.append(_aws(container, gpus))
         except _Exit as exit_:
-            found.append(Advertisement(kind, container.get("name", ""), error=str(exit_)))
+            found.append(Advertisement(PLUGIN_NAMES[kind], container.get("name", ""), error=str(exit_)))
         except NotSimulated:
             continue
     return found
