@@ -1,4 +1,8 @@
-"""Node fixtures: GPU nodes as a kubelet with the NVIDIA device plugin would register them."""
+"""Node fixtures: GPU nodes as a kubelet with the NVIDIA device plugin would register them.
+
+A node's GPU hardware, for the device plugin doubles (device_plugins.py), is the fake NVML scenario named by its
+annotation ``kubeapi.kubegpu.test/nvml-scenario`` (``scenario=``); a node without it is never changed by them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,20 @@ from typing import Any, Optional
 
 import yaml
 
+from .device_plugins import SCENARIO_ANNOTATION
+
 
 def gpu_node(
-    name: str, gpus: int = 1, product: Optional[str] = "Tesla-T4", labels: Optional[dict[str, str]] = None, ready: bool = True
+    name: str,
+    gpus: int = 1,
+    product: Optional[str] = "Tesla-T4",
+    labels: Optional[dict[str, str]] = None,
+    ready: bool = True,
+    *,
+    scenario: Optional[str] = None,
 ) -> dict:
-    """A Node object; ``gpus`` > 0 adds ``nvidia.com/gpu`` capacity (0 makes a CPU-only node)."""
+    """A Node object; ``gpus`` > 0 adds ``nvidia.com/gpu`` capacity (0 makes a CPU-only node); ``scenario`` names
+    the fake NVML scenario of its GPUs (the annotation the device plugin doubles read)."""
     capacity: dict[str, Any] = {"cpu": "16", "memory": "65838180Ki", "pods": "110", "ephemeral-storage": "102626232Ki"}
     if gpus:
         capacity["nvidia.com/gpu"] = str(gpus)
@@ -24,10 +37,13 @@ def gpu_node(
     if gpus and product:
         node_labels["nvidia.com/gpu.present"] = "true"
     node_labels.update(labels or {})
+    metadata: dict[str, Any] = {"name": name, "labels": node_labels}
+    if scenario:
+        metadata["annotations"] = {SCENARIO_ANNOTATION: scenario}
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": node_labels},
+        "metadata": metadata,
         "spec": {"podCIDR": "10.244.0.0/24"},
         "status": {
             "capacity": capacity,

@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
-from . import kubelet, typed
+from . import device_plugins, kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
@@ -814,6 +814,8 @@ class Store:
 
     def _after_delete(self, rtype: ResourceType, obj: dict) -> None:
         name = obj["metadata"]["name"]
+        if self.ready_controller and (rtype.group, rtype.kind) == ("", "Pod") and device_plugins.involved(obj):
+            self._device_plugins_on((obj.get("spec") or {}).get("nodeName") or "", departed=device_plugins.is_plugin(obj))
         if rtype.storage_key == CRD_TYPE.storage_key:
             served = self.catalogue.all()
             self.catalogue.set_crd(name, None)
@@ -886,7 +888,42 @@ class Store:
             self._write(rtype, obj, bound, manager="kube-scheduler", dry_run=False)
             return
         node = self.objects.get(("", "nodes"), {}).get(("", node_name))
-        self._set_status(rtype, obj, kubelet.pod_status(obj, node, pods, now()))
+        status = kubelet.pod_status(obj, node, pods, now())
+        if device_plugins.is_plugin(obj):
+            ads = device_plugins.advertisements(obj, node, self._config_map, pods)
+            status = device_plugins.plugin_status(status, ads, now())
+        self._set_status(rtype, obj, status)
+        if device_plugins.involved(obj):
+            self._device_plugins_on(node_name)
+
+    def _config_map(self, namespace: str, name: str) -> Optional[dict]:
+        return self.objects.get(("", "configmaps"), {}).get((namespace, name))
+
+    def _device_plugins_on(self, node_name: str, departed: bool = False) -> None:
+        """The device plugin doubles on one node (device_plugins.py), after one of its plugin Pods (or the MPS
+        daemon) started or went away: each plugin Pod's containers running or restarting, then the Node's
+        capacity and allocatable as its kubelet's device manager writes them, and the annotations plugins write."""
+        pods_type = self.catalogue.find("", "v1", "pods")
+        nodes_type = self.catalogue.find("", "v1", "nodes")
+        node = self.objects.get(("", "nodes"), {}).get(("", node_name))
+        if pods_type is None or nodes_type is None or node is None:
+            return
+        for pod in list(self._bucket(pods_type).values()):
+            if (pod.get("spec") or {}).get("nodeName") == node_name and device_plugins.is_plugin(pod):
+                ads = device_plugins.advertisements(pod, node, self._config_map, list(self._bucket(pods_type).values()))
+                self._set_status(pods_type, pod, device_plugins.plugin_status(pod.get("status") or {}, ads, now()))
+        result = device_plugins.registered(node, list(self._bucket(pods_type).values()), self._config_map, departed)
+        if result is None:
+            return
+        capacity, allocatable, annotations = result
+        new = clone(node)
+        new["status"] = {**(node.get("status") or {}), "capacity": capacity, "allocatable": allocatable}
+        self._write(nodes_type, node, new, manager="kubelet", dry_run=False, subresource="status")
+        node = self.objects[("", "nodes")][("", node_name)]
+        if annotations:
+            new = clone(node)
+            new["metadata"].setdefault("annotations", {}).update(annotations)
+            self._write(nodes_type, node, new, manager="device-plugin", dry_run=False)
 
     def _set_status(self, rtype: ResourceType, obj: dict, status: dict) -> None:
         new = clone(obj)

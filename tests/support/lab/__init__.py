@@ -72,7 +72,7 @@ def node_objects() -> list[dict]:
     nodes = []
     for index, (name, scenario) in enumerate(NODES.items(), start=1):
         count = len(fake_nvml.load(scenario).get("devices") or [])
-        node = gpu_node(name, gpus=count, product=None)
+        node = gpu_node(name, gpus=count, product=None, scenario=scenario)
         node["status"]["addresses"][0]["address"] = f"10.0.0.{10 + index}"
         info = node["status"]["nodeInfo"]
         info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
