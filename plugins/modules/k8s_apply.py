@@ -20,8 +20,8 @@ description:
     it, for example 'Profile (openfaas.com/v1) is not served by this cluster: install OpenFaaS first'."
   - Then, when there are several objects, each is sent once with C(dryRun=All), so the API server validates all of
     them (schemas, names, conflicts with other field managers) before the first is stored; an object that it refuses
-    fails the task with nothing written. Objects whose CRD or Namespace the same task creates cannot be dry-run and
-    are checked when written.
+    fails the task with nothing written. Custom resources whose CRD the same task applies, and objects in a Namespace
+    it creates, are checked when written (the CRD they must match, the Namespace, do not exist before).
   - A write that still fails after others were stored (the cluster changed meanwhile, permissions) fails the task
     with C(changed=true), the objects written in RV(objects) and the rest in RV(not_applied).
   - Check mode sends the same requests with C(dryRun=All), so the API server validates and defaults the objects
@@ -612,7 +612,9 @@ class K8sApply:
                 # the API server validates every object (dryRun=All) before the first is written, so that a bad
                 # document later in the list does not leave the ones before it applied (one alone needs no rehearsal)
                 for doc in documents:
-                    self._apply(doc, DiffTracker(), dry_run=True)
+                    # a custom resource is checked when written, against the CRD this task applies, not an older one
+                    if not self._crd_in_task(doc):
+                        self._apply(doc, DiffTracker(), dry_run=True)
                 self.new_namespaces.clear()
         entries: list[dict[str, t.Any]] = []
         for index, doc in enumerate(documents):
