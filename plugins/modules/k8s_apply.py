@@ -10,13 +10,28 @@ short_description: Server-side apply of Kubernetes manifests, or their removal
 version_added: 0.1.0
 description:
   - Applies one or more objects with Kubernetes server-side apply under the field manager O(field_manager)
-    (C(kubegpu)), in the order given; with O(state=absent) deletes them, in reverse order.
+    (C(kubegpu)); with O(state=absent) deletes them.
+  - "Objects are applied in helm's install order (C(InstallOrder) of helm's C(kind_sorter.go)): C(Namespace),
+    C(ServiceAccount), C(Secret), C(ConfigMap), C(CustomResourceDefinition), RBAC, C(Service), workloads, and kinds
+    helm does not list (custom resources) last, sorted by kind; objects of one kind keep the order given. So a
+    custom resource given before its CRD is applied after it. O(state=absent) deletes in the reverse of that order."
   - "Every document is checked (a mapping with C(apiVersion), C(kind) and C(metadata.name)) and every kind is looked up
     in the cluster's discovery before the first write; a kind the cluster does not serve fails with a message naming
     it, for example 'Profile (openfaas.com/v1) is not served by this cluster: install OpenFaaS first'."
+  - Then, when there are several objects, each is sent once with C(dryRun=All), so the API server validates all of
+    them (schemas, names, conflicts with other field managers) before the first is stored; an object that it refuses
+    fails the task with nothing written. Custom resources whose CRD the same task applies, and objects in a Namespace
+    it creates, are checked when written (the CRD they must match, the Namespace, do not exist before).
+  - A write that still fails after others were stored (the cluster changed meanwhile, permissions) fails the task
+    with C(changed=true), the objects written in RV(objects) and the rest in RV(not_applied).
   - Check mode sends the same requests with C(dryRun=All), so the API server validates and defaults the objects
     without storing them.
-  - Optionally waits for a condition or a rollout (Deployment, DaemonSet, StatefulSet, Pod, Job) after applying.
+  - "Optionally waits for a condition or a rollout after applying. Deployments, DaemonSets and StatefulSets are judged
+    as C(kubectl rollout status) judges them: the controller has observed the latest generation, every replica is
+    updated, no old replica remains and the updated ones are available; a Deployment whose C(Progressing) condition
+    has the reason C(ProgressDeadlineExceeded) fails at once."
+  - With O(state=absent), a kind the cluster does not serve (its CRD is not installed) has nothing to delete; the
+    object is reported C(absent) with C(served=false) at once.
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -68,6 +83,16 @@ options:
     description:
       - After applying, wait until each object is ready (O(wait_condition), or for Deployments, DaemonSets,
         StatefulSets, Pods and Jobs their rollout); after deleting, wait until each object is gone.
+      - "Deployment: C(status.observedGeneration) at least C(metadata.generation), C(updatedReplicas) equal to
+        C(spec.replicas), C(status.replicas) not above C(updatedReplicas) (no old replica pending termination),
+        C(availableReplicas) equal to C(updatedReplicas); the C(Progressing) condition with reason
+        C(ProgressDeadlineExceeded) fails at once, naming it."
+      - "DaemonSet: observed generation, C(updatedNumberScheduled) and C(numberAvailable) equal to
+        C(desiredNumberScheduled) (with the C(OnDelete) update strategy, which replaces no pod by itself, only
+        C(numberAvailable))."
+      - "StatefulSet: observed generation, C(readyReplicas) equal to C(spec.replicas), and with C(RollingUpdate)
+        C(updatedReplicas) at least C(spec.replicas) minus the C(partition). Pod: C(Ready); Job: C(Complete),
+        C(Failed) fails at once."
     type: bool
     default: false
   wait_condition:
@@ -142,11 +167,35 @@ objects:
     changed:
       description: Whether the object changed (or would change in check mode).
       type: bool
+    served:
+      description: Whether the cluster serves the object's kind; V(false) only with O(state=absent) for a kind
+        whose CRD is not installed (nothing of it can exist).
+      type: bool
     object:
       description: The object as the API server returned it, without C(managedFields); C(null) when deleted.
       type: dict
   sample: [{"apiVersion": "openfaas.com/v1", "kind": "Profile", "name": "gpu", "namespace": "openfaas",
-            "action": "created", "changed": true, "object": {}}]
+            "action": "created", "changed": true, "served": true, "object": {}}]
+not_applied:
+  description: When a write fails after earlier ones were stored, the objects not written (the failed one first),
+    in the order they would have been; RV(objects) then holds those written, and C(changed) says whether any changed.
+  returned: failure
+  type: list
+  elements: dict
+  contains:
+    apiVersion:
+      description: The object's API version.
+      type: str
+    kind:
+      description: The object's kind.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+    namespace:
+      description: The object's namespace as the document gives it (C(null) when it names none).
+      type: str
+  sample: [{"apiVersion": "openfaas.com/v1", "kind": "Profile", "name": "gpu", "namespace": "openfaas"}]
 """
 
 import time
@@ -185,6 +234,58 @@ ARGUMENT_SPEC.update(
 )
 
 SERVER_SET_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
+
+# helm's install order (InstallOrder of helm/helm pkg/release/util/kind_sorter.go): Namespaces and
+# CustomResourceDefinitions before what lives in them; kinds not listed come last, sorted by kind
+INSTALL_ORDER = (
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+)
+_INSTALL_RANK = {kind: rank for rank, kind in enumerate(INSTALL_ORDER)}
+
+
+def install_order(documents: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The documents in the order helm installs them (a stable sort: one kind keeps the order given)."""
+    return sorted(
+        documents,
+        key=lambda doc: (_INSTALL_RANK.get(doc["kind"], len(INSTALL_ORDER)), "" if doc["kind"] in _INSTALL_RANK else doc["kind"]),
+    )
 
 
 def load_documents(definition: t.Any, src: str | None) -> list[dict[str, t.Any]]:
@@ -235,6 +336,12 @@ def comparable(obj: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
     return result
 
 
+def entry_label(item: dict[str, t.Any]) -> str:
+    """``Kind namespace/name (apiVersion)`` of a result entry."""
+    where = f"{item['namespace']}/" if item.get("namespace") else ""
+    return f"{item['kind']} {where}{item['name']} ({item['apiVersion']})"
+
+
 class K8sApply:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
@@ -246,7 +353,7 @@ class K8sApply:
         self.diff = DiffTracker()
         self.client: kube.KubeClient
         self.discovery: kube.Discovery
-        # check mode: namespaces this task would create (dry run), whose objects cannot be dry-run yet
+        # dry runs: namespaces this task would create, whose objects cannot be dry-run yet
         self.new_namespaces: set[str] = set()
 
     # -- one object -------------------------------------------------------------------------------
@@ -266,6 +373,19 @@ class K8sApply:
         where = f"{namespace}/" if namespace else ""
         return f"{doc['kind']} {where}{doc['metadata']['name']} ({doc['apiVersion']})"
 
+    @staticmethod
+    def _entry(doc: dict[str, t.Any], namespace: str | None, action: str, changed: bool, obj: t.Any = None) -> dict[str, t.Any]:
+        return {
+            "apiVersion": doc["apiVersion"],
+            "kind": doc["kind"],
+            "name": doc["metadata"]["name"],
+            "namespace": namespace,
+            "action": action,
+            "changed": changed,
+            "served": True,
+            "object": obj,
+        }
+
     def _crd_in_task(self, doc: dict[str, t.Any]) -> bool:
         group = doc["apiVersion"].rpartition("/")[0]
         return any(
@@ -275,9 +395,9 @@ class K8sApply:
             for other in self.documents
         )
 
-    def _resolve(self, doc: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    def _resolve(self, doc: dict[str, t.Any], *, wait_for_crd: bool = False) -> dict[str, t.Any] | None:
         resource = self.discovery.resource(doc["apiVersion"], doc["kind"])
-        if resource is None and self._crd_in_task(doc) and not self.check:
+        if resource is None and wait_for_crd and self._crd_in_task(doc):
             # a CRD applied earlier in this task is served once it is established: give it a few seconds
             deadline = time.monotonic() + 10
             while resource is None and time.monotonic() < deadline:
@@ -286,27 +406,28 @@ class K8sApply:
                     time.sleep(0.2)
         return resource
 
-    def _apply(self, doc: dict[str, t.Any]) -> dict[str, t.Any]:
-        entry = {"apiVersion": doc["apiVersion"], "kind": doc["kind"], "name": doc["metadata"]["name"]}
-        resource = self._resolve(doc)
+    def _apply(self, doc: dict[str, t.Any], diff: DiffTracker, *, dry_run: bool) -> dict[str, t.Any]:
+        """Applies ``doc`` (with ``dryRun=All`` when ``dry_run``) and records its change in ``diff``."""
+        resource = self._resolve(doc, wait_for_crd=not dry_run)
         if resource is None:
-            if self.check and self._crd_in_task(doc):
+            if dry_run and self._crd_in_task(doc):
+                # its CRD is created by this task: the API server cannot dry-run it yet
                 namespace = doc["metadata"].get("namespace") or self.params["namespace"]
-                self.diff.record(self._label(doc, namespace), None, doc)
-                return {**entry, "namespace": namespace, "action": "created", "changed": True, "object": None}
+                diff.record(self._label(doc, namespace), None, doc)
+                return self._entry(doc, namespace, "created", True)
             raise KubeGPUError(kube.not_served(doc["apiVersion"], doc["kind"]))
         path, namespace = self._target(doc, resource)
         label = self._label(doc, namespace)
         body = deepcopy(doc)
         if namespace:
             body["metadata"]["namespace"] = namespace
-        if self.check and namespace in self.new_namespaces:
+        if dry_run and namespace in self.new_namespaces:
             # the API server answers 404 for a dry run into a namespace that does not exist yet
-            self.diff.record(label, None, body)
-            return {**entry, "namespace": namespace, "action": "created", "changed": True, "object": None}
+            diff.record(label, None, body)
+            return self._entry(doc, namespace, "created", True)
         before = self.client.request("GET", path, what=f"reading {label}", not_found_ok=True)
         query = {"fieldManager": self.params["field_manager"], "force": "true" if self.params["force_conflicts"] else None}
-        if self.check:
+        if dry_run:
             query["dryRun"] = "All"
         try:
             after = self.client.request(
@@ -316,29 +437,24 @@ class K8sApply:
             if exc.status == 409 and exc.reason == "Conflict":
                 raise KubeGPUError(f"{exc.msg}; set force_conflicts=true to take these fields over", **exc.details) from exc
             raise
-        changed = self.diff.record(label, comparable(before), comparable(after))
+        changed = diff.record(label, comparable(before), comparable(after))
         action = "created" if before is None else ("updated" if changed else "unchanged")
-        if self.check and before is None and doc["apiVersion"] == "v1" and doc["kind"] == "Namespace":
+        if dry_run and before is None and doc["apiVersion"] == "v1" and doc["kind"] == "Namespace":
             self.new_namespaces.add(doc["metadata"]["name"])
-        return {
-            **entry,
-            "namespace": namespace,
-            "action": action,
-            "changed": changed,
-            "object": kube.without_managed_fields(after),
-        }
+        return self._entry(doc, namespace, action, changed, kube.without_managed_fields(after))
 
     def _delete(self, doc: dict[str, t.Any]) -> dict[str, t.Any]:
-        entry = {"apiVersion": doc["apiVersion"], "kind": doc["kind"], "name": doc["metadata"]["name"]}
         resource = self._resolve(doc)
-        if resource is None:  # nothing of this kind can exist
-            namespace = doc["metadata"].get("namespace")
-            return {**entry, "namespace": namespace, "action": "absent", "changed": False, "object": None}
+        if resource is None:
+            # a kind the cluster does not serve has no objects: nothing to delete, nothing to wait for
+            entry = self._entry(doc, doc["metadata"].get("namespace"), "absent", False)
+            entry["served"] = False
+            return entry
         path, namespace = self._target(doc, resource)
         label = self._label(doc, namespace)
         before = self.client.request("GET", path, what=f"reading {label}", not_found_ok=True)
         if before is None:
-            return {**entry, "namespace": namespace, "action": "absent", "changed": False, "object": None}
+            return self._entry(doc, namespace, "absent", False)
         query = {"dryRun": "All"} if self.check else None
         self.client.request(
             "DELETE",
@@ -349,38 +465,76 @@ class K8sApply:
             not_found_ok=True,
         )
         self.diff.record(label, comparable(before), None)
-        return {**entry, "namespace": namespace, "action": "deleted", "changed": True, "object": None}
+        return self._entry(doc, namespace, "deleted", True)
 
     # -- waiting ----------------------------------------------------------------------------------
 
-    def _ready(self, obj: dict[str, t.Any]) -> str | None:
-        """None when ready, else what is still missing."""
+    def _ready(self, obj: dict[str, t.Any], label: str) -> str | None:
+        """None when ready, else what is still missing; raises when it cannot become ready.
+
+        Deployments, DaemonSets and StatefulSets follow ``kubectl rollout status``
+        (k8s.io/kubectl pkg/polymorphichelpers/rollout_status.go)."""
         status = obj.get("status") or {}
-        conditions = {item.get("type"): item.get("status") for item in status.get("conditions") or []}
+        spec = obj.get("spec") or {}
+        conditions = {item.get("type"): item for item in status.get("conditions") or []}
         wanted = self.params["wait_condition"]
         if wanted:
-            have = conditions.get(wanted["type"])
+            have = (conditions.get(wanted["type"]) or {}).get("status")
             return None if have == wanted["status"] else f"condition {wanted['type']} is {have or 'not reported'}"
         kind = obj.get("kind")
-        generation = (obj.get("metadata") or {}).get("generation")
-        if kind in ("Deployment", "StatefulSet", "DaemonSet") and generation and status.get("observedGeneration", 0) < generation:
-            return "the controller has not seen the latest generation"
-        if kind in ("Deployment", "StatefulSet"):
-            replicas = (obj.get("spec") or {}).get("replicas", 1)
-            ready = status.get("availableReplicas" if kind == "Deployment" else "readyReplicas") or 0
+        generation = (obj.get("metadata") or {}).get("generation") or 0
+        observed = status.get("observedGeneration") or 0
+        if kind in ("Deployment", "DaemonSet", "StatefulSet") and (
+            generation > observed or (kind == "StatefulSet" and observed == 0)
+        ):
+            return f"waiting for the spec update to be observed (generation {generation}, observed {observed})"
+        if kind == "Deployment":
+            progressing = conditions.get("Progressing") or {}
+            if progressing.get("reason") == "ProgressDeadlineExceeded":
+                raise KubeGPUError(
+                    f"{label} exceeded its progress deadline (condition Progressing, reason ProgressDeadlineExceeded: "
+                    f"{progressing.get('message') or 'no message'}); it will not become ready without a change"
+                )
+            replicas = spec.get("replicas", 1)
             updated = status.get("updatedReplicas") or 0
-            return None if ready >= replicas and updated >= replicas else f"{ready}/{replicas} replicas ready"
+            available = status.get("availableReplicas") or 0
+            if updated < replicas:
+                return f"{updated} out of {replicas} new replicas have been updated"
+            if (status.get("replicas") or 0) > updated:
+                return f"{status['replicas'] - updated} old replicas are pending termination"
+            if available < updated:
+                return f"{available} of {updated} updated replicas are available"
+            return None
         if kind == "DaemonSet":
-            desired = status.get("desiredNumberScheduled", 0)
-            ready = status.get("numberReady", 0)
-            updated = status.get("updatedNumberScheduled", 0)
-            return None if ready >= desired and updated >= desired else f"{ready}/{desired} pods ready"
+            desired = status.get("desiredNumberScheduled") or 0
+            updated = status.get("updatedNumberScheduled") or 0
+            available = status.get("numberAvailable") or 0
+            # OnDelete replaces no pod by itself: its rollout is not waited for, only its pods' availability
+            if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate" and updated < desired:
+                return f"{updated} out of {desired} new pods have been updated"
+            if available < desired:
+                return f"{available} of {desired} updated pods are available"
+            return None
+        if kind == "StatefulSet":
+            replicas = spec.get("replicas", 1)
+            ready = status.get("readyReplicas") or 0
+            if ready < replicas:
+                return f"waiting for {replicas - ready} pods to be ready"
+            strategy = spec.get("updateStrategy") or {}
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                # the API server defaults rollingUpdate.partition to 0
+                wanted_updated = replicas - ((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+                updated = status.get("updatedReplicas") or 0
+                if updated < wanted_updated:
+                    return f"{updated} out of {wanted_updated} new pods have been updated"
+            return None
         if kind == "Pod":
-            return None if conditions.get("Ready") == "True" else f"pod phase {status.get('phase', 'unknown')}"
+            ready = (conditions.get("Ready") or {}).get("status")
+            return None if ready == "True" else f"pod phase {status.get('phase', 'unknown')}"
         if kind == "Job":
-            if conditions.get("Failed") == "True":
-                raise KubeGPUError(f"Job {obj['metadata'].get('namespace')}/{obj['metadata']['name']} failed")
-            return None if conditions.get("Complete") == "True" else "not complete"
+            if (conditions.get("Failed") or {}).get("status") == "True":
+                raise KubeGPUError(f"{label} failed: {(conditions['Failed'].get('message') or 'no message')}")
+            return None if (conditions.get("Complete") or {}).get("status") == "True" else "not complete"
         return None
 
     def _wait(self, entries: list[dict[str, t.Any]], documents: list[dict[str, t.Any]]) -> None:
@@ -395,8 +549,14 @@ class K8sApply:
                 obj = self.client.request("GET", path, what=f"waiting for {label}", not_found_ok=True)
                 if self.params["state"] == "absent":
                     problem = None if obj is None else "still present"
+                elif obj is None:
+                    problem = "not found"
                 else:
-                    problem = "not found" if obj is None else self._ready(obj)
+                    try:
+                        problem = self._ready(obj, label)
+                    except KubeGPUError as exc:
+                        entry["object"] = kube.without_managed_fields(obj)
+                        raise KubeGPUError(exc.msg, objects=entries, changed=self._changed(entries)) from exc
                 if problem is None:
                     if obj is not None:
                         entry["object"] = kube.without_managed_fields(obj)
@@ -405,23 +565,63 @@ class K8sApply:
                     raise KubeGPUError(
                         f"{label} was not ready within wait_timeout={self.params['wait_timeout']}s: {problem}",
                         objects=entries,
-                        changed=any(item["changed"] for item in entries),
+                        changed=self._changed(entries),
                     )
                 time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     # -- the task ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _changed(entries: list[dict[str, t.Any]]) -> bool:
+        return any(item["changed"] for item in entries)
+
+    def _halted(self, exc: KubeGPUError, done: list[dict[str, t.Any]], rest: list[dict[str, t.Any]]) -> KubeGPUError:
+        """The failure of a write after ``done`` were written: it says what was and what was not."""
+        not_done = [
+            {
+                "apiVersion": doc["apiVersion"],
+                "kind": doc["kind"],
+                "name": doc["metadata"]["name"],
+                "namespace": doc["metadata"].get("namespace"),
+            }
+            for doc in rest
+        ]
+        msg = exc.msg
+        if done:
+            verb = "applied" if self.params["state"] == "present" else "deleted"
+            written = ", ".join(f"{entry_label(item)} {item['action']}" for item in done)
+            missing = ", ".join(entry_label(item) for item in not_done)
+            msg = f"{exc.msg}. Written before this failure: {written}; not {verb}: {missing}"
+        details = {**exc.details, "objects": done, "not_applied": not_done, "changed": self._changed(done)}
+        if self.module._diff:
+            details["diff"] = self.diff.diff()
+        return KubeGPUError(msg, **details)
+
     def run(self) -> dict[str, t.Any]:
         self.client = kube.KubeClient.from_params(self.params)
         self.discovery = kube.Discovery(self.client)
         present = self.params["state"] == "present"
-        documents = self.documents if present else list(reversed(self.documents))
+        ordered = install_order(self.documents)
+        documents = ordered if present else list(reversed(ordered))
         if present:
             # every kind is looked up before the first write; one not served stops the task here
             for doc in documents:
                 if not self._crd_in_task(doc) and self._resolve(doc) is None:
                     raise KubeGPUError(kube.not_served(doc["apiVersion"], doc["kind"]))
-        entries = [self._apply(doc) if present else self._delete(doc) for doc in documents]
+            if not self.check and len(documents) > 1:
+                # the API server validates every object (dryRun=All) before the first is written, so that a bad
+                # document later in the list does not leave the ones before it applied (one alone needs no rehearsal)
+                for doc in documents:
+                    # a custom resource is checked when written, against the CRD this task applies, not an older one
+                    if not self._crd_in_task(doc):
+                        self._apply(doc, DiffTracker(), dry_run=True)
+                self.new_namespaces.clear()
+        entries: list[dict[str, t.Any]] = []
+        for index, doc in enumerate(documents):
+            try:
+                entries.append(self._apply(doc, self.diff, dry_run=self.check) if present else self._delete(doc))
+            except KubeGPUError as exc:
+                raise self._halted(exc, entries, documents[index:]) from exc
         if self.params["wait"] and not self.check:
             self._wait(entries, documents)
         result: dict[str, t.Any] = {"changed": self.diff.changed, "objects": entries}

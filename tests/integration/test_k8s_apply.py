@@ -4,12 +4,14 @@ which gives workloads the status a healthy cluster would; see tests/support/kube
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support.kube_modules import get_object, run_kube_module, writes
+from tests.support.role_runs import run_tasks
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "support" / "manifests"
 CRD = MANIFESTS / "openfaas-profile-crd.yaml"
@@ -152,6 +154,11 @@ BAD_INPUTS = [
     ({"definition": {**CONFIGMAP, "apiVersion": "v2"}}, ["ConfigMap (v2) is not served by this cluster"]),
     ({"src": "/nonexistent/manifests.yaml"}, ["/nonexistent/manifests.yaml"]),
     ({"definition": {**CONFIGMAP, "metadata": {"name": "x", "namespace": "no-such-ns"}}}, ["no-such-ns", "HTTP 404"]),
+    # the second document is refused by the API server (422): its dry run, before the first write, stops the task
+    (
+        {"definition": [CONFIGMAP, {**CONFIGMAP, "metadata": {"name": "second", "labels": {"gpu": "not valid!"}}}]},
+        ["ConfigMap default/second (v1)", "HTTP 422", "not valid!"],
+    ),
 ]
 
 
@@ -161,7 +168,8 @@ def test_bad_input_fails_with_a_message_and_writes_nothing(kubeapi, args, words)
     assert run.failed, run.result
     for word in words:
         assert word in run.result["msg"], (word, run.result["msg"])
-    assert [entry for entry in writes(kubeapi) if entry["code"] < 400] == []
+    assert [entry for entry in writes(kubeapi) if entry["code"] < 400 and entry["query"].get("dryRun") != "All"] == []
+    assert get_object(kubeapi, CM_PATH) is None
 
 
 def test_malformed_yaml_file_is_named(kubeapi, tmp_path):
@@ -170,3 +178,237 @@ def test_malformed_yaml_file_is_named(kubeapi, tmp_path):
     run = _apply(kubeapi, {"src": str(bad)})
     assert run.failed and f"src {bad} is not valid YAML" in run.result["msg"]
     assert writes(kubeapi) == []
+
+
+def _stored_writes(kubeapi):
+    """(method, path) of every write the server stored (dry runs left out), in the order served."""
+    return [(entry["method"], entry["path"]) for entry in writes(kubeapi) if entry["query"].get("dryRun") != "All"]
+
+
+def test_a_write_that_fails_midway_reports_what_was_written_and_what_was_not(kubeapi):
+    """The CRD is written, then the API server refuses the first Profile (403, as RBAC refuses a user who may
+    create CRDs but not Profiles; no dry run can see it before the CRD exists): the task fails, changed, with the
+    CRD listed as created and both Profiles as not applied."""
+    crd = yaml.safe_load(CRD.read_text())
+    profile = yaml.safe_load(PROFILE.read_text())
+    second = {**profile, "metadata": {"name": "gpu-shared", "namespace": "default"}}
+    kubeapi.admin.fail_next(count=1, code=403, method="PATCH", path="/profiles/gpu$")
+    run = _apply(kubeapi, {"definition": [crd, profile, second]})
+    assert run.failed and run.changed, run.result
+    assert [(entry["kind"], entry["action"]) for entry in run.result["objects"]] == [("CustomResourceDefinition", "created")]
+    assert [entry["name"] for entry in run.result["not_applied"]] == ["gpu", "gpu-shared"]
+    assert "Profile default/gpu (openfaas.com/v1)" in run.result["msg"] and "HTTP 403" in run.result["msg"]
+    assert "CustomResourceDefinition profiles.openfaas.com (apiextensions.k8s.io/v1) created" in run.result["msg"]
+    assert get_object(kubeapi, PROFILE_PATH) is None
+
+
+def test_documents_are_applied_in_helms_install_order_so_a_custom_resource_before_its_crd_works(kubeapi, helm, tmp_path):
+    """The order is the one real helm gives the same documents (``helm template`` sorts a chart's manifests by
+    kind, pkg/release/util/kind_sorter.go): Namespace, ServiceAccount, ConfigMap, CustomResourceDefinition, ...,
+    Deployment, then kinds helm does not know (the Profile) last."""
+    crd = yaml.safe_load(CRD.read_text())
+    profile = yaml.safe_load(PROFILE.read_text())
+    given = [
+        profile,
+        DEPLOYMENT,
+        {**CONFIGMAP, "metadata": {"name": "settings", "namespace": "gpu-ops"}},
+        crd,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": "gpu-ops"}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-ops"}},
+    ]
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: order\nversion: 0.1.0\n")
+    (chart / "templates" / "all.yaml").write_text(yaml.safe_dump_all(given))
+    rendered = [doc for doc in yaml.safe_load_all(helm("template", "order", str(chart)).stdout) if doc]
+    helm_order = [(doc["kind"], doc["metadata"]["name"]) for doc in rendered]
+    assert helm_order[0] == ("Namespace", "gpu-ops") and helm_order[-1] == ("Profile", "gpu"), helm_order
+
+    run = _apply(kubeapi, {"definition": given})
+    assert run.changed and not run.failed, run.result
+    assert [(entry["kind"], entry["name"]) for entry in run.result["objects"]] == helm_order
+    stored = [path.rsplit("/", 1)[-1] for method, path in _stored_writes(kubeapi)]
+    assert stored == [name for _kind, name in helm_order], stored
+    assert get_object(kubeapi, PROFILE_PATH)["spec"]["runtimeClassName"] == "nvidia"
+
+
+def test_absent_of_a_kind_the_cluster_does_not_serve_answers_at_once(kubeapi):
+    """Neither the Profile CRD nor a Profile exists: nothing to delete, and nothing to wait for."""
+    crd = yaml.safe_load(CRD.read_text())
+    profile = yaml.safe_load(PROFILE.read_text())
+    run = _apply(kubeapi, {"definition": [crd, profile], "state": "absent", "wait": True})
+    assert not run.failed and not run.changed, run.result
+    discovery = [entry for entry in kubeapi.admin.requests() if entry["path"] == "/apis/openfaas.com/v1"]
+    assert len(discovery) <= 1, f"the module polled discovery {len(discovery)} times for a kind that cannot exist"
+    by_kind = {entry["kind"]: entry for entry in run.result["objects"]}
+    assert by_kind["Profile"]["action"] == "absent" and by_kind["Profile"]["served"] is False
+    assert by_kind["CustomResourceDefinition"]["action"] == "absent" and by_kind["CustomResourceDefinition"]["served"]
+
+
+def _workload(kind, name, spec, status):
+    labels = {"app": name}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]}}
+    body = {"selector": {"matchLabels": labels}, "template": template, **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": body,
+        "status": status,
+    }
+
+
+ROLLING = {"updateStrategy": {"type": "RollingUpdate"}}
+# statuses as the controllers write them at moments of a rollout; kubectl rollout status judges each
+ROLLOUTS = [
+    _workload(
+        "Deployment",
+        "dep-old-replicas",
+        {"replicas": 3},
+        {"observedGeneration": 1, "replicas": 4, "updatedReplicas": 3, "readyReplicas": 4, "availableReplicas": 4},
+    ),
+    _workload(
+        "Deployment",
+        "dep-deadline",
+        {"replicas": 3},
+        {
+            "observedGeneration": 1,
+            "replicas": 3,
+            "updatedReplicas": 1,
+            "readyReplicas": 2,
+            "availableReplicas": 2,
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "dep-deadline-7f9c" has timed out progressing.',
+                }
+            ],
+        },
+    ),
+    _workload(
+        "Deployment",
+        "dep-unavailable",
+        {"replicas": 3},
+        {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2},
+    ),
+    _workload("Deployment", "dep-not-observed", {"replicas": 1}, {}),
+    _workload(
+        "Deployment",
+        "dep-done",
+        {"replicas": 2},
+        {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2},
+    ),
+    _workload(
+        "DaemonSet",
+        "ds-not-updated",
+        ROLLING,
+        {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3,
+            "updatedNumberScheduled": 2,
+            "numberReady": 3,
+            "numberAvailable": 3,
+            "numberMisscheduled": 0,
+        },
+    ),
+    _workload(
+        "DaemonSet",
+        "ds-unavailable",
+        ROLLING,
+        {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3,
+            "updatedNumberScheduled": 3,
+            "numberReady": 3,
+            "numberAvailable": 2,
+            "numberMisscheduled": 0,
+        },
+    ),
+    _workload(
+        "DaemonSet",
+        "ds-done",
+        ROLLING,
+        {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3,
+            "updatedNumberScheduled": 3,
+            "numberReady": 3,
+            "numberAvailable": 3,
+            "numberMisscheduled": 0,
+        },
+    ),
+    _workload(
+        "StatefulSet",
+        "sts-not-ready",
+        {"replicas": 2, "serviceName": "s", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}},
+        {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1, "updatedReplicas": 2, "currentReplicas": 2},
+    ),
+    _workload(
+        "StatefulSet",
+        "sts-partitioned",
+        {"replicas": 3, "serviceName": "s", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}},
+        {"observedGeneration": 1, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1, "currentReplicas": 2},
+    ),
+    _workload(
+        "StatefulSet",
+        "sts-not-updated",
+        {"replicas": 3, "serviceName": "s", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}},
+        {"observedGeneration": 1, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 2, "currentReplicas": 3},
+    ),
+]
+
+
+def test_wait_judges_a_rollout_as_kubectl_rollout_status_does(kubeapi, kubectl):
+    """Each workload is stored with the status of a moment in a rollout (the ready controller off, so nothing
+    changes it); real ``kubectl rollout status --watch=false`` says done, waiting (and for what) or failed, and the
+    module's wait must agree: done passes, waiting fails at wait_timeout naming what kubectl names, failed fails at
+    once (a Deployment past its progress deadline does not wait out the timeout)."""
+    kubeapi.admin.load(yaml.safe_dump_all(ROLLOUTS))
+    verdicts = {}
+    for obj in ROLLOUTS:
+        name = obj["metadata"]["name"]
+        said = kubectl("rollout", "status", f"{obj['kind'].lower()}/{name}", "--watch=false", check=False)
+        if said.returncode != 0:
+            verdicts[name] = ("failed", said.stderr.strip())
+        else:
+            waiting = re.search(r"to finish: (.*?)\.\.\.", said.stdout) or re.search(r"Waiting for (.*?)\.\.\.", said.stdout)
+            verdicts[name] = ("waiting", waiting.group(1)) if waiting else ("done", said.stdout.strip())
+    assert verdicts["dep-old-replicas"] == ("waiting", "1 old replicas are pending termination"), verdicts
+    assert verdicts["dep-deadline"][0] == "failed" and verdicts["dep-done"][0] == "done", verdicts
+
+    timeouts = {"dep-deadline": 60}
+    tasks = {}
+    for obj in ROLLOUTS:
+        name = obj["metadata"]["name"]
+        definition = {key: value for key, value in obj.items() if key != "status"}
+        args = {
+            "kubeconfig": str(kubeapi.kubeconfig),
+            "definition": definition,
+            "wait": True,
+            "wait_timeout": timeouts.get(name, 1),
+        }
+        tasks[name] = ("kubegpu.core.k8s_apply", args, None)
+    results = run_tasks(tasks)
+    # failed at once: one read of the object after the apply, not a minute of polling
+    reads = [entry for entry in kubeapi.admin.requests() if entry["method"] == "GET" and entry["path"].endswith("/dep-deadline")]
+    assert len(reads) <= 4, f"a Deployment past its progress deadline was polled {len(reads)} times"
+    for name, (verdict, words) in verdicts.items():
+        run = results[name]
+        assert not run.changed, (name, run.result)
+        if verdict == "done":
+            assert not run.failed, (name, words, run.result)
+        elif verdict == "waiting":
+            assert run.failed and "wait_timeout=1s" in run.result["msg"], (name, words, run.result)
+            assert words.replace("deployment spec", "spec") in run.result["msg"], (name, words, run.result["msg"])
+        else:
+            assert run.failed and "wait_timeout" not in run.result["msg"], (name, words, run.result)
+            assert "exceeded its progress deadline" in words and "ProgressDeadlineExceeded" in run.result["msg"], (
+                name,
+                words,
+                run.result["msg"],
+            )
