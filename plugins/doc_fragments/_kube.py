@@ -76,7 +76,8 @@ options:
     type: str
   api_timeout:
     description:
-      - Seconds one API request may take in all, retries included.
+      - Seconds one API request may take in all, retries included. A positive number; V(0) or a negative value is
+        refused before any request.
       - Requests answered with 429 (after the server's C(Retry-After)), 500, 502, 503 or 504, or whose connection
         drops, are retried with exponential backoff until this time is spent; a refused connection is tried three times.
       - Can be set with the E(KUBEGPU_API_TIMEOUT) environment variable.

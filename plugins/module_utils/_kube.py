@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import random
 import re
@@ -122,6 +123,22 @@ def _backoff(attempt: int) -> float:
     return min(5.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
+def check_api_timeout(value: t.Any) -> float:
+    """``api_timeout`` in seconds: a positive, finite number (60 when not given)."""
+    if value is None:
+        return 60.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise KubeGPUError(
+            f"api_timeout={value!r} is not valid: give a positive number of seconds that one API request may take, "
+            "retries included (default 60)"
+        )
+    return seconds
+
+
 def _kubeconfig_contexts(data: t.Any, where: str) -> list[str]:
     if not isinstance(data, dict):
         raise KubeGPUError(f"the kubeconfig {where} is not a YAML mapping")
@@ -180,6 +197,7 @@ class KubeClient:
     @classmethod
     def from_params(cls, params: dict[str, t.Any], *, parallel: int = 1) -> KubeClient:
         """The client the connection options describe (see the ``_kube`` doc fragment)."""
+        timeout = check_api_timeout(params.get("api_timeout"))
         if not HAS_KUBERNETES:
             raise KubeGPUError("the kubernetes Python library is required", exception=KUBERNETES_IMPORT_ERROR)
         cfg = k8s_client.Configuration()
@@ -230,7 +248,7 @@ class KubeClient:
             client_cert=params.get("client_cert") or cfg.cert_file,
             client_key=params.get("client_key") or cfg.key_file,
             proxy=proxy,
-            timeout=float(params.get("api_timeout") or 60.0),
+            timeout=timeout,
             parallel=parallel,
             server_hostname=getattr(cfg, "tls_server_name", None),
         )

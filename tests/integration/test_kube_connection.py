@@ -103,3 +103,12 @@ def test_tls_verified_with_the_kubeconfig_ca_or_ca_cert_and_refused_without(tls_
     assert refused.failed and server.url in refused.result["msg"] and "CERTIFICATE_VERIFY_FAILED" in refused.result["msg"]
     insecure = {"host": server.url, "validate_certs": False, **check}
     assert run_module("kubegpu.core.node_labels", insecure, check=True, env=env).changed
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "nan"], ids=["zero", "negative", "nan"])
+def test_api_timeout_not_a_positive_number_is_refused_naming_the_option_before_any_request(kubeapi, timeout):
+    kubeapi.admin.reset_counters()
+    run = run_module("kubegpu.core.node_labels", {"kubeconfig": str(kubeapi.kubeconfig), "api_timeout": timeout, **LABEL})
+    assert run.failed, run.result
+    assert f"api_timeout={float(timeout)!r} is not valid" in run.result["msg"] and "positive" in run.result["msg"]
+    assert kubeapi.admin.requests() == []
