@@ -15,7 +15,9 @@ description:
     carries the C(resourceVersion) it was computed from; when another client changed the node in between, the API
     server answers 409, and the module reads the node again and recomputes, so taints written by others are never
     lost.
-  - Every node name, taint key, value and effect is checked before the first request.
+  - Every node name, taint key, value and effect is checked before the first request. With O(state=present), two
+    taints of the same key and effect are refused, as C(kubectl taint) and the API server refuse them (a node holds
+    one taint per key and effect).
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -178,6 +180,25 @@ def check_taint(taint: dict[str, t.Any], state: str) -> dict[str, str]:
     return checked
 
 
+def taint_text(taint: dict[str, t.Any]) -> str:
+    """A taint as kubectl taint writes it: ``key=value:effect``."""
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint['key']}{value}:{taint.get('effect') or ''}"
+
+
+def check_unique(taints: list[dict[str, t.Any]]) -> None:
+    """A node holds one taint per key and effect (the API server's validateNodeTaints refuses duplicates, and
+    kubectl taint refuses them before sending): two of them in one task cannot both be applied."""
+    seen: dict[tuple[str, str | None], dict[str, t.Any]] = {}
+    for taint in taints:
+        first = seen.setdefault((taint["key"], taint["effect"]), taint)
+        if first is not taint:
+            raise KubeGPUError(
+                f"taints {taint_text(first)!r} and {taint_text(taint)!r} have the same key and effect; a node holds one "
+                "taint per key and effect (the API server refuses duplicates): give one of them"
+            )
+
+
 def wanted_taints(current: list[dict[str, t.Any]], taints: list[dict[str, str]], state: str) -> list[dict[str, t.Any]]:
     """The node's taint list after adding or removing ``taints``; others' taints kept in place and order."""
     result = [dict(item) for item in current]
@@ -208,6 +229,8 @@ class NodeTaints:
         if self.parallel < 1:
             raise KubeGPUError(f"parallel={self.parallel} is not valid; give 1 or more")
         self.taints = [check_taint(taint, self.state) for taint in params["taints"]]
+        if self.state == "present":
+            check_unique(self.taints)
         self.selector: str | None = params["selector"]
         self.names: list[str] = []
         for name in params["nodes"] or []:

@@ -97,6 +97,16 @@ BAD_INPUTS = [
     ({"nodes": ["gpu-node-1"], "taints": [{"key": "k"}]}, ["'k' has no effect"]),
     ({"nodes": ["gpu-node-1", "ghost"], "taints": [GPU_TAINT]}, ["not found", "ghost"]),
     ({"nodes": ["a/b"], "taints": [GPU_TAINT]}, ["invalid node name 'a/b'"]),
+    # kubectl taint: "duplicated taints with the same key and effect"; the API server: "taints must be unique by key
+    # and effect pair" (validateNodeTaints): a node holds one taint per key and effect
+    (
+        {"nodes": ["gpu-node-1"], "taints": [GPU_TAINT, {**GPU_TAINT, "value": "other"}]},
+        ["'nvidia.com/gpu=present:NoSchedule' and 'nvidia.com/gpu=other:NoSchedule'", "same key and effect"],
+    ),
+    (
+        {"nodes": ["gpu-node-1"], "taints": [{"key": "k", "effect": "NoExecute"}, {"key": "k", "value": "v", "effect": "NoExecute"}]},
+        ["'k:NoExecute' and 'k=v:NoExecute'"],
+    ),
 ]
 
 
