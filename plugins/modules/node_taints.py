@@ -109,7 +109,9 @@ nodes:
       description: The node.
       type: str
     changed:
-      description: Whether the node's taints changed (or would change in check mode).
+      description:
+        - Whether the node's taints changed (or would change in check mode), judged against the taints read at the
+          start of the task: a write whose answer was lost and that a retry finds applied counts as a change.
       type: bool
     taints:
       description: The node's taints after the task.
@@ -270,8 +272,14 @@ class NodeTaints:
         return result
 
     def _node(self, node: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Read-modify-write of one node's taints, recomputed from a fresh read after each 409."""
+        """Read-modify-write of one node's taints, recomputed from a fresh read after each 409.
+
+        Whether the node changed is judged against its taints as first read, not as reread after a conflict: a
+        PATCH whose answer was lost (the connection reset after the server applied it) is sent again, meets 409
+        (its own write changed the resourceVersion), and the reread shows the node as wanted; the task's write
+        happened all the same."""
         name = node["metadata"]["name"]
+        before = (node.get("spec") or {}).get("taints") or []
         conflicts = 0
         deadline = time.monotonic() + self.client.timeout
         while True:
@@ -294,8 +302,8 @@ class NodeTaints:
                     raise
             conflicts += 1
             node = self.client.request("GET", kube.node_path(name), what=f"reading node {name} after a conflict")
-        self.diff.record(name, current, after)
-        return {"name": name, "changed": after != current, "taints": after, "conflicts": conflicts}
+        self.diff.record(name, before, after)
+        return {"name": name, "changed": after != before, "taints": after, "conflicts": conflicts}
 
 
 def main() -> None:

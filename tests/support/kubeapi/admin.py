@@ -29,6 +29,11 @@ class AdminClient:
         """The next ``count`` requests (optionally: with this method, whose path matches this regex) fail with ``code``."""
         self._call("POST", "faults", {"code": code, "count": count, "method": method, "path": path})
 
+    def drop_responses(self, count: int = 1, method: Optional[str] = None, path: Optional[str] = None) -> None:
+        """The next ``count`` matching requests are served (a write is applied) but their answers are lost: the
+        server closes the connection instead of answering, as when a connection resets after the write."""
+        self._call("POST", "faults", {"count": count, "method": method, "path": path, "dropResponse": True})
+
     def interpose(
         self,
         request_method: str,
@@ -65,7 +70,8 @@ class AdminClient:
         return self._call("GET", "counters")
 
     def requests(self) -> list[dict]:
-        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start, epoch)."""
+        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start,
+        epoch), dropped (served but its answer lost, ``drop_responses``)."""
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:

@@ -41,6 +41,9 @@ class Fault:
     count: int
     method: Optional[str] = None
     path: Optional[str] = None  # a regular expression searched in the request path
+    # serve the request (a write is applied), then close the connection without answering: a response lost on the
+    # way back, as when a connection resets after the API server applied the write
+    drop_response: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -90,14 +93,13 @@ class ServerState:
         self._version = value
         self.store.kube_version = value
 
-    def take_fault(self, method: str, path: str) -> Optional[int]:
+    def take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self.lock:
             for fault in self.faults:
                 if fault.count > 0 and fault.matches(method, path):
                     fault.count -= 1
-                    code = fault.code
                     self.faults = [f for f in self.faults if f.count > 0]
-                    return code
+                    return fault
         return None
 
     def take_interposition(self, method: str, path: str) -> Optional[Interposition]:
@@ -168,6 +170,9 @@ class Handler(BaseHTTPRequestHandler):
         self._code = code
         # Counted before the client can read the answer, so a test that asks for the counters next sees this request.
         self._record()
+        if self._drop_response:  # the request was served; its answer is lost with the connection
+            self.close_connection = True
+            return
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -204,6 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         self._code = 0
         self._verb, self._resource = method.lower(), "other"
         self._pending: Optional[tuple[str, str, float, float]] = None
+        self._drop_response = False
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
@@ -216,8 +222,10 @@ class Handler(BaseHTTPRequestHandler):
             other = state.take_interposition(method, path)
             if other is not None and other.request:
                 self._interpose(other.request)
-            code = state.take_fault(method, path)
-            if code is not None:
+            fault = state.take_fault(method, path)
+            self._drop_response = fault is not None and fault.drop_response
+            if fault is not None and not fault.drop_response:
+                code = fault.code
                 self._classify(method, path)
                 messages = {
                     409: "injected conflict",
@@ -258,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
                     "contentType": self.headers.get("Content-Type", ""),
                     "userAgent": self.headers.get("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
+                    "dropped": self._drop_response,
                     "time": round(started_at, 6),
                 }
             )
@@ -716,7 +725,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             if action == "faults" and method == "POST":
-                fault = Fault(int(body["code"]), int(body.get("count", 1)), body.get("method"), body.get("path"))
+                if not body.get("dropResponse") and not body.get("code"):
+                    raise KeyError("code (or dropResponse: true)")
+                fault = Fault(
+                    int(body.get("code") or 0),
+                    int(body.get("count", 1)),
+                    body.get("method"),
+                    body.get("path"),
+                    bool(body.get("dropResponse")),
+                )
                 with state.lock:
                     state.faults.append(fault)
                 self._send(200, {"faults": [dataclasses.asdict(f) for f in state.faults]})
