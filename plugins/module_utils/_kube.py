@@ -464,6 +464,19 @@ class Discovery:
             self.served[api_version] = kinds if listing is not None else None
         return (self.served[api_version] or {}).get(kind)
 
+    def find(self, api_version: str, name: str) -> dict[str, t.Any] | None:
+        """The served resource of ``api_version`` that ``name`` names, as kubectl resolves a resource type: its kind;
+        its plural or singular name in any case (discovery's ``singularName``, else the kind lowercased, as
+        client-go's discovery RESTMapper builds it and lowercases the input); or one of its ``shortNames`` exactly
+        as written (kubectl's shortcut expander). None when nothing matches."""
+        self.resource(api_version, name)
+        resources = list((self.served[api_version] or {}).values())
+        lowered = name.lower()
+        for resource in resources:
+            if name == resource["kind"] or lowered in (resource["name"], (resource.get("singularName") or resource["kind"]).lower()):
+                return resource
+        return next((resource for resource in resources if name in (resource.get("shortNames") or ())), None)
+
     @staticmethod
     def collection_path(api_version: str, resource: dict[str, t.Any], namespace: str | None) -> str:
         """The URL path of a served resource's collection (in ``namespace`` when it is namespaced and one is given)."""
