@@ -91,7 +91,10 @@ def test_a_dropped_response_is_applied_and_its_connection_closed_without_an_answ
         requests.patch(f"{kubeapi.url}/api/v1/nodes/gpu-node-1", json=patch, headers=headers, timeout=5)
     node = requests.get(f"{kubeapi.url}/api/v1/nodes/gpu-node-1", timeout=5).json()
     assert node["metadata"]["labels"]["dropped"] == "yes"
-    assert [(e["method"], e["code"], e["dropped"]) for e in kubeapi.admin.requests()] == [("PATCH", 200, True), ("GET", 200, False)]
+    assert [(e["method"], e["code"], e["dropped"]) for e in kubeapi.admin.requests()] == [
+        ("PATCH", 200, True),
+        ("GET", 200, False),
+    ]
     assert kubeapi.admin.faults() == []
 
 

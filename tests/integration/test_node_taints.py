@@ -121,7 +121,10 @@ BAD_INPUTS = [
         ["'nvidia.com/gpu=present:NoSchedule' and 'nvidia.com/gpu=other:NoSchedule'", "same key and effect"],
     ),
     (
-        {"nodes": ["gpu-node-1"], "taints": [{"key": "k", "effect": "NoExecute"}, {"key": "k", "value": "v", "effect": "NoExecute"}]},
+        {
+            "nodes": ["gpu-node-1"],
+            "taints": [{"key": "k", "effect": "NoExecute"}, {"key": "k", "value": "v", "effect": "NoExecute"}],
+        },
         ["'k:NoExecute' and 'k=v:NoExecute'"],
     ),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any, Optional
@@ -18,7 +19,8 @@ class AdminClient:
         if data is not None:
             request.add_header("Content-Type", "application/yaml" if raw is not None else "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            context = ssl._create_unverified_context() if self.url.startswith("https:") else None  # the bench's own certificate
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             raise RuntimeError(
@@ -61,6 +63,11 @@ class AdminClient:
     def faults(self) -> list[dict]:
         return self._call("GET", "faults")["faults"]
 
+    def accept_tokens(self, tokens: Optional[list[str]]) -> None:
+        """Check bearer tokens (off until called, and after ``reset``): only these are accepted, any other request is
+        refused 401 Unauthorized, as an expired or revoked token is; ``None`` turns checking off."""
+        self._call("POST", "tokens", {"accepted": tokens})
+
     def set_latency(self, seconds: float) -> None:
         """Delay every API request by ``seconds``."""
         self._call("POST", "latency", {"seconds": seconds})
@@ -71,7 +78,7 @@ class AdminClient:
 
     def requests(self) -> list[dict]:
         """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start,
-        epoch), dropped (served but its answer lost, ``drop_responses``)."""
+        epoch), dropped (served but its answer lost, ``drop_responses``), token (the bearer token presented, or "")."""
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:

@@ -79,6 +79,8 @@ class ServerState:
         self.interpositions: list[Interposition] = []
         self.url = ""
         self.latency = 0.0
+        # bearer tokens the server accepts (opt-in authentication); None: any or no credentials pass
+        self.accepted_tokens: Optional[set[str]] = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
         self.stopping = threading.Event()
@@ -219,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if state.latency:
                 time.sleep(state.latency)
+            self._authenticate()
             other = state.take_interposition(method, path)
             if other is not None and other.request:
                 self._interpose(other.request)
@@ -246,6 +249,19 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self._record()
 
+    def _presented_token(self) -> str:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+
+    def _authenticate(self) -> None:
+        """With token checking on (``accept_tokens``), a request without an accepted bearer token is refused as
+        kube-apiserver refuses a token no authenticator accepts (an expired or revoked one), anonymous requests
+        included (as with ``--anonymous-auth=false``): 401 with the Status kube-apiserver sends."""
+        accepted = self.state.accepted_tokens
+        if accepted is not None and self._presented_token() not in accepted:
+            self._verb, self._resource = "authenticate", "unauthorized"
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+
     def _record(self) -> None:
         """Count the request and add it to the request log, once (admin requests are not recorded)."""
         if self._pending is None:
@@ -267,6 +283,7 @@ class Handler(BaseHTTPRequestHandler):
                     "userAgent": self.headers.get("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
                     "dropped": self._drop_response,
+                    "token": self._presented_token(),
                     "time": round(started_at, 6),
                 }
             )
@@ -283,6 +300,7 @@ class Handler(BaseHTTPRequestHandler):
             headers={
                 "Content-Type": request.get("contentType", "application/merge-patch+json"),
                 "User-Agent": "kubeapi-interposed-writer",
+                **({"Authorization": f"Bearer {min(self.state.accepted_tokens)}"} if self.state.accepted_tokens else {}),
             },
         )
         context = ssl._create_unverified_context()  # our own test certificate
@@ -759,6 +777,13 @@ class Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     state.interpositions.clear()
                 self._send(200, {"interpositions": []})
+            elif action == "tokens" and method in ("POST", "PUT"):
+                accepted = body.get("accepted")
+                state.accepted_tokens = None if accepted is None else {str(token) for token in accepted}
+                self._send(200, {"accepted": None if accepted is None else sorted(state.accepted_tokens)})
+            elif action == "tokens" and method == "DELETE":
+                state.accepted_tokens = None
+                self._send(200, {"accepted": None})
             elif action == "latency" and method in ("POST", "PUT"):
                 state.latency = float(body.get("seconds", 0))
                 self._send(200, {"seconds": state.latency})
@@ -788,6 +813,7 @@ class Handler(BaseHTTPRequestHandler):
                     state.counters.clear()
                     state.requests.clear()
                     state.latency = 0.0
+                    state.accepted_tokens = None
                 self._send(200, {"resourceVersion": str(state.store.resource_version)})
             elif action == "snapshot" and method == "POST":
                 state.store.snapshot()
