@@ -16,7 +16,7 @@ options:
         C(~/.kube/config), or the in-cluster service account when it runs in a pod.
       - With a C(KUBECONFIG)-style list of paths, the first one is read.
       - A kubeconfig user whose token comes from an exec plugin (for example C(aws eks get-token) or kubelogin) or a
-        C(tokenFile) gets a new token when the old one ends, so a long task outlives it, as with client-go: the exec
+        C(tokenFile) gets a new token when the old one ends, so a long task outlives it, as with client-go. The exec
         plugin is run again once its C(ExecCredential)'s C(expirationTimestamp) has passed; and when the API server
         answers 401, the plugin is run again (or the file read again) and the request repeated once. The in-cluster
         service account token file is read again on 401 too.

@@ -38,8 +38,8 @@ options:
     default: v1
   kind:
     description:
-      - The kind, for example V(Node), V(Pod) or V(Profile), or any name C(kubectl get) takes for it in O(api_version)
-        (from the cluster's discovery): the plural or singular resource name in any case (V(nodes), V(node),
+      - The kind, for example V(Node), V(Pod) or V(Profile), or any name C(kubectl get) takes for it in O(api_version),
+        read from the cluster's discovery; the plural or singular resource name in any case (V(nodes), V(node),
         V(NODE)) or a short name as written (V(no)). RV(resources) carry the kind itself (V(Node)).
     type: str
     required: true

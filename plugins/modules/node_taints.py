@@ -111,7 +111,7 @@ nodes:
     changed:
       description:
         - Whether the node's taints changed (or would change in check mode), judged against the taints read at the
-          start of the task: a write whose answer was lost and that a retry finds applied counts as a change.
+          start of the task; a write whose answer was lost and that a retry finds applied counts as a change.
       type: bool
     taints:
       description: The node's taints after the task.
