@@ -166,7 +166,8 @@ def _rfc3339(value: t.Any) -> float | None:
     """Epoch seconds of an RFC 3339 time (``2026-01-02T03:04:05Z``), or None."""
     if not isinstance(value, str) or not value:
         return None
-    text = re.sub(r"(\.\d{1,6})\d*", r"\1", value.strip()).replace("z", "Z").replace("Z", "+00:00")
+    # Python 3.9's fromisoformat takes neither Z nor fractions of other than 3 or 6 digits
+    text = re.sub(r"\.\d+", lambda match: match.group(0)[:7].ljust(7, "0"), value.strip()).upper().replace("Z", "+00:00")
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:
