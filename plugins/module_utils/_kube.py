@@ -200,6 +200,8 @@ class BearerToken:
     @classmethod
     def of_user(cls, user: dict[str, t.Any], base: str, cfg: t.Any, initial: str | None) -> BearerToken | None:
         exec_config = user.get("exec") if isinstance(user.get("exec"), dict) else None
+        if not initial:  # an exec plugin that gave a client certificate (the library uses it), not a bearer token
+            exec_config = None
         token_file = user.get("tokenFile") if isinstance(user.get("tokenFile"), str) else None
         if exec_config is None and token_file is None:
             return None
@@ -218,7 +220,7 @@ class BearerToken:
                 for setting in self._cfg.auth_settings().values():
                     if setting.get("in") == "header" and setting.get("key", "").lower() == "authorization":
                         self._initial = (setting.get("value") or "").strip() or self._initial
-            if self._initial is None:
+            if self._initial is None:  # the library read no token file
                 self._fetch()
                 return t.cast(str, self._token)
             return self._initial
