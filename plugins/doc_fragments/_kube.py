@@ -15,6 +15,11 @@ options:
       - When neither O(kubeconfig) nor O(host) is given, the client uses
         C(~/.kube/config), or the in-cluster service account when it runs in a pod.
       - With a C(KUBECONFIG)-style list of paths, the first one is read.
+      - A kubeconfig user whose token comes from an exec plugin (for example C(aws eks get-token) or kubelogin) or a
+        C(tokenFile) gets a new token when the old one ends, so a long task outlives it, as with client-go. The exec
+        plugin is run again once its C(ExecCredential)'s C(expirationTimestamp) has passed; and when the API server
+        answers 401, the plugin is run again (or the file read again) and the request repeated once. The in-cluster
+        service account token file is read again on 401 too.
       - Can be set with the E(K8S_AUTH_KUBECONFIG) or E(KUBECONFIG) environment variable.
     type: raw
   context:
@@ -76,7 +81,8 @@ options:
     type: str
   api_timeout:
     description:
-      - Seconds one API request may take in all, retries included.
+      - Seconds one API request may take in all, retries included. A positive number; V(0) or a negative value is
+        refused before any request.
       - Requests answered with 429 (after the server's C(Retry-After)), 500, 502, 503 or 504, or whose connection
         drops, are retried with exponential backoff until this time is spent; a refused connection is tried three times.
       - Can be set with the E(KUBEGPU_API_TIMEOUT) environment variable.

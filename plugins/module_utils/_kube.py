@@ -19,11 +19,14 @@ server, the object and the HTTP status.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
+import math
 import os
 import random
 import re
+import subprocess
 import threading
 import time
 import traceback
@@ -122,10 +125,156 @@ def _backoff(attempt: int) -> float:
     return min(5.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
+def check_api_timeout(value: t.Any) -> float:
+    """``api_timeout`` in seconds: a positive, finite number (60 when not given)."""
+    if value is None:
+        return 60.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise KubeGPUError(
+            f"api_timeout={value!r} is not valid: give a positive number of seconds that one API request may take, "
+            "retries included (default 60)"
+        )
+    return seconds
+
+
 def _kubeconfig_contexts(data: t.Any, where: str) -> list[str]:
     if not isinstance(data, dict):
         raise KubeGPUError(f"the kubeconfig {where} is not a YAML mapping")
     return [str(item.get("name")) for item in data.get("contexts") or [] if isinstance(item, dict)]
+
+
+def _kubeconfig_user(data: t.Any, context: str | None) -> dict[str, t.Any]:
+    """The ``user`` entry of the kubeconfig's context (the current one when ``context`` is None), or {}."""
+    if not isinstance(data, dict):
+        return {}
+    name = context or data.get("current-context")
+    entry = next(
+        (item.get("context") for item in data.get("contexts") or [] if isinstance(item, dict) and item.get("name") == name), None
+    )
+    user = (entry or {}).get("user") if isinstance(entry, dict) else None
+    found = next(
+        (item.get("user") for item in data.get("users") or [] if isinstance(item, dict) and item.get("name") == user), None
+    )
+    return found if isinstance(found, dict) else {}
+
+
+def _rfc3339(value: t.Any) -> float | None:
+    """Epoch seconds of an RFC 3339 time (``2026-01-02T03:04:05Z``), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    # Python 3.9's fromisoformat takes neither Z nor fractions of other than 3 or 6 digits
+    text = re.sub(r"\.\d+", lambda match: match.group(0)[:7].ljust(7, "0"), value.strip()).upper().replace("Z", "+00:00")
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
+
+
+class BearerToken:
+    """A kubeconfig user's bearer token that its source can renew: the user's exec plugin (an ``ExecCredential``, as
+    client-go runs it: ``aws eks get-token``, ``kubelogin``) or its ``tokenFile`` (or the in-cluster service account
+    token, which the kubelet rotates). The kubernetes library reads them once, when the kubeconfig is loaded; a long
+    task outlives such a token. Asked before each request: the token the library loaded until it is renewed here
+    (the library's refresh hook runs the exec plugin again when that token's ``expirationTimestamp`` is near), then
+    this source's own token until its ``expirationTimestamp`` passes (client-go's rule). On a 401 the client
+    ``renew``s it (runs the plugin again, or reads the file again) and repeats the request once."""
+
+    def __init__(
+        self, cfg: t.Any, initial: str | None, *, exec_config: dict[str, t.Any] | None, token_file: str | None, base: str
+    ) -> None:
+        self._cfg = cfg
+        # the library keeps a token file's trailing newline, which no header may hold; client-go trims it
+        self._initial = initial.strip() if initial else None
+        self._exec = exec_config
+        self._token_file = token_file
+        self._base = base
+        self._token: str | None = None
+        self._expiry: float | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_user(cls, user: dict[str, t.Any], base: str, cfg: t.Any, initial: str | None) -> BearerToken | None:
+        exec_config = user.get("exec") if isinstance(user.get("exec"), dict) else None
+        if not initial:  # an exec plugin that gave a client certificate (the library uses it), not a bearer token
+            exec_config = None
+        token_file = user.get("tokenFile") if isinstance(user.get("tokenFile"), str) else None
+        if exec_config is None and token_file is None:
+            return None
+        if token_file:
+            token_file = os.path.join(base, os.path.expanduser(token_file))
+        return cls(cfg, initial, exec_config=exec_config, token_file=token_file, base=base)
+
+    def header(self) -> str:
+        """The ``Authorization`` header to send now."""
+        with self._lock:
+            if self._token is not None:
+                if self._expiry is not None and time.time() >= self._expiry:
+                    self._fetch()
+                return self._token
+            if self._exec is not None:  # the library's refresh hook honours the loaded token's expirationTimestamp
+                for setting in self._cfg.auth_settings().values():
+                    if setting.get("in") == "header" and setting.get("key", "").lower() == "authorization":
+                        self._initial = (setting.get("value") or "").strip() or self._initial
+            if self._initial is None:  # the library read no token file
+                self._fetch()
+                return t.cast(str, self._token)
+            return self._initial
+
+    def renew(self, used: str) -> bool:
+        """A new token after ``used`` was refused (401); False when the source gives the same one again."""
+        with self._lock:
+            if self._token is not None and self._token != used:
+                return True  # another thread renewed it already
+            self._fetch()
+            return self._token != used
+
+    def _fetch(self) -> None:
+        if self._exec is not None:
+            token, self._expiry = self._run_plugin(self._exec)
+        else:
+            try:
+                with open(t.cast(str, self._token_file), encoding="utf-8") as handle:
+                    token = handle.read().strip()
+            except OSError as exc:
+                raise KubeGPUError(f"cannot read the kubeconfig user's tokenFile {self._token_file}: {exc}") from exc
+            self._expiry = None
+        self._token = f"Bearer {token}"
+
+    def _run_plugin(self, config: dict[str, t.Any]) -> tuple[str, float | None]:
+        """Run the exec plugin as client-go does (``KUBERNETES_EXEC_INFO``, the plugin's ``env``, a command with a
+        path separator relative to the kubeconfig's folder) and read the token of its ``ExecCredential``."""
+        command = str(config.get("command") or "")
+        if os.sep in command and not os.path.isabs(command):
+            command = os.path.join(self._base, command)
+        api_version = str(config.get("apiVersion") or "client.authentication.k8s.io/v1")
+        env = dict(os.environ)
+        env.update({str(item.get("name")): str(item.get("value")) for item in config.get("env") or [] if isinstance(item, dict)})
+        env["KUBERNETES_EXEC_INFO"] = json.dumps(
+            {"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+        )
+        argv = [command, *[str(arg) for arg in config.get("args") or []]]
+        try:
+            done = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} could not run: {exc}") from exc
+        if done.returncode != 0:
+            raise KubeGPUError(
+                f"the kubeconfig user's exec plugin {command} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+            )
+        try:
+            status = json.loads(done.stdout).get("status") or {}
+        except (ValueError, AttributeError) as exc:
+            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} did not print an ExecCredential: {exc}") from exc
+        if not status.get("token"):
+            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} gave no token in its ExecCredential status")
+        return str(status["token"]), _rfc3339(status.get("expirationTimestamp"))
 
 
 class KubeClient:
@@ -144,9 +293,12 @@ class KubeClient:
         timeout: float,
         parallel: int = 1,
         server_hostname: str | None = None,
+        credentials: BearerToken | None = None,
     ) -> None:
         self.host = host.rstrip("/")
         self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **headers}
+        # a bearer token that can be renewed (exec plugin, token file), asked before each request and again on 401
+        self.credentials = credentials
         self.timeout = timeout
         self.parallel = max(1, parallel)
         self._lock = threading.Lock()
@@ -180,28 +332,37 @@ class KubeClient:
     @classmethod
     def from_params(cls, params: dict[str, t.Any], *, parallel: int = 1) -> KubeClient:
         """The client the connection options describe (see the ``_kube`` doc fragment)."""
+        timeout = check_api_timeout(params.get("api_timeout"))
         if not HAS_KUBERNETES:
             raise KubeGPUError("the kubernetes Python library is required", exception=KUBERNETES_IMPORT_ERROR)
         cfg = k8s_client.Configuration()
         kubeconfig = params.get("kubeconfig")
         context = params.get("context")
         host = params.get("host")
+        # the kubeconfig user (and the folder its relative paths start from), for a token that can be renewed
+        user: tuple[dict[str, t.Any], str] | None = None
         try:
             if isinstance(kubeconfig, dict):
                 cls._check_context(kubeconfig, context, "given as a dictionary")
                 k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=cfg, persist_config=False)
+                user = (_kubeconfig_user(kubeconfig, context), os.getcwd())
             elif kubeconfig:
                 path = cls._kubeconfig_path(kubeconfig)
-                cls._check_context(cls._read_yaml(path), context, path)
+                data = cls._read_yaml(path)
+                cls._check_context(data, context, path)
                 k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+                user = (_kubeconfig_user(data, context), os.path.dirname(os.path.abspath(path)))
             elif host:
                 cfg.host = host
             elif os.path.exists(os.path.expanduser("~/.kube/config")):
                 path = os.path.expanduser("~/.kube/config")
-                cls._check_context(cls._read_yaml(path), context, path)
+                data = cls._read_yaml(path)
+                cls._check_context(data, context, path)
                 k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+                user = (_kubeconfig_user(data, context), os.path.dirname(path))
             elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
                 k8s_config.load_incluster_config(client_configuration=cfg)
+                user = ({"tokenFile": IN_CLUSTER_TOKEN}, "/")
             else:
                 raise KubeGPUError(
                     "no Kubernetes connection: give kubeconfig (or set K8S_AUTH_KUBECONFIG / KUBECONFIG) or host, "
@@ -212,6 +373,11 @@ class KubeClient:
         if host:
             cfg.host = host
         headers = cls._auth_headers(cfg, params)
+        credentials = None
+        if user is not None and not params.get("api_key") and not params.get("username"):
+            credentials = BearerToken.of_user(user[0], user[1], cfg, headers.get("authorization"))
+            if credentials is not None:
+                headers.pop("authorization", None)
         verify = params.get("validate_certs")
         if verify is None:
             verify = bool(getattr(cfg, "verify_ssl", True))
@@ -230,9 +396,10 @@ class KubeClient:
             client_cert=params.get("client_cert") or cfg.cert_file,
             client_key=params.get("client_key") or cfg.key_file,
             proxy=proxy,
-            timeout=float(params.get("api_timeout") or 60.0),
+            timeout=timeout,
             parallel=parallel,
             server_hostname=getattr(cfg, "tls_server_name", None),
+            credentials=credentials,
         )
 
     @staticmethod
@@ -303,8 +470,12 @@ class KubeClient:
         deadline = time.monotonic() + self.timeout
         attempt = 0
         connect_failures = 0
+        renewed = False
         while True:
             attempt += 1
+            if self.credentials is not None:
+                token = self.credentials.header()
+                headers["authorization"] = token
             remaining = max(0.1, deadline - time.monotonic())
             try:
                 with self._lock:
@@ -335,6 +506,11 @@ class KubeClient:
                 return json.loads(response.data or b"null")
             if status == 404 and not_found_ok:
                 return None
+            if status == 401 and self.credentials is not None and not renewed:
+                # the token expired or was revoked: ask its source for a new one and try once more
+                renewed = True
+                if self.credentials.renew(token):
+                    continue
             retried = (status in RETRIED_STATUSES or (status == 409 and retry_conflict)) and status not in no_retry
             if retried and status == 500:
                 retried = not any(text in _status_message(response.data)[1] for text in PERMANENT_500_MESSAGES)
@@ -445,6 +621,22 @@ class Discovery:
                     kinds[resource["kind"]] = resource
             self.served[api_version] = kinds if listing is not None else None
         return (self.served[api_version] or {}).get(kind)
+
+    def find(self, api_version: str, name: str) -> dict[str, t.Any] | None:
+        """The served resource of ``api_version`` that ``name`` names, as kubectl resolves a resource type: its kind;
+        its plural or singular name in any case (discovery's ``singularName``, else the kind lowercased, as
+        client-go's discovery RESTMapper builds it and lowercases the input); or one of its ``shortNames`` exactly
+        as written (kubectl's shortcut expander). None when nothing matches."""
+        self.resource(api_version, name)
+        resources = list((self.served[api_version] or {}).values())
+        lowered = name.lower()
+        for resource in resources:
+            if name == resource["kind"] or lowered in (
+                resource["name"],
+                (resource.get("singularName") or resource["kind"]).lower(),
+            ):
+                return resource
+        return next((resource for resource in resources if name in (resource.get("shortNames") or ())), None)
 
     @staticmethod
     def collection_path(api_version: str, resource: dict[str, t.Any], namespace: str | None) -> str:

@@ -37,7 +37,10 @@ options:
     type: str
     default: v1
   kind:
-    description: The kind, for example V(Node), V(Pod) or V(Profile).
+    description:
+      - The kind, for example V(Node), V(Pod) or V(Profile), or any name C(kubectl get) takes for it in O(api_version),
+        read from the cluster's discovery; the plural or singular resource name in any case (V(nodes), V(node),
+        V(NODE)) or a short name as written (V(no)). RV(resources) carry the kind itself (V(Node)).
     type: str
     required: true
   name:
@@ -165,10 +168,11 @@ class K8sInfo:
         answer = client.request("GET", "/version", what="reading the API server's version")
         version = answer if isinstance(answer, dict) else {}
         versions = {"version": version, "server_version": server_version(version.get("gitVersion"))}
-        api_version, kind = self.params["api_version"], self.params["kind"]
-        resource = kube.Discovery(client).resource(api_version, kind)
+        api_version = self.params["api_version"]
+        resource = kube.Discovery(client).find(api_version, self.params["kind"])
         if resource is None:
             return {"changed": False, "served": False, "resources": [], **versions}
+        kind = resource["kind"]
         namespace = self.params["namespace"]
         name = self.params["name"]
         if name and resource.get("namespaced") and not namespace:

@@ -15,7 +15,9 @@ description:
     carries the C(resourceVersion) it was computed from; when another client changed the node in between, the API
     server answers 409, and the module reads the node again and recomputes, so taints written by others are never
     lost.
-  - Every node name, taint key, value and effect is checked before the first request.
+  - Every node name, taint key, value and effect is checked before the first request. With O(state=present), two
+    taints of the same key and effect are refused, as C(kubectl taint) and the API server refuse them (a node holds
+    one taint per key and effect).
 author:
   - kubegpu.core maintainers (@kubegpu)
 extends_documentation_fragment:
@@ -107,7 +109,9 @@ nodes:
       description: The node.
       type: str
     changed:
-      description: Whether the node's taints changed (or would change in check mode).
+      description:
+        - Whether the node's taints changed (or would change in check mode), judged against the taints read at the
+          start of the task; a write whose answer was lost and that a retry finds applied counts as a change.
       type: bool
     taints:
       description: The node's taints after the task.
@@ -178,6 +182,25 @@ def check_taint(taint: dict[str, t.Any], state: str) -> dict[str, str]:
     return checked
 
 
+def taint_text(taint: dict[str, t.Any]) -> str:
+    """A taint as kubectl taint writes it: ``key=value:effect``."""
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint['key']}{value}:{taint.get('effect') or ''}"
+
+
+def check_unique(taints: list[dict[str, t.Any]]) -> None:
+    """A node holds one taint per key and effect (the API server's validateNodeTaints refuses duplicates, and
+    kubectl taint refuses them before sending): two of them in one task cannot both be applied."""
+    seen: dict[tuple[str, str | None], dict[str, t.Any]] = {}
+    for taint in taints:
+        first = seen.setdefault((taint["key"], taint["effect"]), taint)
+        if first is not taint:
+            raise KubeGPUError(
+                f"taints {taint_text(first)!r} and {taint_text(taint)!r} have the same key and effect; a node holds one "
+                "taint per key and effect (the API server refuses duplicates): give one of them"
+            )
+
+
 def wanted_taints(current: list[dict[str, t.Any]], taints: list[dict[str, str]], state: str) -> list[dict[str, t.Any]]:
     """The node's taint list after adding or removing ``taints``; others' taints kept in place and order."""
     result = [dict(item) for item in current]
@@ -208,6 +231,8 @@ class NodeTaints:
         if self.parallel < 1:
             raise KubeGPUError(f"parallel={self.parallel} is not valid; give 1 or more")
         self.taints = [check_taint(taint, self.state) for taint in params["taints"]]
+        if self.state == "present":
+            check_unique(self.taints)
         self.selector: str | None = params["selector"]
         self.names: list[str] = []
         for name in params["nodes"] or []:
@@ -247,8 +272,14 @@ class NodeTaints:
         return result
 
     def _node(self, node: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Read-modify-write of one node's taints, recomputed from a fresh read after each 409."""
+        """Read-modify-write of one node's taints, recomputed from a fresh read after each 409.
+
+        Whether the node changed is judged against its taints as first read, not as reread after a conflict: a
+        PATCH whose answer was lost (the connection reset after the server applied it) is sent again, meets 409
+        (its own write changed the resourceVersion), and the reread shows the node as wanted; the task's write
+        happened all the same."""
         name = node["metadata"]["name"]
+        before = (node.get("spec") or {}).get("taints") or []
         conflicts = 0
         deadline = time.monotonic() + self.client.timeout
         while True:
@@ -271,8 +302,8 @@ class NodeTaints:
                     raise
             conflicts += 1
             node = self.client.request("GET", kube.node_path(name), what=f"reading node {name} after a conflict")
-        self.diff.record(name, current, after)
-        return {"name": name, "changed": after != current, "taints": after, "conflicts": conflicts}
+        self.diff.record(name, before, after)
+        return {"name": name, "changed": after != before, "taints": after, "conflicts": conflicts}
 
 
 def main() -> None:

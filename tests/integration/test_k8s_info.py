@@ -86,3 +86,20 @@ def test_a_version_that_names_no_release_gives_none_and_bad_inputs_are_refused_b
     assert "name='' is not valid" in runs["empty name"].result["msg"]
     assert "api_version='a/b/c' is not valid" in runs["api_version with two slashes"].result["msg"]
     assert kubeapi.admin.requests() == []
+
+
+# kubectl's RESTMapper: plural and singular names (discovery's singularName, else the kind lowercased) in any case,
+# short names (discovery's shortNames) exactly as written; anything else is not a resource type
+SPELLINGS = ["node", "nodes", "no", "Node", "NODE", "NO", "nod", "Namespaces"]
+
+
+def test_a_kind_is_found_by_every_name_kubectl_accepts_and_not_by_others(kubeapi, kubectl):
+    connection = {"kubeconfig": str(kubeapi.kubeconfig)}
+    runs = run_tasks({spelling: ("kubegpu.core.k8s_info", {**connection, "kind": spelling}, None) for spelling in SPELLINGS})
+    for spelling in SPELLINGS:
+        answer = kubectl("get", spelling, "-o", "name", check=False)
+        result = runs[spelling].result
+        assert not runs[spelling].failed, result
+        assert result["served"] is (answer.returncode == 0), (spelling, answer.stderr, result["served"])
+        names = [f"{item['kind'].lower()}/{item['metadata']['name']}" for item in result["resources"]]
+        assert names == answer.stdout.split(), (spelling, names, answer.stdout)

@@ -83,6 +83,21 @@ def test_injected_faults_match_method_and_path_and_are_counted(kubeapi):
     assert counters["list nodes"] == 1
 
 
+def test_a_dropped_response_is_applied_and_its_connection_closed_without_an_answer(kubeapi):
+    kubeapi.admin.drop_responses(method="PATCH", path="/nodes/gpu-node-1$")
+    patch = {"metadata": {"labels": {"dropped": "yes"}}}
+    headers = {"Content-Type": "application/merge-patch+json"}
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.patch(f"{kubeapi.url}/api/v1/nodes/gpu-node-1", json=patch, headers=headers, timeout=5)
+    node = requests.get(f"{kubeapi.url}/api/v1/nodes/gpu-node-1", timeout=5).json()
+    assert node["metadata"]["labels"]["dropped"] == "yes"
+    assert [(e["method"], e["code"], e["dropped"]) for e in kubeapi.admin.requests()] == [
+        ("PATCH", 200, True),
+        ("GET", 200, False),
+    ]
+    assert kubeapi.admin.faults() == []
+
+
 def test_latency_is_added_to_api_requests(kubeapi):
     kubeapi.admin.set_latency(0.2)
     started = time.monotonic()

@@ -90,6 +90,23 @@ def test_injected_faults_converge(kubeapi, code, count):
     assert not _taints(kubeapi, args).changed
 
 
+def test_a_write_applied_whose_response_is_lost_reports_the_change(kubeapi):
+    """The server applies the PATCH of gpu-node-1 and the connection closes before its answer; the client sends it
+    again, meets 409 (its own write changed the resourceVersion), rereads, finds the taint there: the task's write
+    happened, so the node is reported changed, with the taints read before the first attempt as the diff's before."""
+    kubeapi.admin.drop_responses(method="PATCH", path="/nodes/gpu-node-1$")
+    args = {"nodes": ["gpu-node-1"], "taints": [GPU_TAINT]}
+    run = _taints(kubeapi, args, diff=True)
+    assert run.changed and not run.failed, run.result
+    entry = next(item for item in run.result["nodes"] if item["name"] == "gpu-node-1")
+    assert entry["changed"] and entry["taints"] == [GPU_TAINT], entry
+    assert run.result["diff"]["before"]["gpu-node-1"] == [] and run.result["diff"]["after"]["gpu-node-1"] == [GPU_TAINT]
+    patches = [(item["code"], item["dropped"]) for item in writes(kubeapi) if item["path"] == "/api/v1/nodes/gpu-node-1"]
+    assert patches == [(200, True), (409, False)], patches
+    assert taints_of(kubeapi, "gpu-node-1") == [GPU_TAINT]
+    assert not _taints(kubeapi, args).changed
+
+
 BAD_INPUTS = [
     ({"nodes": ["gpu-node-1"], "taints": [{"key": "nvidia.com/gpu", "effect": "NoScheduled"}]}, ["NoScheduled", "effect"]),
     ({"nodes": ["gpu-node-1"], "taints": [{"key": "bad key", "effect": "NoSchedule"}]}, ["invalid taint key 'bad key'"]),
@@ -97,6 +114,19 @@ BAD_INPUTS = [
     ({"nodes": ["gpu-node-1"], "taints": [{"key": "k"}]}, ["'k' has no effect"]),
     ({"nodes": ["gpu-node-1", "ghost"], "taints": [GPU_TAINT]}, ["not found", "ghost"]),
     ({"nodes": ["a/b"], "taints": [GPU_TAINT]}, ["invalid node name 'a/b'"]),
+    # kubectl taint: "duplicated taints with the same key and effect"; the API server: "taints must be unique by key
+    # and effect pair" (validateNodeTaints): a node holds one taint per key and effect
+    (
+        {"nodes": ["gpu-node-1"], "taints": [GPU_TAINT, {**GPU_TAINT, "value": "other"}]},
+        ["'nvidia.com/gpu=present:NoSchedule' and 'nvidia.com/gpu=other:NoSchedule'", "same key and effect"],
+    ),
+    (
+        {
+            "nodes": ["gpu-node-1"],
+            "taints": [{"key": "k", "effect": "NoExecute"}, {"key": "k", "value": "v", "effect": "NoExecute"}],
+        },
+        ["'k:NoExecute' and 'k=v:NoExecute'"],
+    ),
 ]
 
 

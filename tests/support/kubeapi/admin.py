@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any, Optional
@@ -18,7 +19,8 @@ class AdminClient:
         if data is not None:
             request.add_header("Content-Type", "application/yaml" if raw is not None else "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            context = ssl._create_unverified_context() if self.url.startswith("https:") else None  # the bench's own certificate
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             raise RuntimeError(
@@ -28,6 +30,11 @@ class AdminClient:
     def fail_next(self, count: int = 1, code: int = 500, method: Optional[str] = None, path: Optional[str] = None) -> None:
         """The next ``count`` requests (optionally: with this method, whose path matches this regex) fail with ``code``."""
         self._call("POST", "faults", {"code": code, "count": count, "method": method, "path": path})
+
+    def drop_responses(self, count: int = 1, method: Optional[str] = None, path: Optional[str] = None) -> None:
+        """The next ``count`` matching requests are served (a write is applied) but their answers are lost: the
+        server closes the connection instead of answering, as when a connection resets after the write."""
+        self._call("POST", "faults", {"count": count, "method": method, "path": path, "dropResponse": True})
 
     def interpose(
         self,
@@ -56,6 +63,11 @@ class AdminClient:
     def faults(self) -> list[dict]:
         return self._call("GET", "faults")["faults"]
 
+    def accept_tokens(self, tokens: Optional[list[str]]) -> None:
+        """Check bearer tokens (off until called, and after ``reset``): only these are accepted, any other request is
+        refused 401 Unauthorized, as an expired or revoked token is; ``None`` turns checking off."""
+        self._call("POST", "tokens", {"accepted": tokens})
+
     def set_latency(self, seconds: float) -> None:
         """Delay every API request by ``seconds``."""
         self._call("POST", "latency", {"seconds": seconds})
@@ -65,7 +77,8 @@ class AdminClient:
         return self._call("GET", "counters")
 
     def requests(self) -> list[dict]:
-        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start, epoch)."""
+        """The request log: method, path, query, verb, resource, code, contentType, userAgent, seconds, time (start,
+        epoch), dropped (served but its answer lost, ``drop_responses``), token (the bearer token presented, or "")."""
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:

@@ -41,6 +41,9 @@ class Fault:
     count: int
     method: Optional[str] = None
     path: Optional[str] = None  # a regular expression searched in the request path
+    # serve the request (a write is applied), then close the connection without answering: a response lost on the
+    # way back, as when a connection resets after the API server applied the write
+    drop_response: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -76,6 +79,8 @@ class ServerState:
         self.interpositions: list[Interposition] = []
         self.url = ""
         self.latency = 0.0
+        # bearer tokens the server accepts (opt-in authentication); None: any or no credentials pass
+        self.accepted_tokens: Optional[set[str]] = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
         self.stopping = threading.Event()
@@ -90,14 +95,13 @@ class ServerState:
         self._version = value
         self.store.kube_version = value
 
-    def take_fault(self, method: str, path: str) -> Optional[int]:
+    def take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self.lock:
             for fault in self.faults:
                 if fault.count > 0 and fault.matches(method, path):
                     fault.count -= 1
-                    code = fault.code
                     self.faults = [f for f in self.faults if f.count > 0]
-                    return code
+                    return fault
         return None
 
     def take_interposition(self, method: str, path: str) -> Optional[Interposition]:
@@ -168,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
         self._code = code
         # Counted before the client can read the answer, so a test that asks for the counters next sees this request.
         self._record()
+        if self._drop_response:  # the request was served; its answer is lost with the connection
+            self.close_connection = True
+            return
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -204,6 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         self._code = 0
         self._verb, self._resource = method.lower(), "other"
         self._pending: Optional[tuple[str, str, float, float]] = None
+        self._drop_response = False
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
@@ -213,11 +221,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if state.latency:
                 time.sleep(state.latency)
+            self._authenticate()
             other = state.take_interposition(method, path)
             if other is not None and other.request:
                 self._interpose(other.request)
-            code = state.take_fault(method, path)
-            if code is not None:
+            fault = state.take_fault(method, path)
+            self._drop_response = fault is not None and fault.drop_response
+            if fault is not None and not fault.drop_response:
+                code = fault.code
                 self._classify(method, path)
                 messages = {
                     409: "injected conflict",
@@ -237,6 +248,19 @@ class Handler(BaseHTTPRequestHandler):
             self._error(ApiError(500, f"kubeapi test server error: {type(error).__name__}: {error}"))
         finally:
             self._record()
+
+    def _presented_token(self) -> str:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+
+    def _authenticate(self) -> None:
+        """With token checking on (``accept_tokens``), a request without an accepted bearer token is refused as
+        kube-apiserver refuses a token no authenticator accepts (an expired or revoked one), anonymous requests
+        included (as with ``--anonymous-auth=false``): 401 with the Status kube-apiserver sends."""
+        accepted = self.state.accepted_tokens
+        if accepted is not None and self._presented_token() not in accepted:
+            self._verb, self._resource = "authenticate", "unauthorized"
+            raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _record(self) -> None:
         """Count the request and add it to the request log, once (admin requests are not recorded)."""
@@ -258,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
                     "contentType": self.headers.get("Content-Type", ""),
                     "userAgent": self.headers.get("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
+                    "dropped": self._drop_response,
+                    "token": self._presented_token(),
                     "time": round(started_at, 6),
                 }
             )
@@ -274,6 +300,7 @@ class Handler(BaseHTTPRequestHandler):
             headers={
                 "Content-Type": request.get("contentType", "application/merge-patch+json"),
                 "User-Agent": "kubeapi-interposed-writer",
+                **({"Authorization": f"Bearer {min(self.state.accepted_tokens)}"} if self.state.accepted_tokens else {}),
             },
         )
         context = ssl._create_unverified_context()  # our own test certificate
@@ -716,7 +743,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             if action == "faults" and method == "POST":
-                fault = Fault(int(body["code"]), int(body.get("count", 1)), body.get("method"), body.get("path"))
+                if not body.get("dropResponse") and not body.get("code"):
+                    raise KeyError("code (or dropResponse: true)")
+                fault = Fault(
+                    int(body.get("code") or 0),
+                    int(body.get("count", 1)),
+                    body.get("method"),
+                    body.get("path"),
+                    bool(body.get("dropResponse")),
+                )
                 with state.lock:
                     state.faults.append(fault)
                 self._send(200, {"faults": [dataclasses.asdict(f) for f in state.faults]})
@@ -742,6 +777,13 @@ class Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     state.interpositions.clear()
                 self._send(200, {"interpositions": []})
+            elif action == "tokens" and method in ("POST", "PUT"):
+                accepted = body.get("accepted")
+                state.accepted_tokens = None if accepted is None else {str(token) for token in accepted}
+                self._send(200, {"accepted": None if accepted is None else sorted(state.accepted_tokens)})
+            elif action == "tokens" and method == "DELETE":
+                state.accepted_tokens = None
+                self._send(200, {"accepted": None})
             elif action == "latency" and method in ("POST", "PUT"):
                 state.latency = float(body.get("seconds", 0))
                 self._send(200, {"seconds": state.latency})
@@ -771,6 +813,7 @@ class Handler(BaseHTTPRequestHandler):
                     state.counters.clear()
                     state.requests.clear()
                     state.latency = 0.0
+                    state.accepted_tokens = None
                 self._send(200, {"resourceVersion": str(state.store.resource_version)})
             elif action == "snapshot" and method == "POST":
                 state.store.snapshot()
