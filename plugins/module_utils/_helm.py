@@ -17,6 +17,7 @@ stores, so that they compare with ``helm get values -o json``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -193,8 +194,14 @@ class Helm:
         for option in UNSUPPORTED:
             if connection.get(option):
                 raise KubeGPUError(f"helm has no flag for {option}; put the credentials in a kubeconfig and give kubeconfig")
+        # the same rule as the API client's (0 or less is refused, not replaced by the default)
         api_timeout = connection.get("api_timeout")
-        self.retry_seconds = float(api_timeout) if api_timeout and api_timeout > 0 else 60.0
+        self.retry_seconds = 60.0 if api_timeout is None else float(api_timeout)
+        if not math.isfinite(self.retry_seconds) or self.retry_seconds <= 0:
+            raise KubeGPUError(
+                f"api_timeout={api_timeout!r} is not valid: give a positive number of seconds that helm's retries of "
+                "transient API errors may take (default 60)"
+            )
         self.retries = 0
         # the scratch directory may hold a kubeconfig with a token: it goes whatever fails from here on
         self._scratch = tempfile.mkdtemp(prefix="kubegpu-helm-")

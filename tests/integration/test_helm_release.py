@@ -217,6 +217,7 @@ BAD_INPUTS = [
     ({"chart_ref": str(CHART), "values_files": ["/nonexistent/values.yaml"]}, ["values file /nonexistent/values.yaml"]),
     ({"chart_ref": str(CHART), "kubeconfig": "/nonexistent/kubeconfig"}, ["kubeconfig file /nonexistent/kubeconfig not found"]),
     ({"chart_ref": str(CHART), "username": "u", "password": "p"}, ["helm has no flag for username"]),
+    ({"chart_ref": str(CHART), "api_timeout": 0}, ["api_timeout=0.0 is not valid", "positive number"]),
 ]
 
 
