@@ -17,6 +17,13 @@ description:
     cached index), from a local directory or archive, or from an V(oci://) registry.
   - The values (O(values_files) in order, then O(values)) are merged here and given to helm as one file, so the
     release stores exactly what is compared on the next run.
+  - Values files are read as helm reads them (go-yaml v2 through sigs.k8s.io/yaml), not as YAML 1.1; a date or
+    timestamp stays the text written (V(2024-05-01)), V(y)/V(n) are booleans, V(1:20) is a string, V(0o17) and
+    V(0x1F) are integers, V(1e3) is a number. helm keeps every number as a float64, so an integer beyond 2**53 is
+    stored rounded; the module compares what helm stores and warns that the value should be quoted.
+  - A command that talks to the cluster and fails on a transient API error (kube-apiserver's 500 or 504, a proxy's
+    5xx, etcd's timeouts, a dropped connection; helm's client retries a 429 or 503 with C(Retry-After) itself) is
+    run again with the collection's backoff until O(api_timeout) is spent; a refused connection is tried three times.
   - Values files are read and checked before helm is run; check mode runs only helm's read commands.
 author:
   - kubegpu.core maintainers (@kubegpu)
@@ -26,8 +33,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Only C(helm version), C(list), C(get values), C(show chart) and C(search repo) run; no repository is added
-      or updated and the cluster is not written.
+    details: Only C(helm version), C(list), C(get values), C(show chart) and C(search repo) run against helm's own
+      configuration and the cluster. A repository that the real run would add, or whose cached index lacks the
+      version, is added or updated into a scratch configuration and cache that is removed afterwards, so check mode
+      finds the versions the real run will find; helm's repositories and cache and the cluster are not written.
   diff_mode:
     support: full
     details: The release's chart and user-supplied values before and after.
@@ -35,7 +44,10 @@ attributes:
     support: full
 options:
   name:
-    description: The release name (at most 53 lowercase letters, digits and C(-)).
+    description:
+      - The release name, as helm validates it (C(ValidateReleaseName)) - at most 53 characters, lowercase letters,
+        digits, C(-) and C(.), each dot-separated part beginning and ending with a letter or digit (V(gpu.demo)).
+      - The chart's objects named after it must allow the name too (a Service name cannot have a dot).
     type: str
     required: true
     aliases: [release_name]
@@ -115,7 +127,12 @@ notes:
   - The connection options become helm's flags (C(--kubeconfig), C(--kube-context), C(--kube-apiserver),
     C(--kube-token), C(--kube-ca-file), C(--kube-insecure-skip-tls-verify)); O(proxy) is given to helm as
     C(HTTPS_PROXY). helm has no flags for O(username)/O(password) or O(client_cert)/O(client_key), so the module
-    refuses them; put those in a kubeconfig. O(api_timeout) is not used; O(timeout) bounds helm's operations.
+    refuses them; put those in a kubeconfig. O(api_timeout) bounds the retries of transient API failures;
+    O(timeout) bounds each of helm's operations.
+  - A kubeconfig given as a dictionary is written, readable only by its owner, to a scratch directory for helm, and
+    removed when the task ends, however it ends.
+  - Values given as O(values) arrive as Ansible typed them (a date in a playbook reaches the module as
+    V(2024-05-01), a timestamp as V(2024-05-01T10:00:00)); quote a value to keep its text exactly.
 """
 
 EXAMPLES = r"""
@@ -202,7 +219,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubegpu.core.plugins.module_utils import _kube as kube
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import DiffTracker
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._helm import Helm, deep_merge
+from ansible_collections.kubegpu.core.plugins.module_utils._helm import (
+    Helm,
+    as_helm_stores,
+    deep_merge,
+    load_values,
+    rounded_integers,
+)
 
 try:
     import yaml
@@ -228,7 +251,9 @@ ARGUMENT_SPEC.update(
     timeout={"type": "str", "default": "5m0s"},
     binary_path={"type": "path"},
 )
-RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+# helm's ValidateReleaseName (pkg/chartutil/validate_name.go): a DNS-1123 subdomain of at most 53 characters
+RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+RELEASE_NAME_MAX = 53
 DURATION = re.compile(r"(\d+(\.\d+)?(h|m|s|ms))+\Z")
 REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
@@ -239,9 +264,10 @@ def chart_of(listed: str, name: str) -> bool:
 
 
 def read_values_file(path: str) -> dict[str, t.Any]:
+    """A values file as helm reads it (``load_values``: a date stays the text written, as helm keeps it)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = load_values(handle.read())
     except OSError as exc:
         raise KubeGPUError(f"values file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -266,10 +292,11 @@ class HelmRelease:
         self.params = module.params
         self.check = module.check_mode
         name = self.params["name"]
-        if len(name) > 53 or not RELEASE_NAME.match(name):
+        if len(name) > RELEASE_NAME_MAX or not RELEASE_NAME.match(name):
             raise KubeGPUError(
-                f"release name {name!r} is not valid: at most 53 lowercase letters, digits and '-', "
-                "beginning and ending with a letter or digit"
+                f"release name {name!r} is not valid: at most {RELEASE_NAME_MAX} characters, lowercase letters, digits, "
+                "'-' and '.', each dot-separated part beginning and ending with a letter or digit (helm's rule), "
+                "for example gpu-demo or gpu.demo"
             )
         if not DURATION.match(self.params["timeout"]):
             raise KubeGPUError(f"timeout={self.params['timeout']!r} is not a duration such as 5m0s, 90s or 1h")
@@ -280,9 +307,21 @@ class HelmRelease:
             for path in self.params["values_files"]:
                 self.user_values = deep_merge(self.user_values, read_values_file(path))
             self.user_values = deep_merge(self.user_values, self.params["values"])
+            try:
+                json.dumps(self.user_values, allow_nan=False)
+            except ValueError as exc:
+                raise KubeGPUError(f"values: {exc}; helm takes values as JSON, which has no NaN or infinity") from exc
+            for rounded in rounded_integers(self.user_values):
+                module.warn(
+                    f"values: {rounded}: helm keeps numbers as float64, exact only up to 2**53; quote the value to "
+                    "pass it as a string"
+                )
         self.helm = Helm(module, self.params["binary_path"], self.params)
         self.diff = DiffTracker()
         self.result: dict[str, t.Any] = {"helm_version": self.helm.version, "command": None}
+        # helm's --repository-config/--repository-cache for check mode's scratch copies; empty: helm's own
+        self.repo_flags: list[str] = []
+        self.repo_updated = False
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -353,14 +392,23 @@ class HelmRelease:
             if not url:
                 raise KubeGPUError(f"helm has no repository named {repo!r}; give chart_repo_url to add it")
             if self.check:
-                # not added in check mode: the version is what was asked for, or unknown
-                return Chart(ref, name, version, [])
-            self.helm.run(["repo", "add", "--force-update", repo, url], what=f"adding repository {repo} ({url})", kube=False)
-            self.result["repo_added"] = True
-        elif self.params["update_repo_cache"] and not self.check:
+                # helm's repository configuration and index cache are the controller's own files, not the
+                # cluster, but check mode leaves them as they are: the repository is added to a scratch
+                # configuration and cache, read as the real run will, and thrown away
+                scratch = self.helm.scratch_dir("repositories")
+                self.repo_flags = ["--repository-config", os.path.join(scratch, "repositories.yaml")]
+                self.repo_flags += ["--repository-cache", os.path.join(scratch, "cache")]
+            self.helm.run(
+                ["repo", "add", "--force-update", repo, url, *self.repo_flags],
+                what=f"adding repository {repo} ({url})",
+                kube=False,
+            )
+            if not self.check:
+                self.result["repo_added"] = True
+        elif self.params["update_repo_cache"]:
             self._repo_update(repo)
         found = self._search(ref, version)
-        if found is None and not self.check and not self.result.get("repo_updated"):
+        if found is None and not self.repo_updated and "--repository-config" not in self.repo_flags:
             self._repo_update(repo)
             found = self._search(ref, version)
         if found is None:
@@ -369,11 +417,17 @@ class HelmRelease:
         return Chart(ref, name, found, [])
 
     def _repo_update(self, repo: str) -> None:
-        self.helm.run(["repo", "update", repo], what=f"updating repository {repo}", kube=False)
-        self.result["repo_updated"] = True
+        if self.check:
+            # the fresh index goes to a scratch cache (see _repo_chart), so check mode finds the versions the
+            # real run will find without writing helm's own cache
+            self.repo_flags = ["--repository-cache", self.helm.scratch_dir("repository-cache")]
+        self.helm.run(["repo", "update", repo, *self.repo_flags], what=f"updating repository {repo}", kube=False)
+        if not self.check:
+            self.result["repo_updated"] = True
+        self.repo_updated = True
 
     def _search(self, ref: str, version: str | None) -> str | None:
-        args = ["search", "repo", ref]
+        args = ["search", "repo", ref, *self.repo_flags]
         if version:
             args += ["--version", version]
         for entry in self.helm.json(args, what=f"searching chart {ref}", kube=False):
@@ -390,7 +444,8 @@ class HelmRelease:
         before_chart = release.get("chart") if release else None
         after_chart = f"{chart.name}-{chart.version}" if chart.version else f"{chart.name}-(newest)"
         self.diff.record("chart", before_chart, after_chart)
-        self.diff.record("values", deployed_values, self.user_values)
+        planned_values = as_helm_stores(self.user_values)
+        self.diff.record("values", deployed_values, planned_values)
         status_ok = release is not None and release.get("status") == "deployed"
         if not self.diff.changed and status_ok:
             self.result.update(action="unchanged", release=release, chart=before_chart, user_values=deployed_values)
@@ -398,7 +453,7 @@ class HelmRelease:
         if release is not None and not self.diff.changed:
             self.diff.record("status", release.get("status"), "deployed")
         action = "upgraded" if release else "installed"
-        self.result.update(action=action, chart=after_chart, user_values=self.user_values, release=release)
+        self.result.update(action=action, chart=after_chart, user_values=planned_values, release=release)
         if self.check:
             return
         values_file = self.helm.scratch_file("values.json", json.dumps(self.user_values))

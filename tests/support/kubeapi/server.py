@@ -230,11 +230,14 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None and not fault.drop_response:
                 code = fault.code
                 self._classify(method, path)
+                # worded as kube-apiserver words them (apimachinery's NewInternalError, NewTimeoutError), so a
+                # client that tells a transient failure by its words sees what it would see on a real cluster
                 messages = {
                     409: "injected conflict",
                     429: "injected: too many requests, please try again later",
-                    500: "injected internal error",
+                    500: "Internal error occurred: injected internal error",
                     503: "injected: service unavailable",
+                    504: "Timeout: injected timeout",
                 }
                 error = ApiError(code, messages.get(code, f"injected error {code}"))
                 self._error(error, {"Retry-After": "1"} if code in (429, 503) else None)
