@@ -92,7 +92,9 @@ def _check_labels(labels: t.Any, where: str) -> dict[str, str | None]:
         raise AnsibleFilterError(f"{where} must be a dict of label keys to values, got {type(labels).__name__}")
     try:
         # YAML types values; one rule (docs/values.md) turns them into strings or refuses them
-        checked = {str(key): kube_string(value, f"the value of label {key!r} in {where}", NULL_KEPT) for key, value in labels.items()}
+        checked = {
+            str(key): kube_string(value, f"the value of label {key!r} in {where}", NULL_KEPT) for key, value in labels.items()
+        }
         for key, value in checked.items():
             validate_label(key, value or "", f"in {where}")
     except KubeGPUError as exc:

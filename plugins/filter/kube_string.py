@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import NULL_MEANINGS, kube_string as _kube_string
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import kube_string_map
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import NULL_MEANINGS, kube_string_map
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import kube_string as _kube_string
 
 DOCUMENTATION = r"""
 name: kube_string
@@ -25,7 +25,7 @@ description:
   - A string is kept; a bool becomes V(true) or V(false) (YAML 1.1 reads unquoted V(true), V(yes) and V(on) as
     true); an integer becomes its decimal digits.
   - A float fails, naming O(name) and the value and saying to quote it, because YAML has already turned an unquoted
-    V(12.10) into 12.1 and the text meant is lost. V(null) fails unless O(null) says what it means. A list or a
+    V(12.10) into 12.1 and the text meant is lost. V(null) fails unless O(on_null) says what it means. A list or a
     dict fails.
   - A mapping (labels, a node selector) is converted value by value; its keys must be strings.
   - A filter fails while its task is templated, so a role that applies it in its preflight refuses before its
@@ -39,7 +39,7 @@ options:
     description: The variable (and key) the value comes from, for the message.
     type: str
     required: true
-  null:
+  on_null:
     description: What V(null) means here - V(refuse), V(empty) (an empty string, e.g. a taint's optional value)
       or V(keep) (stays V(null), e.g. a label that a null removes).
     type: str
@@ -53,25 +53,26 @@ seealso:
 EXAMPLES = r"""
 - name: Tolerate the GPU taint with its value as the nodes carry it
   ansible.builtin.set_fact:
-    taint_value: "{{ kubegpu_gpu_taint.value | default(none) | kubegpu.core.kube_string('kubegpu_gpu_taint.value', null='empty') }}"
+    taint_value: >-
+      {{ kubegpu_gpu_taint.value | default(none) | kubegpu.core.kube_string('kubegpu_gpu_taint.value', on_null='empty') }}
   # value: true -> "true"; value: 12.10 -> fails, "quote it"
 """
 
 RETURN = r"""
 _value:
-  description: The string (V(null) with O(null=keep)), or the mapping of strings.
+  description: The string (V(null) with O(on_null=keep)), or the mapping of strings.
   type: raw
   sample: "true"
 """
 
 
-def kube_string(value: t.Any, name: str, null: str = "refuse") -> t.Any:
-    if null not in NULL_MEANINGS:
-        raise AnsibleFilterError(f"kube_string: null={null!r}; expected one of {', '.join(NULL_MEANINGS)}")
+def kube_string(value: t.Any, name: str, on_null: str = "refuse") -> t.Any:
+    if on_null not in NULL_MEANINGS:
+        raise AnsibleFilterError(f"kube_string: on_null={on_null!r}; expected one of {', '.join(NULL_MEANINGS)}")
     try:
         if isinstance(value, Mapping):
-            return kube_string_map(value, name, null)
-        return _kube_string(value, name, null)
+            return kube_string_map(value, name, on_null)
+        return _kube_string(value, name, on_null)
     except KubeGPUError as exc:
         raise AnsibleFilterError(exc.msg) from exc
 

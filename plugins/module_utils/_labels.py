@@ -102,8 +102,8 @@ def kube_string(value: t.Any, name: str, null: str = NULL_REFUSED) -> str | None
       ``true``, ``yes`` and ``on`` as true);
     - an int becomes its decimal digits, however large;
     - a float is refused: an unquoted ``12.10`` is the float 12.1 once YAML has read it, so what was typed is lost;
-    - None is refused, or is ``""`` (``null="empty"``: a taint's value) or stays None (``null="keep"``: a label
-      set to null is removed);
+    - None is refused, or is ``""`` (``null="empty"``, the filter's ``on_null``: a taint's value) or stays
+      None (``null="keep"``: a label set to null is removed);
     - anything else (a list, a dict) is refused.
     """
     if null not in NULL_MEANINGS:
@@ -119,7 +119,7 @@ def kube_string(value: t.Any, name: str, null: str = NULL_REFUSED) -> str | None
             f"{name} is the number {value!r}, but Kubernetes wants a string here, and YAML has already read the "
             f"unquoted number as a float, which drops what a float cannot hold (12.10 becomes 12.1, 550.90 becomes "
             f"550.9): the text that was meant cannot be told any more. Quote it in your inventory or vars "
-            f"(for example \"{value!r}\", or the text as you meant it, such as \"12.10\")"
+            f'(for example "{value!r}", or the text as you meant it, such as "12.10")'
         )
     if value is None:
         if null == NULL_EMPTY:
@@ -127,9 +127,7 @@ def kube_string(value: t.Any, name: str, null: str = NULL_REFUSED) -> str | None
         if null == NULL_KEPT:
             return None
         raise KubeGPUError(f'{name} is null, but Kubernetes wants a string here; give a quoted string ("" for an empty value)')
-    raise KubeGPUError(
-        f"{name} is a {type(value).__name__} ({value!r}), but Kubernetes wants a string here; give a quoted string"
-    )
+    raise KubeGPUError(f"{name} must be a string, not a {type(value).__name__} ({value!r}); give a quoted string")
 
 
 def kube_string_map(values: t.Any, name: str, null: str = NULL_REFUSED) -> dict[str, str | None]:

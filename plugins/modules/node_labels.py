@@ -37,7 +37,7 @@ options:
       - The nodes to label, each a dictionary with C(name) (the node's name) and C(labels) (the labels the node must
         carry; a value of V(null) removes the label).
       - A value is a string; a YAML bool becomes C("true") or C("false") and an integer its digits, and a float (an
-        unquoted V(12.10) is already 12.1) is refused before any request, naming the node and label: quote it. The
+        unquoted V(12.10) is already 12.1) is refused before any request, naming the node and label; quote it. The
         rule is the collection's one for every Kubernetes string, in docs/values.md.
       - Mutually exclusive with O(selector).
     type: list
@@ -53,7 +53,7 @@ options:
   labels:
     description:
       - With O(selector), the labels every matched node must carry; V(null) removes a label.
-      - Values as in O(nodes): bools and integers become strings, floats are refused (docs/values.md).
+      - Values as in O(nodes) - bools and integers become strings, floats are refused (docs/values.md).
     type: dict
   exclusive_prefixes:
     description:

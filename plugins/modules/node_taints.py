@@ -53,7 +53,7 @@ options:
           - The taint's value; the rules of a label value. Omitted, V(null) or V("") means no value (Kubernetes'
             taint value is optional).
           - A YAML bool becomes C("true") or C("false") (as M(kubegpu.core.node_labels) and kubectl write it) and an
-            integer its digits; a float (an unquoted V(12.10) is already 12.1) is refused before any request: quote
+            integer its digits; a float (an unquoted V(12.10) is already 12.1) is refused before any request; quote
             it. The rule is the collection's one for every Kubernetes string, in docs/values.md.
           - With O(state=absent) the value is ignored; taints match by key and effect.
         type: raw

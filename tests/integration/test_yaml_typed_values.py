@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -180,7 +179,7 @@ openfaas_profile_node_selector_value: 7
             {
                 "hosts": "localhost",
                 "gather_facts": False,
-                "vars_files": [str(REPO_ROOT / "roles/gpu_validate/defaults/main.yml"), str(REPO_ROOT / "roles/gpu_validate/vars/main.yml")],
+                "vars_files": [str(REPO_ROOT / "roles/gpu_validate" / part / "main.yml") for part in ("defaults", "vars")],
                 "tasks": [{"name": "Tolerations", "ansible.builtin.debug": {"var": "_gpu_validate_tolerations"}}],
             }
         ],
@@ -265,7 +264,7 @@ def test_roles_refuse_a_float_naming_the_variable_before_any_write(kubeapi):
 SCALARS = st.one_of(st.booleans(), st.integers(min_value=0, max_value=10**40))
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     values=st.lists(SCALARS, min_size=1, max_size=5),
     bad=st.floats(allow_nan=True, allow_infinity=True),
@@ -276,7 +275,9 @@ def test_property_any_bool_or_int_is_written_as_kubectl_writes_its_text_and_any_
     kubeapi.admin.reset()
     texts = [yaml.safe_dump(value).splitlines()[0] for value in values]  # "true", "17": unquoted YAML
     labels = "".join(f"              example.com/v{index}: {text}\n" for index, text in enumerate(texts))
-    taints = "".join(f"          - {{key: example.com/v{index}, value: {text}, effect: NoSchedule}}\n" for index, text in enumerate(texts))
+    taints = "".join(
+        f"          - {{key: example.com/v{index}, value: {text}, effect: NoSchedule}}\n" for index, text in enumerate(texts)
+    )
     tmp_path = tmp_path_factory.mktemp("typed")
     run = _run_yaml_playbook(
         tmp_path,

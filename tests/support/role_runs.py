@@ -333,8 +333,8 @@ def run_role_variants(
     """``role`` once per variant, each in a play of its own named after it (``include_role`` in a block whose
     rescue lets the next plays run when the role fails: a refusal stays a failed result of its play), in one
     ``ansible-playbook`` run against the test API server; ``variables`` as extra variables (they win over every
-    variant's; ``yaml_vars`` as ``run_playbook`` takes them), ``hosts`` as for ``run_role``. Facts the role sets stay for the next plays, as in any playbook that
-    includes a role twice."""
+    variant's; ``yaml_vars`` as ``run_playbook`` takes them), ``hosts`` as for ``run_role``. Facts the role sets
+    stay for the next plays, as in any playbook that includes a role twice."""
     plays = [
         {
             "name": name,

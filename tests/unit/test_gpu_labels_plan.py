@@ -66,6 +66,11 @@ def test_host_without_gpu_only_loses_gpu_on():
             "invalid value 'a b' for label 'x' in gpu_labels_host_labels of host a",
         ),
         ({"a": host(kubegpu_device_plugin="hami")}, {}, "kubegpu_device_plugin of host a is 'hami'"),
+        (
+            {"a": host(gpu_labels_host_labels={"example.com/driver": 550.9})},
+            {},
+            "the value of label 'example.com/driver' in gpu_labels_host_labels of host a is the number 550.9",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_it(hostvars, extra, message):
