@@ -217,9 +217,7 @@ def test_roles_refuse_a_float_naming_the_variable_before_any_write(kubeapi):
         yaml_vars=BAD,
     )
     assert "gpu_labels_taint.value (kubegpu_gpu_taint.value) is the number 12.1" in labels.in_play("taint").message
-    assert "label 'example.com/driver' in extra_labels (role gpu_labels: gpu_labels_extra_labels) is the number 550.9" in (
-        labels.in_play("extra labels").message
-    )
+    assert "gpu_labels_extra_labels['example.com/driver'] is the number 550.9" in labels.in_play("extra labels").message
     profile = run_role_variants(
         kubeapi,
         "openfaas_profile",
