@@ -11,7 +11,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kubegpu.core.plugins.filter.device_stack_nodes import device_stack_nodes
 from ansible_collections.kubegpu.core.plugins.filter.gpu_node_labels import gpu_node_hold_reason, gpu_node_labels
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import validate_label
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import NULL_KEPT, kube_string, validate_label
 
 DOCUMENTATION = r"""
 name: gpu_labels_plan
@@ -24,6 +24,8 @@ description:
     through filter P(kubegpu.core.gpu_node_labels#filter), its device stack's labels from filter
     P(kubegpu.core.device_stack_nodes#filter), O(extra_labels) and the host's own C(gpu_labels_host_labels) (a dict in
     host or group vars; these win over every computed label, C(accelerator) included; V(null) removes a label).
+  - Values of O(extra_labels) and C(gpu_labels_host_labels) follow the collection's rule for YAML-typed values
+    (docs/values.md) - a bool becomes V(true)/V(false), an integer its digits, a float fails naming the variable.
   - C(gpu=on) only where the driver is loaded and the host's C(kubegpu_default_runtime) is C(nvidia); the other
     nodes are listed in RV(_value.held_back) with the reason, and C(gpu) is removed from them.
   - A host whose facts show no NVIDIA GPU is listed in RV(_value.held_back) and only loses C(gpu=on).
@@ -85,21 +87,18 @@ _value:
 """
 
 
-def _label_value(value: t.Any) -> str | None:
-    if value is None:
-        return None
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _check_labels(labels: t.Any, where: str) -> dict[str, str | None]:
     if not isinstance(labels, Mapping):
         raise AnsibleFilterError(f"{where} must be a dict of label keys to values, got {type(labels).__name__}")
-    checked = {str(key): _label_value(value) for key, value in labels.items()}
-    for key, value in checked.items():
-        try:
+    try:
+        # YAML types values; one rule (docs/values.md) turns them into strings or refuses them
+        checked = {
+            str(key): kube_string(value, f"the value of label {key!r} in {where}", NULL_KEPT) for key, value in labels.items()
+        }
+        for key, value in checked.items():
             validate_label(key, value or "", f"in {where}")
-        except KubeGPUError as exc:
-            raise AnsibleFilterError(exc.msg) from exc
+    except KubeGPUError as exc:
+        raise AnsibleFilterError(exc.msg) from exc
     return checked
 
 
@@ -111,7 +110,7 @@ def gpu_labels_plan(
     extra_labels: t.Any = None,
 ) -> dict[str, t.Any]:
     stacks = device_stack_nodes(hosts, hostvars, default=default_stack)
-    extra = _check_labels(extra_labels or {}, "extra_labels")
+    extra = _check_labels(extra_labels or {}, "extra_labels (role gpu_labels: gpu_labels_extra_labels)")
     without_facts = [host for host in hosts if not isinstance(((hostvars[host].get("ansible_facts") or {}).get("gpu")), Mapping)]
     if without_facts:
         raise AnsibleFilterError(

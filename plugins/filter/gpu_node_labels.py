@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import to_label_value, validate_label
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import kube_string, to_label_value, validate_label
 
 DOCUMENTATION = r"""
 name: gpu_node_labels
@@ -50,8 +50,10 @@ options:
         C(kubegpu.core.container_toolkit)). C(gpu=on) needs V(nvidia).
     type: str
   accelerator:
-    description: The C(accelerator) label's value, instead of the one derived from the product name.
-    type: str
+    description:
+      - The C(accelerator) label's value, instead of the one derived from the product name; a YAML bool or integer
+        becomes a string and a float fails (docs/values.md).
+    type: raw
   deprecated_cuda_labels:
     description: Also write the deprecated C(nvidia.com/cuda.driver.*) and C(nvidia.com/cuda.runtime.*) keys.
     type: bool
@@ -231,7 +233,10 @@ def gpu_node_labels(
     }
 
     if accelerator is not None:
-        labels["accelerator"] = str(accelerator)
+        try:
+            labels["accelerator"] = kube_string(accelerator, "gpu_node_labels' accelerator")
+        except KubeGPUError as exc:
+            raise AnsibleFilterError(exc.msg) from exc
     elif name:
         labels["accelerator"] = accelerator_name(name, first.get("memory_total_mib"))
     if name:

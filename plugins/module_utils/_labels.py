@@ -7,14 +7,26 @@ characters of ``[A-Za-z0-9._-]`` beginning and ending with a letter or digit; a
 key is an optional DNS-subdomain prefix (at most 253 characters of lowercase
 RFC 1123 labels) and ``/``, then a name that follows the value rules but may not
 be empty.
+
+``kube_string`` is the collection's one rule for an option or variable that becomes a Kubernetes string (a label
+or taint value, a selector or affinity value, a Profile value, a chart value Kubernetes reads as a string); it is
+documented in docs/values.md and exposed to roles as the filter ``kubegpu.core.kube_string``.
 """
 
 from __future__ import annotations
 
 import re
 import typing as t
+from collections.abc import Mapping
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
+
+# What None means where a Kubernetes string is wanted: refused, "" (a taint's optional value) or kept as None
+# (a label set to null is removed).
+NULL_REFUSED = "refuse"
+NULL_EMPTY = "empty"
+NULL_KEPT = "keep"
+NULL_MEANINGS = (NULL_REFUSED, NULL_EMPTY, NULL_KEPT)
 
 LABEL_VALUE_MAX = 63
 LABEL_PREFIX_MAX = 253
@@ -79,3 +91,53 @@ def to_label_value(text: t.Any) -> str:
     """
     value = _EDGE.sub("", _INVALID_RUN.sub("-", str(text)))
     return _EDGE.sub("", value[:LABEL_VALUE_MAX])
+
+
+def kube_string(value: t.Any, name: str, null: str = NULL_REFUSED) -> str | None:
+    """``value`` (an option or variable as YAML typed it) as the string Kubernetes stores, by the one rule of
+    docs/values.md; ``name`` names the option or variable in the refusal.
+
+    - a string is kept as it is;
+    - a bool becomes ``"true"`` or ``"false"``, as kubectl and Kubernetes write them (YAML 1.1 reads an unquoted
+      ``true``, ``yes`` and ``on`` as true);
+    - an int becomes its decimal digits, however large;
+    - a float is refused: an unquoted ``12.10`` is the float 12.1 once YAML has read it, so what was typed is lost;
+    - None is refused, or is ``""`` (``null="empty"``, the filter's ``on_null``: a taint's value) or stays
+      None (``null="keep"``: a label set to null is removed);
+    - anything else (a list, a dict) is refused.
+    """
+    if null not in NULL_MEANINGS:
+        raise ValueError(f"null={null!r}; expected one of {NULL_MEANINGS}")
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        raise KubeGPUError(
+            f"{name} is the number {value!r}, but Kubernetes wants a string here, and YAML has already read the "
+            f"unquoted number as a float, which drops what a float cannot hold (12.10 becomes 12.1, 550.90 becomes "
+            f"550.9): the text that was meant cannot be told any more. Quote it in your inventory or vars "
+            f'(for example "{value!r}", or the text as you meant it, such as "12.10")'
+        )
+    if value is None:
+        if null == NULL_EMPTY:
+            return ""
+        if null == NULL_KEPT:
+            return None
+        raise KubeGPUError(f'{name} is null, but Kubernetes wants a string here; give a quoted string ("" for an empty value)')
+    raise KubeGPUError(f"{name} must be a string, not a {type(value).__name__} ({value!r}); give a quoted string")
+
+
+def kube_string_map(values: t.Any, name: str, null: str = NULL_REFUSED) -> dict[str, str | None]:
+    """A mapping of names to Kubernetes strings (labels, a node selector), each value by ``kube_string``; a key
+    must be a string already (an unquoted ``true:`` key is refused, naming it)."""
+    if not isinstance(values, Mapping):
+        raise KubeGPUError(f"{name} must be a dictionary, not {type(values).__name__} ({values!r})")
+    result: dict[str, str | None] = {}
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise KubeGPUError(f"{name} has the key {key!r}, a {type(key).__name__}; quote it")
+        result[str(key)] = kube_string(value, f"{name}[{key!r}]", null)
+    return result

@@ -35,8 +35,10 @@ options:
   nodes:
     description:
       - The nodes to label, each a dictionary with C(name) (the node's name) and C(labels) (the labels the node must
-        carry; a value of V(null) removes the label; integers and booleans are written as strings, V(true) becomes
-        C("true")).
+        carry; a value of V(null) removes the label).
+      - A value is a string; a YAML bool becomes C("true") or C("false") and an integer its digits, and a float (an
+        unquoted V(12.10) is already 12.1) is refused before any request, naming the node and label; quote it. The
+        rule is the collection's one for every Kubernetes string, in docs/values.md.
       - Mutually exclusive with O(selector).
     type: list
     elements: dict
@@ -51,7 +53,7 @@ options:
   labels:
     description:
       - With O(selector), the labels every matched node must carry; V(null) removes a label.
-      - Integers and booleans are written as strings.
+      - Values as in O(nodes) - bools and integers become strings, floats are refused (docs/values.md).
     type: dict
   exclusive_prefixes:
     description:
@@ -141,7 +143,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubegpu.core.plugins.module_utils import _kube as kube
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import DiffTracker
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import label_key_problem, validate_label
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import (
+    NULL_KEPT,
+    kube_string,
+    label_key_problem,
+    validate_label,
+)
 
 ARGUMENT_SPEC: dict[str, t.Any] = deepcopy(kube.KUBE_ARG_SPEC)
 ARGUMENT_SPEC.update(
@@ -156,21 +163,13 @@ ARGUMENT_SPEC.update(
 )
 
 
-def label_value(value: t.Any) -> t.Any:
-    """YAML gives booleans and numbers where users mean strings; Kubernetes wants strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
-
-
 def desired_labels(labels: t.Any, where: str) -> dict[str, str | None]:
     if not isinstance(labels, dict):
         raise KubeGPUError(f"labels {where} must be a dictionary, not {type(labels).__name__}")
     wanted: dict[str, str | None] = {}
     for key, raw in labels.items():
-        value = label_value(raw)
+        # YAML types values; one rule (docs/values.md) turns them into strings or refuses them
+        value = kube_string(raw, f"the value of label {key!r} {where}", NULL_KEPT)
         if value is None:
             problem = label_key_problem(key)
             if problem:

@@ -52,9 +52,13 @@ options:
         required: true
       value:
         description:
-          - The taint's value; the rules of a label value. Omitted means no value.
+          - The taint's value; the rules of a label value. Omitted, V(null) or V("") means no value (Kubernetes'
+            taint value is optional).
+          - A YAML bool becomes C("true") or C("false") (as M(kubegpu.core.node_labels) and kubectl write it) and an
+            integer its digits; a float (an unquoted V(12.10) is already 12.1) is refused before any request; quote
+            it. The rule is the collection's one for every Kubernetes string, in docs/values.md.
           - With O(state=absent) the value is ignored; taints match by key and effect.
-        type: str
+        type: raw
       effect:
         description:
           - The taint's effect. Required with O(state=present).
@@ -138,7 +142,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubegpu.core.plugins.module_utils import _kube as kube
 from ansible_collections.kubegpu.core.plugins.module_utils._diff import DiffTracker
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._labels import label_key_problem, label_value_problem
+from ansible_collections.kubegpu.core.plugins.module_utils._labels import (
+    NULL_EMPTY,
+    kube_string,
+    label_key_problem,
+    label_value_problem,
+)
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 ARGUMENT_SPEC: dict[str, t.Any] = deepcopy(kube.KUBE_ARG_SPEC)
@@ -151,7 +160,8 @@ ARGUMENT_SPEC.update(
         "required": True,
         "options": {
             "key": {"type": "str", "required": True, "no_log": False},
-            "value": {"type": "str"},
+            # raw: Ansible's str would turn true into "True" and 12.10 into "12.1" before we could tell (docs/values.md)
+            "value": {"type": "raw"},
             "effect": {"type": "str", "choices": list(EFFECTS)},
         },
     },
@@ -164,10 +174,11 @@ MAX_CONFLICTS = 10
 
 
 def check_taint(taint: dict[str, t.Any], state: str) -> dict[str, str]:
-    key, value, effect = taint["key"], taint.get("value"), taint.get("effect")
+    key, effect = taint["key"], taint.get("effect")
     problem = label_key_problem(key)
     if problem:
         raise KubeGPUError(f"invalid taint key {key!r}: {problem}")
+    value = kube_string(taint.get("value"), f"the value of taint {key!r}", NULL_EMPTY)
     if value is not None and state == "present":
         problem = label_value_problem(value)
         if problem:

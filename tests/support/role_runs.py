@@ -123,13 +123,15 @@ def run_playbook(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 600,
+    yaml_vars: str | None = None,
 ) -> PlaybookRun:
     """``ansible-playbook [-i INVENTORY] PLAYBOOK`` with every task result recorded. ``plays``: a mapping is a
     play; a string or path is a playbook imported there (``import_playbook``): a bare name such as
     ``"facts.yml"`` is one of the collection's playbooks/, else a file or a collection playbook
     (``kubegpu.core.site``). Without ``inventory`` only the implicit localhost exists; ``env`` adds to the
     environment; ``cwd`` is the directory it runs in (default: a fresh temporary one), as a shell would set it
-    (``PWD``)."""
+    (``PWD``). ``yaml_vars`` is YAML text, variables as an operator writes them in an inventory (Ansible's loader
+    types the unquoted values: ``12.10`` a float, ``yes`` a bool), passed as ``-e @FILE`` after ``extra_vars``."""
     with tempfile.TemporaryDirectory(prefix="kubegpu-playbook-") as scratch_name:
         scratch = Path(scratch_name)
         entries = [play if isinstance(play, dict) else {"import_playbook": _playbook(play)} for play in plays]
@@ -141,6 +143,9 @@ def run_playbook(
         if extra_vars:
             (scratch / "extra-vars.json").write_text(json.dumps(extra_vars))  # a file keeps numbers and booleans
             argv += ["-e", f"@{scratch / 'extra-vars.json'}"]
+        if yaml_vars is not None:
+            (scratch / "typed-vars.yml").write_text(yaml_vars)
+            argv += ["-e", f"@{scratch / 'typed-vars.yml'}"]
         if check:
             argv.append("--check")
         if diff:
@@ -254,13 +259,17 @@ def run_role(
     diff: bool = False,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    yaml_vars: str | None = None,
 ) -> PlaybookRun:
     """``roles`` (``gpu_labels`` or ``kubegpu.core.gpu_labels``; several run in order, in one play) on localhost
-    against the test API server, ``variables`` as extra variables; ``hosts`` as the module docstring says."""
+    against the test API server, ``variables`` as extra variables (``yaml_vars`` as ``run_playbook`` takes them);
+    ``hosts`` as the module docstring says."""
     names = [roles] if isinstance(roles, str) else roles
     names = [_role_name(name) for name in names]
     play = {"name": f"{', '.join(names)} (test)", "roles": [{"role": name} for name in names]}
-    return _run_cluster_plays(kubeapi, [play], variables=variables, hosts=hosts, check=check, diff=diff, env=env, cwd=cwd)
+    return _run_cluster_plays(
+        kubeapi, [play], variables=variables, hosts=hosts, check=check, diff=diff, env=env, cwd=cwd, yaml_vars=yaml_vars
+    )
 
 
 def _role_name(name: str) -> str:
@@ -277,6 +286,7 @@ def _run_cluster_plays(
     diff: bool = False,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    yaml_vars: str | None = None,
 ) -> PlaybookRun:
     """``cluster_plays`` on localhost against the test API server, as playbooks/cluster.yml runs the cluster roles,
     after the GPU facts play when ``hosts`` has a ``GpuHost``."""
@@ -300,6 +310,7 @@ def _run_cluster_plays(
             diff=diff,
             env={**helm_env(scratch / "helm"), **(env or {})},
             cwd=cwd,
+            yaml_vars=yaml_vars,
         )
 
 
@@ -317,12 +328,13 @@ def run_role_variants(
     variables: dict[str, t.Any] | None = None,
     hosts: dict[str, dict[str, t.Any] | GpuHost] | None = None,
     env: dict[str, str] | None = None,
+    yaml_vars: str | None = None,
 ) -> PlaybookRun:
     """``role`` once per variant, each in a play of its own named after it (``include_role`` in a block whose
     rescue lets the next plays run when the role fails: a refusal stays a failed result of its play), in one
     ``ansible-playbook`` run against the test API server; ``variables`` as extra variables (they win over every
-    variant's), ``hosts`` as for ``run_role``. Facts the role sets stay for the next plays, as in any playbook that
-    includes a role twice."""
+    variant's; ``yaml_vars`` as ``run_playbook`` takes them), ``hosts`` as for ``run_role``. Facts the role sets
+    stay for the next plays, as in any playbook that includes a role twice."""
     plays = [
         {
             "name": name,
@@ -339,4 +351,4 @@ def run_role_variants(
         }
         for name, variant in variants.items()
     ]
-    return _run_cluster_plays(kubeapi, plays, variables=variables, hosts=hosts, env=env)
+    return _run_cluster_plays(kubeapi, plays, variables=variables, hosts=hosts, env=env, yaml_vars=yaml_vars)

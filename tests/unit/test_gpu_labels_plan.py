@@ -59,13 +59,18 @@ def test_host_without_gpu_only_loses_gpu_on():
         ({"a": {}}, {}, "no ansible_facts.gpu for a: run kubegpu.core.gpu_facts on them first"),
         ({"a": host(node="n"), "b": host(node="n")}, {}, "hosts a and b are both node n (kubegpu_node_name)"),
         ({"a": host()}, {"Bad Key": "1"}, "invalid label key 'Bad Key' in extra_labels"),
-        ({"a": host()}, ["x"], "extra_labels must be a dict"),
+        ({"a": host()}, ["x"], "extra_labels (role gpu_labels: gpu_labels_extra_labels) must be a dict"),
         (
             {"a": host(gpu_labels_host_labels={"x": "a b"})},
             {},
             "invalid value 'a b' for label 'x' in gpu_labels_host_labels of host a",
         ),
         ({"a": host(kubegpu_device_plugin="hami")}, {}, "kubegpu_device_plugin of host a is 'hami'"),
+        (
+            {"a": host(gpu_labels_host_labels={"example.com/driver": 550.9})},
+            {},
+            "the value of label 'example.com/driver' in gpu_labels_host_labels of host a is the number 550.9",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_it(hostvars, extra, message):

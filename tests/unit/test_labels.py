@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
 
+from ansible_collections.kubegpu.core.plugins.filter.kube_string import FilterModule
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._labels import (
+    kube_string,
+    kube_string_map,
     label_key_problem,
     label_value_problem,
     to_label_value,
@@ -91,3 +95,55 @@ def test_validate_label_names_key_value_and_place():
 def test_to_label_value_gives_a_valid_value(text, value):
     assert to_label_value(text) == value
     assert label_value_problem(value) is None
+
+
+# kube_string: the one rule of docs/values.md. Expected strings: what kubectl and Kubernetes write for the text
+# (`kubectl label node n k=true` stores "true"); YAML 1.1 types as Ansible's loader does (yes -> True, 017 -> 15).
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("12.10", "12.10"),
+        ("", ""),
+        (True, "true"),
+        (False, "false"),
+        (0, "0"),
+        (15, "15"),
+        (2**70, "1180591620717411303424"),
+        (-3, "-3"),
+    ],
+)
+def test_kube_string_keeps_strings_and_writes_bools_and_ints_without_loss(value, expected):
+    assert kube_string(value, "x") == expected
+    assert type(kube_string(value, "x")) is str
+
+
+@pytest.mark.parametrize("value", [12.1, 550.9, 0.0, 1e3, float("nan"), float("inf")])
+def test_kube_string_refuses_a_float_naming_the_variable_and_saying_to_quote_it(value):
+    with pytest.raises(KubeGPUError) as raised:
+        kube_string(value, "kubegpu_gpu_taint.value")
+    assert raised.value.msg.startswith(f"kubegpu_gpu_taint.value is the number {value!r}")
+    assert "Quote it" in raised.value.msg
+
+
+def test_kube_string_null_is_refused_empty_or_kept_as_asked_and_containers_are_refused():
+    with pytest.raises(KubeGPUError, match=r"^sel is null"):
+        kube_string(None, "sel")
+    assert kube_string(None, "taint", "empty") == ""
+    assert kube_string(None, "label", "keep") is None
+    with pytest.raises(KubeGPUError, match=r"^x must be a string, not a list"):
+        kube_string(["a"], "x")
+    assert kube_string_map({"a": True, "b": 7, "c": "on"}, "m") == {"a": "true", "b": "7", "c": "on"}
+    with pytest.raises(KubeGPUError, match=r"m\['gpu'\] is the number 1.5"):
+        kube_string_map({"gpu": 1.5}, "m")
+    with pytest.raises(KubeGPUError, match=r"m has the key True, a bool; quote it"):
+        kube_string_map({True: "x"}, "m")
+
+
+def test_kube_string_filter_raises_the_filter_error_with_the_same_message():
+    kube_string_filter = FilterModule().filters()["kube_string"]
+    assert kube_string_filter(True, "v") == "true"
+    assert kube_string_filter({"k": 1}, "v") == {"k": "1"}
+    with pytest.raises(AnsibleFilterError, match=r"^v is the number 12.1"):
+        kube_string_filter(12.1, "v")
+    with pytest.raises(AnsibleFilterError, match="on_null='nothing'"):
+        kube_string_filter("a", "v", on_null="nothing")
