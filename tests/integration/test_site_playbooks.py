@@ -351,8 +351,11 @@ def test_site_refuses_a_missing_prerequisite_of_the_cluster_plays_before_the_nod
 @pytest.mark.parametrize("case", ["helm not found", "chart archive not found"])
 def test_cluster_playbook_refuses_a_missing_prerequisite_before_its_first_write(bench, kubeapi, tmp_path, case):
     """cluster.yml alone (not in check mode): its preflight play refuses before play 4 labels and taints the
-    nodes, so the nodes stay as they were and no write request reached the API server."""
+    nodes, so the nodes stay as they were and no write request reached the API server. Unused stacks are kept
+    (kubegpu_remove_unused_stacks: false), so no removal check runs helm in the preflight: only the check of
+    what the plays need can find a missing helm there."""
     extra_vars, words = missing_prerequisite(case, kubeapi, tmp_path)
+    extra_vars["kubegpu_remove_unused_stacks"] = False
     before = api(kubeapi, "/api/v1/nodes")["items"]
     run = bench.run("facts.yml", "cluster.yml", extra_vars=extra_vars)
     assert run.rc != 0, run.explain()
