@@ -24,6 +24,11 @@ import tempfile
 import time
 import typing as t
 
+try:
+    import yaml
+except ImportError:  # PyYAML ships with ansible-core
+    yaml = None
+
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._kube import (
@@ -33,13 +38,28 @@ from ansible_collections.kubegpu.core.plugins.module_utils._kube import (
 )
 from ansible_collections.kubegpu.core.plugins.module_utils._kube import _backoff as backoff
 
-try:
-    import yaml
-except ImportError:  # PyYAML ships with ansible-core
-    yaml = None
-
 # Connection options helm has no flag for.
 UNSUPPORTED = ("username", "password", "client_cert", "client_key")
+# The oldest helm the collection runs: the roles remove a device stack with ``helm uninstall --cascade foreground``
+# (helm/helm#11479, first released in v3.12.0); helm v4 has every flag helm_release uses.
+MINIMUM_VERSION = (3, 12)
+
+
+def supported_version(text: str, path: str) -> int:
+    """The major version of a helm that printed ``text`` for ``helm version --template {{.Version}}``; a helm the
+    collection cannot run (v2, v3 before 3.12, v5 or later, or not a version at all) raises, naming it."""
+    match = re.match(r"v?(\d+)\.(\d+)", text.strip())
+    wanted = f"v{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or later v3, or v4"
+    if not match:
+        raise KubeGPUError(f"{path} printed {text.strip()!r} as its version, not a helm's; kubegpu.core needs helm {wanted}")
+    major, minor = int(match.group(1)), int(match.group(2))
+    if major not in (3, 4) or (major, minor) < MINIMUM_VERSION:
+        raise KubeGPUError(
+            f"{path} is helm {text.strip()}; kubegpu.core needs helm {wanted} (the roles remove a stack with "
+            "helm uninstall --cascade, new in v3.12.0): install a newer helm, or set binary_path "
+            "(kubegpu_helm_binary in the playbooks) to one"
+        )
+    return major
 
 # What helm prints when a request to the API server failed in a way a retry can cure. client-go retries a 429
 # or 5xx by itself only when it carries Retry-After; these are the rest. From k8s.io/apimachinery
@@ -187,13 +207,27 @@ def deep_merge(base: dict[str, t.Any], override: dict[str, t.Any]) -> dict[str, 
     return result
 
 
+def chart_source(ref: str) -> str:
+    """Where helm takes chart ``ref`` from: ``oci`` (an ``oci://`` reference), ``path`` (a chart directory or
+    archive: absolute, starting with ``.``, ending in ``.tgz``, or any path that exists) or ``repository``
+    (``repo/name``, or a plain name given with a repository URL)."""
+    if ref.startswith("oci://"):
+        return "oci"
+    if ref.startswith((".", "/")) or ref.endswith(".tgz") or os.path.exists(ref):
+        return "path"
+    return "repository"
+
+
 class Helm:
     def __init__(self, module: t.Any, binary: str | None, connection: dict[str, t.Any]) -> None:
         self.module = module
         try:
             self.runner = CommandRunner(module, binary or "helm")
         except KubeGPUError as exc:
-            raise KubeGPUError(f"{exc.msg} (helm v3 or v4; set binary_path to use one outside PATH)") from exc
+            raise KubeGPUError(
+                f"{exc.msg} (kubegpu.core needs helm v{MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or later v3, or v4; set "
+                "binary_path, kubegpu_helm_binary in the playbooks, to use one outside PATH)"
+            ) from exc
         for option in UNSUPPORTED:
             if connection.get(option):
                 raise KubeGPUError(f"helm has no flag for {option}; put the credentials in a kubeconfig and give kubeconfig")
@@ -208,13 +242,10 @@ class Helm:
             if connection.get("proxy"):
                 self.environ = {"HTTPS_PROXY": connection["proxy"], "HTTP_PROXY": connection["proxy"]}
             version = self.run(["version", "--template", "{{.Version}}"], what="reading the helm version", kube=False)
-            match = re.match(r"v?(\d+)\.(\d+)", version.stdout.strip())
-            if not match or int(match.group(1)) not in (3, 4):
-                raise KubeGPUError(f"{self.runner.path} is helm {version.stdout.strip()!r}; helm_release needs helm v3 or v4")
+            self.major = supported_version(version.stdout, self.runner.path)
         except BaseException:
             self.cleanup()
             raise
-        self.major = int(match.group(1))
         self.version = version.stdout.strip()
 
     def cleanup(self) -> None:
@@ -288,6 +319,25 @@ class Helm:
                     error.details["cmd"] = error.details["cmd"].replace(full[index + 1], "********")
             raise error
         return result
+
+    def local_chart(self, path: str, version: str | None) -> dict[str, t.Any]:
+        """The Chart.yaml of the chart directory or archive ``path`` (``helm show chart``, which reads either
+        without a cluster or network); raises when it is missing, not a chart, or not ``version``."""
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "Chart.yaml")):
+            raise KubeGPUError(f"chart_ref={path!r} is a directory without Chart.yaml, not a chart")
+        if not os.path.exists(path):
+            raise KubeGPUError(f"chart {path} not found")
+        shown = self.run(["show", "chart", path], what=f"reading chart {path}", kube=False)
+        try:
+            metadata = yaml.safe_load(shown.stdout) if yaml else None
+        except yaml.YAMLError:
+            metadata = None
+        if not isinstance(metadata, dict) or not metadata.get("name"):
+            raise KubeGPUError(f"chart {path}: helm show chart printed no chart metadata: {shown.stdout[:200]!r}")
+        found = str(metadata.get("version"))
+        if version and version != found:
+            raise KubeGPUError(f"chart {path} is version {found}, not chart_version={version}")
+        return metadata
 
     def json(self, args: list[str], *, what: str, kube: bool = True) -> t.Any:
         return self.run([*args, "-o", "json"], what=what, kube=kube).json()

@@ -222,6 +222,7 @@ from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGP
 from ansible_collections.kubegpu.core.plugins.module_utils._helm import (
     Helm,
     as_helm_stores,
+    chart_source,
     deep_merge,
     load_values,
     rounded_integers,
@@ -350,13 +351,13 @@ class HelmRelease:
         ref: str = self.params["chart_ref"]
         version = self.params["chart_version"]
         url = self.params["chart_repo_url"]
-        if ref.startswith("oci://"):
+        source = chart_source(ref)
+        if source == "oci":
             name = ref.rstrip("/").rsplit("/", 1)[-1].split(":")[0]
             if not version:
                 version = self._show_chart([ref], f"reading chart {ref}").get("version")
             return Chart(ref, name, version, [])
-        # a path: absolute, relative to the working directory, or any existing file or directory
-        if ref.startswith((".", "/")) or os.path.exists(ref):
+        if source == "path":
             return self._local_chart(ref, version)
         if url and "/" not in ref:
             args = [ref, "--repo", url, *(["--version", version] if version else [])]
@@ -368,19 +369,8 @@ class HelmRelease:
         return self._repo_chart(repo, name, version, url)
 
     def _local_chart(self, path: str, version: str | None) -> Chart:
-        if os.path.isdir(path):
-            chart_file = os.path.join(path, "Chart.yaml")
-            if not os.path.isfile(chart_file):
-                raise KubeGPUError(f"chart_ref={path!r} is a directory without Chart.yaml, not a chart")
-            metadata = read_values_file(chart_file)
-        elif os.path.isfile(path):
-            metadata = self._show_chart([path], f"reading chart archive {path}")
-        else:
-            raise KubeGPUError(f"chart {path} not found")
-        found = str(metadata.get("version"))
-        if version and version != found:
-            raise KubeGPUError(f"chart {path} is version {found}, not chart_version={version}")
-        return Chart(path, str(metadata.get("name")), found, [])
+        metadata = self.helm.local_chart(path, version)
+        return Chart(path, str(metadata.get("name")), str(metadata.get("version")), [])
 
     def _repo_chart(self, repo: str, name: str, version: str | None, url: str | None) -> Chart:
         listed = self.helm.run(["repo", "list", "-o", "json"], what="listing helm repositories", kube=False, check=False)

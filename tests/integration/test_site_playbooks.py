@@ -286,6 +286,85 @@ def test_bad_input_is_refused_with_a_clear_message_before_any_change(bench, kube
     assert write_requests(kubeapi) == [], f"{case}: the refused run asked to change the cluster; failures: {run.failures}"
 
 
+def missing_prerequisite(case: str, kubeapi, tmp_path) -> tuple[dict[str, t.Any], list[str]]:
+    """The extra variables that take away one thing the cluster plays need, and the words its refusal must say."""
+    if case == "helm not found":
+        helm = str(tmp_path / "no-such-dir" / "helm")
+        return {"kubegpu_helm_binary": helm}, [helm, "not found"]
+    if case == "helm too old":
+        # a helm 3.11 (before uninstall --cascade, which the roles' stack removal uses) answering as real helm does
+        old = tmp_path / "helm-3.11"
+        old.write_text('#!/bin/sh\n[ "$1" = version ] && { echo v3.11.3; exit 0; }\necho "not expected: $*" >&2; exit 1\n')
+        old.chmod(0o755)
+        return {"kubegpu_helm_binary": str(old)}, ["helm v3.11.3", "v3.12 or later"]
+    if case == "kubeconfig not found":
+        return {"kubegpu_kubeconfig": str(tmp_path / "no-such-kubeconfig")}, [str(tmp_path / "no-such-kubeconfig"), "not found"]
+    if case == "context not in the kubeconfig":
+        return {"kubegpu_kube_context": "no-such-context"}, ["no-such-context"]
+    if case == "API server not answering":
+        # the test API server's kubeconfig, its server a port nothing listens on
+        dead = tmp_path / "kubeconfig-dead"
+        text = kubeapi.kubeconfig.read_text()
+        dead.write_text(re.sub(r"server: \S+", "server: http://127.0.0.1:9", text))
+        return {"kubegpu_kubeconfig": str(dead)}, ["127.0.0.1:9"]
+    if case == "Kubernetes older than the stacks run on":
+        kubeapi.admin.set_version("v1.22.17")
+        return {}, ['"v1.22.17"', "1.23 or later"]
+    if case == "chart archive not found":
+        chart = str(tmp_path / "charts" / "hami-2.10.0.tgz")
+        return {"vgpu_scheduler_chart_ref": chart}, ["vgpu_scheduler_chart_ref", chart, "not found"]
+    if case == "OpenFaaS Profile CRD missing":
+        return {"kubegpu_openfaas_enabled": True}, ["Profile", "openfaas.com/v1", "install OpenFaaS"]
+    raise AssertionError(case)
+
+
+MISSING_PREREQUISITES = [
+    "helm not found",
+    "helm too old",
+    "kubeconfig not found",
+    "context not in the kubeconfig",
+    "API server not answering",
+    "Kubernetes older than the stacks run on",
+    "chart archive not found",
+    "OpenFaaS Profile CRD missing",
+]
+
+
+@pytest.mark.parametrize("case", MISSING_PREREQUISITES)
+def test_site_refuses_a_missing_prerequisite_of_the_cluster_plays_before_the_node_plays(bench, kubeapi, tmp_path, case):
+    """site.yml as a whole, one thing the cluster plays need taken away: its early check play (before the driver
+    and toolkit plays, which install packages, reboot and restart the engine on real nodes) fails naming what is
+    missing, and neither a node task nor a write request ran. In check mode, so that even a regression could not
+    change this machine."""
+    extra_vars, words = missing_prerequisite(case, kubeapi, tmp_path)
+    run = bench.run("site.yml", extra_vars=extra_vars, check=True)
+    assert run.rc != 0, run.explain()
+    message = " ".join(run.failures)
+    assert all(word in message for word in words), (case, words, run.failures or run.explain())
+    failed_plays = {record.get("play") for record in run.failed}
+    assert failed_plays <= {"Device stack choice, checked before any node changes"}, (failed_plays, run.failures)
+    ran = {record["task"] for record in run.records}
+    assert not [task for task in ran if "nvidia_driver" in task or "container_toolkit" in task], sorted(ran)
+    assert write_requests(kubeapi) == [], f"{case}: the refused run asked to change the cluster; failures: {run.failures}"
+
+
+@pytest.mark.parametrize("case", ["helm not found", "chart archive not found"])
+def test_cluster_playbook_refuses_a_missing_prerequisite_before_its_first_write(bench, kubeapi, tmp_path, case):
+    """cluster.yml alone (not in check mode): its preflight play refuses before play 4 labels and taints the
+    nodes, so the nodes stay as they were and no write request reached the API server. Unused stacks are kept
+    (kubegpu_remove_unused_stacks: false), so no removal check runs helm in the preflight: only the check of
+    what the plays need can find a missing helm there."""
+    extra_vars, words = missing_prerequisite(case, kubeapi, tmp_path)
+    extra_vars["kubegpu_remove_unused_stacks"] = False
+    before = api(kubeapi, "/api/v1/nodes")["items"]
+    run = bench.run("facts.yml", "cluster.yml", extra_vars=extra_vars)
+    assert run.rc != 0, run.explain()
+    message = " ".join(run.failures)
+    assert all(word in message for word in words), (case, words, run.failures or run.explain())
+    assert write_requests(kubeapi) == [], f"{case}: the refused run asked to change the cluster; failures: {run.failures}"
+    assert api(kubeapi, "/api/v1/nodes")["items"] == before
+
+
 SITE_PLAYS = [
     "Node Python for the kubegpu.core node-side modules",
     "NVIDIA GPU facts",

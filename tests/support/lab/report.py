@@ -1,9 +1,11 @@
 """The readiness report as one self-contained HTML page: ``report.json`` (gpu_validate) -> ``report.html``.
 
-No external assets: inline CSS, and the chart of GPU memory per node and GPU is inline SVG (one
-group of bars per node, one bar per GPU, heights to scale). Every value comes from report.json
-(``{"nodes": [{node, gpus: {count, models, memory_mib}, driver_version, default_runtime, labels,
-taints, allocatable, smoke: {result, message}}, ...]}``); nothing is made up here.
+No external assets: inline CSS; the chart of GPU memory per node and GPU is a table (one row per GPU, a bar
+whose width is to scale, the node's name spanning its rows), so the browser lays out every label and none
+can run into another. Every value comes from report.json (``{"nodes": [{node, gpus: {count, models,
+memory_mib}, driver_version, default_runtime, labels, taints, allocatable, smoke: {result, message},
+checks: [{check, result, message}], result}, ...]}``); a report from before ``checks`` shows its smoke test
+as the node's only check and result. Nothing is made up here.
 """
 
 from __future__ import annotations
@@ -13,15 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-CHART_HEIGHT = 200  # pixels of the tallest bar
-BAR_WIDTH = 22
-BAR_GAP = 4
-GROUP_GAP = 36
-MARGIN_LEFT = 70
-MARGIN_BOTTOM = 60
-MARGIN_TOP = 20
+CHART_WIDTH = 360  # pixels of the longest bar
 COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#9a6700"}
 
+# The chart is an HTML table, not SVG: the browser lays out every name and number, so a long node name
+# wraps or widens its column instead of running into its neighbour's (SVG text has no layout).
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
@@ -32,6 +30,12 @@ th { background: #f6f8fa; font-weight: 600; }
 .skipped { color: #9a6700; font-weight: 600; }
 code { font-size: 0.9em; }
 .note { color: #59636e; font-size: 0.9em; }
+td.node-label { max-width: 22rem; overflow-wrap: anywhere; }
+.gpu-count { display: block; color: #59636e; font-size: 0.85em; }
+td.memory { white-space: nowrap; }
+.bar { display: inline-block; height: 0.9em; background: #0969da; vertical-align: middle; margin-right: 0.5em; }
+table.checks { margin: 0; } table.checks td { border-color: #eaeef2; }
+td.message { overflow-wrap: anywhere; max-width: 40rem; }
 """
 
 
@@ -75,71 +79,85 @@ def _node_table(entry: dict) -> str:
     )
     cells += f'<tr><th>Smoke test</th><td class="smoke {_e(result)}">{_e(result)}</td></tr>'
     cells += f"<tr><th>Message</th><td>{_e(smoke.get('message'))}</td></tr>"
+    overall = node_result(entry)
+    cells += f'<tr><th>Result</th><td class="result {_e(overall)}">{_e(overall)}</td></tr>'
+    check_rows = "".join(
+        f'<tr data-check="{_e(check.get("check"))}"><td>{_e(check.get("check"))}</td>'
+        f'<td class="result {_e(check.get("result"))}">{_e(check.get("result"))}</td>'
+        f'<td class="message">{_e(check.get("message"))}</td></tr>'
+        for check in node_checks(entry)
+    )
+    cells += f'<tr><th>Checks</th><td><table class="checks">{check_rows}</table></td></tr>'
     node = _e(entry.get("node"))
     return f'<h2 id="node-{node}">{node}</h2>\n<table class="node" data-node="{node}">{cells}</table>'
 
 
+def node_checks(entry: dict) -> list[dict]:
+    """The node's checks (gpu_validate's ``checks``); a report from before them has the smoke test alone."""
+    if isinstance(entry.get("checks"), list):
+        return [check for check in entry["checks"] if isinstance(check, dict)]
+    smoke = entry.get("smoke") or {}
+    return [{"check": "smoke", "result": smoke.get("result") or "unknown", "message": smoke.get("message")}]
+
+
+def node_result(entry: dict) -> str:
+    """passed, failed or skipped: the report's ``result``, else (an older report) the smoke test's."""
+    return str(entry.get("result") or (entry.get("smoke") or {}).get("result") or "unknown")
+
+
 def memory_chart(nodes: list[dict]) -> str:
-    """Inline SVG: GPU memory (MiB) per node and GPU, bars to scale, each bar titled with its value."""
+    """GPU memory (MiB) per node and GPU: one row per GPU, its bar's width to scale and its value beside it; the
+    node's name (and GPU count) spans its rows."""
     values = [mib for entry in nodes for mib in ((entry.get("gpus") or {}).get("memory_mib") or []) if mib]
     top = max(values) if values else 1
-    x = MARGIN_LEFT
-    parts = []
+    rows = []
     for entry in nodes:
+        node = _e(entry.get("node"))
         memory = [mib or 0 for mib in (entry.get("gpus") or {}).get("memory_mib") or []]
-        start = x
-        for index, mib in enumerate(memory):
-            height = round(CHART_HEIGHT * mib / top, 1)
-            y = MARGIN_TOP + CHART_HEIGHT - height
-            parts.append(
-                f'<rect class="bar" data-node="{_e(entry.get("node"))}" data-gpu="{index}" data-mib="{mib}" '
-                f'x="{x}" y="{y}" width="{BAR_WIDTH}" height="{height}" fill="#0969da">'
-                f"<title>{_e(entry.get('node'))} GPU {index}: {mib} MiB</title></rect>"
-            )
-            x += BAR_WIDTH + BAR_GAP
+        label = (
+            f'<td class="node-label" rowspan="{max(len(memory), 1)}">{node}'
+            f'<span class="gpu-count">{len(memory)} GPU{"s" if len(memory) != 1 else ""}</span></td>'
+        )
         if not memory:
-            x += BAR_WIDTH
-        middle = (start + x - BAR_GAP) / 2
-        parts.append(
-            f'<text class="node-label" x="{middle}" y="{MARGIN_TOP + CHART_HEIGHT + 20}" text-anchor="middle">'
-            f"{_e(entry.get('node'))}</text>"
-        )
-        parts.append(
-            f'<text x="{middle}" y="{MARGIN_TOP + CHART_HEIGHT + 38}" text-anchor="middle" font-size="11">'
-            f"{len(memory)} GPU{'s' if len(memory) != 1 else ''}</text>"
-        )
-        x += GROUP_GAP
-    width = x
-    left, bottom = MARGIN_LEFT - 6, MARGIN_TOP + CHART_HEIGHT
-    axis = (
-        f'<line x1="{left}" y1="{bottom}" x2="{width}" y2="{bottom}" stroke="#59636e"/>'
-        f'<line x1="{left}" y1="{MARGIN_TOP}" x2="{left}" y2="{bottom}" stroke="#59636e"/>'
-        f'<text x="{MARGIN_LEFT - 10}" y="{MARGIN_TOP + 4}" text-anchor="end" font-size="11">{top} MiB</text>'
-        f'<text x="{MARGIN_LEFT - 10}" y="{MARGIN_TOP + CHART_HEIGHT}" text-anchor="end" font-size="11">0</text>'
-    )
+            rows.append(f'<tr data-node="{node}">{label}<td>-</td><td class="memory">-</td></tr>')
+        for index, mib in enumerate(memory):
+            width = round(CHART_WIDTH * mib / top, 1)
+            rows.append(
+                f'<tr data-node="{node}">{label if index == 0 else ""}<td class="gpu">GPU {index}</td>'
+                f'<td class="memory"><span class="bar" data-node="{node}" data-gpu="{index}" data-mib="{mib}" '
+                f'style="width: {width}px" title="{node} GPU {index}: {mib} MiB"></span>{mib} MiB</td></tr>'
+            )
     return (
-        f'<svg id="gpu-memory" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{MARGIN_TOP + CHART_HEIGHT + MARGIN_BOTTOM}" role="img" aria-label="GPU memory per node and GPU">'
-        f"{axis}{''.join(parts)}</svg>"
+        f'<table id="gpu-memory" aria-label="GPU memory per node and GPU"><tr><th>Node</th><th>GPU</th>'
+        f"<th>Memory (longest bar: {top} MiB)</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _checks_summary(entry: dict) -> str:
+    """Each check's name, coloured by its result (the word itself in its title)."""
+    return " ".join(
+        f'<span class="{_e(check.get("result"))}" title="{_e(check.get("result"))}">{_e(check.get("check"))}</span>'
+        for check in node_checks(entry)
     )
 
 
 def render(report: dict) -> str:
     nodes = report.get("nodes") or []
     summary_rows = "".join(
-        f"<tr><td>{_e(e.get('node'))}</td><td>{_e((e.get('gpus') or {}).get('count', 0))}</td>"
+        f'<tr data-node="{_e(e.get("node"))}"><td>{_e(e.get("node"))}</td><td>{_e((e.get("gpus") or {}).get("count", 0))}</td>'
         f"<td>{_e(', '.join((e.get('gpus') or {}).get('models') or []) or '-')}</td>"
         f"<td>{_e(e.get('default_runtime') or '-')}</td>"
-        f'<td class="{_e((e.get("smoke") or {}).get("result"))}">{_e((e.get("smoke") or {}).get("result"))}</td></tr>'
+        f'<td class="result {_e(node_result(e))}">{_e(node_result(e))}</td>'
+        f"<td>{_checks_summary(e)}</td></tr>"
         for e in nodes
     )
-    passed = sum(1 for e in nodes if (e.get("smoke") or {}).get("result") == "passed")
+    passed = sum(1 for e in nodes if node_result(e) == "passed")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kubegpu.core GPU readiness</title>
 <style>{STYLE}</style></head>
 <body>
 <h1>GPU readiness: {passed} of {len(nodes)} nodes passed</h1>
-<table id="summary"><tr><th>Node</th><th>GPUs</th><th>Models</th><th>Default runtime</th><th>Smoke test</th></tr>
+<table id="summary"><tr><th>Node</th><th>GPUs</th><th>Models</th><th>Default runtime</th><th>Result</th><th>Checks</th></tr>
 {summary_rows}</table>
 <h2>GPU memory per node and GPU</h2>
 {memory_chart(nodes)}
