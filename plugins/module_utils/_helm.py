@@ -61,6 +61,7 @@ def supported_version(text: str, path: str) -> int:
         )
     return major
 
+
 # What helm prints when a request to the API server failed in a way a retry can cure. client-go retries a 429
 # or 5xx by itself only when it carries Retry-After; these are the rest. From k8s.io/apimachinery
 # pkg/api/errors (NewInternalError, NewTimeoutError, NewGenericServerResponse for a body that is no Status),
