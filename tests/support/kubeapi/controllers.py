@@ -59,6 +59,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import kubelet
+from .errors import ApiError
 
 if TYPE_CHECKING:
     from .catalogue import ResourceType
@@ -262,6 +263,7 @@ class Controllers:
         # (DaemonSet uid, node name) -> shouldRun at the DaemonSet's last sync, so that a Node change re-syncs
         # only the DaemonSets whose decision for that node changed (the real controller's updateNode)
         self.decisions: dict[tuple[str, str], bool] = {}
+        self.errors: list[str] = []  # what the controllers' own writes were refused, for debugging
 
     def clear(self) -> None:
         self.queue.clear()
@@ -327,7 +329,11 @@ class Controllers:
             while self.queue:
                 item = next(iter(self.queue))
                 del self.queue[item]
-                self._sync(item)
+                try:
+                    self._sync(item)
+                except ApiError as error:
+                    # a real controller records an Event and retries; the client's own write has succeeded
+                    self.errors.append(f"{item}: {error}")
         finally:
             self.draining = False
             self.queue.clear()
