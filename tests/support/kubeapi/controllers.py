@@ -502,15 +502,8 @@ class Controllers:
             return
         active = [pod for pod in self._pods_of(rs) if pod_active(pod)]
         ready = sum(1 for pod in active if pod_ready(pod))
-        status = _nonzero(
-            {
-                "replicas": active and len(active),
-                "fullyLabeledReplicas": len(active),
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-            }
-        )
-        status["replicas"] = len(active)  # not omitempty
+        status = {"replicas": len(active)}  # the one counter that is not omitempty
+        status.update(_nonzero({"fullyLabeledReplicas": len(active), "readyReplicas": ready, "availableReplicas": ready}))
         status["observedGeneration"] = rs["metadata"].get("generation", 1)
         self._status("apps", "replicasets", rs, status)
 
