@@ -169,6 +169,21 @@ def test_rollout_status_waits_for_a_pod_that_cannot_be_placed(kubectl, controlle
     assert nodes_of(kubectl, ready_rs(kubectl, "web")) == [("gpu-node-2", "Running")] * 2
 
 
+def test_rollout_status_reports_a_deployment_past_its_progress_deadline(kubectl, controllers):
+    """progress.go: no progress for progressDeadlineSeconds turns Progressing False, ProgressDeadlineExceeded, and
+    kubectl rollout status stops with its error instead of waiting out its timeout."""
+    stuck = deployment("stuck", {"nodeSelector": {"pool": "absent"}})
+    stuck["spec"]["progressDeadlineSeconds"] = 2
+    apply(kubectl, stuck)
+    rollout = kubectl("rollout", "status", "deployment/stuck", "--timeout=30s", check=False)
+    assert rollout.returncode != 0
+    assert 'deployment "stuck" exceeded its progress deadline' in rollout.stderr
+    status = kubectl("get", "deployment", "stuck", "-o", "json", json_output=True)["status"]
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert progressing["message"] == f'ReplicaSet "{ready_rs(kubectl, "stuck")}" has timed out progressing.'
+
+
 def ready_rs(kubectl, deployment_name: str) -> str:
     listed = kubectl("get", "replicasets", "-l", f"app={deployment_name}", "-o", "json", json_output=True)["items"]
     (current,) = [rs for rs in listed if rs["spec"]["replicas"] > 0]

@@ -24,7 +24,8 @@ Each follows the real controller's source (kubernetes/kubernetes, read at v1.35)
   rolling update; ``maxSurge`` pacing and ``Recreate`` ordering are not simulated). Status and the ``Available``
   (MinimumReplicasAvailable/MinimumReplicasUnavailable, from ``maxUnavailable``) and ``Progressing``
   (NewReplicaSetCreated, ReplicaSetUpdated, NewReplicaSetAvailable) conditions with the real reasons and messages;
-  ``progressDeadlineSeconds`` is not timed (no ProgressDeadlineExceeded).
+  past ``progressDeadlineSeconds`` (600 by default) without progress, ``Progressing`` turns False with reason
+  ProgressDeadlineExceeded (a timer re-syncs the Deployment then; timestamps have one-second resolution).
 - **ReplicaSet** (pkg/controller/replicaset): pods ``<rs>-xxxxx`` up to ``replicas``, surplus deleted (newest
   first); status replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (``minReadySeconds`` ignored).
 - **StatefulSet** (pkg/controller/statefulset): pods ``<name>-0`` .. ``<name>-N-1`` with
@@ -52,10 +53,12 @@ Missing fields are read with the defaults the real API server would have written
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
 import re
+import threading
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import kubelet
@@ -224,6 +227,11 @@ def max_unavailable(deployment: dict) -> int:
     return min(unavailable, replicas)
 
 
+def _seconds_since(stamp: str) -> float:
+    moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return (datetime.datetime.now(datetime.timezone.utc) - moment).total_seconds()
+
+
 def _minor(version: str) -> Optional[int]:
     match = re.match(r"v?1\.(\d+)", version or "")
     return int(match.group(1)) if match else None
@@ -263,9 +271,15 @@ class Controllers:
         # (DaemonSet uid, node name) -> shouldRun at the DaemonSet's last sync, so that a Node change re-syncs
         # only the DaemonSets whose decision for that node changed (the real controller's updateNode)
         self.decisions: dict[tuple[str, str], bool] = {}
-        self.errors: list[str] = []  # what the controllers' own writes were refused, for debugging
+        self.errors: list[str] = []
+        self.epoch = 0
+        self.timers: dict[tuple, threading.Timer] = {}  # what the controllers' own writes were refused, for debugging
 
     def clear(self) -> None:
+        self.epoch += 1  # timers of before a reset do nothing
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
         self.queue.clear()
         self.decisions.clear()
 
@@ -621,15 +635,64 @@ class Controllers:
                 old=old.get("Available"),
             )
         rs_name = new["metadata"]["name"]
+        before = deployment.get("status") or {}
+        moved = any(
+            status.get(key, 0) != before.get(key, 0)
+            for key in ("updatedReplicas", "replicas", "readyReplicas", "availableReplicas")
+        )
+        deadline = spec.get("progressDeadlineSeconds", 600)
+        last = (old.get("Progressing") or {}).get("lastUpdateTime")
         if updated == replicas and total == replicas and available == replicas:
-            reason, message = "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.'
-        elif created:
-            reason, message = "NewReplicaSetCreated", f'Created new replica set "{rs_name}"'
+            progressing = _condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+                stamp=stamp,
+                old=old.get("Progressing"),
+            )
+        elif created or moved or not last:
+            reason, message = (
+                ("NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
+                if created
+                else ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+            )
+            progressing = _condition("Progressing", "True", reason, message, stamp=stamp, old=None)
+            progressing["lastTransitionTime"] = (old.get("Progressing") or {}).get("lastTransitionTime") or stamp
+            self._wake_after(deployment, deadline + 1)
+        elif _seconds_since(last) > deadline:  # DeploymentTimedOut
+            progressing = _condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                stamp=stamp,
+                old=old.get("Progressing"),
+            )
         else:
-            reason, message = "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'
-        progressing = _condition("Progressing", "True", reason, message, stamp=stamp, old=old.get("Progressing"))
+            progressing = old["Progressing"]
+            self._wake_after(deployment, deadline + 1 - _seconds_since(last))
         status["conditions"] = [available_condition, progressing]
         return status
+
+    def _wake_after(self, deployment: dict, seconds: float) -> None:
+        """Sync the Deployment again when its progress deadline may have passed (the real controller requeues it)."""
+        key = (("apps", "deployments"), deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        epoch = self.epoch
+
+        def wake() -> None:
+            with self.store.lock:
+                if self.epoch == epoch and self.store.ready_controller:
+                    self.queue[key] = None
+                    self.drain()
+
+        previous = self.timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        timer = threading.Timer(max(0.0, seconds), wake)
+        timer.daemon = True
+        self.timers[key] = timer
+        timer.start()
 
     # --- StatefulSet ----------------------------------------------------------------------------
 
