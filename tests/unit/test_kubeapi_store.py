@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.kubeapi.errors import ApiError
+from tests.support.kubeapi.nodes import gpu_node
 from tests.support.kubeapi.store import Store
 
 
@@ -142,16 +143,22 @@ def test_crd_name_must_be_plural_dot_group(store):
     assert invalid.value.code == 422
 
 
-def test_ready_controller_writes_workload_status(store):
+def test_ready_controller_runs_a_daemon_pod_on_each_node_its_selector_matches(store):
+    """One pod per Ready node whose labels match (Kubernetes' DaemonSet rules); a node that is not Ready gets its pod,
+    which stays Pending there, so it counts as desired and scheduled but not ready."""
     store.ready_controller = True
     daemonsets = rtype(store, "apps", "v1", "daemonsets")
     nodes = rtype(store, "", "v1", "nodes")
-    for name, gpu in (("a", "true"), ("b", "false")):
-        store.create(nodes, None, {"metadata": {"name": name, "labels": {"gpu": gpu}}}, manager="t")
+    pods = rtype(store, "", "v1", "pods")
+    for name, gpu, ready in (("a", "true", True), ("b", "false", True), ("c", "true", False)):
+        store.create(nodes, None, gpu_node(name, labels={"gpu": gpu}, ready=ready), manager="t")
     spec = workload_spec(pod={"nodeSelector": {"gpu": "true"}})
     store.create(daemonsets, "kube-system", {"metadata": {"name": "plugin"}, "spec": spec}, manager="t")
     status = store.get(daemonsets, "kube-system", "plugin")["status"]
-    assert (status["desiredNumberScheduled"], status["numberReady"], status["observedGeneration"]) == (1, 1, 1)
+    assert (status["desiredNumberScheduled"], status["currentNumberScheduled"], status["numberReady"]) == (2, 2, 1)
+    assert (status["numberMisscheduled"], status["numberUnavailable"], status["observedGeneration"]) == (0, 1, 1)
+    placed = {p["spec"]["nodeName"]: p["status"]["phase"] for p in store.list(pods, "kube-system", [], [])["items"]}
+    assert placed == {"a": "Running", "c": "Pending"}
 
 
 def test_namespaced_writes_need_an_existing_namespace(store):

@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--nodes", type=int, default=0, help="also generate this many GPU nodes")
     serve.add_argument("--gpus-per-node", type=int, default=8)
     serve.add_argument("--version", default=DEFAULT_VERSION, help="gitVersion answered by /version")
-    serve.add_argument("--ready-controller", action="store_true", help="mark workloads ready after each write")
+    serve.add_argument(
+        "--ready-controller",
+        action="store_true",
+        help="run the controller, scheduler and kubelet doubles (controllers.py, kubelet.py) after each write",
+    )
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); the kubeconfig trusts it as CA")
     serve.add_argument("--tls-key", help="private key of --tls-cert")
     serve.add_argument("--pid-file", help="default: <kubeconfig>.pid")

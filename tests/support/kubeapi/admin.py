@@ -85,7 +85,8 @@ class AdminClient:
         self._call("DELETE", "counters")
 
     def set_ready_controller(self, ready: bool) -> None:
-        """Switch the behaviour that marks Deployments, DaemonSets, StatefulSets, Pods and Jobs ready."""
+        """Switch the controller doubles on or off (controllers.py: DaemonSets, Deployments, ReplicaSets, StatefulSets,
+        Jobs, garbage collection; kubelet.py: scheduling and running Pods)."""
         self._call("POST", "controller", {"ready": ready})
 
     def set_version(self, git_version: str) -> None:

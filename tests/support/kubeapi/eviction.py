@@ -85,6 +85,22 @@ def grace_period(options: Any, query: Optional[dict] = None) -> Optional[int]:
         raise bad_request(f"gracePeriodSeconds must be an integer, not {value!r}") from error
 
 
+def propagation_policy(options: Any, query: Optional[dict] = None) -> Optional[str]:
+    """The ``propagationPolicy`` of DeleteOptions or the query string (``orphanDependents``, deprecated, as
+    ``Orphan``/``Background``), or None; an unknown policy answers 400 with kube-apiserver's wording."""
+    options = options if isinstance(options, dict) else {}
+    value = options.get("propagationPolicy") or (query or {}).get("propagationPolicy")
+    orphan = options.get("orphanDependents", (query or {}).get("orphanDependents"))
+    if value is None and orphan is not None:
+        value = "Orphan" if str(orphan).lower() == "true" else "Background"
+    if value is not None and value not in ("Orphan", "Background", "Foreground"):
+        raise bad_request(
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{value}": '
+            'supported values: "Foreground", "Background", "Orphan"'
+        )
+    return value
+
+
 def _can_ignore_budgets(pod: dict) -> bool:
     """``canIgnorePDB``: a pod that is not running, or already going, costs no availability."""
     phase = (pod.get("status") or {}).get("phase")

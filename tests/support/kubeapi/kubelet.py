@@ -5,7 +5,9 @@ kubelet would decide it on a healthy cluster, from the Node objects the test cre
 
 - **Scheduling** (a Pod without ``spec.nodeName``): the nodes are filtered as kube-scheduler's default plugins
   filter them - ``nodeSelector``; required node affinity (``matchExpressions`` on labels with ``In``, ``NotIn``,
-  ``Exists``, ``DoesNotExist``, ``Gt``, ``Lt``; ``matchFields`` on ``metadata.name``); ``spec.unschedulable``;
+  ``Exists``, ``DoesNotExist``, ``Gt``, ``Lt``; ``matchFields`` on ``metadata.name``: a single such term, as the
+  DaemonSet controller writes, narrows the nodes first, as NodeAffinity's PreFilter does); ``spec.unschedulable``
+  unless the Pod tolerates ``node.kubernetes.io/unschedulable:NoSchedule`` (the NodeUnschedulable plugin);
   ``NoSchedule``/``NoExecute`` taints the Pod does not tolerate; extended resources (names with a ``/`` outside
   ``kubernetes.io/``: ``nvidia.com/gpu`` ...) requested (requests, else limits) above the node's ``allocatable``
   less what the node's other non-terminated Pods request. CPU, memory and ports are not checked. The first feasible
@@ -26,7 +28,9 @@ kubelet would decide it on a healthy cluster, from the Node objects the test cre
   resources it asked for is taken to have completed. What that proves is placement (selectors, affinity,
   tolerations, resource names and amounts), never what the container would do on a GPU.
 
-A Pod is decided when it is written (created or updated), not again when nodes change later.
+A Pod is decided when it is written (created or updated); with the workload controllers (controllers.py) a
+Node change gives every still-Pending Pod another scheduling attempt, as kube-scheduler's queue does. A bound Pod
+is not re-decided (no taint eviction of Pods other than a DaemonSet's, whose controller deletes them).
 """
 
 from __future__ import annotations
@@ -124,10 +128,12 @@ def tolerates(tolerations: list, taint: dict) -> bool:
     return False
 
 
-def untolerated_taint(pod: dict, node: dict) -> Optional[dict]:
+def untolerated_taint(pod: dict, node: dict, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")) -> Optional[dict]:
+    """The first of the node's taints with one of ``effects`` that the Pod does not tolerate
+    (``FindMatchingUntoleratedTaint``), or None."""
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
     for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+        if taint.get("effect") in effects and not tolerates(tolerations, taint):
             return taint
     return None
 
@@ -165,13 +171,37 @@ def node_ready(node: dict) -> bool:
     return any(item.get("type") == "Ready" and item.get("status") == "True" for item in conditions)
 
 
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def tolerates_unschedulable(pod: dict) -> bool:
+    """The NodeUnschedulable plugin lets a Pod onto a cordoned node when it tolerates this taint (DaemonSet pods do)."""
+    return tolerates((pod.get("spec") or {}).get("tolerations") or [], UNSCHEDULABLE_TAINT)
+
+
+def named_nodes(pod: dict) -> Optional[set[str]]:
+    """NodeAffinity's PreFilter: the node names a single required term's ``matchFields`` allows, or None for any."""
+    required = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = required.get("nodeSelectorTerms") or []
+    if len(terms) != 1:
+        return None
+    names = [f for f in terms[0].get("matchFields") or [] if f.get("key") == "metadata.name" and f.get("operator") == "In"]
+    return set(names[0].get("values") or []) if len(names) == 1 else None
+
+
 def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> tuple[Optional[str], str]:
     """(the node kube-scheduler would bind the Pod to, or None; kube-scheduler's message when none)."""
     reasons: dict[str, int] = {}
-    for node in sorted(nodes, key=lambda item: item["metadata"]["name"]):
+    allowed = named_nodes(pod)
+    candidates = nodes if allowed is None else [node for node in nodes if node["metadata"]["name"] in allowed]
+    if len(candidates) < len(nodes):
+        reasons["node(s) didn't match Pod's node affinity/selector"] = len(nodes) - len(candidates)
+    for node in sorted(candidates, key=lambda item: item["metadata"]["name"]):
         if not matches_affinity(pod, node):
             reason = "node(s) didn't match Pod's node affinity/selector"
-        elif (node.get("spec") or {}).get("unschedulable"):
+        elif (node.get("spec") or {}).get("unschedulable") and not tolerates_unschedulable(pod):
             reason = "node(s) were unschedulable"
         elif untolerated_taint(pod, node) is not None:
             taint = untolerated_taint(pod, node) or {}

@@ -26,7 +26,7 @@ import yaml
 from . import eviction, openapi, protobuf, table
 from .catalogue import CRD_TYPE, ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
-from .eviction import grace_period
+from .eviction import grace_period, propagation_policy
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import FIELD_VALIDATION, Store, clone
 
@@ -615,7 +615,13 @@ class Handler(BaseHTTPRequestHandler):
                 return
             options = body if isinstance(body, dict) else {}
             deleted = store.delete(
-                rtype, namespace, name, dry_run, options.get("preconditions"), grace_period=grace_period(options, self.query)
+                rtype,
+                namespace,
+                name,
+                dry_run,
+                options.get("preconditions"),
+                grace_period=grace_period(options, self.query),
+                propagation=propagation_policy(options, self.query),
             )
             if rtype.custom or rtype.plural == "pods" or deleted["metadata"].get("deletionTimestamp"):
                 self._send(200, deleted)

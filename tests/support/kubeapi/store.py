@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from . import apply as ssa
 from . import device_plugins, kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
+from .controllers import FOREGROUND, ORPHAN_BY_DEFAULT, Controllers
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -107,6 +108,7 @@ class Store:
         self._snapshot: Optional[dict] = None
         # Pods in their grace period: (storage key, object key) -> the token of the timer that ends it
         self._terminations: dict[tuple, object] = {}
+        self.controllers = Controllers(self)
         for name in DEFAULT_NAMESPACES:
             self.load({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
@@ -502,8 +504,7 @@ class Store:
             self.catalogue.set_crd(metadata["name"], new)
         self._emit("MODIFIED", rtype, new, current)
         written = self._present(rtype, new)
-        if subresource != "status":
-            self._controller(rtype, key)
+        self._controller(rtype, key, spec_changed=subresource != "status")
         return written
 
     def _current(self, rtype: ResourceType, namespace: Optional[str], name: str) -> dict:
@@ -744,10 +745,14 @@ class Store:
         preconditions: Optional[dict] = None,
         *,
         grace_period: Optional[int] = None,
+        propagation: Optional[str] = None,
     ) -> dict:
         """Delete an object. Finalizers keep it (with ``deletionTimestamp``) until they are removed; a Pod
         is deleted gracefully (``grace_period``: the DeleteOptions' ``gracePeriodSeconds``, see
-        ``kubelet.deletion_grace_period``): it stays ``Terminating`` until its kubelet removes it."""
+        ``kubelet.deletion_grace_period``): it stays ``Terminating`` until its kubelet removes it.
+
+        With the ready controller on, ``propagation`` (the DeleteOptions' ``propagationPolicy``; None: the kind's
+        default) says what the garbage collector does with the dependents (controllers.py)."""
         with self.lock:
             current = self._current(rtype, namespace, name)
             preconditions = preconditions or {}
@@ -770,8 +775,19 @@ class Store:
                 return self._present(rtype, current)
             key = self._key(rtype, namespace, name)
             self._terminations.pop((rtype.storage_key, key), None)
-            if period > 0 or metadata.get("finalizers"):
+            policy = ""
+            if self.ready_controller:
+                policy = propagation or ("Orphan" if rtype.storage_key in ORPHAN_BY_DEFAULT else "Background")
+                if policy == "Orphan":
+                    for group, plural, dependent in self.controllers.dependents(namespace or "", metadata["uid"]):
+                        self.controllers.orphan(group, plural, dependent, metadata["uid"])
+                    current = self._current(rtype, namespace, name)
+                    metadata = current["metadata"]
+            foreground = policy == "Foreground" and not metadata.get("deletionTimestamp")
+            if period > 0 or metadata.get("finalizers") or foreground:
                 new = clone(current)
+                if foreground:
+                    new["metadata"]["finalizers"] = [*(metadata.get("finalizers") or []), FOREGROUND]
                 new["metadata"]["deletionTimestamp"] = now(period)
                 new["metadata"]["deletionGracePeriodSeconds"] = period
                 new["metadata"]["resourceVersion"] = str(self._next_rv())
@@ -783,7 +799,12 @@ class Store:
                     timer = threading.Timer(period, self._kubelet_removes, (rtype, key, token))
                     timer.daemon = True
                     timer.start()
-                return self._present(rtype, new)
+                presented = self._present(rtype, new)
+                if foreground:
+                    self.controllers.start_foreground(rtype, new)
+                elif self.ready_controller and not rtype.custom:
+                    self.controllers.notify(rtype, new, spec_changed=False)
+                return presented
             gone = clone(current)
             gone["metadata"]["resourceVersion"] = str(self._next_rv())
             del self._bucket(rtype)[key]
@@ -816,6 +837,8 @@ class Store:
         name = obj["metadata"]["name"]
         if self.ready_controller and (rtype.group, rtype.kind) == ("", "Pod") and device_plugins.involved(obj):
             self._device_plugins_on((obj.get("spec") or {}).get("nodeName") or "", departed=device_plugins.is_plugin(obj))
+        if self.ready_controller:
+            self.controllers.notify(rtype, obj, deleted=True)
         if rtype.storage_key == CRD_TYPE.storage_key:
             served = self.catalogue.all()
             self.catalogue.set_crd(name, None)
@@ -852,23 +875,13 @@ class Store:
 
     # --- the optional "controller" ----------------------------------------------------------
 
-    def _controller(self, rtype: ResourceType, key: tuple[str, str]) -> None:
-        """Mark workloads ready at once, as controllers and kubelets would on a healthy cluster."""
-        if not self.ready_controller or rtype.custom:
+    def _controller(self, rtype: ResourceType, key: tuple[str, str], *, spec_changed: bool = True) -> None:
+        """With the ready controller on, the controllers react to the write (controllers.py, kubelet.py)."""
+        if not self.ready_controller:
             return
         obj = self._bucket(rtype).get(key)
-        if obj is None:
-            return
-        if (rtype.group, rtype.kind) == ("", "Pod"):
-            self._pod_controller(rtype, obj)
-            return
-        status = ready_status(rtype, obj, self._node_count(obj))
-        if status is None:
-            return
-        new = clone(obj)
-        new["status"] = {**(obj.get("status") or {}), **status}
-        if new["status"] != obj.get("status"):
-            self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
+        if obj is not None:
+            self.controllers.notify(rtype, obj, spec_changed=spec_changed)
 
     def _pod_controller(self, rtype: ResourceType, obj: dict) -> None:
         """kube-scheduler and the kubelet for a Pod still Pending (tests/support/kubeapi/kubelet.py)."""
@@ -931,15 +944,6 @@ class Store:
         if new["status"] != obj.get("status"):
             self._write(rtype, obj, new, manager=CONTROLLER_MANAGER, dry_run=False, subresource="status")
 
-    def _node_count(self, obj: dict) -> int:
-        selector = ((((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector")) or {}
-        nodes = self.objects.get(("", "nodes"), {}).values()
-        return sum(
-            1
-            for node in nodes
-            if all(((node.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())
-        )
-
     # --- fixtures and reset -----------------------------------------------------------------
 
     def snapshot(self) -> None:
@@ -952,6 +956,7 @@ class Store:
         with self.lock:
             self.objects = clone(self._snapshot) if self._snapshot is not None else {}
             self._terminations.clear()
+            self.controllers.clear()
             if self._snapshot is None:
                 self.objects = {}
             self.catalogue.clear_crds()
@@ -980,66 +985,3 @@ def _rv_if_changed(before: dict, after: dict) -> str:
     old = (before.get("metadata") or {}).get("resourceVersion")
     new = (after.get("metadata") or {}).get("resourceVersion")
     return new if new != old else ""
-
-
-def ready_status(rtype: ResourceType, obj: dict, node_count: int) -> Optional[dict]:
-    """The status a healthy cluster's controllers would give this workload, or None for other kinds
-    (Pods: ``Store._pod_controller``)."""
-    spec = obj.get("spec") or {}
-    generation = obj["metadata"].get("generation", 1)
-    kind = (rtype.group, rtype.kind)
-    stamp = now()
-    if kind in (("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "ReplicaSet")):
-        replicas = spec.get("replicas", 1)
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-        }
-        if kind[1] == "Deployment":
-            status["conditions"] = [
-                {
-                    "type": "Available",
-                    "status": "True",
-                    "reason": "MinimumReplicasAvailable",
-                    "message": "Deployment has minimum availability.",
-                    "lastUpdateTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-                {
-                    "type": "Progressing",
-                    "status": "True",
-                    "reason": "NewReplicaSetAvailable",
-                    "message": "ReplicaSet has successfully progressed.",
-                    "lastUpdateTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-            ]
-        if kind[1] == "StatefulSet":
-            status.update(
-                currentReplicas=replicas,
-                currentRevision=f"{obj['metadata']['name']}-1",
-                updateRevision=f"{obj['metadata']['name']}-1",
-            )
-        return status
-    if kind == ("apps", "DaemonSet"):
-        return {
-            "observedGeneration": generation,
-            "desiredNumberScheduled": node_count,
-            "currentNumberScheduled": node_count,
-            "updatedNumberScheduled": node_count,
-            "numberReady": node_count,
-            "numberAvailable": node_count,
-            "numberMisscheduled": 0,
-        }
-    if kind == ("batch", "Job"):
-        completions = spec.get("completions", 1)
-        return {
-            "succeeded": completions,
-            "startTime": stamp,
-            "completionTime": stamp,
-            "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp}],
-        }
-    return None
