@@ -8,6 +8,9 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.kubegpu.core.plugins.filter.gpu_node_labels import gpu_node_hold_reason
+from ansible_collections.kubegpu.core.plugins.module_utils import _gpu_checks as checks
+
 # The filters' documentation: gpu_readiness.yml, gpu_readiness_table.yml, gpu_readiness_markdown.yml next to this file.
 
 
@@ -71,17 +74,110 @@ def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
     }
 
 
+def _node_checks(
+    target: Mapping,
+    node: Mapping | None,
+    smoke: Mapping,
+    *,
+    stacks: Mapping | None,
+    daemonsets: list,
+    stack_pods: list,
+    profile: Mapping | None,
+    cluster_nodes: list,
+) -> list[dict[str, str]]:
+    """The checks of one GPU node, in the report's order: daemonsets, allocatable, profile, smoke, gpu_label."""
+    name = target.get("node")
+    smoke_check = checks.check("smoke", smoke["result"], smoke["message"])
+    if node is None:
+        gone = f"node {name} is not registered with the API server"
+        return [checks.check(item, checks.FAILED, gone) if item != "smoke" else smoke_check for item in checks.CHECKS]
+    gpu = _mapping(target.get("gpu"), f"the gpu facts of {name}")
+    hold = gpu_node_hold_reason(gpu, target.get("default_runtime")) if "present" in gpu else "no ansible_facts.gpu"
+    stack = str(target.get("device_plugin") or "none")
+    found = []
+    if stacks is None:
+        found.append(checks.check("daemonsets", checks.SKIPPED, "not asked (no stack settings given)"))
+        found.append(checks.check("allocatable", checks.SKIPPED, "not asked (no stack settings given)"))
+    elif hold and stack != "none":
+        held = f"gpu_labels held this node back ({hold}): no device stack is expected on it yet"
+        found.append(checks.check("daemonsets", checks.SKIPPED, held))
+        found.append(checks.check("allocatable", checks.SKIPPED, held))
+    else:
+        expected = checks.stack_expectations(stack, stacks, gpu)
+        found.append(checks.check_daemonsets(node, expected["required"], daemonsets, stack_pods))
+        found.append(checks.check_allocatable(node, expected["allocatable"], expected["allocatable_skip"]))
+    wanted = profile or {}
+    if not wanted.get("enabled"):
+        found.append(checks.check("profile", checks.SKIPPED, wanted.get("reason") or "OpenFaaS is not enabled"))
+    else:
+        gpu_names = set(wanted.get("gpu_nodes") or [])
+        others = []
+        if wanted.get("object") is not None:
+            others = [
+                str(checks._meta(item).get("name"))
+                for item in cluster_nodes
+                if checks._meta(item).get("name") not in gpu_names and checks.profile_problem(wanted["object"], item) is None
+            ]
+        selected = hold is None and stack != "none"
+        found.append(checks.check_profile(wanted.get("object"), str(wanted.get("where")), node, selected, sorted(others)))
+    found.append(smoke_check)
+    label = (stacks or {}).get("gpu_label") or ["gpu", "on"]
+    found.append(checks.check_gpu_label(node, (str(label[0]), str(label[1])), hold))
+    return found
+
+
+def _overall(found: list[Mapping]) -> str:
+    results = [item["result"] for item in found]
+    if checks.FAILED in results:
+        return checks.FAILED
+    return checks.PASSED if checks.PASSED in results else checks.SKIPPED
+
+
+def smoke_results(pods: list, expected: int, timeout: int) -> dict[str, t.Any]:
+    """The smoke result of a node that got ``expected`` pods (more than its GPUs where the stack shares them by
+    time-slicing or MPS): passed when all of them succeeded, else the first failure."""
+    if expected <= 1:
+        return smoke_result(pods[0] if pods else None, timeout)
+    pods = sorted(pods, key=lambda pod: str((pod.get("metadata") or {}).get("name")))
+    results = [smoke_result(pod, timeout) for pod in pods]
+    for result in results:
+        if result["result"] != "passed":
+            return result
+    if len(results) < expected:
+        return {"result": "failed", "message": f"{len(results)} of {expected} smoke pods were found after the wait", "pod": None}
+    node = ((pods[0].get("spec") or {}).get("nodeName")) if pods else None
+    return {
+        "result": "passed",
+        "message": f"{expected} pods, each asking for one shared GPU, succeeded together on {node}",
+        "pod": results[0]["pod"],
+    }
+
+
 def gpu_readiness(
-    targets: t.Any, nodes: t.Any, pods: t.Any = None, skipped: str = "", timeout: int = 0
+    targets: t.Any,
+    nodes: t.Any,
+    pods: t.Any = None,
+    *,
+    skipped: str = "",
+    timeout: int = 0,
+    stacks: t.Any = None,
+    daemonsets: t.Any = None,
+    stack_pods: t.Any = None,
+    profile: t.Any = None,
 ) -> list[dict[str, t.Any]]:
     if not isinstance(targets, list):
         raise AnsibleFilterError(f"gpu_readiness: the input must be a list of nodes, not {type(targets).__name__}")
-    by_name = {(node.get("metadata") or {}).get("name"): node for node in nodes or [] if isinstance(node, Mapping)}
-    pod_by_node = {}
+    node_list = [node for node in nodes or [] if isinstance(node, Mapping)]
+    by_name = {(node.get("metadata") or {}).get("name"): node for node in node_list}
+    stacks = None if stacks is None else _mapping(stacks, "stacks")
+    profile = _mapping(profile, "profile")
+    daemonsets = [item for item in daemonsets or [] if isinstance(item, Mapping)]
+    stack_pods = [item for item in stack_pods or [] if isinstance(item, Mapping)]
+    pods_by_node: dict[str, list] = {}
     for pod in pods or []:
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
         if annotations.get(SMOKE_NODE_ANNOTATION):
-            pod_by_node[annotations[SMOKE_NODE_ANNOTATION]] = pod
+            pods_by_node.setdefault(annotations[SMOKE_NODE_ANNOTATION], []).append(pod)
     entries = []
     for item in targets:
         target = _mapping(item, "each node")
@@ -107,7 +203,17 @@ def gpu_readiness(
         elif skipped:
             smoke = {"result": "skipped", "message": skipped, "pod": None}
         else:
-            smoke = smoke_result(pod_by_node.get(name), timeout)
+            smoke = smoke_results(pods_by_node.get(name) or [], int(target.get("smoke_pods") or 1), timeout)
+        found = _node_checks(
+            target,
+            node,
+            smoke,
+            stacks=stacks,
+            daemonsets=daemonsets,
+            stack_pods=stack_pods,
+            profile=profile,
+            cluster_nodes=node_list,
+        )
         entries.append(
             {
                 "node": name,
@@ -122,11 +228,40 @@ def gpu_readiness(
                 "taints": list(((node or {}).get("spec") or {}).get("taints") or []),
                 "allocatable": allocatable,
                 "smoke": smoke,
+                "checks": found,
+                "result": _overall(found),
             }
         )
     # by node name: the targets come in the order the play's hosts finished, which varies, and a re-run that
     # changes nothing must write the same report
     return sorted(entries, key=lambda entry: str(entry["node"]))
+
+
+def gpu_readiness_daemonsets(targets: t.Any, stacks: t.Any) -> list[dict[str, str]]:
+    """The DaemonSets (``namespace``, ``name``) that must serve some GPU node of ``targets``, each once: what the
+    role reads (by name) before it reads their pods (by each DaemonSet's own selector)."""
+    if not isinstance(targets, list):
+        raise AnsibleFilterError(f"gpu_readiness_daemonsets: the input must be a list of nodes, not {type(targets).__name__}")
+    stacks = _mapping(stacks, "stacks")
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for item in targets:
+        target = _mapping(item, "each node")
+        gpu = _mapping(target.get("gpu"), f"the gpu facts of {target.get('node')}")
+        for want in checks.stack_expectations(str(target.get("device_plugin") or "none"), stacks, gpu)["required"]:
+            found.setdefault(
+                (str(want["namespace"]), str(want["name"])), {"namespace": str(want["namespace"]), "name": str(want["name"])}
+            )
+    return [found[key] for key in sorted(found)]
+
+
+def gpu_readiness_failures(entries: t.Any) -> list[str]:
+    """``node: check: message`` of every failed check, for the play's failure message."""
+    return [
+        f"{entry['node']}: {item['check']}: {item['message']}"
+        for entry in entries or []
+        for item in entry.get("checks") or []
+        if item.get("result") == checks.FAILED
+    ]
 
 
 def _taint(taint: Mapping) -> str:
@@ -144,20 +279,33 @@ def _row(entry: Mapping) -> list[str]:
         str(entry.get("default_runtime") or "-"),
         ", ".join(f"{key}={value}" for key, value in (entry.get("allocatable") or {}).items()) or "-",
         ", ".join(_taint(taint) for taint in entry.get("taints") or []) or "-",
-        str((entry.get("smoke") or {}).get("result")),
+        *[_check_result(entry, name) for name in checks.CHECKS],
+        str(entry.get("result")),
     ]
 
 
-HEADER = ["node", "GPUs", "driver", "runtime", "allocatable", "taints", "smoke"]
+def _check_result(entry: Mapping, name: str) -> str:
+    for item in entry.get("checks") or []:
+        if item.get("check") == name:
+            return str(item.get("result"))
+    return "-"
+
+
+# the node's GPU resources as it advertises them ("advertised"), then each check's result
+HEADER = ["node", "GPUs", "driver", "runtime", "advertised", "taints", *checks.CHECKS, "result"]
 
 
 def gpu_readiness_table(entries: t.Any) -> list[str]:
-    """The lines of a plain-text table (for the play's output), then one line per smoke message."""
+    """The lines of a plain-text table (for the play's output), then one line per check of every node."""
     rows = [HEADER] + [_row(_mapping(entry, "each entry")) for entry in entries or []]
     widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines += [f"{entry['node']}: {entry['smoke']['result']} - {entry['smoke']['message']}" for entry in entries or []]
+    lines += [
+        f"{entry['node']}: {item['check']}: {item['result']} - {item['message']}"
+        for entry in entries or []
+        for item in entry.get("checks") or []
+    ]
     return lines
 
 
@@ -166,14 +314,14 @@ def _cell(text: str) -> str:
 
 
 def gpu_readiness_markdown(entries: t.Any) -> str:
-    """The report as a Markdown document: a summary table, then each node's labels and smoke message."""
+    """The report as a Markdown document: a summary table, then each node's checks and labels."""
     entries = [_mapping(entry, "each entry") for entry in entries or []]
-    passed = sum(1 for entry in entries if entry["smoke"]["result"] == "passed")
-    failed = sum(1 for entry in entries if entry["smoke"]["result"] == "failed")
+    passed = sum(1 for entry in entries if entry.get("result") == "passed")
+    failed = sum(1 for entry in entries if entry.get("result") == "failed")
     lines = [
         "# GPU readiness",
         "",
-        f"{len(entries)} GPU node(s): {passed} smoke test(s) passed, {failed} failed, {len(entries) - passed - failed} skipped.",
+        f"{len(entries)} GPU node(s): {passed} passed, {failed} failed, {len(entries) - passed - failed} skipped.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
@@ -181,7 +329,8 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
     lines += ["| " + " | ".join(_cell(cell) for cell in _row(entry)) + " |" for entry in entries]
     for entry in entries:
         lines += ["", f"## {entry['node']}", ""]
-        lines.append(f"- smoke: **{entry['smoke']['result']}** - {entry['smoke']['message']}")
+        lines.append(f"- result: **{entry.get('result')}**")
+        lines += [f"- {item['check']}: **{item['result']}** - {_cell(item['message'])}" for item in entry.get("checks") or []]
         lines.append(f"- device stack: {entry.get('device_plugin') or '-'}")
         memory = ", ".join(f"{mib} MiB" for mib in entry["gpus"]["memory_mib"] if mib is not None) or "-"
         lines.append(f"- GPU memory: {memory}")
@@ -196,4 +345,6 @@ class FilterModule:
             "gpu_readiness": gpu_readiness,
             "gpu_readiness_table": gpu_readiness_table,
             "gpu_readiness_markdown": gpu_readiness_markdown,
+            "gpu_readiness_failures": gpu_readiness_failures,
+            "gpu_readiness_daemonsets": gpu_readiness_daemonsets,
         }

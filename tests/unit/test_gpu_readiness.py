@@ -106,12 +106,28 @@ def test_unregistered_skipped_and_check_mode_entries():
 def test_table_and_markdown():
     entries = gpu_readiness([target(), target("gpu-2")], [gpu_node("gpu-1"), gpu_node("gpu-2")], [smoke_pod()], timeout=5)
     table = gpu_readiness_table(entries)
-    assert table[0].split() == ["node", "GPUs", "driver", "runtime", "allocatable", "taints", "smoke"]
+    assert table[0].split() == [
+        *["node", "GPUs", "driver", "runtime", "advertised", "taints"],
+        *["daemonsets", "allocatable", "profile", "smoke", "gpu_label", "result"],
+    ]
     assert table[2].split()[:4] == ["gpu-1", "1x", "Tesla", "T4"] and table[2].endswith("passed")
-    assert table[-1].startswith("gpu-2: failed - ")
+    assert table[3].split()[0] == "gpu-2" and table[3].endswith("failed")
+    # every check of every node, one a line
+    assert [line.split(":")[:2] for line in table[4:]] == [
+        [node, f" {check}"]
+        for node in ("gpu-1", "gpu-2")
+        for check in ("daemonsets", "allocatable", "profile", "smoke", "gpu_label")
+    ]
+    assert any(line.startswith("gpu-2: smoke: failed - ") for line in table)
     markdown = gpu_readiness_markdown(entries)
-    assert "2 GPU node(s): 1 smoke test(s) passed, 1 failed, 0 skipped." in markdown
-    assert "| gpu-1 | 1x Tesla T4 | 535.161.08 | nvidia | nvidia.com/gpu=1 | - | passed |" in markdown
+    assert "2 GPU node(s): 1 passed, 1 failed, 0 skipped." in markdown
+    row = (
+        "| gpu-1 | 1x Tesla T4 | 535.161.08 | nvidia | nvidia.com/gpu=1 | - | "
+        + " | ".join(["skipped"] * 3 + ["passed"] * 3)
+        + " |"
+    )
+    assert row in markdown
+    assert "- smoke: **failed** - the smoke pod was not found after the wait" in markdown
 
 
 def test_bad_input_is_named():
@@ -159,3 +175,20 @@ def test_any_pod_status_gives_passed_only_when_succeeded_and_names_the_pod(statu
     result = smoke_result(pod, 7)
     assert result["result"] == ("passed" if status["phase"] == "Succeeded" else "failed")
     assert "default/kubegpu-smoke-gpu-1" in result["message"] and result["pod"] == "default/kubegpu-smoke-gpu-1"
+
+
+def test_a_shared_node_passes_only_when_all_its_smoke_pods_succeeded():
+    """Time-slicing and MPS: one pod more than the node's GPUs, each asking for one GPU, must all run."""
+    pods = [smoke_pod(), {**smoke_pod(), "metadata": {**smoke_pod()["metadata"], "name": "kubegpu-smoke-gpu-1-1"}}]
+    shared = target(smoke_pods=2)
+    [entry] = gpu_readiness([shared], [gpu_node("gpu-1")], pods, timeout=5)
+    assert entry["smoke"]["result"] == "passed" and entry["smoke"]["message"].startswith("2 pods, each asking for one shared GPU")
+    pending = {**pods[1], "status": {"phase": "Pending"}}
+    [entry] = gpu_readiness([shared], [gpu_node("gpu-1")], [pods[0], pending], timeout=5)
+    assert entry["smoke"] == {
+        "result": "failed",
+        "message": "pod default/kubegpu-smoke-gpu-1-1 did not finish within 5s, still Pending on gpu-1",
+        "pod": "default/kubegpu-smoke-gpu-1-1",
+    }
+    [entry] = gpu_readiness([target(smoke_pods=3)], [gpu_node("gpu-1")], pods, timeout=5)
+    assert entry["smoke"]["message"] == "2 of 3 smoke pods were found after the wait"
