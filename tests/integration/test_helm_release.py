@@ -422,5 +422,5 @@ def test_kubeconfig_dict_is_removed_when_the_helm_version_check_fails(kubeapi, t
         {"name": "demo", "chart_ref": str(CHART), "binary_path": str(old_helm), "kubeconfig": kubeconfig},
         env={**helm_env, "TMPDIR": str(scratch)},
     )
-    assert run.failed and "needs helm v3 or v4" in run.result["msg"], run.result
+    assert run.failed and "kubegpu.core needs helm v3.12 or later v3, or v4" in run.result["msg"], run.result
     assert [path.name for path in scratch.iterdir() if path.name.startswith("kubegpu-helm-")] == []
