@@ -55,7 +55,7 @@ def _resource_version(kubeapi) -> str:
 
 def test_smoke_pods_pass_on_every_gpu_node_and_the_report_says_so(kubeapi, stack, tmp_path):
     kubeapi.admin.set_ready_controller(True)
-    _load_cluster(kubeapi, stack)  # a healthy cluster; gpu_labels tainted the GPU nodes, the smoke pods tolerate it
+    _load_cluster(kubeapi, stack, controllers=True)  # a healthy cluster, as the bench runs it
     hosts = {name: {"scenario": scenario} for name, scenario in SCENARIOS.items()}
     hosts["gpu-node-3"]["kubegpu_device_plugin"] = "nvidia_device_plugin"
     since = _resource_version(kubeapi)
@@ -138,7 +138,7 @@ def test_the_aws_stacks_smoke_pod_is_an_mps_client_as_the_upstream_manifest_requ
 
 def test_a_node_without_allocatable_gpus_fails_its_smoke_test_with_the_reason(kubeapi, stack, tmp_path):
     kubeapi.admin.set_ready_controller(True)
-    _load_cluster(kubeapi, stack)
+    _load_cluster(kubeapi, stack, controllers=True)
     # a node whose facts show a T4 but whose device plugin advertises nothing; another not in the cluster at all
     kubeapi.admin.load(yaml.safe_dump(gpu_node("gpu-node-4", gpus=0)))
     hosts = {
@@ -187,7 +187,7 @@ def test_a_node_without_allocatable_gpus_fails_its_smoke_test_with_the_reason(ku
 
 def test_check_mode_sends_the_pods_as_a_dry_run_and_writes_nothing(kubeapi, stack, tmp_path):
     kubeapi.admin.set_ready_controller(True)
-    _load_cluster(kubeapi, stack)
+    _load_cluster(kubeapi, stack, controllers=True)
     hosts = {name: {"scenario": scenario} for name, scenario in SCENARIOS.items()}
     hosts["gpu-node-3"]["kubegpu_device_plugin"] = "nvidia_device_plugin"
     run = _validate(kubeapi, tmp_path, hosts, SETTINGS, check=True)
@@ -350,13 +350,16 @@ def _daemon_pods(daemonsets: list[dict], nodes: dict[str, dict]) -> list[dict]:
     return pods
 
 
-def _load_cluster(kubeapi, stack, *, nodes=None, daemonsets=None, allocatable=None, profile=None) -> None:
+def _load_cluster(kubeapi, stack, *, nodes=None, daemonsets=None, allocatable=None, profile=None, controllers=False) -> None:
     """Store the cluster's objects as given: the GPU nodes (replacing the fixture's, ``allocatable`` over their
     status), the stacks' DaemonSets and the pods their controller would have placed, the real Profile CRD and the
-    OpenFaaS Profile."""
+    OpenFaaS Profile. With ``controllers`` (the bench's ready controller on), its controllers and device-plugin doubles do what a
+    cluster's would instead: the charts' whole renders are stored (their ConfigMaps are the plugins' settings), the
+    DaemonSet controller places the pods and the plugins' pods set the nodes' allocatable."""
     nodes = copy.deepcopy(nodes or stack["nodes"])
     for name, node in nodes.items():
-        node["status"]["allocatable"] = {**node["status"]["allocatable"], **(allocatable or APPLIED).get(name, {})}
+        if not controllers:
+            node["status"]["allocatable"] = {**node["status"]["allocatable"], **(allocatable or APPLIED).get(name, {})}
         _delete(kubeapi, f"/api/v1/nodes/{name}")
     daemonsets = _daemonsets(stack) if daemonsets is None else daemonsets
     crd = yaml.safe_load(require("crds", "openfaas.com_profiles.yaml").read_text())
@@ -364,6 +367,10 @@ def _load_cluster(kubeapi, stack, *, nodes=None, daemonsets=None, allocatable=No
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in ("openfaas", "nvidia-device-plugin")
     ]
     kubeapi.admin.load(yaml.safe_dump_all([crd, *namespaces]))
+    if controllers:
+        kubeapi.admin.load(yaml.safe_dump_all([_stored(obj) for obj in [*nodes.values(), *_renders(stack)]]))
+        kubeapi.admin.load(yaml.safe_dump(_stored(profile or stack["profile"])))
+        return
     kubeapi.admin.load(yaml.safe_dump_all([_stored(obj) for obj in [*nodes.values(), *daemonsets, profile or stack["profile"]]]))
     # the pods name their DaemonSet's uid, which the server gave it
     stored = [
@@ -372,6 +379,21 @@ def _load_cluster(kubeapi, stack, *, nodes=None, daemonsets=None, allocatable=No
     ]
     if stored:
         kubeapi.admin.load(yaml.safe_dump_all(_daemon_pods(stored, nodes)))
+
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+
+
+def _renders(stack) -> list[dict]:
+    """Every object of the charts' renders, in the namespace a helm install puts it."""
+    found = []
+    for render, namespace in DAEMON_NAMESPACES.items():
+        for doc in stack[render]:
+            obj = copy.deepcopy(doc)
+            if obj["kind"] not in CLUSTER_SCOPED:
+                obj["metadata"].setdefault("namespace", namespace)
+            found.append(obj)
+    return found
 
 
 def _delete(kubeapi, path: str) -> None:
