@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import fake_nvml, upstream
 from tests.support.kube_clients import ensure_clients
-from tests.support.lab import KUBE_VERSION, NODES, REPO_ROOT, Lab, charts, report, run_site
+from tests.support.lab import CPU_NODES, KUBE_VERSION, NODES, REPO_ROOT, Lab, charts, report, run_site
 
 pytestmark = [
     pytest.mark.slow,
@@ -97,7 +97,8 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     # what a user types
     table = kubectl(lab, "get", "nodes").splitlines()
     assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-    assert [line.split()[4] for line in table[1:]] == [KUBE_VERSION] * 3
+    assert [line.split()[0] for line in table[1:]] == sorted([*NODES, *CPU_NODES])
+    assert [line.split()[4] for line in table[1:]] == [KUBE_VERSION] * (len(NODES) + len(CPU_NODES))
     assert "gpu=on" in kubectl(lab, "get", "node", "gpu-node-3", "--show-labels")
 
     # the real HAMi chart (the role's default version, from KUBEGPU_CHARTS_DIR): its device plugin
@@ -114,7 +115,37 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     listed = [line.split()[:2] for line in kubectl(lab, "get", "ds", "-A").splitlines()[1:]]
     assert ["kube-system", "hami-device-plugin"] in listed, listed
 
+    # every check of every GPU node passed; the bench's DaemonSet controller ran HAMi's device plugin on each GPU node
+    # (kubectl get pods -A -o wide, as a user reads it) and its device-plugin double registered HAMi's split count
+    # (deviceSplitCount 10 per GPU, HAMi's documented default) as nvidia.com/gpu
+    for entry in entries.values():
+        assert entry["result"] == "passed", entry["checks"]
+        assert [check["check"] for check in entry["checks"]] == ["daemonsets", "allocatable", "profile", "smoke", "gpu_label"]
+    rows = [line.split() for line in kubectl(lab, "get", "pods", "-A", "-o", "wide").splitlines()[1:]]
+    plugin_pods = {row[7]: row[3] for row in rows if row[1].startswith("hami-device-plugin-")}
+    assert plugin_pods == dict.fromkeys(NODES, "Running"), rows
+    for name, scenario in NODES.items():
+        gpus = len(fake_nvml.load(scenario)["devices"])
+        allocatable = kubectl(lab, "get", "node", name, "-o", "jsonpath={.status.allocatable.nvidia\\.com/gpu}")
+        assert allocatable == str(gpus * 10), (name, allocatable)
+
     second = run_site(lab)
     assert second.rc == 0, second.output[-6000:]
     assert second.changed == 0, [line for line in second.output.splitlines() if line.startswith("changed:")]
     print(f"lab site.yml: first {first.seconds:.0f} s, second {second.seconds:.0f} s, ratio {second.seconds / first.seconds:.2f}")
+
+    # broken behind the playbook's back: a NoExecute taint HAMi's device plugin does not tolerate evicts it from
+    # gpu-node-2 (the DaemonSet controller's rule); site.yml leaves others' taints alone, and its report now fails
+    # naming the node, the check, the DaemonSet and the taint
+    kubectl(lab, "taint", "node", "gpu-node-2", "maintenance=drain:NoExecute")
+    try:
+        broken = run_site(lab)
+    finally:
+        kubectl(lab, "taint", "node", "gpu-node-2", "maintenance=drain:NoExecute-")
+    assert broken.rc != 0
+    failed = {e["node"]: e for e in json.loads((lab.dir / "report.json").read_text())["nodes"]}
+    assert [node for node, entry in sorted(failed.items()) if entry["result"] == "failed"] == ["gpu-node-2"]
+    daemonsets = {check["check"]: check for check in failed["gpu-node-2"]["checks"]}["daemonsets"]
+    assert daemonsets["result"] == "failed"
+    assert "hami-device-plugin" in daemonsets["message"] and "maintenance" in daemonsets["message"], daemonsets
+    assert "gpu-node-2" in broken.output and "daemonsets" in broken.output

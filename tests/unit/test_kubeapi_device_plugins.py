@@ -22,14 +22,14 @@ AWS_PLUGIN = {
 
 
 def _scenarios(nodes: list[dict]) -> dict[str, tuple[str, str]]:
-    """Node name -> (its scenario, its nvidia.com/gpu capacity) for the Node objects of ``nodes``."""
+    """Node name -> (its scenario, its nvidia.com/gpu capacity) for the GPU Node objects of ``nodes``."""
     return {
         node["metadata"]["name"]: (
             node["metadata"]["annotations"][device_plugins.SCENARIO_ANNOTATION],
             node["status"]["capacity"]["nvidia.com/gpu"],
         )
         for node in nodes
-        if node.get("kind") == "Node"
+        if node.get("kind") == "Node" and "nvidia.com/gpu" in node["status"]["capacity"]
     }
 
 

@@ -13,7 +13,8 @@ else ``helm pull`` into ``.cache/charts``), except OpenFaaS' stand-in in ``tests
 ``Lab(prefix, directory).up()`` brings it up (idempotently: what runs already is kept, so a second
 ``make demo`` finds the same cluster state), ``down()`` removes the containers, stops the server and
 removes the node image only if the lab built it. Container names carry ``prefix`` (the demo and the
-test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``.
+test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``; the Node ``cpu-node-1`` (no GPU, no
+container, not in the inventory) is the untainted worker the cluster's other pods run on.
 
 Command line: ``python -m tests.support.lab charts|up|down|status|report [--prefix P] [--dir D]`` (``charts``
 prints the charts directory once it holds what the lab installs, or says what is missing and fails;
@@ -50,6 +51,10 @@ KUBE_VERSION = "v1.35.2"
 LABEL = "org.kubegpu.lab"
 # inventory host / Node name -> fake NVML scenario
 NODES = {"gpu-node-1": "v100x2", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
+# A worker without a GPU, untainted, as a cluster has for what runs beside the GPU nodes (HAMi's scheduler and its
+# certificate Jobs, OpenFaaS): a Node object only (the bench's kubelet double runs its pods), no container, not in
+# the inventory. Without it every node carries the GPU taint and those pods wait for a node forever.
+CPU_NODES = ("cpu-node-1",)
 LIBRARY_PATH = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 SCENARIO_PATH = "/etc/fake-nvml/scenario.json"
 STAMP_PATH = "/etc/fake-nvml/installed"
@@ -77,6 +82,13 @@ def node_objects() -> list[dict]:
         info = node["status"]["nodeInfo"]
         info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
         nodes.append(node)
+    for index, name in enumerate(CPU_NODES, start=len(NODES) + 1):
+        node = gpu_node(name, gpus=0)
+        node["status"]["addresses"][0]["address"] = f"10.0.0.{10 + index}"
+        info = node["status"]["nodeInfo"]
+        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
+        nodes.append(node)
+    for name in [*NODES, *CPU_NODES]:
         nodes.append(
             {
                 "apiVersion": "coordination.k8s.io/v1",
