@@ -141,7 +141,7 @@ class HelmInfo:
                 ) from exc
             found.update(name=metadata.get("name"), version=str(metadata.get("version")))
         elif source == "repository" and not url:
-            repo, slash, _ = ref.partition("/")
+            repo, slash, _name = ref.partition("/")
             if not slash:
                 raise KubeGPUError(f"{label}={ref!r} is a chart name without a repository: give its repository URL too")
             if repo not in self.repositories():

@@ -434,7 +434,7 @@ def test_a_healthy_cluster_passes_every_check_of_every_gpu_node(kubeapi, stack, 
             checks = _checks(entry)
             assert entry["result"] == "passed", (node, checks)
             assert checks["smoke"] == ("skipped", "gpu_validate_smoke is false")
-            assert all(result == "passed" for check, (result, _) in checks.items() if check != "smoke"), (node, checks)
+            assert all(result == "passed" for check, (result, _why) in checks.items() if check != "smoke"), (node, checks)
         assert "a Ready pod on the node from each of hami-device-plugin" in _checks(report["gpu-node-1"])["daemonsets"][1]
         assert _checks(report["gpu-node-3"])["allocatable"][1] == "nvidia.com/gpu=32"
     table = run.in_play("healthy").task("GPU readiness").result["msg"]

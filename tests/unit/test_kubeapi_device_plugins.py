@@ -37,7 +37,7 @@ def test_fixture_and_lab_nodes_name_the_scenario_whose_gpus_they_advertise():
     [fixture] = [doc for doc in yaml.safe_load_all(GPU_NODES.read_text()) if doc]
     for nodes in (fixture["items"], node_objects()):
         named = _scenarios(nodes)
-        assert {name: scenario for name, (scenario, _) in named.items()} == NODE_SCENARIOS
+        assert {name: scenario for name, (scenario, _capacity) in named.items()} == NODE_SCENARIOS
         for scenario, capacity in named.values():
             assert int(capacity) == len(fake_nvml.load(scenario)["devices"]), scenario
 

@@ -114,7 +114,7 @@ def test_to_label_value_gives_a_valid_value(text, value):
 )
 def test_kube_string_keeps_strings_and_writes_bools_and_ints_without_loss(value, expected):
     assert kube_string(value, "x") == expected
-    assert type(kube_string(value, "x")) is str
+    assert type(kube_string(value, "x")) is str  # a str subclass would not do; pylint: disable=unidiomatic-typecheck
 
 
 @pytest.mark.parametrize("value", [12.1, 550.9, 0.0, 1e3, float("nan"), float("inf")])

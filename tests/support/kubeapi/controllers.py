@@ -104,7 +104,7 @@ def template_hash(template: dict) -> str:
     """A stable short hash of a pod template, spelt with Kubernetes' safe alphabet (the value is the bench's)."""
     digest = int.from_bytes(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()[:4], "big")
     out = []
-    for _ in range(10):
+    for _attempt in range(10):
         digest, rest = divmod(digest, len(SAFE_ALPHABET))
         out.append(SAFE_ALPHABET[rest])
         if not digest:
@@ -462,7 +462,7 @@ class Controllers:
         desired = current = ready = available = updated = misscheduled = 0
         uid = ds["metadata"]["uid"]
         for node in nodes:
-            should_run, _ = node_should_run_daemon_pod(ds, node)
+            should_run, _continue = node_should_run_daemon_pod(ds, node)
             self.decisions[(uid, node["metadata"]["name"])] = should_run
             pods = sorted(by_node.get(node["metadata"]["name"], []), key=lambda p: p["metadata"]["creationTimestamp"])
             if not should_run:
@@ -497,7 +497,7 @@ class Controllers:
         replicas = spec.get("replicas", 1)
         pods = [pod for pod in self._pods_of(rs) if pod_active(pod)]
         name = rs["metadata"]["name"]
-        for _ in range(replicas - len(pods)):
+        for _index in range(replicas - len(pods)):
             self._create_pod(rs, "ReplicaSet", "apps/v1", spec.get("template") or {}, generate=f"{name}-")
         # getPodsToDelete: unscheduled, then pending, then not ready, then newest first
         surplus = sorted(
@@ -767,7 +767,7 @@ class Controllers:
             "controller-uid": uid,
             "job-name": name,
         }
-        for _ in range(max(0, wanted)):
+        for _index in range(max(0, wanted)):
             self._create_pod(job, "Job", "batch/v1", spec.get("template") or {}, generate=f"{name}-", labels=labels)
         job = self.objects("batch", "jobs").get((namespace, name))
         if job is None:

@@ -253,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
             self._record()
 
     def _presented_token(self) -> str:
-        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        scheme, _space, token = (self.headers.get("Authorization") or "").partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
     def _authenticate(self) -> None:
