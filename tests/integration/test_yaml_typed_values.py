@@ -229,6 +229,19 @@ def test_roles_refuse_a_float_naming_the_variable_before_any_write(kubeapi):
     )
     assert "openfaas_profile_node_selector_value is the number 12.1" in profile.in_play("selector").message
     assert "openfaas_profile_gpu_taint.value (kubegpu_gpu_taint.value) is the number 12.1" in profile.in_play("taint").message
+    # gpu_validate refuses it in its preflight, before its first read (smoke pods off: no template needs it)
+    kubeapi.admin.reset_counters()
+    validate = run_role_variants(
+        kubeapi,
+        "gpu_validate",
+        {"taint": RoleVariant({"kubegpu_gpu_taint": "{{ bad_taint }}", "gpu_validate_smoke": False})},
+        hosts=hosts,
+        yaml_vars=BAD,
+    )
+    (refused,) = validate.in_play("taint").failed
+    assert refused["task"].endswith("Check the GPU taint's value as YAML typed it"), refused
+    assert "gpu_validate_gpu_taint.value (kubegpu_gpu_taint.value) is the number 12.1" in validate.in_play("taint").message
+    assert kubeapi.admin.requests() == []
     stacks = run_playbook(
         [
             {
