@@ -36,9 +36,10 @@ options:
     type: raw
     required: true
   name:
-    description: The variable (and key) the value comes from, for the message.
+    description: The variable (and key) the value comes from, for the message; without it the message says
+      V(the value).
     type: str
-    required: true
+    default: the value
   on_null:
     description: What V(null) means here - V(refuse), V(empty) (an empty string, e.g. a taint's optional value)
       or V(keep) (stays V(null), e.g. a label that a null removes).
@@ -66,7 +67,7 @@ _value:
 """
 
 
-def kube_string(value: t.Any, name: str, on_null: str = "refuse") -> t.Any:
+def kube_string(value: t.Any, name: str = "the value", on_null: str = "refuse") -> t.Any:
     if on_null not in NULL_MEANINGS:
         raise AnsibleFilterError(f"kube_string: on_null={on_null!r}; expected one of {', '.join(NULL_MEANINGS)}")
     try:

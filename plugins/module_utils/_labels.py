@@ -15,9 +15,10 @@ documented in docs/values.md and exposed to roles as the filter ``kubegpu.core.k
 
 from __future__ import annotations
 
+import datetime
 import re
 import typing as t
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
@@ -127,17 +128,41 @@ def kube_string(value: t.Any, name: str, null: str = NULL_REFUSED) -> str | None
         if null == NULL_KEPT:
             return None
         raise KubeGPUError(f'{name} is null, but Kubernetes wants a string here; give a quoted string ("" for an empty value)')
-    raise KubeGPUError(f"{name} must be a string, not a {type(value).__name__} ({value!r}); give a quoted string")
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        raise KubeGPUError(
+            f"{name} is the date {value.isoformat()}, but Kubernetes wants a string here, and YAML has already read the "
+            "unquoted date, which drops how it was written (2024-5-1 and 2024-05-01 read the same). Quote it in your "
+            f'inventory or vars (for example "{value.isoformat()}")'
+        )
+    raise KubeGPUError(f"{name} must be a string, not {_kind(value)} ({_plain(value)!r}); give a quoted string")
+
+
+def _kind(value: t.Any) -> str:
+    """What a value is, in the words of YAML (Ansible's lazy and tagged containers included)."""
+    if isinstance(value, Mapping):
+        return "a dictionary"
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _plain(value: t.Any) -> t.Any:
+    """``value`` as plain Python containers, for a message."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def kube_string_map(values: t.Any, name: str, null: str = NULL_REFUSED) -> dict[str, str | None]:
     """A mapping of names to Kubernetes strings (labels, a node selector), each value by ``kube_string``; a key
     must be a string already (an unquoted ``true:`` key is refused, naming it)."""
     if not isinstance(values, Mapping):
-        raise KubeGPUError(f"{name} must be a dictionary, not {type(values).__name__} ({values!r})")
+        raise KubeGPUError(f"{name} must be a dictionary, not {_kind(values)} ({_plain(values)!r})")
     result: dict[str, str | None] = {}
     for key, value in values.items():
         if not isinstance(key, str):
-            raise KubeGPUError(f"{name} has the key {key!r}, a {type(key).__name__}; quote it")
+            raise KubeGPUError(f"{name} has the key {key!r}, {_kind(key)} (YAML typed the unquoted key); quote it")
         result[str(key)] = kube_string(value, f"{name}[{key!r}]", null)
     return result

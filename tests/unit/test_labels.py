@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+from collections import UserDict, UserList
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -135,7 +138,7 @@ def test_kube_string_null_is_refused_empty_or_kept_as_asked_and_containers_are_r
     assert kube_string_map({"a": True, "b": 7, "c": "on"}, "m") == {"a": "true", "b": "7", "c": "on"}
     with pytest.raises(KubeGPUError, match=r"m\['gpu'\] is the number 1.5"):
         kube_string_map({"gpu": 1.5}, "m")
-    with pytest.raises(KubeGPUError, match=r"m has the key True, a bool; quote it"):
+    with pytest.raises(KubeGPUError, match=r"m has the key True, a bool \(YAML typed the unquoted key\); quote it"):
         kube_string_map({True: "x"}, "m")
 
 
@@ -147,3 +150,14 @@ def test_kube_string_filter_raises_the_filter_error_with_the_same_message():
         kube_string_filter(12.1, "v")
     with pytest.raises(AnsibleFilterError, match="on_null='nothing'"):
         kube_string_filter("a", "v", on_null="nothing")
+
+
+def test_kube_string_refuses_a_date_naming_it_and_says_what_a_container_is_in_yaml_words():
+    """YAML 1.1 reads an unquoted 2024-5-1 as the date 2024-05-01: the text is gone, as with a float. Ansible's lazy
+    containers are called a list or a dictionary, not by their class names."""
+    with pytest.raises(KubeGPUError, match=r'^d is the date 2024-05-01, .* \(for example "2024-05-01"\)$'):
+        kube_string(datetime.date(2024, 5, 1), "d")
+    with pytest.raises(KubeGPUError, match=r"^l must be a string, not a list \(\[1\]\)"):
+        kube_string(UserList([1]), "l")
+    with pytest.raises(KubeGPUError, match=r"^m must be a string, not a dictionary \(\{'a': 1\}\)"):
+        kube_string(UserDict({"a": 1}), "m")
