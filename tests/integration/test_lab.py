@@ -139,7 +139,8 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     # naming the node, the check, the DaemonSet and the taint
     kubectl(lab, "taint", "node", "gpu-node-2", "maintenance=drain:NoExecute")
     try:
-        broken = run_site(lab)
+        # its smoke pod cannot be placed either: a short wait for it is enough
+        broken = run_site(lab, "site.yml", "-e", "gpu_validate_smoke_timeout=20")
     finally:
         kubectl(lab, "taint", "node", "gpu-node-2", "maintenance=drain:NoExecute-")
     assert broken.rc != 0
