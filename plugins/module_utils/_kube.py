@@ -26,7 +26,6 @@ import math
 import os
 import random
 import re
-import subprocess
 import threading
 import time
 import traceback
@@ -36,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandTimeout
+from ansible_collections.kubegpu.core.plugins.module_utils._command import _run_bounded as run_bounded
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
 try:
@@ -259,18 +260,14 @@ class BearerToken:
         )
         argv = [command, *[str(arg) for arg in config.get("args") or []]]
         try:
-            # the kubeconfig's exec plugin, as client-go runs it (bounded in time; no module object reaches here)
-            done = subprocess.run(  # pylint: disable=ansible-bad-function
-                argv, env=env, capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            # the collection's one bounded runner (no module object reaches here, so not run_command)
+            returncode, stdout, stderr = run_bounded(argv, 120, None, env, None)
+        except (OSError, CommandTimeout) as exc:
             raise KubeGPUError(f"the kubeconfig user's exec plugin {command} could not run: {exc}") from exc
-        if done.returncode != 0:
-            raise KubeGPUError(
-                f"the kubeconfig user's exec plugin {command} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
-            )
+        if returncode != 0:
+            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} failed (exit {returncode}): {stderr.strip()[-500:]}")
         try:
-            status = json.loads(done.stdout).get("status") or {}
+            status = json.loads(stdout).get("status") or {}
         except (ValueError, AttributeError) as exc:
             raise KubeGPUError(f"the kubeconfig user's exec plugin {command} did not print an ExecCredential: {exc}") from exc
         if not status.get("token"):
