@@ -76,6 +76,8 @@ COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclu
 ERROR_DRIVER_NOT_LOADED = 9
 ERROR_LIBRARY_NOT_FOUND = 12
 ERROR_NOT_SUPPORTED = 3
+# the library is not the version of the loaded kernel module (RM): the driver was upgraded without a reboot
+ERROR_LIB_RM_VERSION_MISMATCH = 18
 
 
 def architecture_from_compute_capability(major: int | None, minor: int | None) -> str | None:
@@ -215,6 +217,11 @@ def _init_failure(exc: t.Any) -> NvmlUnavailable:
         )
     if code == ERROR_DRIVER_NOT_LOADED:
         return NvmlUnavailable("NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded")
+    if code == ERROR_LIB_RM_VERSION_MISMATCH:
+        return NvmlUnavailable(
+            f"nvmlInit failed: {exc} (NVML error {code}, Driver/library version mismatch): the loaded nvidia kernel module "
+            "is not the version of the installed NVML library, as after a driver upgrade without a reboot"
+        )
     return NvmlUnavailable(f"nvmlInit failed: {exc} (NVML error {code})")
 
 

@@ -88,3 +88,13 @@ def split_functions(functions: list[dict[str, t.Any]]) -> tuple[list[dict[str, t
 def kernel_module_loaded(sysfs_root: str = "/sys", name: str = "nvidia") -> bool:
     """Whether the kernel module ``name`` is loaded (``<sysfs_root>/module/<name>`` exists)."""
     return os.path.isdir(os.path.join(sysfs_root, "module", name))
+
+
+def kernel_module_version(sysfs_root: str = "/sys", name: str = "nvidia") -> str | None:
+    """The version of the loaded kernel module ``name`` (``<sysfs_root>/module/<name>/version``, which the kernel
+    writes for a module that declares one, as nvidia.ko does), or None."""
+    try:
+        with open(os.path.join(sysfs_root, "module", name, "version"), encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None

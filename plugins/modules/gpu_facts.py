@@ -22,6 +22,11 @@ description:
     C(nouveau) or C(vfio-pci), is still found (C(present=true), C(driver_loaded=false), C(source=pci)).
     SR-IOV virtual functions (vGPU hosts) are reported apart, in C(pci_virtual_functions), and not counted as GPUs.
   - The module never fails because GPUs, libraries or the driver are missing; C(reason) says what is missing.
+  - Whether the driver works is judged by what answers, not by what is loaded - RV(ansible_facts.gpu.driver_state)
+    is V(ready) only when NVML or nvidia-smi answers. An nvidia kernel module that neither can talk to (a
+    C(Driver/library version mismatch) after an unattended upgrade of the driver's libraries, missing C(/dev/nvidia*)
+    device nodes) is V(broken), with RV(ansible_facts.gpu.driver_state_reason) saying why; RV(ansible_facts.gpu.driver_loaded)
+    only says that a module is loaded, and is true for a broken driver too.
 author:
   - kubegpu.core maintainers (@kubegpu)
 requirements:
@@ -100,10 +105,10 @@ EXAMPLES = r"""
   kubegpu.core.gpu_facts:
     sources: [pci]
 
-- name: Group the nodes whose GPUs still need a driver
+- name: Group the nodes whose GPUs still need a working driver (none loaded, or a broken one)
   ansible.builtin.group_by:
     key: gpu_without_driver
-  when: ansible_facts.gpu.present and not ansible_facts.gpu.driver_loaded
+  when: ansible_facts.gpu.present and ansible_facts.gpu.driver_state != 'ready'
 """
 
 RETURN = r"""
@@ -122,10 +127,40 @@ ansible_facts:
           type: bool
           sample: true
         driver_loaded:
-          description: Whether the NVIDIA kernel driver is loaded (NVML or nvidia-smi answered, or the
-            C(nvidia) module is loaded, or a GPU is bound to it).
+          description:
+            - Whether the NVIDIA kernel driver is loaded (NVML or nvidia-smi answered, or the C(nvidia) module is
+              loaded, or a GPU is bound to it).
+            - Also true for a driver that does not work (RV(ansible_facts.gpu.driver_state) V(broken)); whether the
+              driver can be used is RV(ansible_facts.gpu.driver_state), which the collection's roles and filters read.
           type: bool
           sample: true
+        driver_state:
+          description:
+            - V(ready) - NVML or nvidia-smi answered.
+            - V(not_loaded) - no C(nvidia) kernel module is loaded, no GPU is bound to C(nvidia) in sysfs, and nothing
+              answered.
+            - V(broken) - the C(nvidia) module is loaded (C(<sysfs_root>/module/nvidia)) or a GPU is bound to it,
+              but NVML and nvidia-smi both failed (for example NVML_ERROR_LIB_RM_VERSION_MISMATCH, C(Driver/library
+              version mismatch), after the driver's libraries were upgraded under a loaded module; missing
+              C(/dev/nvidia*) device nodes; a source that hung). A reboot or a reinstall is needed.
+            - V(unknown) - the module is loaded but O(sources) asks neither C(nvml) nor C(nvidia-smi).
+          type: str
+          choices: [ready, not_loaded, broken, unknown]
+          sample: broken
+        driver_state_reason:
+          description:
+            - Why RV(ansible_facts.gpu.driver_state) is not V(ready), in words, with what each source said.
+            - C(null) when ready.
+          type: str
+          sample: >-
+            reboot or reinstall needed: the nvidia kernel module 535.161.08 is loaded but neither NVML nor nvidia-smi
+            answers (nvml: nvmlInit failed: RM has detected an NVML/RM version mismatch. (NVML error 18, ...); ...)
+        kernel_module_version:
+          description:
+            - Version of the loaded C(nvidia) kernel module (C(<sysfs_root>/module/nvidia/version)).
+            - C(null) when none is loaded.
+          type: str
+          sample: "535.161.08"
         source:
           description: Where C(devices) come from. C(nvml) or C(nvidia-smi) when that tool answered (even with
             no device); C(pci) when only the PCI scan found GPUs; C(none) when nothing found any.
@@ -430,14 +465,15 @@ class GpuFacts:
         if not devices and not pci_devices:
             reasons.append("no NVIDIA GPU found")
 
-        driver_loaded = (
-            source in ("nvml", "nvidia-smi")
-            or _pci.kernel_module_loaded(self.sysfs_root)
-            or any(device["driver"] == "nvidia" for device in pci_devices)
-        )
+        module_version = _pci.kernel_module_version(self.sysfs_root)
+        module_loaded = _pci.kernel_module_loaded(self.sysfs_root) or any(device["driver"] == "nvidia" for device in pci_devices)
+        driver_state, driver_state_reason = self._driver_state(source, module_loaded, module_version, pci_devices, reasons)
         return {
             "present": bool(devices or pci_devices),
-            "driver_loaded": driver_loaded,
+            "driver_loaded": source in ("nvml", "nvidia-smi") or module_loaded,
+            "driver_state": driver_state,
+            "driver_state_reason": driver_state_reason,
+            "kernel_module_version": module_version,
             "source": source,
             "reason": "; ".join(reasons) or None,
             "count": len(devices),
@@ -448,6 +484,37 @@ class GpuFacts:
             "pci_devices": pci_devices,
             "pci_virtual_functions": virtual_functions,
         }
+
+    def _driver_state(
+        self,
+        source: str,
+        module_loaded: bool,
+        module_version: str | None,
+        pci_devices: list[dict[str, t.Any]],
+        reasons: list[str],
+    ) -> tuple[str, str | None]:
+        """``(driver_state, driver_state_reason)``: judged by what answers, not by what is loaded."""
+        if source in ("nvml", "nvidia-smi"):
+            return "ready", None
+        asked = [name for name in ("nvml", "nvidia-smi") if name in self.sources]
+        if not module_loaded:
+            if not asked:
+                return "not_loaded", "no nvidia kernel module is loaded and no GPU is bound to one"
+            return "not_loaded", f"no nvidia kernel module is loaded and {_silent(asked)}"
+        bound = [device["pci_bus_id"] for device in pci_devices if device["driver"] == "nvidia"]
+        what = "the nvidia kernel module" + (f" {module_version}" if module_version else "")
+        what += " is loaded" + (f" ({', '.join(bound)} bound to it)" if bound else "")
+        if not asked:
+            return "unknown", f"{what}; whether it answers is unknown: sources={self.sources} asks neither nvml nor nvidia-smi"
+        why = "; ".join(reason for reason in reasons if reason.startswith(("nvml: ", "nvidia-smi: ")))
+        return "broken", f"reboot or reinstall needed: {what} but {_silent(asked)} ({why})"
+
+
+def _silent(asked: list[str]) -> str:
+    names = {"nvml": "NVML", "nvidia-smi": "nvidia-smi"}
+    if len(asked) == 1:
+        return f"{names[asked[0]]} does not answer"
+    return "neither NVML nor nvidia-smi answers"
 
 
 def _on_bus(devices: list[dict[str, t.Any]]) -> str:

@@ -78,6 +78,9 @@ def test_two_v100_give_every_field_from_nvml(empty_sysfs):
     assert facts == {
         "present": True,
         "driver_loaded": True,
+        "driver_state": "ready",
+        "driver_state_reason": None,
+        "kernel_module_version": None,
         "source": "nvml",
         "reason": None,
         "count": 2,
@@ -170,6 +173,9 @@ def test_driver_not_loaded_gives_a_reason_not_a_failure(empty_sysfs):
     assert facts == {
         "present": False,
         "driver_loaded": False,
+        "driver_state": "not_loaded",
+        "driver_state_reason": "no nvidia kernel module is loaded and neither NVML nor nvidia-smi answers",
+        "kernel_module_version": None,
         "source": "none",
         "reason": "nvml: NVML found no NVIDIA kernel driver (Driver Not Loaded): the nvidia kernel module is not loaded; "
         f"nvidia-smi: {MISSING_SMI} was not found; no NVIDIA GPU found",
@@ -181,6 +187,72 @@ def test_driver_not_loaded_gives_a_reason_not_a_failure(empty_sysfs):
         "pci_devices": [],
         "pci_virtual_functions": [],
     }
+
+
+# --- driver state: judged by what answers, not by what is loaded ---
+
+# NVML's return code for a library that is not the loaded kernel module's version: NVML_ERROR_LIB_RM_VERSION_MISMATCH
+# = 18 in nvml.h (pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH), whose nvmlErrorString is "RM has detected an NVML/RM
+# version mismatch."; nvidia-smi then prints "Failed to initialize NVML: Driver/library version mismatch" and
+# "NVML library version: <major.minor>" on stdout and exits 18 (a real run's log in
+# https://github.com/mozilla/translations/issues/1167). The loaded module's version is what the kernel shows in
+# /sys/module/nvidia/version.
+LOADED_MODULE = "535.161.08"
+
+
+def _loaded_module_sysfs(tmp_path) -> str:
+    """A T4 bound to the nvidia driver, the nvidia module of another version than the libraries loaded."""
+    functions = [PciFunction("0000:00:1e.0", device=0x1EB8, driver="nvidia")]
+    return str(build(tmp_path / "sys", functions, module_versions={"nvidia": LOADED_MODULE}))
+
+
+def test_version_mismatch_under_a_loaded_module_is_broken_with_the_reason(tmp_path):
+    """The libraries upgraded to 550.144.03 under a loaded 535 module (an unattended upgrade, no reboot yet): the
+    real pynvml gets NVML_ERROR_LIB_RM_VERSION_MISMATCH from the fake library, the fake nvidia-smi fails as the
+    real one does, and the node's driver is broken although the module is loaded."""
+    facts = gather("driver_mismatch", _loaded_module_sysfs(tmp_path), nvidia_smi_path=FAKE_SMI)
+    assert (facts["present"], facts["driver_loaded"], facts["source"]) == (True, True, "pci")
+    assert (facts["driver_state"], facts["kernel_module_version"], facts["driver_version"]) == ("broken", LOADED_MODULE, None)
+    reason = facts["driver_state_reason"]
+    assert reason.startswith(
+        f"reboot or reinstall needed: the nvidia kernel module {LOADED_MODULE} is loaded (0000:00:1e.0 bound to it) "
+        "but neither NVML nor nvidia-smi answers (nvml: nvmlInit failed: RM has detected an NVML/RM version mismatch. "
+        "(NVML error 18, Driver/library version mismatch)"
+    ), reason
+    assert (
+        "nvidia-smi: `" + FAKE_SMI + " --query-gpu=" in reason
+        and "exited with 18: Failed to initialize NVML: Driver/library version mismatch NVML library version: 550.144)" in reason
+    ), reason
+    assert gather("driver_mismatch", _loaded_module_sysfs(tmp_path / "again"), check=True, nvidia_smi_path=FAKE_SMI) == facts
+
+
+def test_a_loaded_module_that_nvml_cannot_reach_is_broken_not_missing(tmp_path):
+    """The nvidia module is loaded but NVML answers DRIVER_NOT_LOADED and nvidia-smi exits 9, as where the
+    /dev/nvidia* device nodes are missing: broken (a reboot or reinstall), not a driver to install afresh."""
+    facts = gather("driver_not_loaded", _loaded_module_sysfs(tmp_path), nvidia_smi_path=FAKE_SMI)
+    assert (facts["driver_loaded"], facts["driver_state"]) == (True, "broken")
+    assert "NVML found no NVIDIA kernel driver (Driver Not Loaded)" in facts["driver_state_reason"]
+    assert "exited with 9: NVIDIA-SMI has failed" in facts["driver_state_reason"]
+
+
+def test_a_gpu_without_any_nvidia_module_is_not_loaded(tmp_path):
+    sysfs = build(tmp_path / "sys", [PciFunction("0000:3b:00.0", driver="nouveau")], modules=("nouveau",))
+    facts = gather("driver_not_loaded", str(sysfs), nvidia_smi_path=FAKE_SMI)
+    assert (facts["present"], facts["driver_loaded"], facts["driver_state"]) == (True, False, "not_loaded")
+    assert facts["driver_state_reason"] == "no nvidia kernel module is loaded and neither NVML nor nvidia-smi answers"
+
+
+def test_pci_only_gather_cannot_tell_whether_a_loaded_module_works(tmp_path):
+    facts = gather("driver_mismatch", _loaded_module_sysfs(tmp_path), sources=["pci"])
+    assert (facts["driver_loaded"], facts["driver_state"]) == (True, "unknown")
+    assert "asks neither nvml nor nvidia-smi" in facts["driver_state_reason"]
+
+
+def test_an_answering_driver_is_ready_whatever_else_is_loaded(tmp_path):
+    """nvidia-smi answers although NVML (sources) is not asked: ready, with the module's version."""
+    facts = gather("t4", _loaded_module_sysfs(tmp_path), sources=["nvidia-smi", "pci"], nvidia_smi_path=FAKE_SMI)
+    assert (facts["source"], facts["driver_state"], facts["driver_state_reason"]) == ("nvidia-smi", "ready", None)
+    assert facts["kernel_module_version"] == LOADED_MODULE
 
 
 def test_zero_devices_reports_no_gpu_with_the_driver_loaded(empty_sysfs):

@@ -6,7 +6,9 @@ links into ``devices/pci<domain>:<bus>/``, each device directory holding the
 driver is bound, a ``driver`` link to ``bus/pci/drivers/<name>``; an SR-IOV
 virtual function has a ``physfn`` link to its physical function's directory,
 which has a ``virtfn<N>`` link back to each of its virtual functions; loaded kernel
-modules as ``module/<name>`` directories. Nothing else of sysfs is simulated.
+modules as ``module/<name>`` directories, with the ``version`` file the kernel writes
+for a module that declares its version (``/sys/module/nvidia/version`` holds the
+loaded nvidia.ko's version, e.g. ``535.161.08``). Nothing else of sysfs is simulated.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ class PciFunction(NamedTuple):
     physfn: str | None = None  # bus id of the physical function, for an SR-IOV virtual function
 
 
-def build(root: Path, functions: list[PciFunction], modules: tuple[str, ...] = ()) -> Path:
-    """Lay out ``functions`` and ``modules`` under ``root``; returns ``root``."""
+def build(
+    root: Path, functions: list[PciFunction], modules: tuple[str, ...] = (), module_versions: dict[str, str] | None = None
+) -> Path:
+    """Lay out ``functions`` and ``modules`` under ``root``; ``module_versions`` are loaded modules too, each with
+    its ``version`` file (the nvidia module loaded: ``module_versions={"nvidia": "535.161.08"}``); returns ``root``."""
     devices = root / "bus" / "pci" / "devices"
     devices.mkdir(parents=True, exist_ok=True)
     for function in functions:
@@ -50,4 +55,7 @@ def build(root: Path, functions: list[PciFunction], modules: tuple[str, ...] = (
             (parent / f"virtfn{number}").symlink_to(os.path.relpath(real, parent))
     for module in modules:
         (root / "module" / module).mkdir(parents=True)
+    for module, version in (module_versions or {}).items():
+        (root / "module" / module).mkdir(parents=True, exist_ok=True)
+        (root / "module" / module / "version").write_text(f"{version}\n")
     return root

@@ -7,7 +7,13 @@ same default, as the fake libnvidia-ml.so.1): one CSV line per GPU, fields in
 the order asked, ``[N/A]`` for what the scenario leaves out, ``[Not Supported]``
 for utilisation while MIG is on. A scenario with ``init_error``
 ``DRIVER_NOT_LOADED`` prints the real tool's message and exits 9, as the real
-binary does. A field it does not know, or one the scenario lists in
+binary does. A scenario with ``init_error`` ``LIB_RM_VERSION_MISMATCH`` (the libraries
+upgraded under a loaded kernel module of another version) prints, on stdout,
+``Failed to initialize NVML: Driver/library version mismatch`` and
+``NVML library version: <major.minor of the scenario's driver_version>`` and exits 18, as
+the real binary does (read in a real run's log: "nvidia-smi failed with return code 18",
+https://github.com/mozilla/translations/issues/1167; the same two lines in
+https://github.com/intel/llvm/issues/17614). A field it does not know, or one the scenario lists in
 ``nvidia_smi_unknown_fields`` (an older driver's nvidia-smi, e.g. ``compute_cap``
 before R510), refuses the whole query before any output, as the real binary
 does: ``Field "NAME" is not a valid field to query.`` and a blank line on
@@ -95,6 +101,10 @@ def main(argv):
             "Make sure that the latest NVIDIA driver is installed and running.\n"
         )
         return 9
+    if scenario.get("init_error") == "LIB_RM_VERSION_MISMATCH":
+        library = ".".join(str(scenario.get("driver_version", "")).split(".")[:2])
+        print(f"Failed to initialize NVML: Driver/library version mismatch\nNVML library version: {library}")
+        return 18
     fields = query[0].split(",")
     unknown = set(scenario.get("nvidia_smi_unknown_fields", []))
     for name in fields:
