@@ -26,7 +26,8 @@ description:
     host or group vars; these win over every computed label, C(accelerator) included; V(null) removes a label).
   - Values of O(extra_labels) and C(gpu_labels_host_labels) follow the collection's rule for YAML-typed values
     (docs/values.md) - a bool becomes V(true)/V(false), an integer its digits, a float fails naming the variable.
-  - C(gpu=on) only where the driver is loaded and the host's C(kubegpu_default_runtime) is C(nvidia); the other
+  - C(gpu=on) only where the driver works (C(driver_state) V(ready); a loaded driver that NVML and nvidia-smi cannot
+    talk to is held back as broken, with the reason) and the host's C(kubegpu_default_runtime) is C(nvidia); the other
     nodes are listed in RV(_value.held_back) with the reason, and C(gpu) is removed from them.
   - A host whose facts show no NVIDIA GPU is listed in RV(_value.held_back) and only loses C(gpu=on).
   - Fails, naming the hosts, when a host has no C(ansible_facts.gpu) (run M(kubegpu.core.gpu_facts) first), when

@@ -22,9 +22,11 @@ description:
   - Turns C(ansible_facts.gpu) of one node (from M(kubegpu.core.gpu_facts)) into a dict of node labels, for
     M(kubegpu.core.node_labels). Role C(kubegpu.core.gpu_labels) applies it to every GPU node at once.
   - C(nvidia.com/gpu.present=true) on every node with an NVIDIA GPU (the NVIDIA device plugin chart selects by it).
-  - C(gpu=on) (the vGPU scheduler manages only nodes carrying it) only when the facts show the driver loaded
-    and O(default_runtime) is C(nvidia); otherwise C(gpu) is V(null), which M(kubegpu.core.node_labels) reads
-    as "remove"; filter P(kubegpu.core.gpu_labels_plan#filter) lists the nodes held back and why.
+  - C(gpu=on) (the vGPU scheduler manages only nodes carrying it) only when the facts show a working driver
+    (C(driver_state) V(ready): NVML or nvidia-smi answered; a loaded module they cannot talk to is V(broken) and held
+    back with the reason) and O(default_runtime) is C(nvidia); otherwise C(gpu) is V(null), which
+    M(kubegpu.core.node_labels) reads as "remove"; filter P(kubegpu.core.gpu_labels_plan#filter) lists the nodes held
+    back and why.
   - C(accelerator) follows the accelerator names of Google Kubernetes Engine where one exists
     (C(nvidia-tesla-t4), C(nvidia-tesla-v100), C(nvidia-tesla-a100), C(nvidia-a100-80gb), C(nvidia-h100-80gb),
     C(nvidia-l4), ...); a model that comes in several memory sizes keeps its size when it is not the size GKE
@@ -200,12 +202,27 @@ def _check_facts(facts: t.Any, name: str) -> Mapping[str, t.Any]:
     return facts
 
 
+def driver_state(facts: Mapping[str, t.Any]) -> str:
+    """``driver_state`` of gpu_facts (ready, not_loaded, broken, unknown). Facts gathered before it existed (a fact
+    cache) only say ``driver_loaded``, which was true when something answered or a module was loaded."""
+    if "driver_state" in facts:
+        return str(facts["driver_state"])
+    return "ready" if facts.get("driver_loaded") else "not_loaded"
+
+
 def gpu_node_hold_reason(facts: t.Any, default_runtime: t.Any = None) -> str | None:
     """Why the node may not carry ``gpu=on`` yet, or None when it may."""
     facts = _check_facts(facts, "gpu_node_hold_reason")
     if not facts["present"]:
         return "no NVIDIA GPU in its facts"
-    if not facts.get("driver_loaded"):
+    state = driver_state(facts)
+    if state == "broken":
+        return f"the NVIDIA driver is broken ({facts.get('driver_state_reason') or 'reboot or reinstall needed'})"
+    if state == "unknown":
+        return (
+            f"the NVIDIA driver's state is unknown ({facts.get('driver_state_reason') or 'gpu_facts asked nothing that answers'})"
+        )
+    if state != "ready":
         why = facts.get("reason")
         return f"the NVIDIA driver is not loaded{f' ({why})' if why else ''}"
     if default_runtime is None or default_runtime == "":

@@ -83,6 +83,36 @@ def test_held_back_nodes_lose_gpu_on_and_are_listed_stacks_per_node_group_stale_
     assert again.rc == 0 and again.changed == [], again.changed
 
 
+def test_a_broken_driver_is_held_back_from_gpu_on_with_the_reason_in_the_play_output(kubeapi):
+    """Issue 22: node2's driver libraries were upgraded under its loaded 535 nvidia module (the fake NVML answers
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH, and the fake sysfs shows /sys/module/nvidia loaded with a GPU bound to it).
+    The node had gpu=on from before; it loses it, and the play output names the broken driver and why."""
+    hosts = {
+        "node1": GpuHost("v100x2", "gpu-node-1", NVIDIA),
+        "node2": GpuHost(
+            "driver_mismatch",
+            "gpu-node-2",
+            NVIDIA,
+            (PciFunction("0000:00:1e.0", device=0x1EB8, driver="nvidia"),),
+            {"nvidia": "535.161.08"},
+        ),
+    }
+    patch_node(kubeapi, "gpu-node-2", {"metadata": {"labels": {"gpu": "on"}}})
+
+    # GpuHost's nvidia-smi is missing: the node's NVML is what fails
+    run = _run(kubeapi, hosts)
+    assert run.rc == 0, run.explain()
+    (held,) = run.task("List the nodes held back from gpu=on").result["msg"]
+    assert held.startswith(
+        "gpu-node-2: the NVIDIA driver is broken (reboot or reinstall needed: the nvidia kernel module 535.161.08 is "
+        "loaded (0000:00:1e.0 bound to it) but neither NVML nor nvidia-smi answers (nvml: nvmlInit failed: "
+        "RM has detected an NVML/RM version mismatch. (NVML error 18, Driver/library version mismatch)"
+    ), held
+    assert "gpu-node-2: the NVIDIA driver is broken (reboot or reinstall needed" in run.stdout
+    assert "gpu" not in node_labels(kubeapi, "gpu-node-2")
+    assert node_labels(kubeapi, "gpu-node-1")["gpu"] == "on"
+
+
 def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_change(kubeapi):
     hosts = {
         "node1": GpuHost("v100x2", "gpu-node-1", {**NVIDIA, "kubegpu_device_plugin": "hami"}),

@@ -197,6 +197,7 @@ class GpuHost(t.NamedTuple):
     node: str | None = None  # kubegpu_node_name, when the node's name is not the host's
     vars: dict[str, t.Any] = {}  # further host variables (kubegpu_default_runtime, kubegpu_device_plugin, ...)
     pci: tuple[PciFunction, ...] = ()  # GPUs on the fake PCI bus (e.g. a GPU whose driver is not loaded)
+    modules: dict[str, str] = {}  # loaded kernel modules in the fake sysfs, name: version ({"nvidia": "535.161.08"})
 
 
 GPU_FACTS_PLAY = {
@@ -217,7 +218,7 @@ def gpu_host_vars(name: str, host: GpuHost, directory: Path) -> dict[str, t.Any]
     library answering ``host.scenario``; its fake sysfs tree (``kubegpu_test_sysfs``). Both are written under
     ``directory``/``name``, which must outlive the run."""
     home = directory / name
-    build(home / "sys", list(host.pci), modules=())
+    build(home / "sys", list(host.pci), module_versions=host.modules)
     exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in fake_nvml.environment(host.scenario).items())
     wrapper = home / "python"
     wrapper.write_text(

@@ -151,6 +151,30 @@ def test_gpu_on_only_with_the_driver_loaded_and_nvidia_the_default_runtime(drive
     assert (held is None) if reason is None else held.startswith(reason), held
 
 
+BROKEN_REASON = (
+    "reboot or reinstall needed: the nvidia kernel module 535.161.08 is loaded but neither NVML nor nvidia-smi answers "
+    "(nvml: nvmlInit failed: RM has detected an NVML/RM version mismatch. (NVML error 18, Driver/library version mismatch))"
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ("ready", None),
+        ("broken", f"the NVIDIA driver is broken ({BROKEN_REASON})"),
+        ("not_loaded", "the NVIDIA driver is not loaded"),
+        ("unknown", "the NVIDIA driver's state is unknown (the module is loaded; sources asks neither)"),
+    ],
+)
+def test_gpu_on_only_with_a_driver_that_answers_a_loaded_but_broken_one_held_back_with_its_reason(state, reason):
+    """driver_loaded stays true for a broken driver (the module is loaded); gpu=on follows driver_state."""
+    data = dict(facts(), driver_loaded=True, driver_state=state)
+    data["driver_state_reason"] = {"broken": BROKEN_REASON, "unknown": "the module is loaded; sources asks neither"}.get(state)
+    assert gpu_node_labels(data, default_runtime="nvidia")["gpu"] == (None if reason else "on")
+    held = gpu_node_hold_reason(data, "nvidia")
+    assert (held is None) if reason is None else held.startswith(reason), held
+
+
 def test_hold_reason_of_a_node_without_gpu():
     assert gpu_node_hold_reason({"present": False}, "nvidia") == "no NVIDIA GPU in its facts"
 
