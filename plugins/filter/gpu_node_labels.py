@@ -23,7 +23,7 @@ description:
     M(kubegpu.core.node_labels). Role C(kubegpu.core.gpu_labels) applies it to every GPU node at once.
   - C(nvidia.com/gpu.present=true) on every node with an NVIDIA GPU (the NVIDIA device plugin chart selects by it).
   - C(gpu=on) (the vGPU scheduler manages only nodes carrying it) only when the facts show a working driver
-    (C(driver_state) V(ready): NVML or nvidia-smi answered; a loaded module they cannot talk to is V(broken) and held
+    (C(driver_state) V(ready) - NVML or nvidia-smi answered; a loaded module they cannot talk to is V(broken) and held
     back with the reason) and O(default_runtime) is C(nvidia); otherwise C(gpu) is V(null), which
     M(kubegpu.core.node_labels) reads as "remove"; filter P(kubegpu.core.gpu_labels_plan#filter) lists the nodes held
     back and why.

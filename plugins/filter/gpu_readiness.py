@@ -222,6 +222,8 @@ def gpu_readiness(
                 "registered": node is not None,
                 "gpus": gpu_summary(gpu),
                 "driver_version": gpu.get("driver_version"),
+                "driver_state": gpu.get("driver_state"),
+                "driver_state_reason": gpu.get("driver_state_reason"),
                 "cuda_driver_version": gpu.get("cuda_driver_version"),
                 "default_runtime": target.get("default_runtime"),
                 "labels": labels,
@@ -275,13 +277,21 @@ def _row(entry: Mapping) -> list[str]:
     return [
         str(entry.get("node")),
         f"{gpus.get('count', 0)}x {models}" if gpus.get("count") else "none in facts",
-        str(entry.get("driver_version") or "-"),
+        _driver(entry),
         str(entry.get("default_runtime") or "-"),
         ", ".join(f"{key}={value}" for key, value in (entry.get("allocatable") or {}).items()) or "-",
         ", ".join(_taint(taint) for taint in entry.get("taints") or []) or "-",
         *[_check_result(entry, name) for name in checks.CHECKS],
         str(entry.get("result")),
     ]
+
+
+def _driver(entry: Mapping) -> str:
+    """The driver's version, or its state where gpu_facts found it not ready (``broken``, ``not_loaded``)."""
+    state = entry.get("driver_state")
+    if state and state != "ready":
+        return str(state)
+    return str(entry.get("driver_version") or "-")
 
 
 def _check_result(entry: Mapping, name: str) -> str:
@@ -332,6 +342,8 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
         lines.append(f"- result: **{entry.get('result')}**")
         lines += [f"- {item['check']}: **{item['result']}** - {_cell(item['message'])}" for item in entry.get("checks") or []]
         lines.append(f"- device stack: {entry.get('device_plugin') or '-'}")
+        if entry.get("driver_state") not in (None, "ready"):
+            lines.append(f"- driver: **{entry['driver_state']}** - {_cell(str(entry.get('driver_state_reason') or '-'))}")
         memory = ", ".join(f"{mib} MiB" for mib in entry["gpus"]["memory_mib"] if mib is not None) or "-"
         lines.append(f"- GPU memory: {memory}")
         labels = ", ".join(f"`{key}={value}`" for key, value in entry["labels"].items()) or "-"

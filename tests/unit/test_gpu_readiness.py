@@ -130,6 +130,31 @@ def test_table_and_markdown():
     assert "- smoke: **failed** - the smoke pod was not found after the wait" in markdown
 
 
+def test_a_broken_driver_shows_in_the_report_with_its_reason():
+    """Issue 22: a node whose nvidia module is loaded but whose NVML and nvidia-smi fail (gpu_facts' driver_state
+    broken) shows "broken" in the driver column and its reason, and gpu_labels' holding it back is what the
+    gpu_label check expects."""
+    reason = "reboot or reinstall needed: the nvidia kernel module 535.161.08 is loaded but neither NVML nor nvidia-smi answers"
+    broken = dict(FACTS, driver_version=None, driver_loaded=True, driver_state="broken", driver_state_reason=reason)
+    ready = dict(FACTS, driver_loaded=True, driver_state="ready", driver_state_reason=None)
+    entries = gpu_readiness(
+        [target(gpu=broken), target("gpu-2", gpu=ready)],
+        [gpu_node("gpu-1"), gpu_node("gpu-2", labels={"gpu": "on"})],
+        [],
+        skipped="check mode",
+    )
+    assert [(entry["driver_state"], entry["driver_state_reason"]) for entry in entries] == [("broken", reason), ("ready", None)]
+    table = gpu_readiness_table(entries)
+    assert table[2].split()[4] == "broken" and table[3].split()[4] == "535.161.08", table
+    label_check = next(item for item in entries[0]["checks"] if item["check"] == "gpu_label")
+    assert (
+        label_check["result"] == "passed" and "the NVIDIA driver is broken (reboot or reinstall needed" in label_check["message"]
+    )
+    markdown = gpu_readiness_markdown(entries)
+    assert f"- driver: **broken** - {reason}" in markdown
+    assert markdown.count("- driver: ") == 1
+
+
 def test_bad_input_is_named():
     with pytest.raises(AnsibleFilterError, match="must be a list of nodes, not dict"):
         gpu_readiness({}, [])
