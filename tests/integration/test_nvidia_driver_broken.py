@@ -22,7 +22,7 @@ from tests.support.role_runs import run_playbook
 LOADED_MODULE = "535.161.08"
 
 
-def _play(name: str, scenario: str, sysfs: str, pin: str = "") -> dict:
+def _play(name: str, scenario: str, sysfs: str, pin: str = "", tasks_from: str = "preflight", **variables) -> dict:
     env = fake_nvml.environment(scenario)
     # the fake nvidia-smi is the one the role's gpu_facts finds on PATH
     env["PATH"] = f"{fake_nvml.HERE}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -36,11 +36,12 @@ def _play(name: str, scenario: str, sysfs: str, pin: str = "") -> dict:
             "nvidia_driver_python_interpreter": sys.executable,
             "nvidia_driver_sysfs_root": sysfs,
             "nvidia_driver_version": pin,
+            **variables,
         },
         "tasks": [
             {
                 "name": f"preflight ({name})",
-                "ansible.builtin.include_role": {"name": "kubegpu.core.nvidia_driver", "tasks_from": "preflight"},
+                "ansible.builtin.include_role": {"name": "kubegpu.core.nvidia_driver", "tasks_from": tasks_from},
             },
             {"name": f"current ({name})", "ansible.builtin.debug": {"msg": "{{ __nvidia_driver_current }}"}},
         ],
@@ -83,3 +84,29 @@ def test_a_loaded_driver_that_nvml_and_nvidia_smi_cannot_talk_to_is_not_current(
     assert message.endswith("The role installs the driver, then reboots the node and verifies that NVML answers."), message
     answering = run.in_play("answering").task("Report a broken driver, which the role installs again, reboots and verifies")
     assert answering.status == "skipped"
+
+
+def test_the_whole_role_on_a_broken_driver_goes_on_to_load_reboot_and_verify_in_check_mode(tmp_path):
+    """The role in check mode (nothing installed, nothing rebooted): on a broken driver it does not stop at "current"
+    but decides that loading needs a reboot (the broken module is in the way), and says the node needs that reboot
+    because its loaded module is broken, naming why."""
+    sysfs = str(
+        build(
+            tmp_path / "sys",
+            [PciFunction("0000:00:1e.0", device=0x1EB8, driver="nvidia")],
+            module_versions={"nvidia": LOADED_MODULE},
+        )
+    )
+    play = _play("role", "driver_mismatch", sysfs, tasks_from="main", nvidia_driver_install=False)
+    play["tasks"][1] = {"name": "status (role)", "ansible.builtin.debug": {"var": "nvidia_driver_status"}}
+    run = run_playbook([play], extra_vars={"ansible_become": False}, check=True, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
+    status = run.task("status (role)").result["nvidia_driver_status"]
+    assert (status["gpu_present"], status["driver_was_current"], status["reboot_required"]) == (True, False, True), status
+    assert run.task("Decide whether loading the driver needs a reboot").status == "ok"
+    message = " ".join(run.task("Report the reboot the node still needs").result["msg"].split())
+    assert message.startswith(
+        "localhost needs a reboot before the NVIDIA driver can load (the loaded nvidia module is broken: "
+        "reboot or reinstall needed: the nvidia kernel module 535.161.08 is loaded"
+    ), message
+    assert "nvidia_driver_reboot is on, but this is check mode" in message, message
