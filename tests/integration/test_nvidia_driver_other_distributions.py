@@ -373,3 +373,28 @@ def test_rhel_stream_switch_and_versionlock_plan_follow_the_guide():
     results = run_play(tasks, RHEL_FACTS["9"])
     for name, (major, _flavour, _version, _said, stream, stale, lock) in RHEL_PLANS.items():
         assert results[name]["result"]["msg"] == [stream, stale, lock, major == "10"], name
+
+
+def test_rhel_epel_mirror_repository_in_check_mode_then_written_then_unchanged(tmp_path):
+    """EPEL (where DKMS comes from) from a site's mirror: a repository file with gpgcheck against EPEL's key
+    (https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-<N>) instead of Fedora's epel-release package."""
+    repo_file = tmp_path / "kubegpu-epel.repo"
+    mirror = "https://mirror.example.internal/epel/9/Everything/x86_64"
+    task = {"name": "epel", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "epel_redhat.yml")}
+    extra = {"_nvidia_driver_rhel_epel_file": str(repo_file), "nvidia_driver_rhel_epel_mirror": mirror}
+    name = "Add EPEL from a mirror, its packages checked against EPEL's key"
+
+    checked = run_play([task], FACTS["RedHat"], extra, check=True)
+    assert checked[name]["result"]["changed"]
+    assert checked["Add EPEL from Fedora's epel-release package"]["status"] == "skipped"
+    assert not repo_file.exists()
+
+    assert run_play([task], FACTS["RedHat"], extra)[name]["result"]["changed"]
+    parser = configparser.ConfigParser()
+    parser.read(repo_file)
+    section = parser["kubegpu-epel"]
+    assert section["baseurl"] == mirror
+    assert section["gpgcheck"] == "1"
+    assert section["gpgkey"] == "https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9"
+
+    assert not run_play([task], FACTS["RedHat"], extra)[name]["result"]["changed"]
