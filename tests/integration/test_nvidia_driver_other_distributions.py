@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 
 import pytest
+import yaml
 
 from tests.support.adhoc import REPO_ROOT
 from tests.support.role_runs import run_playbook
@@ -398,3 +399,24 @@ def test_rhel_epel_mirror_repository_in_check_mode_then_written_then_unchanged(t
     assert section["gpgkey"] == "https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9"
 
     assert not run_play([task], FACTS["RedHat"], extra)[name]["result"]["changed"]
+
+
+def test_rhel_install_order_is_the_guides():
+    """EPEL (DKMS) and the headers before the driver; python3-dnf-plugin-versionlock before any `dnf versionlock`
+    ("Version locking": "Make sure the python3-dnf-plugin-versionlock package is installed"); the stream enabled and
+    the lock added before "dnf install" ("Kernel Modules": "dnf module enable nvidia-driver:580-open" /
+    "dnf versionlock \\*nvidia\\*580\\*", then "dnf install nvidia-open")."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "install_redhat.yml").read_text())
+    names = [task["name"] for task in tasks]
+    plugin = [
+        i
+        for i, task in enumerate(tasks)
+        if task.get("ansible.builtin.dnf", {}).get("name") == "{{ _nvidia_driver_rhel_versionlock_plugin }}"
+    ]
+    versionlock = [i for i, task in enumerate(tasks) if "versionlock" in str(task.get("ansible.builtin.command", ""))]
+    install = names.index("Install the driver's packages")
+    assert plugin and versionlock and plugin[0] < min(versionlock)
+    assert names.index("EPEL, where DKMS comes from") < install
+    assert names.index("Install the running kernel's development files") < install
+    assert names.index("Enable the driver's module stream, or switch to it") < install
+    assert names.index("Hold the driver at the pinned version (or, on RHEL 10, the branch)") < install
