@@ -420,3 +420,12 @@ def test_rhel_install_order_is_the_guides():
     assert names.index("Install the running kernel's development files") < install
     assert names.index("Enable the driver's module stream, or switch to it") < install
     assert names.index("Hold the driver at the pinned version (or, on RHEL 10, the branch)") < install
+
+
+def test_rhel_runfile_method_gets_epel_for_dkms_before_the_installer():
+    """The runfile's build packages include dkms, which the RHEL family has from EPEL only."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text())
+    includes = [task.get("ansible.builtin.include_tasks") for task in tasks]
+    epel = includes.index("epel_redhat.yml")
+    assert epel < includes.index("install_runfile.yml")
+    assert "runfile" in tasks[epel]["when"] and "RedHat" in tasks[epel]["when"]
