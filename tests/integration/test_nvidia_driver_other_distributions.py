@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 
 import pytest
+import yaml
 
 from tests.support.adhoc import REPO_ROOT
 from tests.support.role_runs import run_playbook
@@ -78,8 +79,8 @@ def package_list(distribution: str, module_type: str, headless: bool) -> list[st
         ("Ubuntu", "open", True, ["nvidia-headless-570-server-open", "nvidia-utils-570-server"]),
         ("Ubuntu", "proprietary", True, ["nvidia-headless-570-server", "nvidia-utils-570-server"]),
         ("Ubuntu", "open", False, ["nvidia-driver-570-server-open"]),
-        ("RedHat", "open", True, ["@nvidia-driver:570-open"]),
-        ("RedHat", "proprietary", True, ["@nvidia-driver:570-dkms"]),
+        ("RedHat", "open", True, ["nvidia-driver-cuda", "kmod-nvidia-open-dkms"]),
+        ("RedHat", "proprietary", True, ["nvidia-driver-cuda", "kmod-nvidia-latest-dkms"]),
     ],
 )
 def test_package_method_installs_the_distributions_driver_for_the_flavour(distribution, module_type, headless, expected):
@@ -189,3 +190,242 @@ def test_kernel_module_flavour_choices_and_refusals():
             assert message == expected, name
         else:
             assert expected in " ".join(message.split()), f"{name}: {message}"
+
+
+# --- The RHEL family held to NVIDIA's Driver Installation Guide -------------------------------------------
+# (docs.nvidia.com/datacenter/tesla/driver-installation-guide/: "Kernel Modules", "Compute-only and Desktop
+# Installation", "Advanced Options", "Version locking", the Red Hat and Oracle Linux "Preparation"); no RHEL
+# node runs here, so these read what the role would run against what the guide says to run.
+RHEL_FACTS = {
+    major: {
+        "distribution": "RedHat",
+        "os_family": "RedHat",
+        "distribution_release": release,
+        "distribution_major_version": major,
+    }
+    for major, release in (("8", "Ootpa"), ("9", "Plow"), ("10", "Coughlan"))
+}
+
+
+def _rhel_case(name: str, major: str, architecture: str, variables: dict, expression: str) -> list[dict]:
+    """Tasks that set one node's facts and variables (set_fact: above the role's include_vars) and show ``expression``."""
+    facts = {**RHEL_FACTS[major], "architecture": architecture, "kernel": "5.14.0-503.11.1.el9_5.x86_64", "cacheable": True}
+    return [
+        {"name": f"facts {name}", "ansible.builtin.set_fact": facts},
+        {"name": f"vars {name}", "ansible.builtin.set_fact": variables} if variables else None,
+        {"name": name, "ansible.builtin.debug": {"msg": expression}},
+    ]
+
+
+def _rhel_answers(cases: dict[str, tuple[str, str, dict, str]]) -> dict[str, object]:
+    """Every case in one ansible-playbook run: {case: the expression's value on that node}."""
+    tasks = [task for name, case in cases.items() for task in _rhel_case(name, *case) if task]
+    results = run_play(tasks, RHEL_FACTS["9"])
+    return {name: results[name]["result"]["msg"] for name in cases}
+
+
+# The guide's compute-only commands ("Compute-only and Desktop Installation"): "dnf install nvidia-driver-cuda
+# kmod-nvidia-open-dkms" (open), "dnf install nvidia-driver-cuda kmod-nvidia-latest-dkms" (proprietary); the full
+# driver ("Kernel Modules"): "dnf install nvidia-open", "dnf install cuda-drivers". A pinned version reaches dnf
+# as name-version.
+RHEL_PACKAGES = {
+    "9-open-headless": ("9", "open", True, "", ["nvidia-driver-cuda", "kmod-nvidia-open-dkms"]),
+    "9-proprietary-headless": ("9", "proprietary", True, "", ["nvidia-driver-cuda", "kmod-nvidia-latest-dkms"]),
+    "8-open-full": ("8", "open", False, "", ["nvidia-open"]),
+    "10-proprietary-full": ("10", "proprietary", False, "", ["cuda-drivers"]),
+    "10-open-headless-pinned": (
+        "10",
+        "open",
+        True,
+        "580.105.08",
+        ["nvidia-driver-cuda-580.105.08", "kmod-nvidia-open-dkms-580.105.08"],
+    ),
+    "9-proprietary-full-pinned": ("9", "proprietary", False, "570.195.03", ["cuda-drivers-570.195.03"]),
+}
+
+
+def test_rhel_packages_are_the_guides_for_release_flavour_headless_and_pin():
+    cases = {
+        name: (
+            major,
+            "x86_64",
+            {"__nvidia_driver_module_type": flavour, "nvidia_driver_headless": headless, "nvidia_driver_version": version},
+            "{{ _nvidia_driver_package_list }}",
+        )
+        for name, (major, flavour, headless, version, _expected) in RHEL_PACKAGES.items()
+    }
+    answers = _rhel_answers(cases)
+    for name, (*_case, expected) in RHEL_PACKAGES.items():
+        assert answers[name] == expected, name
+
+
+# NVIDIA's repository: https://developer.download.nvidia.com/compute/cuda/repos/rhel<N>/<arch>, aarch64 as "sbsa"
+# (the guide's network repository URLs; NVIDIA's ansible-role-nvidia-driver: replace('aarch64', 'sbsa')); the key
+# each cuda-rhel<N>.repo names (D42D0685.pub for rhel8/rhel9, CDF6BA43.pub for rhel10). Headers, the guide's
+# Red Hat preparation: "dnf install kernel-devel-matched kernel-headers" on 9/10, "kernel-devel-$(uname -r)" on 8.
+# EPEL: "dnf install https://dl.fedoraproject.org/pub/epel/epel-release-latest-<N>.noarch.rpm".
+NVIDIA_REPOS = "https://developer.download.nvidia.com/compute/cuda/repos"
+RHEL_SOURCES = {
+    "8-x86_64": ("8", "x86_64", f"{NVIDIA_REPOS}/rhel8/x86_64", "D42D0685.pub", "kernel-devel-5.14.0-503.11.1.el9_5.x86_64"),
+    "9-aarch64": ("9", "aarch64", f"{NVIDIA_REPOS}/rhel9/sbsa", "D42D0685.pub", "kernel-devel-matched"),
+    "10-x86_64": ("10", "x86_64", f"{NVIDIA_REPOS}/rhel10/x86_64", "CDF6BA43.pub", "kernel-devel-matched"),
+    "10-aarch64": ("10", "aarch64", f"{NVIDIA_REPOS}/rhel10/sbsa", "CDF6BA43.pub", "kernel-devel-matched"),
+}
+
+
+def test_rhel_repository_headers_and_epel_per_release_and_architecture():
+    expression = (
+        "{{ [_nvidia_driver_rhel_repo_url, _nvidia_driver_rhel_gpg_key_url,"
+        " _nvidia_driver_kernel_headers, _nvidia_driver_rhel_epel_release] }}"
+    )
+    answers = _rhel_answers({name: (major, arch, {}, expression) for name, (major, arch, *_rest) in RHEL_SOURCES.items()})
+    for name, (major, _arch, url, key, headers) in RHEL_SOURCES.items():
+        epel = f"https://dl.fedoraproject.org/pub/epel/epel-release-latest-{major}.noarch.rpm"
+        assert answers[name] == [url, f"{url}/{key}", headers, epel], name
+
+
+def test_rhel_aarch64_repository_file_names_sbsa(tmp_path):
+    repo_file = tmp_path / "kubegpu-nvidia-cuda.repo"
+    tasks = [
+        {"name": "grace", "ansible.builtin.set_fact": {"architecture": "aarch64", "cacheable": True}},
+        {"name": "repository", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "repository_redhat.yml")},
+    ]
+    run_play(tasks, FACTS["RedHat"], {"_nvidia_driver_rhel_repo_file": str(repo_file)})
+    parser = configparser.ConfigParser()
+    parser.read(repo_file)
+    assert parser["kubegpu-nvidia-cuda"]["baseurl"] == f"{NVIDIA_REPOS}/rhel9/sbsa"
+
+
+def _dnf_said(modules: str = "", locks: str = "") -> dict:
+    return {
+        "__nvidia_driver_rhel_modules": {"rc": 0, "stdout_lines": modules.splitlines()},
+        "__nvidia_driver_rhel_locks": {"rc": 0, "stdout_lines": locks.splitlines()},
+    }
+
+
+MODULES_HEADER = "Name           Stream         Profiles                         Summary"
+ENABLED_570_OPEN = f"{MODULES_HEADER}\nnvidia-driver  570-open [e]   default [d], fm, ks, src   Nvidia driver for 570-open branch"
+ENABLED_550_DKMS = f"{MODULES_HEADER}\nnvidia-driver  550-dkms [d][e] default [d], fm, ks, src Nvidia driver for 550-dkms branch"
+# The guide's "Version locking" example output, as `dnf versionlock list` shows the entries
+LOCKS_575 = "kmod-nvidia-open-dkms-3:575.51-1.fc41.*\nnvidia-driver-cuda-3:575.51-1.fc41.*\nkernel-0:5.14.0-503.el9.*"
+LOCKS_570 = "kmod-nvidia-open-dkms-3:570.195.03-1.el10.*\nnvidia-driver-cuda-3:570.195.03-1.el10.*"
+
+# (release, flavour, pinned version, what dnf said, stream command, stale locks deleted, lock command)
+RHEL_PLANS = {
+    "9-fresh": ("9", "open", "", _dnf_said(), ["dnf", "-y", "module", "enable", "nvidia-driver:570-open"], [], []),
+    "9-current": ("9", "open", "", _dnf_said(ENABLED_570_OPEN), [], [], []),
+    "8-branch-and-flavour-change": (
+        "8",
+        "open",
+        "",
+        _dnf_said(ENABLED_550_DKMS),
+        ["dnf", "-y", "module", "switch-to", "nvidia-driver:570-open", "--allowerasing"],
+        [],
+        [],
+    ),
+    "9-flavour-change": (
+        "9",
+        "proprietary",
+        "",
+        _dnf_said(ENABLED_570_OPEN),
+        ["dnf", "-y", "module", "switch-to", "nvidia-driver:570-dkms", "--allowerasing"],
+        [],
+        [],
+    ),
+    "9-pinned": (
+        "9",
+        "open",
+        "570.195.03",
+        _dnf_said(ENABLED_570_OPEN, LOCKS_575),
+        [],
+        ["kmod-nvidia-open-dkms-3:575.51-1.fc41.*", "nvidia-driver-cuda-3:575.51-1.fc41.*"],
+        ["dnf", "versionlock", "add", "*nvidia*570.195.03*"],
+    ),
+    "10-fresh": ("10", "open", "", _dnf_said(), [], [], ["dnf", "versionlock", "add", "*nvidia*570*"]),
+    "10-locked-at-branch": ("10", "open", "", _dnf_said(locks=LOCKS_570), [], [], []),
+    "10-branch-change": (
+        "10",
+        "open",
+        "580.105.08",
+        _dnf_said(locks=LOCKS_570),
+        [],
+        LOCKS_570.splitlines(),
+        ["dnf", "versionlock", "add", "*nvidia*580.105.08*"],
+    ),
+}
+
+
+def test_rhel_stream_switch_and_versionlock_plan_follow_the_guide():
+    """RHEL 8/9: "dnf module enable nvidia-driver:<stream>", a branch or flavour change "dnf -y module switch-to
+    nvidia-driver:<stream> --allowerasing" (Advanced Options); RHEL 10 has no streams: "dnf versionlock \\*nvidia\\*580\\*"
+    (Kernel Modules) and a flavour change with "dnf install --allowerasing" (Advanced Options)."""
+    expression = (
+        "{{ [__nvidia_driver_rhel_stream_command, __nvidia_driver_rhel_stale_locks,"
+        " __nvidia_driver_rhel_lock_command, __nvidia_driver_rhel_allowerasing] }}"
+    )
+    tasks = []
+    for name, (major, flavour, version, said, *_expected) in RHEL_PLANS.items():
+        variables = {"__nvidia_driver_module_type": flavour, "nvidia_driver_version": version, **said}
+        tasks += [task for task in _rhel_case(f"set {name}", major, "x86_64", variables, "") if task][:2]
+        tasks += [
+            {"name": f"plan {name}", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "plan_redhat.yml")},
+            {"name": name, "ansible.builtin.debug": {"msg": expression}},
+        ]
+    results = run_play(tasks, RHEL_FACTS["9"])
+    for name, (major, _flavour, _version, _said, stream, stale, lock) in RHEL_PLANS.items():
+        assert results[name]["result"]["msg"] == [stream, stale, lock, major == "10"], name
+
+
+def test_rhel_epel_mirror_repository_in_check_mode_then_written_then_unchanged(tmp_path):
+    """EPEL (where DKMS comes from) from a site's mirror: a repository file with gpgcheck against EPEL's key
+    (https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-<N>) instead of Fedora's epel-release package."""
+    repo_file = tmp_path / "kubegpu-epel.repo"
+    mirror = "https://mirror.example.internal/epel/9/Everything/x86_64"
+    task = {"name": "epel", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "epel_redhat.yml")}
+    extra = {"_nvidia_driver_rhel_epel_file": str(repo_file), "nvidia_driver_rhel_epel_mirror": mirror}
+    name = "Add EPEL from a mirror, its packages checked against EPEL's key"
+
+    checked = run_play([task], FACTS["RedHat"], extra, check=True)
+    assert checked[name]["result"]["changed"]
+    assert checked["Add EPEL from Fedora's epel-release package"]["status"] == "skipped"
+    assert not repo_file.exists()
+
+    assert run_play([task], FACTS["RedHat"], extra)[name]["result"]["changed"]
+    parser = configparser.ConfigParser()
+    parser.read(repo_file)
+    section = parser["kubegpu-epel"]
+    assert section["baseurl"] == mirror
+    assert section["gpgcheck"] == "1"
+    assert section["gpgkey"] == "https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9"
+
+    assert not run_play([task], FACTS["RedHat"], extra)[name]["result"]["changed"]
+
+
+def test_rhel_install_order_is_the_guides():
+    """EPEL (DKMS) and the headers before the driver; python3-dnf-plugin-versionlock before any `dnf versionlock`
+    ("Version locking": "Make sure the python3-dnf-plugin-versionlock package is installed"); the stream enabled and
+    the lock added before "dnf install" ("Kernel Modules": "dnf module enable nvidia-driver:580-open" /
+    "dnf versionlock \\*nvidia\\*580\\*", then "dnf install nvidia-open")."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "install_redhat.yml").read_text())
+    names = [task["name"] for task in tasks]
+    plugin = [
+        i
+        for i, task in enumerate(tasks)
+        if task.get("ansible.builtin.dnf", {}).get("name") == "{{ _nvidia_driver_rhel_versionlock_plugin }}"
+    ]
+    versionlock = [i for i, task in enumerate(tasks) if "versionlock" in str(task.get("ansible.builtin.command", ""))]
+    install = names.index("Install the driver's packages")
+    assert plugin and versionlock and plugin[0] < min(versionlock)
+    assert names.index("EPEL, where DKMS comes from") < install
+    assert names.index("Install the running kernel's development files") < install
+    assert names.index("Enable the driver's module stream, or switch to it") < install
+    assert names.index("Hold the driver at the pinned version (or, on RHEL 10, the branch)") < install
+
+
+def test_rhel_runfile_method_gets_epel_for_dkms_before_the_installer():
+    """The runfile's build packages include dkms, which the RHEL family has from EPEL only."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text())
+    includes = [task.get("ansible.builtin.include_tasks") for task in tasks]
+    epel = includes.index("epel_redhat.yml")
+    assert epel < includes.index("install_runfile.yml")
+    assert "runfile" in tasks[epel]["when"] and "RedHat" in tasks[epel]["when"]
