@@ -94,7 +94,8 @@ def kernel_version_sort(releases: t.Any, reverse: bool = False) -> list[str]:
     for release in releases:
         if not isinstance(release, str) or not release or any(character.isspace() for character in release):
             raise AnsibleFilterError(
-                f"kernel_version_sort: {release!r} is not a kernel release (a non-empty string without spaces, such as 6.1.0-28-amd64)"
+                f"kernel_version_sort: {release!r} is not a kernel release"
+                " (a non-empty string without spaces, such as 6.1.0-28-amd64)"
             )
     # Python's sort is stable, as Perl's sort is for equal keys (the same release twice stays twice)
     ordered = sorted(releases, key=cmp_to_key(kernel_version_compare))
