@@ -23,7 +23,7 @@ description:
   - The rule splits a release into runs of digits and runs of other characters, a hyphen starting a new run;
     digits compare as numbers, other runs as ASCII; the end of a release sorts before anything but a
     pre-release run (C(-rc), C(-trunk)), which sorts before everything. It is not dpkg's package version order
-    (C(dpkg --compare-versions)): a kernel release is not a package version.
+    (C(dpkg --compare-versions)), since a kernel release is not a package version.
 options:
   _input:
     description: The kernel releases.
