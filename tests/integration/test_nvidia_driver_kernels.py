@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.adhoc import REPO_ROOT
-from tests.support.role_runs import run_playbook
+from tests.support.role_runs import GpuHost, gpu_host_vars, run_playbook
 
 ROLE = REPO_ROOT / "roles" / "nvidia_driver"
 RUNNING = "6.1.0-28-amd64"
@@ -234,3 +234,36 @@ def test_a_pending_kernel_makes_the_driver_change_reboot(tmp_path, images, reboo
         run.task("Decide whether loading the driver needs a reboot").result["ansible_facts"]["__nvidia_driver_reboot_needed"]
         is reboot
     )
+
+
+# newer than any kernel this machine runs (the role gathers the real running kernel on the GPU host)
+UPGRADE = "99.1.0-1-amd64"
+
+
+@pytest.mark.parametrize(("pending", "reboot_required"), [(True, True), (False, False)])
+def test_a_current_driver_with_a_pending_kernel_reports_the_reboot_and_names_both_kernels(tmp_path, pending, reboot_required):
+    """The whole role, in check mode, on this machine as a GPU host (the fake NVML answering a T4 with driver
+    535.161.08 loaded: the driver is current, nothing to install). A kernel installed but not booted yet is
+    reported: the node needs a reboot into it, and the module is checked for both kernels."""
+    node = Node(tmp_path, [UPGRADE] if pending else [], [], {}, [])
+    host = gpu_host_vars("gpu-node", GpuHost("t4"), tmp_path / "hosts")
+    play = {
+        "hosts": "gpu-node",
+        "gather_facts": False,
+        "vars": {
+            "nvidia_driver_python_interpreter": host["ansible_python_interpreter"],
+            "nvidia_driver_sysfs_root": host["kubegpu_test_sysfs"],
+            "nvidia_driver_boot_dir": str(node.boot),
+        },
+        "roles": [{"role": "kubegpu.core.nvidia_driver"}],
+        "tasks": [{"name": "status", "ansible.builtin.debug": {"msg": "{{ nvidia_driver_status }}"}}],
+    }
+    inventory = {"all": {"hosts": {"gpu-node": host}}}
+    variables = {"ansible_become": False, "ansible_package_use": "record_packages"}
+    run = run_playbook([play], inventory, extra_vars=variables, env=node.env, check=True, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
+    status = run.task("status").result["msg"]
+    assert status["driver_was_current"]
+    assert status["reboot_required"] is reboot_required
+    running = status["kernels"][0]
+    assert status["kernels"] == ([running, UPGRADE] if pending else [running])
