@@ -167,13 +167,24 @@ def test_a_node_that_runs_its_newest_kernel_has_nothing_pending(tmp_path):
     assert kernels_of(run_tasks(node, DEBIAN, ["kernels.yml"])) == [RUNNING]
 
 
-def test_rhel_takes_grubbys_default_kernel(tmp_path):
+@pytest.mark.parametrize(
+    ("major", "running_headers"),
+    [
+        # NVIDIA's Driver Installation Guide, Red Hat preparation: "dnf install kernel-devel-matched kernel-headers"
+        # on RHEL 9/10, "dnf install kernel-devel-$(uname -r) kernel-headers" on RHEL 8; another kernel's own
+        # kernel-devel-<release> for the kernel the next boot runs
+        ("9", "kernel-devel-matched"),
+        ("8", f"kernel-devel-{RUNNING}"),
+    ],
+)
+def test_rhel_takes_grubbys_default_kernel(tmp_path, major, running_headers):
     node = Node(tmp_path, [], [], {}, [])
     grubby = ["echo", "/boot/vmlinuz-5.14.0-503.15.1.el9_5.x86_64"]
-    run = run_tasks(node, REDHAT, ["kernels.yml", "headers.yml"], {"_nvidia_driver_default_kernel_command": grubby})
+    facts = dict(REDHAT, distribution_major_version=major)
+    run = run_tasks(node, facts, ["kernels.yml", "headers.yml"], {"_nvidia_driver_default_kernel_command": grubby})
     assert kernels_of(run) == [RUNNING, "5.14.0-503.15.1.el9_5.x86_64"]
     assert run.task("Install the kernels' headers").result["packages"] == [
-        f"kernel-devel-{RUNNING}",
+        running_headers,
         "kernel-devel-5.14.0-503.15.1.el9_5.x86_64",
     ]
 
