@@ -294,3 +294,58 @@ def test_debian_dkms_under_secure_boot_names_dkms_own_key(tmp_path):
     debian = {"distribution": "Debian", "os_family": "Debian", "distribution_release": "bookworm", "distribution_major_version": "12"}
     message = secure_boot_message(tmp_path, debian, {})
     assert "mokutil --import /var/lib/dkms/mok.pub" in message
+
+
+def run_nouveau(tmp_path, check: bool = False) -> dict:
+    """The role's nouveau.yml and its handlers on this machine (Debian's tools), nouveau "loaded" in a scratch sysfs, the GRUB
+    defaults file and modprobe.d file in tmp_path, the initramfs and GRUB tools replaced by `true`."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "module" / "nouveau").mkdir(parents=True, exist_ok=True)
+    extra = {
+        "nvidia_driver_sysfs_root": str(sysfs),
+        "nvidia_driver_grub_config": str(tmp_path / "grub"),
+        "_nvidia_driver_modprobe_file": str(tmp_path / "modprobe.d" / "kubegpu-blacklist-nouveau.conf"),
+        "_nvidia_driver_initramfs_command": ["true"],
+        "_nvidia_driver_grub_command": ["true"],
+        "__nvidia_driver_gpu": {"present": True, "pci_devices": [{"driver": "nouveau"}]},
+    }
+    # the role's own nouveau tasks, with its defaults, vars, templates and handlers
+    nouveau = {"name": str(ROLE), "tasks_from": "nouveau.yml"}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "nouveau", "ansible.builtin.include_role": nouveau}]}]
+    run = run_playbook(play, extra_vars={"ansible_become": False, **extra}, check=check, cwd=REPO_ROOT)
+    assert run.rc == 0, run.explain()
+    return {record["task"]: record for record in run.records}
+
+
+GRUB_TASK = "Keep nouveau out of early boot on the kernel command line"
+
+
+def test_nouveau_kept_out_with_the_spellings_initramfs_tools_and_dracut_read_replacing_rdblacklist(tmp_path):
+    """initramfs-tools and the kernel's modprobe read modprobe.blacklist= (kmod, man modprobe: "modprobe.blacklist=
+    on the kernel command line"), dracut rd.driver.blacklist= (man dracut.cmdline); dracut-ng no longer reads the
+    old rdblacklist=, so an existing one is replaced, never duplicated, and the other arguments stay."""
+    grub = tmp_path / "grub"
+    before = 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=ttyS0 rdblacklist=nouveau iommu=pt"\n'
+    grub.write_text(before)
+
+    checked = run_nouveau(tmp_path, check=True)
+    assert checked[GRUB_TASK]["result"]["changed"]
+    assert grub.read_text() == before
+
+    written = run_nouveau(tmp_path)
+    assert written[GRUB_TASK]["result"]["changed"]
+    assert grub.read_text() == (
+        'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+        'GRUB_CMDLINE_LINUX="console=ttyS0 iommu=pt modprobe.blacklist=nouveau rd.driver.blacklist=nouveau"\n'
+    )
+
+    again = run_nouveau(tmp_path)
+    assert again[GRUB_TASK]["result"].get("skipped") or not again[GRUB_TASK]["result"]["changed"]
+    assert grub.read_text().count("nouveau") == 2
+
+
+def test_nouveau_argument_already_there_is_not_added_twice(tmp_path):
+    grub = tmp_path / "grub"
+    grub.write_text('GRUB_CMDLINE_LINUX="modprobe.blacklist=nouveau quiet"\n')
+    run_nouveau(tmp_path)
+    assert grub.read_text() == 'GRUB_CMDLINE_LINUX="modprobe.blacklist=nouveau quiet rd.driver.blacklist=nouveau"\n'
