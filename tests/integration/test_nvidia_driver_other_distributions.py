@@ -283,6 +283,7 @@ def test_ubuntu_dkms_under_secure_boot_names_the_shim_signed_mok(tmp_path):
 
 def test_ubuntu_prebuilt_under_secure_boot_asks_no_enrolment(tmp_path):
     message = secure_boot_message(tmp_path, UBUNTU_RELEASES["22.04"], {})
+    assert "Canonical's prebuilt nvidia modules" in message
     assert "nothing to enroll" in message
     assert "linux-modules-nvidia-570-server-open-6.8.0-45-generic" in message
     assert "mokutil --import" not in message
@@ -291,7 +292,8 @@ def test_ubuntu_prebuilt_under_secure_boot_asks_no_enrolment(tmp_path):
 def test_debian_dkms_under_secure_boot_names_dkms_own_key(tmp_path):
     """Debian's dkms signs with /var/lib/dkms/mok.key, certificate /var/lib/dkms/mok.pub
     (https://wiki.debian.org/SecureBoot#DKMS_and_secure_boot)."""
-    debian = {"distribution": "Debian", "os_family": "Debian", "distribution_release": "bookworm", "distribution_major_version": "12"}
+    debian = {"distribution": "Debian", "os_family": "Debian", "distribution_release": "bookworm"}
+    debian["distribution_major_version"] = "12"
     message = secure_boot_message(tmp_path, debian, {})
     assert "mokutil --import /var/lib/dkms/mok.pub" in message
 
@@ -311,7 +313,8 @@ def run_nouveau(tmp_path, check: bool = False) -> dict:
     }
     # the role's own nouveau tasks, with its defaults, vars, templates and handlers
     nouveau = {"name": str(ROLE), "tasks_from": "nouveau.yml"}
-    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "nouveau", "ansible.builtin.include_role": nouveau}]}]
+    tasks = [{"name": "nouveau", "ansible.builtin.include_role": nouveau}]
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     run = run_playbook(play, extra_vars={"ansible_become": False, **extra}, check=check, cwd=REPO_ROOT)
     assert run.rc == 0, run.explain()
     return {record["task"]: record for record in run.records}
