@@ -352,3 +352,46 @@ def test_nouveau_argument_already_there_is_not_added_twice(tmp_path):
     grub.write_text('GRUB_CMDLINE_LINUX="modprobe.blacklist=nouveau quiet"\n')
     run_nouveau(tmp_path)
     assert grub.read_text() == 'GRUB_CMDLINE_LINUX="modprobe.blacklist=nouveau quiet rd.driver.blacklist=nouveau"\n'
+
+
+def run_prebuilt(tmp_path, candidate: str) -> dict:
+    """The role's prebuilt_ubuntu.yml in check mode on Ubuntu 24.04 facts, with an apt-cache on PATH whose
+    ``policy`` answers as apt-cache does for a package with that candidate ("(none)": none in the archive).
+    The apt module itself runs (this machine has no such package, so it fails after receiving its arguments,
+    which the rescue reports)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    apt_cache = bin_dir / "apt-cache"
+    apt_cache.write_text(f'#!/bin/sh\necho "$3:"\necho "  Installed: (none)"\necho "  Candidate: {candidate}"\n')
+    apt_cache.chmod(0o755)
+    tasks = [
+        {"name": "kernel", "ansible.builtin.set_fact": {"kernel": "6.8.0-45-generic", "cacheable": True}},
+        {
+            "name": "prebuilt",
+            "block": [{"name": "tasks", "ansible.builtin.include_tasks": str(ROLE / "tasks" / "prebuilt_ubuntu.yml")}],
+            "rescue": [
+                {
+                    "name": "failed",
+                    "ansible.builtin.debug": {
+                        "msg": {
+                            "msg": "{{ ansible_failed_result.msg }}",
+                            "installing": "{{ ansible_failed_result.invocation.module_args.name | default(none) }}",
+                        }
+                    },
+                }
+            ],
+            "environment": {"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        },
+    ]
+    return run_play(tasks, UBUNTU_RELEASES["24.04"], {"__nvidia_driver_module_type": "open"}, check=True)["failed"]
+
+
+def test_ubuntu_kernel_without_prebuilt_modules_is_refused_naming_it(tmp_path):
+    message = " ".join(run_prebuilt(tmp_path, "(none)")["result"]["msg"]["msg"].split())
+    assert "has no linux-modules-nvidia-570-server-open-6.8.0-45-generic for the running kernel 6.8.0-45-generic" in message
+    assert "nvidia_driver_ubuntu_prebuilt to false" in message
+
+
+def test_ubuntu_prebuilt_modules_installed_flavour_and_running_kernel(tmp_path):
+    installing = run_prebuilt(tmp_path, "6.8.0-45.45")["result"]["msg"]["installing"]
+    assert installing == ["linux-modules-nvidia-570-server-open-generic", "linux-modules-nvidia-570-server-open-6.8.0-45-generic"]
