@@ -12,13 +12,17 @@ test_lab.py."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support import fake_nvml
+from tests.support.adhoc import BIN, ansible_env
 from tests.support.kube_modules import get_object, node_labels, writes
 from tests.support.role_runs import REPO_ROOT, GpuHost, gpu_host_vars, run_playbook
 
@@ -105,9 +109,7 @@ class Bench:
             "nvidia_driver_drain_timeout": 30,
             **extra,
         }
-        return run_playbook(
-            [playbook], self.inventory, extra_vars=variables, check=check, env={"PATH": self.path, **(env or {})}
-        )
+        return run_playbook([playbook], self.inventory, extra_vars=variables, check=check, env={"PATH": self.path, **(env or {})})
 
     def node(self) -> dict:
         return get_object(self.kubeapi, f"/api/v1/nodes/{NODE}")
@@ -121,8 +123,6 @@ class Bench:
 
 
 def request_patch(kubeapi, name: str, patch: dict) -> None:
-    import urllib.request
-
     request = urllib.request.Request(
         f"{kubeapi.url}/api/v1/nodes/{name}",
         data=json.dumps(patch).encode(),
@@ -192,3 +192,48 @@ def test_the_playbook_rolls_in_batches_and_stops_on_a_failed_batch():
     assert nodes[0]["max_fail_percentage"] == roll["max_fail_percentage"]
     alias = yaml.safe_load((REPO_ROOT / "playbooks" / "driver_upgrade.yml").read_text())
     assert alias == [{"name": "Rolling NVIDIA driver change", "ansible.builtin.import_playbook": "driver-upgrade.yml"}]
+
+
+def test_a_failed_node_stops_the_roll_before_the_next_batch(bench):
+    """Two nodes per batch (kubegpu_driver_serial=2): the first batch's node1 fails (its nvidia_driver_method is
+    refused) while node2 (no GPU) passes; max_fail_percentage 0 ends the play at that task, so the second batch's
+    node3 is never touched (without it Ansible goes on while a batch has a host left)."""
+    hosts = bench.inventory["all"]["children"]["gpu_nodes"]["hosts"]
+    hosts["node1"]["nvidia_driver_method"] = "bogus"
+    no_gpu = gpu_host_vars("node2", GpuHost("no_devices", "gpu-node-2"), bench.tmp / "hosts")
+    hosts["node2"] = {
+        **no_gpu,
+        "ansible_become": False,
+        "nvidia_driver_python_interpreter": no_gpu["ansible_python_interpreter"],
+        "nvidia_driver_sysfs_root": no_gpu["kubegpu_test_sysfs"],
+    }
+    hosts["node3"] = {"ansible_connection": "local", "kubegpu_node_name": "gpu-node-3"}
+    run = bench.run(kubegpu_driver_serial=2)
+    assert run.rc != 0
+    assert "nvidia_driver_method must be one of: package, runfile, got: bogus" in run.message, run.message
+    roll = run.in_play("NVIDIA driver, batch after batch")
+    assert {record["host"] for record in roll.records} == {"node1", "node2"}, run.stdout
+    assert writes(bench.kubeapi) == []
+
+
+@pytest.mark.parametrize("playbook", ["playbooks/driver-upgrade.yml", "kubegpu.core.driver_upgrade"])
+def test_the_playbook_runs_by_path_and_as_the_collection_playbook(tmp_path, playbook):
+    """``ansible-playbook -i inventory/sample/hosts.yml PLAYBOOK --list-tasks`` as a user types it."""
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(REPO_ROOT / "inventory" / "sample" / "hosts.yml"),
+            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
+            "--list-tasks",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
+    assert plays == ["Node Python for the driver role's modules", "NVIDIA driver, batch after batch"], proc.stdout
+    assert "Cordon and drain the Kubernetes node" in proc.stdout and "Uncordon the Kubernetes node" in proc.stdout
