@@ -237,3 +237,26 @@ def test_the_playbook_runs_by_path_and_as_the_collection_playbook(tmp_path, play
     plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
     assert plays == ["Node Python for the driver role's modules", "NVIDIA driver, batch after batch"], proc.stdout
     assert "Cordon and drain the Kubernetes node" in proc.stdout and "Uncordon the Kubernetes node" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("no Node of that name", "no drain (the cluster has no Node gpu-node-9)"),
+        ("no cluster configured", "no drain (no Kubernetes cluster is configured on the controller)"),
+    ],
+)
+def test_a_host_outside_the_cluster_is_changed_without_a_drain_and_the_plan_says_so(bench, case, says):
+    hosts = bench.inventory["all"]["children"]["gpu_nodes"]["hosts"]
+    extra, env = {}, {}
+    if case == "no Node of that name":
+        hosts["node1"]["kubegpu_node_name"] = "gpu-node-9"
+    else:
+        # nothing names a cluster: no kubeconfig option, KUBECONFIG empty, no ~/.kube/config, not in a pod
+        extra["kubegpu_kubeconfig"] = ""
+        env = {"HOME": str(bench.tmp), "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": ""}
+    run = bench.run(env=env, **extra)
+    assert run.rc == 0, run.explain()
+    assert says in run.task("Say the plan of the driver change").result["msg"]
+    assert bench.modprobe() == ["-r nvidia_uvm nvidia_drm nvidia_modeset nvidia", "nvidia", "nvidia_uvm"]
+    assert writes(bench.kubeapi) == []
