@@ -19,7 +19,8 @@ import sys
 
 import pytest
 
-from tests.support import fake_nvml
+from ansible_collections.kubegpu.core.plugins.module_utils import _pci
+from tests.support import fake_nvml, fake_sysfs
 
 OLD, NEW = "535.161.08", "570.172.08"
 UNLOAD = ["-r", "nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia"]
@@ -45,12 +46,14 @@ def node(tmp_path):
         "FAKE_DRIVER_SYSTEMCTL": str(systemctl),
         "FAKE_DRIVER_REAL_MODPROBE": str(tmp_path / "no-real-modprobe"),
         "FAKE_DRIVER_REAL_MODINFO": str(tmp_path / "no-real-modinfo"),
+        "FAKE_DRIVER_SYSFS": str(fake_sysfs.build(tmp_path / "sys", fake_nvml.pci_functions("t4"))),
         "LD_LIBRARY_PATH": str(fake_nvml.library_dir()),
     }
     subprocess.run([sys.executable, str(fake_nvml.DRIVER_DOUBLE), "initialise", OLD], env=env, check=True)
 
     class Node:
         path = tmp_path
+        sysfs = str(tmp_path / "sys")
 
         @staticmethod
         def run(tool: str, *args: str) -> subprocess.CompletedProcess:
@@ -82,6 +85,11 @@ def test_unloading_is_refused_with_kmods_message_while_persistenced_holds_the_mo
     (node.path / "active-nvidia-persistenced").unlink()
     assert node.run("modprobe", *UNLOAD).returncode == 0
     assert node.nvml() == "NVMLError_DriverNotLoaded"
+    # the GPU stays on the bus, unbound, as gpu_facts' PCI scan reads it (t4.json: 00000000:00:1E.0, 0x1EB810DE)
+    assert not _pci.kernel_module_loaded(node.sysfs)
+    assert [(f["pci_bus_id"], f["pci_device_id"], f["driver"]) for f in _pci.scan(node.sysfs)] == [
+        ("0000:00:1e.0", "0x1eb8", None)
+    ]
     # modprobe -r of modules not loaded is no error (modprobe(8))
     assert node.run("modprobe", *UNLOAD).returncode == 0
 
@@ -111,6 +119,8 @@ def test_an_install_after_unloading_reaches_modinfo_dkms_and_after_loading_nvml(
     assert node.nvml() == "NVMLError_DriverNotLoaded"  # installed, not loaded yet
     assert node.run("modprobe", "nvidia").returncode == 0
     assert node.nvml() == NEW
+    assert _pci.kernel_module_loaded(node.sysfs)
+    assert [f["driver"] for f in _pci.scan(node.sysfs)] == ["nvidia"]
     # the fake nvidia-smi reads the same scenario
     smi = node.run(str(fake_nvml.HERE / "nvidia-smi"), "--query-gpu=driver_version", "--format=csv,noheader,nounits")
     assert smi.stdout.strip() == NEW

@@ -14,6 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.support.fake_sysfs import PciFunction
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
 BUILD_DIR = Path(os.environ.get("KUBEGPU_FAKE_NVML_BUILD", REPO_ROOT / ".cache" / "fake_nvml"))
@@ -62,3 +64,15 @@ def runfile(version: str, directory: Path, double: str = NODE_DRIVER_DOUBLE) -> 
     )
     path.chmod(0o755)
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pci_functions(name: str) -> list[PciFunction]:
+    """The scenario's GPUs as the PCI functions sysfs lists (``fake_sysfs.PciFunction``, no driver bound): NVML's bus id
+    ``00000000:18:00.0`` is sysfs' ``0000:18:00.0``; NVML's pci_device_id holds the device id in its upper 16 bits and
+    the vendor (0x10DE) in the lower (nvml.h, nvmlPciInfo_t)."""
+    functions = []
+    for device in load(name).get("devices") or []:
+        domain, rest = device["pci_bus_id"].split(":", 1)
+        combined = int(device["pci_device_id"], 16)
+        functions.append(PciFunction(f"{domain[-4:]}:{rest}".lower(), vendor=combined & 0xFFFF, device=combined >> 16))
+    return functions

@@ -50,6 +50,9 @@ SCENARIO = Path(os.environ.get("FAKE_NVML_SCENARIO", "/etc/fake-nvml/scenario.js
 REAL_MODPROBE = os.environ.get("FAKE_DRIVER_REAL_MODPROBE", "/usr/sbin/modprobe")
 REAL_MODINFO = os.environ.get("FAKE_DRIVER_REAL_MODINFO", "/usr/sbin/modinfo")
 SYSTEMCTL = os.environ.get("FAKE_DRIVER_SYSTEMCTL", "systemctl")
+# The node's PCI view (tests/support/fake_sysfs.py's layout; the lab points nvidia_driver_sysfs_root at it): the GPUs
+# stay on the bus whatever the driver does, bound to nvidia (bus/pci/devices/*/driver) and module/<name> while loaded.
+SYSFS = Path(os.environ.get("FAKE_DRIVER_SYSFS", "/var/lib/fake-nvidia/sys"))
 CLIENT_UNITS = ("nvidia-persistenced",)
 ALREADY_LOADED = (
     "ERROR: An NVIDIA kernel module 'nvidia' appears to already be loaded in your kernel.  This may be because it is in use "
@@ -85,6 +88,30 @@ def save(current: dict) -> None:
     else:
         scenario["init_error"] = "DRIVER_NOT_LOADED"
     SCENARIO.write_text(json.dumps(scenario, indent=2) + "\n")
+    _sysfs(current["loaded"])
+
+
+def _sysfs(loaded: list[str]) -> None:
+    """What the kernel shows in sysfs: module/<name> for each loaded module, the GPUs bound to nvidia while it is."""
+    if not (SYSFS / "bus" / "pci" / "devices").is_dir():
+        return
+    for module in MODULES:
+        directory = SYSFS / "module" / module
+        if module in loaded:
+            directory.mkdir(parents=True, exist_ok=True)
+        elif directory.is_dir():
+            directory.rmdir()
+    driver = SYSFS / "bus" / "pci" / "drivers" / "nvidia"
+    for device in (SYSFS / "bus" / "pci" / "devices").iterdir():
+        real = device.resolve()
+        if (real / "vendor").read_text().strip().lower() != "0x10de":
+            continue
+        link = real / "driver"
+        if "nvidia" in loaded and not link.is_symlink():
+            driver.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(driver, real))
+        elif "nvidia" not in loaded and link.is_symlink():
+            link.unlink()
 
 
 def initialise(version: str) -> None:

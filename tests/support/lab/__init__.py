@@ -34,13 +34,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 import yaml
 
-from tests.support import debs, fake_nvml, images
+from tests.support import debs, fake_nvml, fake_sysfs, images
 from tests.support.kube_clients import BIN
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.lab import charts, report
@@ -61,6 +62,7 @@ LIBRARY_PATH = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 SCENARIO_PATH = "/etc/fake-nvml/scenario.json"
 STAMP_PATH = "/etc/fake-nvml/installed"
 DRIVER_STAMP_PATH = "/var/lib/fake-nvidia/installed-doubles"
+SYSFS_PATH = "/var/lib/fake-nvidia/sys"  # the fake sysfs fake_driver.py keeps (its FAKE_DRIVER_SYSFS default)
 # A stand-in for NVIDIA's persistence daemon unit: a GPU client that holds the nvidia module while active (the
 # modprobe double refuses -r then), so that "stop the GPU clients before unloading" is observable.
 PERSISTENCED_UNIT = """[Unit]
@@ -233,6 +235,12 @@ class Lab:
         _run(["docker", "exec", "-i", name, "sh", "-c", f"cat > {unit}"], input=PERSISTENCED_UNIT)
         self._exec(node, "systemctl", "daemon-reload")
         self._exec(node, "systemctl", "enable", "--now", "nvidia-persistenced")
+        # the GPUs on the PCI bus, as sysfs shows them (nvidia_driver_sysfs_root in inventory/lab): present when the
+        # driver is not loaded too, as on a real node
+        with tempfile.TemporaryDirectory() as scratch:
+            tree = fake_sysfs.build(Path(scratch) / "sys", fake_nvml.pci_functions(scenario))
+            self._exec(node, "rm", "-rf", SYSFS_PATH)
+            _run(["docker", "cp", str(tree), f"{name}:{SYSFS_PATH}"])
         self._exec(node, fake_nvml.NODE_DRIVER_DOUBLE, "initialise", fake_nvml.load(scenario)["driver_version"])
         self._exec(node, "sh", "-c", f"echo {stamp} > {DRIVER_STAMP_PATH}")
 
