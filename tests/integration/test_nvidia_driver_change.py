@@ -1,0 +1,239 @@
+"""The driver change of role kubegpu.core.nvidia_driver (tasks change_plan, stop, unload, load, verify, resume,
+change_failed) and playbooks/driver-upgrade.yml, against the test API server (its DaemonSet controller removes a
+DaemonSet's pod from a node that no longer matches its nodeSelector, as kube-controller-manager does).
+
+What is simulated on this machine (the GPU host is this machine, ``ansible_connection: local``): the GPUs (the fake
+NVML library, its scenario a copy that the fake ``modprobe`` below replaces by the new driver's answer when
+``modprobe nvidia`` loads it) and ``modprobe`` itself (a script first on PATH that logs its arguments). The order
+of the change is the GPU Operator's driver upgrade (cordon, drain, stop the GPU clients, unload, install, load)
+and kubectl drain's (node_drain, tests/integration/test_node_drain.py). The lab test (three node containers) is in
+test_lab.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import fake_nvml
+from tests.support.adhoc import BIN, ansible_env
+from tests.support.kube_modules import get_object, node_labels, writes
+from tests.support.role_runs import REPO_ROOT, GpuHost, gpu_host_vars, run_playbook
+
+pytestmark = pytest.mark.slow
+
+NODE = "gpu-node-1"
+OLD, NEW = "535.161.08", "580.95.05"  # the v100x2 scenario's driver; the one the change installs
+STACK = {"kubegpu.io/device-stack": "nvidia_device_plugin"}
+PLUGIN = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "nvidia-device-plugin", "namespace": "kube-system"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "nvidia-device-plugin"}},
+        "template": {
+            "metadata": {"labels": {"app": "nvidia-device-plugin"}},
+            "spec": {
+                "nodeSelector": STACK,
+                "tolerations": [{"operator": "Exists"}],
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"}],
+            },
+        },
+    },
+}
+FAKE_MODPROBE = """#!/bin/sh
+# test bench: modprobe; -r fails with $FAKE_UNLOAD_RC, loading nvidia makes NVML answer the new driver
+echo "$*" >> {log}
+if [ "$1" = "-r" ]; then exit "${{FAKE_UNLOAD_RC:-0}}"; fi
+if [ "$1" = "nvidia" ] && [ -z "$FAKE_LOAD_KEEPS_OLD" ]; then cp {new} {current}; fi
+exit 0
+"""
+
+
+class Bench:
+    def __init__(self, kubeapi, tmp_path: Path) -> None:
+        self.kubeapi = kubeapi
+        self.tmp = tmp_path
+        self.log = tmp_path / "modprobe.log"
+        scenario = json.loads(fake_nvml.scenario("v100x2").read_text())
+        current, new = tmp_path / "current.json", tmp_path / "new.json"
+        current.write_text(json.dumps(scenario))
+        new.write_text(json.dumps({**scenario, "driver_version": NEW}))
+        fakebin = tmp_path / "bin"
+        fakebin.mkdir()
+        (fakebin / "modprobe").write_text(FAKE_MODPROBE.format(log=self.log, new=new, current=current))
+        (fakebin / "modprobe").chmod(0o755)
+        host = gpu_host_vars("node1", GpuHost("v100x2", NODE), tmp_path / "hosts")
+        wrapper = Path(host["ansible_python_interpreter"])
+        wrapper.write_text(wrapper.read_text().replace(str(fake_nvml.scenario("v100x2")), str(current)))
+        self.path = f"{fakebin}:{Path(sys.executable).parent}:/usr/bin:/bin:/usr/sbin:/sbin"
+        self.inventory = {
+            "all": {
+                "vars": {"ansible_python_interpreter": sys.executable},
+                "hosts": {"localhost": {"ansible_connection": "local"}},
+                "children": {
+                    "gpu_nodes": {
+                        "hosts": {
+                            "node1": {
+                                **host,
+                                # root here, no sudo: become is what a real node needs
+                                "ansible_become": False,
+                                "nvidia_driver_python_interpreter": str(wrapper),
+                                "nvidia_driver_sysfs_root": host["kubegpu_test_sysfs"],
+                                "kubegpu_device_plugin": "nvidia_device_plugin",
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        kubeapi.admin.set_ready_controller(True)  # the DaemonSet controller and the kubelet double
+        kubeapi.admin.load(yaml.safe_dump(PLUGIN))
+        request_patch(kubeapi, NODE, {"metadata": {"labels": STACK}})
+        kubeapi.admin.reset_counters()
+
+    def run(self, playbook: str = "driver-upgrade.yml", check: bool = False, env: dict | None = None, **extra):
+        variables = {
+            "kubegpu_kubeconfig": str(self.kubeapi.kubeconfig),
+            "kubegpu_manage_node_python": False,
+            "nvidia_driver_version": NEW,
+            "nvidia_driver_install": False,  # the install itself is the lab's and molecule's
+            "nvidia_driver_gpu_client_units": [],
+            "nvidia_driver_drain_timeout": 30,
+            **extra,
+        }
+        return run_playbook([playbook], self.inventory, extra_vars=variables, check=check, env={"PATH": self.path, **(env or {})})
+
+    def node(self) -> dict:
+        return get_object(self.kubeapi, f"/api/v1/nodes/{NODE}")
+
+    def plugin_pods(self) -> list[str]:
+        pods = get_object(self.kubeapi, "/api/v1/namespaces/kube-system/pods")["items"]
+        return [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == NODE]
+
+    def modprobe(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+def request_patch(kubeapi, name: str, patch: dict) -> None:
+    request = urllib.request.Request(
+        f"{kubeapi.url}/api/v1/nodes/{name}",
+        data=json.dumps(patch).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@pytest.fixture
+def bench(kubeapi, tmp_path):
+    return Bench(kubeapi, tmp_path)
+
+
+def test_check_mode_reports_the_plan_and_changes_nothing(bench):
+    assert bench.plugin_pods(), "the device plugin's DaemonSet runs a pod on the node"
+    run = bench.run(check=True)
+    assert run.rc == 0, run.explain()
+    plan = run.task("Say the plan of the driver change").result["msg"]
+    assert f"driver {OLD} -> {NEW}" in plan and f"cordon and drain Node {NODE}" in plan, plan
+    assert "kubegpu.io/device-stack=nvidia_device_plugin label off" in plan, plan
+    assert writes(bench.kubeapi) == [] and bench.modprobe() == []
+    assert not bench.node()["spec"].get("unschedulable")
+
+
+def test_the_change_drains_unloads_loads_verifies_and_puts_the_node_back(bench):
+    run = bench.run()
+    assert run.rc == 0, run.explain()
+    # the device stack's pod left before the modules were unloaded; the modules in the order that frees nvidia
+    assert run.task("Read the node's pods until none of a device stack's DaemonSet is left").status == "ok"
+    assert bench.modprobe() == ["-r nvidia_uvm nvidia_drm nvidia_modeset nvidia", "nvidia", "nvidia_uvm"]
+    node = bench.node()
+    assert not node["spec"].get("unschedulable")
+    assert node_labels(bench.kubeapi, NODE)["kubegpu.io/device-stack"] == "nvidia_device_plugin"
+    assert "kubegpu.io/driver-change-failed" not in (node["metadata"].get("annotations") or {})
+    assert bench.plugin_pods(), "the device plugin came back with the label"
+
+
+def test_a_failed_change_leaves_the_node_cordoned_with_the_reason_and_fails_the_host(bench):
+    # the module loads, but NVML still answers the old driver: the verification fails
+    run = bench.run(env={"FAKE_LOAD_KEEPS_OLD": "1"})
+    assert run.rc != 0
+    node = bench.node()
+    assert node["spec"].get("unschedulable") is True
+    reason = (node["metadata"].get("annotations") or {}).get("kubegpu.io/driver-change-failed", "")
+    assert f"at version {NEW} (loaded: {OLD})" in reason, node["metadata"]
+    assert "kubegpu.io/device-stack" not in node_labels(bench.kubeapi, NODE)
+    assert "stays cordoned with the annotation kubegpu.io/driver-change-failed" in run.message, run.message
+
+    # fixed by hand (the new driver now answers): the next run finds it current and puts it back into service
+    bench.run(env={})  # loads the new driver through the fake modprobe
+    node = bench.node()
+    assert not node["spec"].get("unschedulable")
+    assert "kubegpu.io/driver-change-failed" not in (node["metadata"].get("annotations") or {})
+    assert node_labels(bench.kubeapi, NODE)["kubegpu.io/device-stack"] == "nvidia_device_plugin"
+
+
+def test_the_playbook_rolls_in_batches_and_stops_on_a_failed_batch():
+    """serial and max_fail_percentage as Ansible reads them from the playbook (defaults: 20 %, 0 %)."""
+    plays = yaml.safe_load((REPO_ROOT / "playbooks" / "driver-upgrade.yml").read_text())
+    roll = plays[-1]
+    assert roll["serial"] == "{{ kubegpu_driver_serial | default('20%') }}"
+    assert roll["max_fail_percentage"] == "{{ kubegpu_driver_max_fail_percentage | default(0) }}"
+    assert roll["roles"] == [{"role": "kubegpu.core.nvidia_driver"}]
+    nodes = yaml.safe_load((REPO_ROOT / "playbooks" / "nodes.yml").read_text())
+    assert nodes[0]["max_fail_percentage"] == roll["max_fail_percentage"]
+    alias = yaml.safe_load((REPO_ROOT / "playbooks" / "driver_upgrade.yml").read_text())
+    assert alias == [{"name": "Rolling NVIDIA driver change", "ansible.builtin.import_playbook": "driver-upgrade.yml"}]
+
+
+def test_a_failed_node_stops_the_roll_before_the_next_batch(bench):
+    """Two nodes per batch (kubegpu_driver_serial=2): the first batch's node1 fails (its nvidia_driver_method is
+    refused) while node2 (no GPU) passes; max_fail_percentage 0 ends the play at that task, so the second batch's
+    node3 is never touched (without it Ansible goes on while a batch has a host left)."""
+    hosts = bench.inventory["all"]["children"]["gpu_nodes"]["hosts"]
+    hosts["node1"]["nvidia_driver_method"] = "bogus"
+    no_gpu = gpu_host_vars("node2", GpuHost("no_devices", "gpu-node-2"), bench.tmp / "hosts")
+    hosts["node2"] = {
+        **no_gpu,
+        "ansible_become": False,
+        "nvidia_driver_python_interpreter": no_gpu["ansible_python_interpreter"],
+        "nvidia_driver_sysfs_root": no_gpu["kubegpu_test_sysfs"],
+    }
+    hosts["node3"] = {"ansible_connection": "local", "kubegpu_node_name": "gpu-node-3"}
+    run = bench.run(kubegpu_driver_serial=2)
+    assert run.rc != 0
+    assert "nvidia_driver_method must be one of: package, runfile, got: bogus" in run.message, run.message
+    roll = run.in_play("NVIDIA driver, batch after batch")
+    assert {record["host"] for record in roll.records} == {"node1", "node2"}, run.stdout
+    assert writes(bench.kubeapi) == []
+
+
+@pytest.mark.parametrize("playbook", ["playbooks/driver-upgrade.yml", "kubegpu.core.driver_upgrade"])
+def test_the_playbook_runs_by_path_and_as_the_collection_playbook(tmp_path, playbook):
+    """``ansible-playbook -i inventory/sample/hosts.yml PLAYBOOK --list-tasks`` as a user types it."""
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(REPO_ROOT / "inventory" / "sample" / "hosts.yml"),
+            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
+            "--list-tasks",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
+    assert plays == ["Node Python for the driver role's modules", "NVIDIA driver, batch after batch"], proc.stdout
+    assert "Cordon and drain the Kubernetes node" in proc.stdout and "Uncordon the Kubernetes node" in proc.stdout
