@@ -187,10 +187,6 @@ def device_plugin_pods(lab: Lab, timeout: float = 60) -> dict[str, str]:
         time.sleep(2)
 
 
-# issue 22's playbook comes from another branch (h22e); once merged this always runs
-@pytest.mark.skipif(
-    not (REPO_ROOT / "playbooks" / "driver-upgrade.yml").is_file(), reason="playbooks/driver-upgrade.yml is not in this tree yet"
-)
 def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_with_the_reason(lab, tmp_path):
     """Issue 22: playbooks/driver-upgrade.yml, one node at a time, with gpu-node-2's module build failing (the runfile
     double's failure marker): gpu-node-1 changes and serves again, the roll stops at gpu-node-2, which stays cordoned
