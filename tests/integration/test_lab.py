@@ -236,8 +236,8 @@ def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_
         status, gpu, annotations = node_state(lab, node)
         assert (status, gpu) == ("Ready", "on") and FAILED_ANNOTATION not in annotations, (node, status, annotations)
     assert device_plugin_pods(lab) == dict.fromkeys(NODES, "Running")
-    # gpu_validate reads the GPU facts facts.yml gathers (as site.yml runs them: facts.yml, then validate.yml)
-    validated = run_site(lab, "facts.yml", "playbooks/validate.yml")
+    # gpu_validate (validate.yml) judges the facts and runtime the plays before it set: site.yml, which ends with it
+    validated = run_site(lab, "site.yml")
     assert validated.rc == 0, validated.output[-6000:]
-    seconds = f"failing roll {failed.seconds:.0f} s, rerun {rerun.seconds:.0f} s, validate.yml {validated.seconds:.0f} s"
+    seconds = f"failing roll {failed.seconds:.0f} s, rerun {rerun.seconds:.0f} s, site.yml {validated.seconds:.0f} s"
     print(f"lab driver-upgrade.yml: {seconds}")
