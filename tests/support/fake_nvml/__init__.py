@@ -8,10 +8,13 @@ See README.md for what the library simulates.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 from pathlib import Path
+
+from tests.support.fake_sysfs import PciFunction
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
@@ -42,3 +45,34 @@ def environment(name: str, call_log: Path | None = None) -> dict[str, str]:
     if call_log is not None:
         env["FAKE_NVML_CALL_LOG"] = str(call_log)
     return env
+
+
+DRIVER_DOUBLE = HERE / "fake_driver.py"
+# where the lab installs fake_driver.py on a node (beside the fake nvidia-smi)
+NODE_DRIVER_DOUBLE = "/usr/local/lib/fake-nvml/fake_driver.py"
+
+
+def runfile(version: str, directory: Path, double: str = NODE_DRIVER_DOUBLE) -> tuple[Path, str]:
+    """Write a double of NVIDIA's runfile ``NVIDIA-Linux-x86_64-<version>.run`` into ``directory``: a shell script that
+    runs ``fake_driver.py installer <version>`` (``double``: its path where the script will run). Returns the file and
+    its sha256, as nvidia_driver_runfile_src / nvidia_driver_runfile_sha256 want them."""
+    path = Path(directory) / f"NVIDIA-Linux-x86_64-{version}.run"
+    path.write_text(
+        "#!/bin/sh\n"
+        f"# A double of NVIDIA's driver installer {path.name}: see tests/support/fake_nvml/fake_driver.py\n"
+        f'exec /usr/bin/env python3 {double} installer {version} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pci_functions(name: str) -> list[PciFunction]:
+    """The scenario's GPUs as the PCI functions sysfs lists (``fake_sysfs.PciFunction``, no driver bound): NVML's bus id
+    ``00000000:18:00.0`` is sysfs' ``0000:18:00.0``; NVML's pci_device_id holds the device id in its upper 16 bits and
+    the vendor (0x10DE) in the lower (nvml.h, nvmlPciInfo_t)."""
+    functions = []
+    for device in load(name).get("devices") or []:
+        domain, rest = device["pci_bus_id"].split(":", 1)
+        combined = int(device["pci_device_id"], 16)
+        functions.append(PciFunction(f"{domain[-4:]}:{rest}".lower(), vendor=combined & 0xFFFF, device=combined >> 16))
+    return functions

@@ -5,7 +5,9 @@ containerd installed and running under systemd in each, the node Python environm
 ``node_python`` role in site.yml), Ansible reaching them with ``community.docker.docker``, Helm.
 What is simulated: the GPUs (the fake NVML library ``libnvidia-ml.so.1`` installed where the real
 one lives, ``/usr/lib/x86_64-linux-gnu``, with the node's scenario at its default path
-``/etc/fake-nvml/scenario.json``, and the fake ``nvidia-smi``), and the cluster (the test API server
+``/etc/fake-nvml/scenario.json``, and the fake ``nvidia-smi``), the driver's life cycle (``fake_nvml/fake_driver.py``:
+modprobe, modinfo and dkms doubles in ``/usr/local/sbin``, a ``nvidia-persistenced`` unit that holds the module, the
+runfile installer ``fake_nvml.runfile()`` writes), and the cluster (the test API server
 of ``tests/support/kubeapi``, in the background, with one Node object per container, ``/version``
 v1.35.2 and the ready controller). The charts are the real ones (``charts.py``: ``KUBEGPU_CHARTS_DIR``,
 else ``helm pull`` into ``.cache/charts``), except OpenFaaS' stand-in in ``tests/support/charts``.
@@ -32,13 +34,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
 import yaml
 
-from tests.support import debs, fake_nvml, images
+from tests.support import debs, fake_nvml, fake_sysfs, images
 from tests.support.kube_clients import BIN
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.lab import charts, report
@@ -58,6 +61,20 @@ CPU_NODES = ("cpu-node-1",)
 LIBRARY_PATH = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 SCENARIO_PATH = "/etc/fake-nvml/scenario.json"
 STAMP_PATH = "/etc/fake-nvml/installed"
+DRIVER_STAMP_PATH = "/var/lib/fake-nvidia/installed-doubles"
+SYSFS_PATH = "/var/lib/fake-nvidia/sys"  # the fake sysfs fake_driver.py keeps (its FAKE_DRIVER_SYSFS default)
+# A stand-in for NVIDIA's persistence daemon unit: a GPU client that holds the nvidia module while active (the
+# modprobe double refuses -r then), so that "stop the GPU clients before unloading" is observable.
+PERSISTENCED_UNIT = """[Unit]
+Description=NVIDIA Persistence Daemon (lab double: holds the nvidia module while active)
+
+[Service]
+Type=simple
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 class LabError(RuntimeError):
@@ -197,6 +214,35 @@ class Lab:
             self._exec(node, "ln", "-sf", "/usr/local/lib/fake-nvml/nvidia-smi", "/usr/bin/nvidia-smi")
             self._exec(node, "ldconfig")
             self._exec(node, "sh", "-c", f"echo {stamp} > {STAMP_PATH}")
+        self._driver_doubles(node, scenario, stamp)
+
+    def _driver_doubles(self, node: str, scenario: str, nvml_stamp: str) -> None:
+        """The driver's life cycle on the node (``tests/support/fake_nvml/fake_driver.py``): modprobe, modinfo and dkms
+        doubles in /usr/local/sbin (ahead of /usr/sbin on PATH), a nvidia-persistenced unit that holds the module while
+        active, the scenario's driver installed and loaded. Re-done when the doubles or the fake NVML install change."""
+        name = self.container(node)
+        double = fake_nvml.DRIVER_DOUBLE
+        stamp = hashlib.sha256(double.read_bytes() + PERSISTENCED_UNIT.encode() + nvml_stamp.encode()).hexdigest()
+        if self._exec(node, "cat", DRIVER_STAMP_PATH, check=False).stdout.strip() == stamp:
+            return
+        self.log(f"lab: {node}: driver doubles (modprobe, modinfo, dkms, nvidia-persistenced)")
+        self._exec(node, "mkdir", "-p", str(Path(fake_nvml.NODE_DRIVER_DOUBLE).parent), str(Path(DRIVER_STAMP_PATH).parent))
+        _run(["docker", "cp", str(double), f"{name}:{fake_nvml.NODE_DRIVER_DOUBLE}"])
+        self._exec(node, "chmod", "0755", fake_nvml.NODE_DRIVER_DOUBLE)
+        for tool in ("modprobe", "modinfo", "dkms"):
+            self._exec(node, "ln", "-sf", fake_nvml.NODE_DRIVER_DOUBLE, f"/usr/local/sbin/{tool}")
+        unit = "/etc/systemd/system/nvidia-persistenced.service"
+        _run(["docker", "exec", "-i", name, "sh", "-c", f"cat > {unit}"], input=PERSISTENCED_UNIT)
+        self._exec(node, "systemctl", "daemon-reload")
+        self._exec(node, "systemctl", "enable", "--now", "nvidia-persistenced")
+        # the GPUs on the PCI bus, as sysfs shows them (nvidia_driver_sysfs_root in inventory/lab): present when the
+        # driver is not loaded too, as on a real node
+        with tempfile.TemporaryDirectory() as scratch:
+            tree = fake_sysfs.build(Path(scratch) / "sys", fake_nvml.pci_functions(scenario))
+            self._exec(node, "rm", "-rf", SYSFS_PATH)
+            _run(["docker", "cp", str(tree), f"{name}:{SYSFS_PATH}"])
+        self._exec(node, fake_nvml.NODE_DRIVER_DOUBLE, "initialise", fake_nvml.load(scenario)["driver_version"])
+        self._exec(node, "sh", "-c", f"echo {stamp} > {DRIVER_STAMP_PATH}")
 
     def _server(self) -> None:
         if self.server_running():
