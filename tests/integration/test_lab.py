@@ -199,7 +199,7 @@ def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_
         *("-e", "kubegpu_driver_serial=1", "-e", "nvidia_driver_method=runfile", "-e", f"nvidia_driver_version={NEW_DRIVER}"),
         *("-e", f"nvidia_driver_runfile_src={runfile}", "-e", f"nvidia_driver_runfile_sha256={sha256}"),
         # the installer double stands in for DKMS' compile: the compiler and dkms packages are not installed (minutes a node)
-        *("-e", '{"_nvidia_driver_build_packages": []}'),
+        *("-e", "nvidia_driver_install_build_packages=false"),
     ]
     docker = ["docker", "exec", lab.container("gpu-node-2")]
     subprocess.run([*docker, "touch", "/var/lib/fake-nvidia/fail-build"], check=True)
@@ -218,8 +218,9 @@ def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_
     assert node_driver(lab, "gpu-node-2") != NEW_DRIVER
     status, _gpu, annotations = node_state(lab, "gpu-node-2")
     assert status == "Ready,SchedulingDisabled", failed.output[-6000:]
-    # the annotation names the step that failed; the installer's own error is in the run's output
+    # the annotation names the step that failed and the installer's own last words (nvidia-installer's error)
     assert "installer" in annotations.get(FAILED_ANNOTATION, ""), annotations
+    assert '"Building kernel modules"' in annotations[FAILED_ANNOTATION], annotations
     assert 'An error occurred while performing the step: "Building kernel modules"' in failed.output
     # gpu-node-3: the roll stopped before it: old driver, never cordoned, no task of the driver role ran on it
     assert node_driver(lab, "gpu-node-3") == old["gpu-node-3"]
