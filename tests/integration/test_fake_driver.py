@@ -34,7 +34,8 @@ def node(tmp_path):
     tools = tmp_path / "bin"
     tools.mkdir()
     for tool in ("modprobe", "modinfo", "dkms"):
-        (tools / tool).symlink_to(fake_nvml.DRIVER_DOUBLE)
+        (tools / tool).write_text(fake_nvml.tool_wrapper(tool, str(fake_nvml.DRIVER_DOUBLE)))
+        (tools / tool).chmod(0o755)
     # systemctl is-active --quiet <unit>: active while <state>/active-<unit> exists
     systemctl = tmp_path / "systemctl"
     systemctl.write_text(f'#!/bin/sh\ntest -e "{tmp_path}/active-$3"\n')

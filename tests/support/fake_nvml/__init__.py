@@ -50,6 +50,17 @@ def environment(name: str, call_log: Path | None = None) -> dict[str, str]:
 DRIVER_DOUBLE = HERE / "fake_driver.py"
 # where the lab installs fake_driver.py on a node (beside the fake nvidia-smi)
 NODE_DRIVER_DOUBLE = "/usr/local/lib/fake-nvml/fake_driver.py"
+# the tools it stands in for, each a wrapper script on PATH (tool_wrapper)
+DRIVER_TOOLS = ("modprobe", "modinfo", "dkms")
+
+
+def tool_wrapper(tool: str, double: str = NODE_DRIVER_DOUBLE) -> str:
+    """The script that stands where ``tool`` (modprobe, modinfo, dkms) is found on PATH and runs the driver double as it
+    (``double``: fake_driver.py's path where the script will run)."""
+    return (
+        f"#!/bin/sh\n# A double of {tool}: see tests/support/fake_nvml/fake_driver.py\n"
+        f'exec /usr/bin/env python3 {double} {tool} "$@"\n'
+    )
 
 
 def runfile(version: str, directory: Path, double: str = NODE_DRIVER_DOUBLE) -> tuple[Path, str]:

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Doubles of the NVIDIA driver's life cycle on a lab node: ``modprobe``, ``modinfo``, ``dkms`` and the runfile installer.
 
 One script, picked by the name it is called under (the lab links ``/usr/local/sbin/{modprobe,modinfo,dkms}`` to it,
@@ -214,8 +213,14 @@ def installer(version: str, argv: list[str]) -> int:
     return 0
 
 
+TOOLS = ("modprobe", "modinfo", "dkms")
+
+
 def main(argv: list[str]) -> int:
     name = Path(argv[0]).name
+    # run by a tool's wrapper (fake_nvml.tool_wrapper): ``fake_driver.py modprobe|modinfo|dkms ...``
+    if name not in TOOLS and argv[1:2] and argv[1] in TOOLS:
+        name, argv = argv[1], argv[1:]
     if name == "modprobe":
         return modprobe(argv[1:])
     if name == "modinfo":

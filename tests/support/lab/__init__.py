@@ -222,15 +222,21 @@ class Lab:
         active, the scenario's driver installed and loaded. Re-done when the doubles or the fake NVML install change."""
         name = self.container(node)
         double = fake_nvml.DRIVER_DOUBLE
-        stamp = hashlib.sha256(double.read_bytes() + PERSISTENCED_UNIT.encode() + nvml_stamp.encode()).hexdigest()
+        wrappers = "".join(fake_nvml.tool_wrapper(tool) for tool in fake_nvml.DRIVER_TOOLS)
+        stamp = hashlib.sha256(
+            double.read_bytes() + wrappers.encode() + PERSISTENCED_UNIT.encode() + nvml_stamp.encode()
+        ).hexdigest()
         if self._exec(node, "cat", DRIVER_STAMP_PATH, check=False).stdout.strip() == stamp:
             return
         self.log(f"lab: {node}: driver doubles (modprobe, modinfo, dkms, nvidia-persistenced)")
         self._exec(node, "mkdir", "-p", str(Path(fake_nvml.NODE_DRIVER_DOUBLE).parent), str(Path(DRIVER_STAMP_PATH).parent))
         _run(["docker", "cp", str(double), f"{name}:{fake_nvml.NODE_DRIVER_DOUBLE}"])
-        self._exec(node, "chmod", "0755", fake_nvml.NODE_DRIVER_DOUBLE)
-        for tool in ("modprobe", "modinfo", "dkms"):
-            self._exec(node, "ln", "-sf", fake_nvml.NODE_DRIVER_DOUBLE, f"/usr/local/sbin/{tool}")
+        for tool in fake_nvml.DRIVER_TOOLS:
+            wrapper = f"/usr/local/sbin/{tool}"
+            _run(
+                ["docker", "exec", "-i", name, "sh", "-c", f"rm -f {wrapper} && cat > {wrapper} && chmod 0755 {wrapper}"],
+                input=fake_nvml.tool_wrapper(tool),
+            )
         unit = "/etc/systemd/system/nvidia-persistenced.service"
         _run(["docker", "exec", "-i", name, "sh", "-c", f"cat > {unit}"], input=PERSISTENCED_UNIT)
         self._exec(node, "systemctl", "daemon-reload")
