@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.support.fake_sysfs import PciFunction
-from tests.support.kube_modules import node_labels, writes
+from tests.support.kube_modules import node_labels, patch_node, writes
 from tests.support.role_runs import GpuHost, run_role
 
 pytestmark = pytest.mark.slow
@@ -25,18 +25,6 @@ NVIDIA = {"kubegpu_default_runtime": "nvidia"}
 def node_taints(kubeapi, name: str) -> list[dict]:
     with urllib.request.urlopen(f"{kubeapi.url}/api/v1/nodes/{name}", timeout=10) as response:
         return json.loads(response.read())["spec"].get("taints") or []
-
-
-def patch_node(kubeapi, name: str, patch: dict) -> None:
-    """Sets up a node's state behind the role's back (a merge patch straight to the server)."""
-    request = urllib.request.Request(
-        f"{kubeapi.url}/api/v1/nodes/{name}",
-        data=json.dumps(patch).encode(),
-        method="PATCH",
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
 
 
 def _run(kubeapi, hosts, variables=None, **kwargs):

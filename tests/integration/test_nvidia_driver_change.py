@@ -12,18 +12,15 @@ test_lab.py."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support import fake_nvml
-from tests.support.adhoc import BIN, ansible_env
-from tests.support.kube_modules import get_object, node_labels, writes
+from tests.support.adhoc import list_plays
+from tests.support.kube_modules import get_object, node_labels, patch_node, writes
 from tests.support.role_runs import REPO_ROOT, GpuHost, gpu_host_vars, run_playbook
 
 pytestmark = pytest.mark.slow
@@ -96,7 +93,7 @@ class Bench:
         }
         kubeapi.admin.set_ready_controller(True)  # the DaemonSet controller and the kubelet double
         kubeapi.admin.load(yaml.safe_dump(PLUGIN))
-        request_patch(kubeapi, NODE, {"metadata": {"labels": STACK}})
+        patch_node(kubeapi, NODE, {"metadata": {"labels": STACK}})
         kubeapi.admin.reset_counters()
 
     def run(self, playbook: str = "driver-upgrade.yml", check: bool = False, env: dict | None = None, **extra):
@@ -120,17 +117,6 @@ class Bench:
 
     def modprobe(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
-
-
-def request_patch(kubeapi, name: str, patch: dict) -> None:
-    request = urllib.request.Request(
-        f"{kubeapi.url}/api/v1/nodes/{name}",
-        data=json.dumps(patch).encode(),
-        method="PATCH",
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
 
 
 @pytest.fixture
@@ -219,22 +205,8 @@ def test_a_failed_node_stops_the_roll_before_the_next_batch(bench):
 @pytest.mark.parametrize("playbook", ["playbooks/driver-upgrade.yml", "kubegpu.core.driver_upgrade"])
 def test_the_playbook_runs_by_path_and_as_the_collection_playbook(tmp_path, playbook):
     """``ansible-playbook -i inventory/sample/hosts.yml PLAYBOOK --list-tasks`` as a user types it."""
-    proc = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(REPO_ROOT / "inventory" / "sample" / "hosts.yml"),
-            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
-            "--list-tasks",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        cwd=tmp_path,
-        check=False,
-    )
+    proc, plays = list_plays(playbook, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
     assert plays == ["Node Python for the driver role's modules", "NVIDIA driver, batch after batch"], proc.stdout
     assert "Cordon and drain the Kubernetes node" in proc.stdout and "Uncordon the Kubernetes node" in proc.stdout
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.support import fake_nvml
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support.adhoc import REPO_ROOT, list_plays
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.site_bench import NODE_SCENARIOS, UPSTREAM_CHARTS, SiteBench
 
@@ -395,23 +395,8 @@ def test_site_runs_by_path_and_as_the_collection_playbook_in_the_designs_order(t
     """The bare CLI on purpose: ``ansible-playbook -i inventory/sample/hosts.yml PLAYBOOK --list-tasks`` as a
     user types it, so the CLI itself resolves the path or the collection playbook name (role_runs.run_playbook
     would import it into a playbook of its own, and has no ``--list-tasks``)."""
-    inventory = REPO_ROOT / "inventory" / "sample" / "hosts.yml"
-    proc = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
-            "--list-tasks",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        cwd=tmp_path,
-        check=False,
-    )
+    proc, plays = list_plays(playbook, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    plays = re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)
     assert plays == SITE_PLAYS, proc.stdout
 
 

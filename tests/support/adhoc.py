@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -98,3 +99,23 @@ def run_module(
     if len(records) != 1:
         raise AssertionError(f"expected one result from {argv}, got {len(records)}:\n{proc.stdout}\n{proc.stderr}")
     return ModuleRun(records[0]["status"], records[0]["result"], proc.stdout, proc.stderr)
+
+
+def list_plays(playbook: str, cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``ansible-playbook -i inventory/sample/hosts.yml PLAYBOOK --list-tasks`` as a user types it (a path relative to
+    the checkout, or a collection playbook name the CLI resolves); the run and the names of its plays."""
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(REPO_ROOT / "inventory" / "sample" / "hosts.yml"),
+            playbook if "/" not in playbook else str(REPO_ROOT / playbook),
+            "--list-tasks",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=cwd,
+        check=False,
+    )
+    return proc, re.findall(r"^\s*play #\d+ \([^)]*\): (.*?)\tTAGS", proc.stdout, flags=re.M)

@@ -53,3 +53,15 @@ def label_nodes(kubeapi: t.Any, names: t.Iterable[str], labels: dict[str, str]) 
         with urllib.request.urlopen(request, timeout=10):
             pass
     kubeapi.admin.reset_counters()
+
+
+def patch_node(kubeapi: t.Any, name: str, patch: dict) -> None:
+    """Sets up a Node's state behind a role's back: a JSON merge patch straight to the test API server."""
+    request = urllib.request.Request(
+        f"{kubeapi.url}/api/v1/nodes/{name}",
+        data=json.dumps(patch).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
