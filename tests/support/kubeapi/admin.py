@@ -82,6 +82,7 @@ class AdminClient:
         return self._call("GET", "requests")
 
     def reset_counters(self) -> None:
+        """Empty the counters and the request log; a request that started before (a watch that ends later) stays out."""
         self._call("DELETE", "counters")
 
     def set_ready_controller(self, ready: bool) -> None:

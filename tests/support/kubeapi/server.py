@@ -83,6 +83,8 @@ class ServerState:
         self.accepted_tokens: Optional[set[str]] = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.requests: collections.deque[dict] = collections.deque(maxlen=20000)
+        # when the counters were last reset: a request that started before (a long watch that ends later) is not counted
+        self.counted_since = 0.0
         self.stopping = threading.Event()
 
     @property
@@ -273,6 +275,8 @@ class Handler(BaseHTTPRequestHandler):
         self._pending = None
         state = self.state
         with state.lock:
+            if started_at < state.counted_since:
+                return
             state.counters[f"{self._verb} {self._resource}"] += 1
             state.requests.append(
                 {
@@ -800,6 +804,7 @@ class Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     state.counters.clear()
                     state.requests.clear()
+                    state.counted_since = time.time()
                 self._send(200, {})
             elif action == "counters":
                 with state.lock:

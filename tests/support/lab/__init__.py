@@ -247,7 +247,7 @@ class Lab:
             tree = fake_sysfs.build(Path(scratch) / "sys", fake_nvml.pci_functions(scenario))
             self._exec(node, "rm", "-rf", SYSFS_PATH)
             _run(["docker", "cp", str(tree), f"{name}:{SYSFS_PATH}"])
-        self._exec(node, fake_nvml.NODE_DRIVER_DOUBLE, "initialise", fake_nvml.load(scenario)["driver_version"])
+        self._exec(node, "python3", fake_nvml.NODE_DRIVER_DOUBLE, "initialise", fake_nvml.load(scenario)["driver_version"])
         self._exec(node, "sh", "-c", f"echo {stamp} > {DRIVER_STAMP_PATH}")
 
     def _server(self) -> None:
