@@ -243,6 +243,7 @@ class Gpu:
                 raise
             self.current = self.pending = 0
             self.capable = False
+        self.handles: dict[int, tuple[t.Any, list[t.Any]]] = {}  # GPU instance id: its handle, its compute instances
         self.profiles = self._profiles() if self.capable else {}
         self.capable = self.capable and bool(self.profiles)
         self.instances = self._instances() if self.capable and self.current == 1 else []
@@ -270,7 +271,6 @@ class Gpu:
         nvml = self.nvml
         uuids = self._mig_uuids()
         found = []
-        self.handles: dict[int, tuple[t.Any, list[t.Any]]] = {}
         for profile in self.profiles.values():
             array = (nvml.c_nvmlGpuInstance_t * max(profile.instances, 1))()
             count = nvml.c_uint(0)

@@ -14,10 +14,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.support import fake_nvml
 from tests.support.adhoc import run_module
+from tests.support.role_runs import run_playbook
 
 # the NVML calls that change a GPU's MIG state
 WRITES = {
@@ -35,6 +34,7 @@ class Node:
 
     def __init__(self, tmp_path: Path, scenario: str, **device_changes) -> None:
         self.dir = tmp_path
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.state = tmp_path / "nvml-state.json"
         self.calls = tmp_path / "calls.log"
         self.env = fake_nvml.environment(scenario, call_log=self.calls, state=self.state)
@@ -65,8 +65,6 @@ def profiles(gpu_result: dict, when: str = "after") -> list[str]:
 def test_a100_and_h100_into_two_layouts_then_nothing_to_change_and_gpu_facts_sees_the_instances(tmp_path):
     a100 = Node(tmp_path / "a100", "a100_mig")  # A100 40GB, MIG on, two 3g.20gb
     h100 = Node(tmp_path / "h100", "h100x8")  # 8 x H100 80GB, MIG off
-    a100.state.parent.mkdir()
-    h100.state.parent.mkdir()
 
     first = a100.mig("all-balanced")
     assert first.status == "ok" and first.changed, first.result
@@ -158,36 +156,52 @@ H100_SPLIT_REFUSED = {
 }
 
 
-@pytest.mark.parametrize(
-    ("scenario", "changes", "args", "message"),
-    [
-        ("h100x8", {}, {"config": "all-9g.99gb"}, "config='all-9g.99gb' is not a known MIG layout"),
-        ("h100x8", {}, {"config": "all-1g.5gb"}, "GPU 0 (NVIDIA H100 80GB HBM3) does not offer the MIG profile(s) 1g.5gb"),
-        # GPU 0's part fits; GPU 1's three 3g.40gb do not: nothing changes on GPU 0 either
-        (
-            "h100x8",
-            {},
-            {"config": "split", "configs": H100_SPLIT_REFUSED},
-            "GPU 1 (NVIDIA H100 80GB HBM3): the instances config 'split'",
-        ),
-        # all-1g.20gb has no device filter (all-1g.10gb's filters leave a T4 alone, as mig-parted does)
-        ("t4", {}, {"config": "all-1g.20gb"}, "GPU 0 (Tesla T4) is not MIG-capable"),
-        (
-            "a100_80gb",
-            {"processes": [{"pid": 4242, "used_memory_mib": 900}]},
-            {"config": "all-1g.10gb"},
-            "compute processes (pid 4242)",
-        ),
-        ("a100_80gb", {}, {"config": "x", "configs": {"version": "v2", "mig-configs": {}}}, "configs: version='v2' is not valid"),
-    ],
-    ids=["unknown-config", "profile-not-offered", "more-than-fit", "not-mig-capable", "running-processes", "bad-format"],
-)
-def test_refusals_change_nothing(tmp_path, scenario, changes, args, message):
-    node = Node(tmp_path, scenario, **changes)
-    refused = node.mig(**args)
-    assert refused.failed and message in refused.result["msg"], refused.result
-    assert node.writes() == Counter()
-    assert not node.state.exists()
+# case: (scenario, changes to its GPUs, module arguments, a part of the refusal's message)
+REFUSALS = {
+    "unknown-config": ("h100x8", {}, {"config": "all-9g.99gb"}, "config='all-9g.99gb' is not a known MIG layout"),
+    "profile-not-offered": (
+        "h100x8",
+        {},
+        {"config": "all-1g.5gb"},
+        "GPU 0 (NVIDIA H100 80GB HBM3) does not offer the MIG profile(s) 1g.5gb",
+    ),
+    # GPU 0's part fits; GPU 1's three 3g.40gb do not: nothing changes on GPU 0 either
+    "more-than-fit": (
+        "h100x8",
+        {},
+        {"config": "split", "configs": H100_SPLIT_REFUSED},
+        "GPU 1 (NVIDIA H100 80GB HBM3): the instances config 'split'",
+    ),
+    # all-1g.20gb has no device filter (all-1g.10gb's filters leave a T4 alone, as mig-parted does)
+    "not-mig-capable": ("t4", {}, {"config": "all-1g.20gb"}, "GPU 0 (Tesla T4) is not MIG-capable"),
+    "running-processes": (
+        "a100_80gb",
+        {"processes": [{"pid": 4242, "used_memory_mib": 900}]},
+        {"config": "all-1g.10gb"},
+        "compute processes (pid 4242)",
+    ),
+    "bad-format": (
+        "a100_80gb",
+        {},
+        {"config": "x", "configs": {"version": "v2", "mig-configs": {}}},
+        "configs: version='v2' is not valid",
+    ),
+}
+
+
+def test_each_refusal_changes_nothing(tmp_path):
+    # one ansible-playbook run, one task per case, each with its own node's environment
+    nodes = {case: Node(tmp_path / case, scenario, **changes) for case, (scenario, changes, _args, _message) in REFUSALS.items()}
+    tasks = [
+        {"name": case, "kubegpu.core.gpu_mig": args, "environment": nodes[case].env, "ignore_errors": True}
+        for case, (_scenario, _changes, args, _message) in REFUSALS.items()
+    ]
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+    for case, (_scenario, _changes, _args, message) in REFUSALS.items():
+        refused = run.task(case)
+        assert refused.failed and message in refused.result["msg"], (case, refused.result)
+        assert nodes[case].writes() == Counter(), case
+        assert not nodes[case].state.exists(), case
 
 
 def test_a_mode_change_that_needs_a_reset_is_reported_and_finished_after_the_reboot(tmp_path):
