@@ -11,11 +11,15 @@ https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-mig-profiles.h
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from tests.support import fake_nvml
-from tests.support.adhoc import run_module
+from tests.support.adhoc import BIN, ansible_env, run_module
+from tests.support.mig_parted import MIG_PARTED_DEFAULT
 from tests.support.role_runs import run_playbook
 
 # the NVML calls that change a GPU's MIG state
@@ -227,3 +231,23 @@ def test_an_operators_mig_parted_file_on_the_node(tmp_path):
     assert done.status == "ok" and profiles(done.result["gpus"][0]) == ["3g.20gb", "4g.20gb"], done.result
     # the 3g.20gb at slice 4 stays (4g.20gb fits only at slice 0)
     assert done.result["plan"] == ["GPU 0: destroy 3g.20gb (GPU instance 1)", "GPU 0: create 4g.20gb x1"]
+
+
+def test_ansible_doc_shows_the_format_with_nvidias_all_balanced_layout():
+    """The module's documentation carries one of NVIDIA's named layouts as mig-parted ships it."""
+    doc = subprocess.run(
+        [str(BIN / "ansible-doc"), "--json", "kubegpu.core.gpu_mig"],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        check=True,
+    )
+    page = json.loads(doc.stdout)["kubegpu.core.gpu_mig"]
+    examples = yaml.safe_load(page["examples"])
+    (shown,) = [
+        task["kubegpu.core.gpu_mig"]["configs"]
+        for task in examples
+        if task.get("kubegpu.core.gpu_mig", {}).get("config") == "all-balanced"
+    ]
+    assert shown["mig-configs"]["all-balanced"] == MIG_PARTED_DEFAULT["mig-configs"]["all-balanced"]
+    assert "mig-configs" in " ".join(page["doc"]["description"])

@@ -1,8 +1,7 @@
 """MIG layouts (plugins/module_utils/_mig.py): NVIDIA's named layouts, validation, matching, packing.
 
 Vendor facts used as expected values:
-- the named layouts: NVIDIA mig-parted's default configuration, deployments/systemd/config-default.yaml in
-  github.com/NVIDIA/mig-parted (the entries for A100 40GB/80GB and H100 80GB quoted below as data);
+- the named layouts: NVIDIA mig-parted's default configuration (tests/support/mig_parted.py);
 - what fits: the MIG user guide, "Supported MIG Profiles"
   (https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-mig-profiles.html): A100-SXM4-40GB's profiles,
   their instance counts and the placements `nvidia-smi mig -lgipp` lists; a GPU has 7 compute and 8 memory slices.
@@ -11,7 +10,6 @@ Vendor facts used as expected values:
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._mig import (
@@ -22,53 +20,7 @@ from ansible_collections.kubegpu.core.plugins.module_utils._mig import (
     pack,
     validate,
 )
-
-# mig-parted's config-default.yaml, the entries of these names for A100 40GB/80GB and H100 80GB
-MIG_PARTED_DEFAULT = yaml.safe_load("""
-version: v1
-mig-configs:
-  all-disabled:
-    - devices: all
-      mig-enabled: false
-  all-1g.5gb:
-    - devices: all
-      mig-enabled: true
-      mig-devices:
-        "1g.5gb": 7
-  all-3g.40gb:
-    - devices: all
-      mig-enabled: true
-      mig-devices:
-        "3g.40gb": 2
-  all-1g.10gb:
-    - device-filter: ["0x233010DE", "0x233110DE", "0x232210DE", "0x20B210DE",
-                      "0x20B510DE", "0x20F310DE", "0x20F510DE", "0x232410DE"]
-      devices: all
-      mig-enabled: true
-      mig-devices:
-        "1g.10gb": 7
-    - device-filter: ["0x20B010DE", "0x20B110DE", "0x20F110DE", "0x20F610DE"]
-      devices: all
-      mig-enabled: true
-      mig-devices:
-        "1g.10gb": 4
-  all-balanced:
-    - device-filter: ["0x233010DE", "0x233110DE", "0x232210DE", "0x20B210DE",
-                      "0x20B510DE", "0x20F310DE", "0x20F510DE", "0x232410DE"]
-      devices: all
-      mig-enabled: true
-      mig-devices:
-        "1g.10gb": 2
-        "2g.20gb": 1
-        "3g.40gb": 1
-    - device-filter: ["0x20B010DE", "0x20B110DE", "0x20F110DE", "0x20F610DE"]
-      devices: all
-      mig-enabled: true
-      mig-devices:
-        "1g.5gb": 2
-        "2g.10gb": 1
-        "3g.20gb": 1
-""")
+from tests.support.mig_parted import MIG_PARTED_DEFAULT
 
 # A100-SXM4-40GB: name -> (profile id, compute slices, instances, placement starts, memory slices)
 A100_40GB = {
