@@ -207,6 +207,7 @@ except ImportError:
 PROFILE_INDEX_COUNT = 0x12  # NVML_GPU_INSTANCE_PROFILE_COUNT in nvml.h (profile indices 0..17)
 CI_PROFILE_INDEX_COUNT = 0x9  # NVML_COMPUTE_INSTANCE_PROFILE_COUNT
 ERROR_NOT_SUPPORTED = 3
+ERROR_FUNCTION_NOT_FOUND = 13
 ERROR_RESET_REQUIRED = 16
 
 
@@ -239,7 +240,8 @@ class Gpu:
             self.current, self.pending = (int(mode) for mode in nvml.nvmlDeviceGetMigMode(self.handle))
             self.capable = True
         except nvml.NVMLError as exc:
-            if getattr(exc, "value", None) != ERROR_NOT_SUPPORTED:
+            # a GPU without MIG, or a driver older than MIG (R450) whose library lacks the call
+            if getattr(exc, "value", None) not in (ERROR_NOT_SUPPORTED, ERROR_FUNCTION_NOT_FOUND):
                 raise
             self.current = self.pending = 0
             self.capable = False

@@ -178,6 +178,8 @@ REFUSALS = {
     ),
     # all-1g.20gb has no device filter (all-1g.10gb's filters leave a T4 alone, as mig-parted does)
     "not-mig-capable": ("t4", {}, {"config": "all-1g.20gb"}, "GPU 0 (Tesla T4) is not MIG-capable"),
+    # a driver before MIG (R418): its library has no nvmlDeviceGetMigMode
+    "old-driver": ("old_driver", {}, {"config": "all-1g.20gb"}, "GPU 0 (Tesla P100-PCIE-16GB) is not MIG-capable"),
     "running-processes": (
         "a100_80gb",
         {"processes": [{"pid": 4242, "used_memory_mib": 900}]},
