@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: gpu_mig
 short_description: Partition NVIDIA GPUs into MIG instances from a named layout (mig-parted's format)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Brings every NVIDIA GPU of the host to the MIG layout named by O(config) - MIG mode on or off, then GPU instances
     by profile name (C(1g.10gb), C(3g.40gb), C(1g.10gb+me) ...), each with one compute instance that spans it (as
