@@ -234,3 +234,35 @@ def test_the_default_scenarios_state_lives_beside_it_and_a_tests_scenario_keeps_
             subprocess.run([sys.executable, "-c", ENABLE], capture_output=True, text=True, env=env, check=True).stdout
         ) == [0, 0]
     assert sorted(path.name for path in fake_nvml.HERE.iterdir()) == shipped
+
+
+LIST_MIG = """
+import json, pynvml as n
+n.nvmlInit()
+h = n.nvmlDeviceGetHandleByIndex(0)
+found = []
+for slot in range(n.nvmlDeviceGetMaxMigDeviceCount(h)):
+    try:
+        m = n.nvmlDeviceGetMigDeviceHandleByIndex(h, slot)
+    except n.NVMLError_NotFound:
+        continue
+    found.append([n.nvmlDeviceGetName(m), n.nvmlDeviceGetGpuInstanceId(m), n.nvmlDeviceGetMemoryInfo(m).total >> 20])
+print(json.dumps(found))
+"""
+
+
+def test_scenario_mig_devices_of_a_product_without_a_profile_table_are_still_listed(tmp_path):
+    """A scenario may describe MIG devices of a GPU this library has no profile table for (here an A30's PCI id):
+    they are listed as the scenario says, with its memory."""
+    data = fake_nvml.load("a100_mig")
+    data["devices"][0]["pci_device_id"] = "0x20B710DE"
+    for device in data["devices"][0]["mig"]["devices"]:
+        device["memory_total_mib"] = 11968
+    path = tmp_path / "a30.json"
+    path.write_text(json.dumps(data))
+    env = fake_nvml.environment("a100_mig")
+    env["FAKE_NVML_SCENARIO"] = str(path)
+    listed = json.loads(
+        subprocess.run([sys.executable, "-c", LIST_MIG], capture_output=True, text=True, env=env, check=True).stdout
+    )
+    assert listed == [["NVIDIA A100-SXM4-40GB MIG 3g.20gb", 1, 11968], ["NVIDIA A100-SXM4-40GB MIG 3g.20gb", 2, 11968]]

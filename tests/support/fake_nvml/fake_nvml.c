@@ -87,6 +87,7 @@ typedef struct {
 } nvmlPciInfo_t;
 
 struct fake_gpu_instance;
+struct gi_profile;
 
 struct fake_device {
     const struct json *node;     /* the scenario object describing it (GPU) */
@@ -99,6 +100,8 @@ struct fake_device {
     int mig_supported;                 /* the scenario has a "mig" key */
     unsigned int mig_current, mig_pending;
     struct fake_gpu_instance *gpu_instances; /* indexed by GPU instance id */
+    struct gi_profile *scenario_profiles;    /* profiles of scenario MIG devices this library has no table for */
+    size_t scenario_profile_count;
     /* MIG device: what it answers */
     struct fake_device *parent;
     char mig_name[128], mig_uuid[96];
@@ -712,10 +715,13 @@ static unsigned long long mig_serial; /* counts created compute instances, for f
 
 static const struct gi_profile *profile_by(const struct fake_device *gpu, int by_index, unsigned int value)
 {
-    if (!gpu->product)
-        return NULL;
-    for (size_t i = 0; i < gpu->product->count; i++) {
+    for (size_t i = 0; gpu->product && i < gpu->product->count; i++) {
         const struct gi_profile *p = &gpu->product->profiles[i];
+        if ((by_index ? p->index : p->id) == value)
+            return p;
+    }
+    for (size_t i = 0; i < gpu->scenario_profile_count; i++) {
+        const struct gi_profile *p = &gpu->scenario_profiles[i];
         if ((by_index ? p->index : p->id) == value)
             return p;
     }
@@ -724,12 +730,37 @@ static const struct gi_profile *profile_by(const struct fake_device *gpu, int by
 
 static const struct gi_profile *profile_by_name(const struct fake_device *gpu, const char *name)
 {
-    if (!gpu->product || !name)
-        return NULL;
-    for (size_t i = 0; i < gpu->product->count; i++)
+    for (size_t i = 0; name && gpu->product && i < gpu->product->count; i++)
         if (strcmp(gpu->product->profiles[i].name, name) == 0)
             return &gpu->product->profiles[i];
+    for (size_t i = 0; name && i < gpu->scenario_profile_count; i++)
+        if (strcmp(gpu->scenario_profiles[i].name, name) == 0)
+            return &gpu->scenario_profiles[i];
     return NULL;
+}
+
+/* A MIG device of a product this library has no table for (or a profile not in it): a profile made from the
+   scenario (its name's "<n>g", its memory), so the device is still listed as the scenario describes it. It is not
+   offered for creation (nvmlDeviceGetGpuInstanceProfileInfo does not know it). */
+static const struct gi_profile *scenario_profile(struct fake_device *gpu, const char *name, const struct json *device)
+{
+    const struct gi_profile *known = profile_by_name(gpu, name);
+    if (known || !name || gpu->scenario_profile_count >= MAX_GPU_INSTANCES)
+        return known;
+    if (!gpu->scenario_profiles && !(gpu->scenario_profiles = calloc(MAX_GPU_INSTANCES, sizeof(struct gi_profile))))
+        return NULL;
+    struct gi_profile *p = &gpu->scenario_profiles[gpu->scenario_profile_count];
+    unsigned int slices = (unsigned int)strtoul(name, NULL, 10);
+    p->index = 1000 + (unsigned int)gpu->scenario_profile_count; /* outside NVML's profile indices */
+    p->id = p->index;
+    p->name = strdup(name);
+    p->slices = slices ? slices : 1;
+    p->mem_slices = p->slices >= 7 ? 8 : p->slices > 2 ? 4 : p->slices;
+    p->instances = 7;
+    p->memory_mib = (unsigned long long)json_number(device, "memory_total_mib", 0);
+    p->starts = 0;
+    gpu->scenario_profile_count++;
+    return p;
 }
 
 static unsigned int gpu_instance_id_of(unsigned int size, unsigned int start)
@@ -873,7 +904,7 @@ static void mig_initial(struct fake_device *gpu, const struct json *mig)
         const struct json *d = json_at(devices, m);
         const char *name = json_string(d, "name");
         const char *suffix = name ? strstr(name, " MIG ") : NULL;
-        const struct gi_profile *p = profile_by_name(gpu, suffix ? suffix + 5 : NULL);
+        const struct gi_profile *p = scenario_profile(gpu, suffix ? suffix + 5 : NULL, d);
         unsigned int gi_id = (unsigned int)json_number(d, "gpu_instance_id", 0);
         unsigned int ci_id = (unsigned int)json_number(d, "compute_instance_id", 0);
         if (!p || gi_id >= MAX_GPU_INSTANCES || ci_id >= MAX_COMPUTE_INSTANCES) {
@@ -1030,6 +1061,11 @@ static void mig_load(void)
 
 static void mig_free(struct fake_device *gpu)
 {
+    for (size_t i = 0; i < gpu->scenario_profile_count; i++)
+        free((char *)gpu->scenario_profiles[i].name);
+    free(gpu->scenario_profiles);
+    gpu->scenario_profiles = NULL;
+    gpu->scenario_profile_count = 0;
     free(gpu->mig);
     free(gpu->gpu_instances);
     gpu->mig = NULL;
