@@ -297,7 +297,10 @@ ansible_facts:
                   C(HwSlowdown), C(HwThermalSlowdown), C(HwPowerBrakeSlowdown)).
                 - V(ok) - none of these. A counter the GPU does not have (no ECC on GeForce, no row remapping before
                   Ampere) says nothing.
-                - C(null) - unknown; only NVML is asked, so from C(nvidia-smi) or C(pci) health is C(null).
+                - From C(nvidia-smi) (the fallback) by the same rules from C(ecc.errors.uncorrected.volatile.total),
+                  C(ecc.errors.uncorrected.aggregate.total), C(retired_pages.pending) and
+                  C(clocks_throttle_reasons.active); row remapping and a lost GPU are not read there.
+                - C(null) - unknown - from C(pci), and from C(nvidia-smi) when none of those fields has a value.
               type: str
               choices: [ok, degraded, unhealthy]
               sample: unhealthy

@@ -633,3 +633,22 @@ def test_a_lost_gpu_is_listed_with_its_index_and_health_only(empty_sysfs):
 def test_clean_counters_are_ok(empty_sysfs):
     facts = gather("healthy_h100x2", empty_sysfs)
     assert [(device["health"], device["health_reasons"]) for device in facts["devices"]] == [("ok", []), ("ok", [])]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("retired_pages_pending_v100x2", [("unhealthy", ["page retirement pending"]), ("ok", [])]),
+        ("hw_slowdown_t4", [("degraded", ["clocks held down: hardware slowdown", "clocks held down: hardware thermal"])]),
+        # nvidia-smi prints [N/A] for every health field of this scenario: unknown, not ok
+        ("a100_mig", [(None, None)]),
+    ],
+)
+def test_the_nvidia_smi_fallback_judges_health_from_its_ecc_retirement_and_clock_fields(empty_sysfs, scenario, expected):
+    facts = gather(scenario, empty_sysfs, sources=["nvidia-smi"], nvidia_smi_path=FAKE_SMI)
+    assert facts["source"] == "nvidia-smi"
+    found = [(device["health"], device["health_reasons"]) for device in facts["devices"]]
+    assert [health for health, _reasons in found] == [health for health, _reasons in expected]
+    for (_health, reasons), (_expected, beginnings) in zip(found, expected):
+        assert (reasons is None) == (beginnings is None)
+        assert all(any(reason.startswith(start) for reason in reasons) for start in beginnings or []), reasons
