@@ -115,6 +115,7 @@ static struct fake_device *gpus;
 static size_t gpu_count;
 static int init_refcount;
 static const char *scenario_path;
+static int gpu_is_lost(const struct fake_device *dev); /* the health block, at the end of this file */
 
 static void mig_load(void);
 static void mig_free(struct fake_device *gpu);
@@ -354,6 +355,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice
     ENTER();
     if (!device || index >= gpu_count)
         return NVML_ERROR_INVALID_ARGUMENT;
+    if (gpu_is_lost(&gpus[index])) /* nvidia-smi: "Unable to determine the device handle for GPU ...: GPU is lost" */
+        return NVML_ERROR_GPU_IS_LOST;
     *device = &gpus[index];
     return NVML_SUCCESS;
 }
@@ -373,7 +376,9 @@ static const struct fake_device *check_handle(nvmlDevice_t device)
 #define DEVICE(handle)                              \
     const struct fake_device *dev = check_handle(handle); \
     if (!dev)                                        \
-        return NVML_ERROR_INVALID_ARGUMENT
+        return NVML_ERROR_INVALID_ARGUMENT;          \
+    if (gpu_is_lost(dev))                            \
+        return NVML_ERROR_GPU_IS_LOST
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length)
 {
@@ -1576,4 +1581,128 @@ EXPORT nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t computeInst
     mig_save();
     mig_rebuild(ci->gpu_instance->gpu);
     return NVML_SUCCESS;
+}
+
+/* ---- GPU health: ECC, page retirement, row remapping, clock event reasons, a GPU lost from the bus ----
+ * A device's "health" object (README.md); a key it leaves out answers NOT_SUPPORTED, as a GPU without the
+ * feature does (ECC on GeForce, row remapping before Ampere, page retirement on Ampere and later).
+ * Enumerations and bit masks as nvml.h defines them (and pynvml repeats): nvmlMemoryErrorType_t
+ * CORRECTED 0 / UNCORRECTED 1, nvmlEccCounterType_t VOLATILE 0 / AGGREGATE 1, nvmlPageRetirementCause_t
+ * MULTIPLE_SINGLE_BIT_ECC_ERRORS 0 / DOUBLE_BIT_ECC_ERROR 1; nvmlClocksEventReason* bits are the scenario's number. */
+
+static const struct json *health_of(const struct fake_device *dev)
+{
+    return dev->is_mig ? NULL : json_get(dev->node, "health");
+}
+
+/* "gpu_is_lost": true - every call on the GPU answers NVML_ERROR_GPU_IS_LOST, as one fallen off the bus does
+ * (Xid 79; nvml.h: "NVML_ERROR_GPU_IS_LOST: The GPU has fallen off the bus or has otherwise become inaccessible"). */
+static int gpu_is_lost(const struct fake_device *dev)
+{
+    return json_number(health_of(dev), "gpu_is_lost", 0) != 0;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int error_type, int counter_type,
+                                                unsigned long long *count)
+{
+    ENTER();
+    DEVICE(device);
+    static const char *const types[] = {"corrected", "uncorrected"};
+    static const char *const counters[] = {"volatile", "aggregate"};
+    if (!count || error_type < 0 || error_type > 1 || counter_type < 0 || counter_type > 1)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    const struct json *errors_of_type = json_get(json_get(health_of(dev), "ecc_errors"), types[error_type]);
+    double value = json_number(errors_of_type, counters[counter_type], -1);
+    if (value < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *count = (unsigned long long)value;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, int *is_pending)
+{
+    ENTER();
+    DEVICE(device);
+    return put_uint(json_get(health_of(dev), "retired_pages"), "pending", (unsigned int *)is_pending);
+}
+
+/* Both versions: *page_count in is the buffers' size, out the number of pages; too small a buffer (0 asks for
+ * the size) answers INSUFFICIENT_SIZE with the number needed, as nvml.h documents. Addresses are made up. */
+static nvmlReturn_t retired_pages(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                  unsigned long long *addresses, unsigned long long *timestamps)
+{
+    DEVICE(device);
+    static const char *const causes[] = {"single_bit_ecc", "double_bit_ecc"};
+    if (!page_count || cause < 0 || cause > 1)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    const struct json *pages = json_get(health_of(dev), "retired_pages");
+    double count = json_number(pages, causes[cause], -1);
+    if (count < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    unsigned int room = *page_count;
+    *page_count = (unsigned int)count;
+    if (room < (unsigned int)count || (count > 0 && !addresses))
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    for (unsigned int i = 0; i < (unsigned int)count; i++) {
+        addresses[i] = 0x1000ULL * (i + 1) + (unsigned long long)cause;
+        if (timestamps)
+            timestamps[i] = 1700000000ULL + i;
+    }
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                              unsigned long long *addresses)
+{
+    ENTER();
+    return retired_pages(device, cause, page_count, addresses, NULL);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPages_v2(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                                 unsigned long long *addresses, unsigned long long *timestamps)
+{
+    ENTER();
+    return retired_pages(device, cause, page_count, addresses, timestamps);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *correctable, unsigned int *uncorrectable,
+                                              unsigned int *is_pending, unsigned int *failure_occurred)
+{
+    ENTER();
+    DEVICE(device);
+    const struct json *rows = json_get(health_of(dev), "remapped_rows");
+    if (!correctable || !uncorrectable || !is_pending || !failure_occurred)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!rows || rows->type != JSON_OBJECT)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *correctable = (unsigned int)json_number(rows, "correctable", 0);
+    *uncorrectable = (unsigned int)json_number(rows, "uncorrectable", 0);
+    *is_pending = (unsigned int)json_number(rows, "pending", 0);
+    *failure_occurred = (unsigned int)json_number(rows, "failure", 0);
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t clocks_event_reasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    DEVICE(device);
+    if (!reasons)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    double mask = json_number(health_of(dev), "clocks_event_reasons", -1);
+    if (mask < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *reasons = (unsigned long long)mask;
+    return NVML_SUCCESS;
+}
+
+/* R535 renamed nvmlDeviceGetCurrentClocksThrottleReasons to ...ClocksEventReasons; drivers answer both. */
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    ENTER();
+    return clocks_event_reasons(device, reasons);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    ENTER();
+    return clocks_event_reasons(device, reasons);
 }
