@@ -8,6 +8,7 @@ See README.md for what the library simulates.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,8 +24,14 @@ SCENARIOS = sorted(path.stem for path in HERE.glob("*.json"))
 
 
 def library_dir() -> Path:
-    """Build (when needed) and return the directory of the fake libnvidia-ml.so.1."""
-    subprocess.run(["make", "-s", "-C", str(HERE), f"BUILD_DIR={BUILD_DIR}"], check=True, capture_output=True, text=True)
+    """Build (when needed) and return the directory of the fake libnvidia-ml.so.1.
+
+    One build at a time (a lock file beside the library): pytest's workers and the matrix's runs call this
+    at the same time, and two makes writing the same ``.tmp`` output could leave a broken library."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with (BUILD_DIR / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["make", "-s", "-C", str(HERE), f"BUILD_DIR={BUILD_DIR}"], check=True, capture_output=True, text=True)
     return BUILD_DIR
 
 
