@@ -35,7 +35,7 @@ is not re-decided (no taint eviction of Pods other than a DaemonSet's, whose con
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 NATIVE_PREFIX = "kubernetes.io/"
 # resources a scheduler extender handles itself (its configuration marks them ignoredByScheduler)
@@ -191,8 +191,13 @@ def named_nodes(pod: dict) -> Optional[set[str]]:
     return set(names[0].get("values") or []) if len(names) == 1 else None
 
 
-def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> tuple[Optional[str], str]:
-    """(the node kube-scheduler would bind the Pod to, or None; kube-scheduler's message when none)."""
+def schedule(
+    pod: dict, nodes: list[dict], pods: list[dict], claims_fit: Optional[Callable[[dict], str]] = None
+) -> tuple[Optional[str], str]:
+    """(the node kube-scheduler would bind the Pod to, or None; kube-scheduler's message when none).
+
+    ``claims_fit``: the DynamicResources plugin's Filter (dra.py), the reason a node cannot serve the Pod's
+    ResourceClaims or "" when it can."""
     reasons: dict[str, int] = {}
     allowed = named_nodes(pod)
     candidates = nodes if allowed is None else [node for node in nodes if node["metadata"]["name"] in allowed]
@@ -208,9 +213,11 @@ def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> tuple[Optional[s
             reason = f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
         else:
             short = short_of(pod, node, pods, drop_missing=False)
-            if not short:
-                return node["metadata"]["name"], ""
             reason = ", ".join(f"Insufficient {name}" for name in short)
+            if not short:
+                reason = claims_fit(node) if claims_fit is not None else ""
+                if not reason:
+                    return node["metadata"]["name"], ""
         reasons[reason] = reasons.get(reason, 0) + 1
     details = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     return None, f"0/{len(nodes)} nodes are available: {details}." if details else f"0/{len(nodes)} nodes are available."
