@@ -31,7 +31,10 @@ What is simulated:
   ``semver()`` library is not modelled), ``device.capacity[domain].name`` are quantities with Kubernetes' quantity
   library (``quantity("40Gi")``, ``compareTo``, ``isGreaterThan``, ``isLessThan``, ``asInteger``); the string
   extension's ``lowerAscii``/``upperAscii`` exist. An unqualified attribute or capacity name is in the driver's
-  domain, as the API defines it. A selector that fails at run time (a missing attribute) does not match the device.
+  domain, as the API defines it. A selector that fails at run time (a missing attribute) does not match the device
+(kube-scheduler fails the allocation with a ``CEL runtime error`` instead). Compilation only parses: celpy does not
+type-check against the DRA environment, so an unknown field or a non-bool result is accepted on write (and then
+matches no device), and CEL cost limits are not applied.
 
 Not simulated: ``firstAvailable`` subrequests, ``constraints`` (``matchAttribute``), ``adminAccess``, device
 taints and tolerations, partitionable devices and counters, the extended-resource mapping of DeviceClasses, pools
@@ -42,6 +45,7 @@ template goes with its Pod through the garbage collector; a shared claim keeps i
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Any, Callable, Optional
@@ -230,14 +234,20 @@ def _cel_device(entry: dict) -> Any:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _program(expression: str) -> Any:
+    """The compiled CEL program of a selector (compiled once: building celpy's parser takes seconds)."""
+    environment = celpy.Environment()
+    return environment.program(environment.compile(expression), functions=_functions())
+
+
 def selects(expressions: list[str], entry: dict) -> bool:
     """Whether every CEL selector is true for the device (a run-time error: false)."""
     _require_cel()
-    environment = celpy.Environment()
     activation = {"device": _cel_device(entry)}
     for expression in expressions:
         try:
-            result = environment.program(environment.compile(expression), functions=_functions()).evaluate(activation)
+            result = _program(expression).evaluate(activation)
         except (celpy.CELParseError, celpy.CELEvalError, TypeError, ValueError):
             return False
         if result is not True and result != celtypes.BoolType(True):
