@@ -5,8 +5,9 @@ Expected behaviour, from outside the bench:
 - The DeviceClass ``gpu.nvidia.com`` is the real chart's (../shared/upstream/charts/dra-driver-nvidia-gpu-0.4.1.tgz,
   rendered by real helm), its CEL selector ``device.attributes['gpu.nvidia.com'].type == 'gpu'``.
 - The ResourceSlices are as the NVIDIA DRA driver publishes GPUs (kubernetes-sigs/dra-driver-nvidia-gpu,
-  cmd/gpu-kubelet-plugin/deviceinfo.go: attributes ``type``, ``productName``, ``architecture``, ``uuid``, capacity
-  ``memory``), for the fixture nodes' GPUs: gpu-node-1 2x Tesla V100-SXM2-16GB, gpu-node-2 1x Tesla T4,
+  cmd/gpu-kubelet-plugin/deviceinfo.go ``GpuInfo.GetDevice``: devices ``gpu-<minor>``, attributes ``type``,
+  ``productName``, ``architecture``, ``cudaComputeCapability`` (a version), ``uuid``, capacity ``memory`` in bytes,
+  BinarySI), for the fixture nodes' GPUs: gpu-node-1 2x Tesla V100-SXM2-16GB, gpu-node-2 1x Tesla T4,
   gpu-node-3 8x NVIDIA H100 80GB HBM3 (tests/support/fake_nvml scenarios).
 - Allocation as https://kubernetes.io/docs/concepts/scheduling-eviction/dynamic-resource-allocation/ describes it:
   ``count`` devices (default 1), ``allocationMode: All`` every matching device of the node, a device given to one
@@ -29,10 +30,11 @@ from tests.support import upstream
 
 pytest.importorskip("celpy", reason="cel-python (requirements-test.txt) evaluates the DRA selectors")
 
+# product, architecture, CUDA compute capability, memory, GPUs
 GPUS = {
-    "gpu-node-1": ("Tesla V100-SXM2-16GB", "Volta", "16Gi", 2),
-    "gpu-node-2": ("Tesla T4", "Turing", "15Gi", 1),
-    "gpu-node-3": ("NVIDIA H100 80GB HBM3", "Hopper", "80Gi", 8),
+    "gpu-node-1": ("Tesla V100-SXM2-16GB", "Volta", "7.0.0", "16Gi", 2),
+    "gpu-node-2": ("Tesla T4", "Turing", "7.5.0", "15Gi", 1),
+    "gpu-node-3": ("NVIDIA H100 80GB HBM3", "Hopper", "9.0.0", "80Gi", 8),
 }
 
 
@@ -50,7 +52,7 @@ def gpu_device_class():
 
 
 def resource_slice(node: str) -> dict:
-    product, architecture, memory, count = GPUS[node]
+    product, architecture, compute_capability, memory, count = GPUS[node]
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceSlice",
@@ -66,6 +68,7 @@ def resource_slice(node: str) -> dict:
                         "type": {"string": "gpu"},
                         "productName": {"string": product},
                         "architecture": {"string": architecture},
+                        "cudaComputeCapability": {"version": compute_capability},
                         "uuid": {"string": f"GPU-{node}-{index}"},
                     },
                     "capacity": {"memory": {"value": memory}},

@@ -14,6 +14,8 @@ kubelet would decide it on a healthy cluster, from the Node objects the test cre
   node by name is bound (``spec.nodeName``, written by ``kube-scheduler``); none leaves the Pod ``Pending`` with
   ``PodScheduled=False``, reason ``Unschedulable`` and kube-scheduler's message (``0/3 nodes are available:
   1 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node affinity/selector.``).
+- **Dynamic Resource Allocation** (a Pod with ``spec.resourceClaims``): only nodes whose ResourceSlices can serve
+  every claim of the Pod, as the DynamicResources plugin filters them (``claims_fit``, from dra.py via store.py).
 - **A scheduler extender's resources**: a Pod naming ``schedulerName: hami-scheduler`` (HAMi's scheduler) is not
   refused for ``nvidia.com/gpumem``, ``nvidia.com/gpumem-percentage``, ``nvidia.com/gpucores`` and
   ``nvidia.com/priority``, which HAMi's scheduler configuration marks ``ignoredByScheduler`` and which no node
