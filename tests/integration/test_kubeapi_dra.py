@@ -28,8 +28,6 @@ import yaml
 
 from tests.support import upstream
 
-pytest.importorskip("celpy", reason="cel-python (requirements-test.txt) evaluates the DRA selectors")
-
 # product, architecture, CUDA compute capability, memory, GPUs
 GPUS = {
     "gpu-node-1": ("Tesla V100-SXM2-16GB", "Volta", "7.0.0", "16Gi", 2),
