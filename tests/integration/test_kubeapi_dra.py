@@ -21,12 +21,14 @@ Expected behaviour, from outside the bench:
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 import requests
 import yaml
 
 from tests.support import upstream
+from tests.support.kubeapi import dra as dra_double
 
 # product, architecture, CUDA compute capability, memory, GPUs
 GPUS = {
@@ -285,3 +287,27 @@ def test_a_cel_expression_that_does_not_compile_is_refused_at_create(dra):
     assert cause["field"] == "spec.spec.devices.requests[0].exactly.selectors[0].cel.expression"
     assert "compilation failed" in cause["message"]
     dra.create(claim("fine", {"selectors": [{"cel": {"expression": "device.driver == 'gpu.nvidia.com'"}}]}))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/ and the memory examples of
+        # https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/ (128974848, 129e6, 129M, 123Mi)
+        ("128974848", 128974848),
+        ("129e6", 129000000),
+        ("129M", 129000000),
+        ("123Mi", 123 * 2**20),
+        ("80Gi", 80 * 2**30),
+        ("500m", Fraction(1, 2)),
+        ("1.5", Fraction(3, 2)),
+    ],
+)
+def test_capacity_quantities_parse_as_kubernetes_writes_them(text, value):
+    assert dra_double.parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["12 GB", "1.5.2", "Gi", "16gi"])
+def test_a_string_that_is_no_quantity_is_refused(text):
+    with pytest.raises(ValueError, match="quantities must match"):
+        dra_double.parse_quantity(text)

@@ -1012,19 +1012,18 @@ class Store:
                 taken.update((r["driver"], r["pool"], r["device"]) for r in results)
             return ""
 
-        self._dra_pending = (claims, classes, slices)
         return pod, claims_fit, ""
 
     def _dra_reserve(self, pod: dict, node_name: str) -> None:
         """Reserve and PreBind of the DynamicResources plugin: each claim's allocation and ``reservedFor``."""
         claims_type = self.catalogue.find("resource.k8s.io", "v1", "resourceclaims")
-        claims, classes, slices = self._dra_pending
-        devices = dra.node_devices(node_name, slices)
+        assert claims_type is not None
+        classes = {key[1]: value for key, value in self._dra_objects("deviceclasses").items()}
+        devices = dra.node_devices(node_name, list(self._dra_objects("resourceslices").values()))
         metadata = pod["metadata"]
         consumer = {"resource": "pods", "name": metadata["name"], "uid": metadata.get("uid", "")}
-        for stale in claims:
-            key = (stale["metadata"]["namespace"], stale["metadata"]["name"])
-            claim = self._dra_objects("resourceclaims")[key]
+        for pod_claim in dra.pod_claims(pod):
+            claim = self._dra_objects("resourceclaims")[(metadata["namespace"], dra.claim_name(pod, pod_claim) or "")]
             status = clone(claim.get("status") or {})
             if not status.get("allocation"):
                 taken = dra.allocated_devices(list(self._dra_objects("resourceclaims").values()))
