@@ -14,6 +14,8 @@ kubelet would decide it on a healthy cluster, from the Node objects the test cre
   node by name is bound (``spec.nodeName``, written by ``kube-scheduler``); none leaves the Pod ``Pending`` with
   ``PodScheduled=False``, reason ``Unschedulable`` and kube-scheduler's message (``0/3 nodes are available:
   1 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node affinity/selector.``).
+- **Dynamic Resource Allocation** (a Pod with ``spec.resourceClaims``): only nodes whose ResourceSlices can serve
+  every claim of the Pod, as the DynamicResources plugin filters them (``claims_fit``, from dra.py via store.py).
 - **A scheduler extender's resources**: a Pod naming ``schedulerName: hami-scheduler`` (HAMi's scheduler) is not
   refused for ``nvidia.com/gpumem``, ``nvidia.com/gpumem-percentage``, ``nvidia.com/gpucores`` and
   ``nvidia.com/priority``, which HAMi's scheduler configuration marks ``ignoredByScheduler`` and which no node
@@ -35,7 +37,7 @@ is not re-decided (no taint eviction of Pods other than a DaemonSet's, whose con
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 NATIVE_PREFIX = "kubernetes.io/"
 # resources a scheduler extender handles itself (its configuration marks them ignoredByScheduler)
@@ -191,8 +193,13 @@ def named_nodes(pod: dict) -> Optional[set[str]]:
     return set(names[0].get("values") or []) if len(names) == 1 else None
 
 
-def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> tuple[Optional[str], str]:
-    """(the node kube-scheduler would bind the Pod to, or None; kube-scheduler's message when none)."""
+def schedule(
+    pod: dict, nodes: list[dict], pods: list[dict], claims_fit: Optional[Callable[[dict], str]] = None
+) -> tuple[Optional[str], str]:
+    """(the node kube-scheduler would bind the Pod to, or None; kube-scheduler's message when none).
+
+    ``claims_fit``: the DynamicResources plugin's Filter (dra.py), the reason a node cannot serve the Pod's
+    ResourceClaims or "" when it can."""
     reasons: dict[str, int] = {}
     allowed = named_nodes(pod)
     candidates = nodes if allowed is None else [node for node in nodes if node["metadata"]["name"] in allowed]
@@ -208,9 +215,11 @@ def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> tuple[Optional[s
             reason = f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
         else:
             short = short_of(pod, node, pods, drop_missing=False)
-            if not short:
-                return node["metadata"]["name"], ""
             reason = ", ".join(f"Insufficient {name}" for name in short)
+            if not short:
+                reason = claims_fit(node) if claims_fit is not None else ""
+                if not reason:
+                    return node["metadata"]["name"], ""
         reasons[reason] = reasons.get(reason, 0) + 1
     details = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     return None, f"0/{len(nodes)} nodes are available: {details}." if details else f"0/{len(nodes)} nodes are available."

@@ -12,6 +12,7 @@ import decimal
 import re
 from typing import Any, Optional
 
+from . import dra
 from .errors import FieldError
 from .validation import dns_label_errors, label_key_errors, label_value_errors
 
@@ -315,6 +316,8 @@ def builtin_errors(group: str, kind: str, obj: dict) -> list[FieldError]:
     """The field rules of a built-in object (empty when it follows them or its kind has none here)."""
     if (group, kind) == ("", "Node"):
         return node_errors(obj)
+    if group == "resource.k8s.io":
+        return dra.cel_errors(group, kind, obj)
     spec_path = POD_SPEC_PATHS.get((group, kind))
     if spec_path is None:
         return []

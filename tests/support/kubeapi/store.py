@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
-from . import device_plugins, kubelet, typed
+from . import device_plugins, dra, kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .controllers import FOREGROUND, ORPHAN_BY_DEFAULT, Controllers
 from .crd_schema import Pruner, prune_and_validate
@@ -892,10 +892,18 @@ class Store:
         spec = obj.get("spec") or {}
         node_name = spec.get("nodeName")
         if not node_name:
-            node_name, message = kubelet.schedule(obj, nodes, pods)
+            claims_fit = None
+            if dra.pod_claims(obj) and self.catalogue.find("resource.k8s.io", "v1", "resourceclaims") is not None:
+                obj, claims_fit, problem = self._dra_prefilter(rtype, obj)
+                if problem:
+                    self._unschedulable(rtype, obj, problem, event=True)
+                    return
+            node_name, message = kubelet.schedule(obj, nodes, pods, claims_fit)
             if node_name is None:
-                self._set_status(rtype, obj, kubelet.unschedulable_status(message, now()))
+                self._unschedulable(rtype, obj, message, event=claims_fit is not None)
                 return
+            if claims_fit is not None:
+                self._dra_reserve(obj, node_name)
             bound = clone(obj)
             bound["spec"]["nodeName"] = node_name  # the binding; writing it runs this controller again
             self._write(rtype, obj, bound, manager="kube-scheduler", dry_run=False)
@@ -905,9 +913,126 @@ class Store:
         if device_plugins.is_plugin(obj):
             ads = device_plugins.advertisements(obj, node, self._config_map, pods)
             status = device_plugins.plugin_status(status, ads, now())
-        self._set_status(rtype, obj, status)
+        self._set_status(rtype, obj, self._with_claim_statuses(obj, status))
         if device_plugins.involved(obj):
             self._device_plugins_on(node_name)
+
+    @staticmethod
+    def _with_claim_statuses(pod: dict, status: dict) -> dict:
+        """The resourceclaim controller's ``resourceClaimStatuses`` stay in a status the scheduler or kubelet writes."""
+        claim_statuses = (pod.get("status") or {}).get("resourceClaimStatuses")
+        return {**status, "resourceClaimStatuses": claim_statuses} if claim_statuses else status
+
+    def _unschedulable(self, rtype: ResourceType, pod: dict, message: str, *, event: bool) -> None:
+        """Pending with kube-scheduler's message; with ``event``, a FailedScheduling Event when the message is new."""
+        status = self._with_claim_statuses(pod, kubelet.unschedulable_status(message, now()))
+        old = [c.get("message") for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"]
+        self._set_status(rtype, pod, status)
+        events_type = self.catalogue.find("", "v1", "events")
+        if not event or old == [message] or events_type is None:
+            return
+        metadata = pod["metadata"]
+        stamp = now()
+        self.create(
+            events_type,
+            metadata["namespace"],
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": metadata["name"],
+                    "namespace": metadata["namespace"],
+                    "uid": metadata.get("uid", ""),
+                },
+                "reason": "FailedScheduling",
+                "message": message,
+                "type": "Warning",
+                "source": {"component": "default-scheduler"},
+                "reportingComponent": "default-scheduler",
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            },
+            manager="kube-scheduler",
+        )
+
+    def _dra_objects(self, plural: str) -> dict:
+        return self.objects.get(("resource.k8s.io", plural), {})
+
+    def _dra_prefilter(self, rtype: ResourceType, pod: dict) -> tuple[dict, Optional[Callable[[dict], str]], str]:
+        """The resourceclaim controller (claims from templates) and the DynamicResources plugin's PreFilter (dra.py):
+        (the Pod as now stored, the Filter for kubelet.schedule, a PreFilter refusal or "")."""
+        namespace = pod["metadata"]["namespace"]
+        claims_type = self.catalogue.find("resource.k8s.io", "v1", "resourceclaims")
+        assert claims_type is not None
+        statuses = list((pod.get("status") or {}).get("resourceClaimStatuses") or [])
+        for pod_claim in dra.pod_claims(pod):
+            template_name = pod_claim.get("resourceClaimTemplateName")
+            if not template_name or dra.claim_name(pod, pod_claim):
+                continue
+            template = self._dra_objects("resourceclaimtemplates").get((namespace, template_name))
+            if template is None:
+                return pod, None, f'resourceclaimtemplate.resource.k8s.io "{template_name}" not found'
+            claim = self.create(
+                claims_type, namespace, dra.claim_from_template(pod, pod_claim, template), manager=CONTROLLER_MANAGER
+            )
+            statuses.append({"name": pod_claim["name"], "resourceClaimName": claim["metadata"]["name"]})
+        if statuses != ((pod.get("status") or {}).get("resourceClaimStatuses") or []):
+            self._set_status(rtype, pod, {**(pod.get("status") or {}), "resourceClaimStatuses": statuses})
+            pod = self._bucket(rtype)[(namespace, pod["metadata"]["name"])]
+        claims = []
+        for pod_claim in dra.pod_claims(pod):
+            name = dra.claim_name(pod, pod_claim) or ""
+            claim = self._dra_objects("resourceclaims").get((namespace, name))
+            if claim is None:
+                return pod, None, f'resourceclaim "{name}" not found'
+            claims.append(claim)
+        classes = {key[1]: value for key, value in self._dra_objects("deviceclasses").items()}
+        for claim in claims:
+            problem = dra.class_problems(claim, classes)
+            if problem:
+                return pod, None, problem
+        slices = list(self._dra_objects("resourceslices").values())
+
+        def claims_fit(node: dict) -> str:
+            node_name = node["metadata"]["name"]
+            taken = dra.allocated_devices(list(self._dra_objects("resourceclaims").values()))
+            devices = dra.node_devices(node_name, slices)
+            for claim in claims:
+                if (claim.get("status") or {}).get("allocation"):
+                    if dra.allocated_node(claim) not in (None, node_name):
+                        return "resourceclaim not available on the node"
+                    continue
+                results = dra.allocate(claim, node_name, devices, classes, taken)
+                if results is None:
+                    return dra.CANNOT_ALLOCATE
+                taken.update((r["driver"], r["pool"], r["device"]) for r in results)
+            return ""
+
+        return pod, claims_fit, ""
+
+    def _dra_reserve(self, pod: dict, node_name: str) -> None:
+        """Reserve and PreBind of the DynamicResources plugin: each claim's allocation and ``reservedFor``."""
+        claims_type = self.catalogue.find("resource.k8s.io", "v1", "resourceclaims")
+        assert claims_type is not None
+        classes = {key[1]: value for key, value in self._dra_objects("deviceclasses").items()}
+        devices = dra.node_devices(node_name, list(self._dra_objects("resourceslices").values()))
+        metadata = pod["metadata"]
+        consumer = {"resource": "pods", "name": metadata["name"], "uid": metadata.get("uid", "")}
+        for pod_claim in dra.pod_claims(pod):
+            claim = self._dra_objects("resourceclaims")[(metadata["namespace"], dra.claim_name(pod, pod_claim) or "")]
+            status = clone(claim.get("status") or {})
+            if not status.get("allocation"):
+                taken = dra.allocated_devices(list(self._dra_objects("resourceclaims").values()))
+                results = dra.allocate(claim, node_name, devices, classes, taken) or []
+                status["allocation"] = {"devices": {"results": results}, "nodeSelector": dra.node_selector(node_name)}
+            reserved = status.setdefault("reservedFor", [])
+            if consumer not in reserved:
+                reserved.append(consumer)
+            self._set_status(claims_type, claim, status)
 
     def _config_map(self, namespace: str, name: str) -> Optional[dict]:
         return self.objects.get(("", "configmaps"), {}).get((namespace, name))

@@ -230,6 +230,30 @@ def _secret_row(obj: dict) -> list:
     return [obj["metadata"]["name"], obj.get("type", "Opaque"), len(obj.get("data") or {}), age(obj)]
 
 
+def _resource_claim_state(obj: dict) -> str:
+    """``resourceClaimState`` of kubernetes pkg/printers/internalversion/printers.go."""
+    states = ["deleted"] if obj["metadata"].get("deletionTimestamp") else []
+    status = obj.get("status") or {}
+    if not status.get("allocation"):
+        states += [] if states else ["pending"]
+    else:
+        states.append("allocated")
+        if status.get("reservedFor"):
+            states.append("reserved")
+    return ",".join(states)
+
+
+def _resource_slice_row(obj: dict) -> list:
+    spec = obj.get("spec") or {}
+    return [
+        obj["metadata"]["name"],
+        spec.get("nodeName", ""),
+        spec.get("driver", ""),
+        (spec.get("pool") or {}).get("name", ""),
+        age(obj),
+    ]
+
+
 PRINTERS: dict[tuple[str, str], tuple[list[dict], Callable[[dict], list]]] = {
     ("", "nodes"): (
         [
@@ -325,6 +349,20 @@ PRINTERS: dict[tuple[str, str], tuple[list[dict], Callable[[dict], list]]] = {
             AGE,
         ],
         _job_row,
+    ),
+    ("resource.k8s.io", "resourceclaims"): (
+        [NAME, _column("State", description="A summary of the current state (allocated, pending, reserved, etc.)."), AGE],
+        lambda obj: [obj["metadata"]["name"], _resource_claim_state(obj), age(obj)],
+    ),
+    ("resource.k8s.io", "resourceslices"): (
+        [
+            NAME,
+            _column("Node", description="NodeName identifies the node which provides the resources in this pool."),
+            _column("Driver", description="Driver identifies the DRA driver providing the capacity information."),
+            _column("Pool", description="Name is used to identify the pool."),
+            AGE,
+        ],
+        _resource_slice_row,
     ),
 }
 
