@@ -262,7 +262,8 @@ class NodeLabels:
         client = kube.KubeClient.from_params(self.module.params, parallel=self.parallel)
         query = {"labelSelector": self.selector} if self.selector is not None else None
         what = f"listing nodes{' matching ' + repr(self.selector) if self.selector else ''}"
-        items, _pages = client.list_all("/api/v1/nodes", what=what, query=query)
+        # labels are metadata: the Nodes' spec and status (images, conditions) are not read
+        items, _pages = client.list_metadata("/api/v1/nodes", what=what, query=query)
         live = {item["metadata"]["name"]: item["metadata"].get("labels") or {} for item in items}
         if self.selector is not None:
             self.wanted = dict.fromkeys(live, self.common)
@@ -309,6 +310,7 @@ class NodeLabels:
                 what=f"PATCH labels of node {name}",
                 body={"metadata": {"labels": changes}},
                 content_type="application/merge-patch+json",
+                accept=kube.METADATA_ACCEPT,  # the answer is not read: its metadata is enough
                 # no resourceVersion in a merge patch of labels: a 409 cannot be a lost update
                 retry_conflict=True,
             )
