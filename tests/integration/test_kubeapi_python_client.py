@@ -378,3 +378,14 @@ def test_a_metadata_only_merge_patch_answers_partial_object_metadata(api_client,
     ).to_dict()
     assert answer["kind"] == "PartialObjectMetadata" and answer["metadata"]["labels"]["team"] == "ml"
     assert core.read_node("gpu-node-2").metadata.labels["team"] == "ml"
+
+
+def test_a_metadata_only_watch_sends_partial_object_metadata_events(core):
+    """client-go's metadata informers watch with as=PartialObjectMetadata: each event's object is converted
+    (response.go's watchEmbeddedEncoder runs the same doTransformObject per event)."""
+    events = list(watch.Watch().stream(core.list_node, timeout_seconds=1, _headers={"Accept": METADATA_ACCEPT}))
+    raw = [event["raw_object"] for event in events]
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in raw] == [
+        ("PartialObjectMetadata", f"gpu-node-{index}") for index in (1, 2, 3)
+    ]
+    assert all("status" not in obj and "spec" not in obj for obj in raw)

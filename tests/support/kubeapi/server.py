@@ -543,6 +543,8 @@ class Handler(BaseHTTPRequestHandler):
                     field_selector,
                     limit=limit,
                     continue_token=self.query.get("continue", ""),
+                    metadata_only=(negotiation.negotiate(self.headers.get("Accept", "")) or ("",))[0]
+                    == "PartialObjectMetadataList",
                 )
             else:
                 answer = store.get(rtype, namespace, name)
