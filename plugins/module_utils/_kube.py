@@ -80,6 +80,12 @@ IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 CONNECT_ATTEMPTS = 3
 PAGE_SIZE = 500
 USER_AGENT = "kubegpu.core"
+# Metadata-only reads, negotiated as client-go's metadata client (k8s.io/client-go/metadata) asks for them, JSON
+# only: kube-apiserver answers a PartialObjectMetadataList (each item: kind, apiVersion and the whole metadata) and
+# a PartialObjectMetadata for one object; a server that cannot convert answers the plain object (the last range),
+# whose metadata reads the same.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeAPIError(KubeGPUError):
@@ -452,15 +458,19 @@ class KubeClient:
         retry_conflict: bool = False,
         not_found_ok: bool = False,
         no_retry: t.Container[int] = (),
+        accept: str | None = None,
     ) -> t.Any:
         """Send one request and return its JSON body; ``what`` names the object in errors
         (e.g. ``"PATCH node gpu-1"``). ``retry_conflict`` also retries 409s (for requests
         that carry no resourceVersion, where a conflict cannot be a lost update); statuses in
-        ``no_retry`` fail at once (a caller with its own waiting policy, e.g. evictions)."""
+        ``no_retry`` fail at once (a caller with its own waiting policy, e.g. evictions);
+        ``accept`` replaces the Accept header (``METADATA_ACCEPT`` for a metadata-only answer)."""
         url = self.host + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         headers = dict(self.headers)
+        if accept:
+            headers["Accept"] = accept
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -533,18 +543,29 @@ class KubeClient:
         time.sleep(delay)
         return True
 
-    def list_all(self, path: str, *, what: str, query: dict[str, t.Any] | None = None) -> tuple[list[dict], int]:
-        """Every item of a collection, read in pages of ``PAGE_SIZE``; returns (items, pages)."""
+    def list_all(
+        self, path: str, *, what: str, query: dict[str, t.Any] | None = None, accept: str | None = None
+    ) -> tuple[list[dict], int]:
+        """Every item of a collection, read in pages of ``PAGE_SIZE`` (server-side paging with ``continue``);
+        returns (items, pages)."""
         items: list[dict] = []
         pages = 0
         token = None
         while True:
-            page = self.request("GET", path, what=what, query={**(query or {}), "limit": PAGE_SIZE, "continue": token})
+            page = self.request(
+                "GET", path, what=what, query={**(query or {}), "limit": PAGE_SIZE, "continue": token}, accept=accept
+            )
             pages += 1
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items, pages
+
+    def list_metadata(self, path: str, *, what: str, query: dict[str, t.Any] | None = None) -> tuple[list[dict], int]:
+        """Every item of a collection with its ``metadata`` only (name, labels, annotations, resourceVersion ...),
+        as a ``PartialObjectMetadataList`` in pages: for tasks that read nothing else (labels), a fraction of the
+        bytes of whole objects (a Node's status, images and conditions stay on the server); returns (items, pages)."""
+        return self.list_all(path, what=what, query=query, accept=METADATA_LIST_ACCEPT)
 
     def map(self, function: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[tuple[t.Any, t.Any, Exception | None]]:
         """``function(item)`` for every item on ``parallel`` threads: ``(item, result, error)`` in order."""

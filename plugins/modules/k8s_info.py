@@ -57,6 +57,15 @@ options:
   field_selector:
     description: A field selector, for example V(status.phase=Running) or V(spec.nodeName=gpu-node-1).
     type: str
+  metadata_only:
+    description:
+      - Read only the objects' C(metadata) (name, labels, annotations, ...), negotiated as a C(PartialObjectMetadataList)
+        (or C(PartialObjectMetadata) with O(name)) as client-go's metadata client asks for it; each of RV(resources)
+        then holds C(apiVersion), C(kind) and C(metadata) only. On a fleet of Nodes a fraction of the bytes of whole
+        objects, for tasks that read names or labels.
+    type: bool
+    default: false
+    version_added: 0.1.0
 seealso:
   - module: kubegpu.core.k8s_apply
 """
@@ -138,6 +147,7 @@ ARGUMENT_SPEC.update(
     name={"type": "str"},
     namespace={"type": "str"},
     label_selector={"type": "str"},
+    metadata_only={"type": "bool", "default": False},
     field_selector={"type": "str"},
 )
 
@@ -179,17 +189,27 @@ class K8sInfo:
             raise KubeGPUError(f"{kind} ({api_version}) is namespaced: give namespace with name={name!r}")
         path = kube.Discovery.collection_path(api_version, resource, namespace)
         label = f"{kind} ({api_version})"
+        metadata_only = self.params["metadata_only"]
         if name:
             obj = client.request(
-                "GET", f"{path}/{urllib.parse.quote(name, safe='')}", what=f"reading {label} {name}", not_found_ok=True
+                "GET",
+                f"{path}/{urllib.parse.quote(name, safe='')}",
+                what=f"reading {label} {name}",
+                not_found_ok=True,
+                accept=kube.METADATA_ACCEPT if metadata_only else None,
             )
             items = [] if obj is None else [obj]
         else:
             query = {"labelSelector": self.params["label_selector"], "fieldSelector": self.params["field_selector"]}
-            items, _pages = client.list_all(path, what=f"listing {label}", query=query)
-            for item in items:  # list items carry no apiVersion/kind; give them back as a get would
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
+            read = client.list_metadata if metadata_only else client.list_all
+            items, _pages = read(path, what=f"listing {label}", query=query)
+        for item in items:
+            if metadata_only:  # the object's own kind, not PartialObjectMetadata; nothing but its metadata
+                for key in [key for key in item if key != "metadata"]:
+                    del item[key]
+            # list items carry no apiVersion/kind; give them back as a get would
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
         return {
             "changed": False,
             "served": True,

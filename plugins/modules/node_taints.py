@@ -306,6 +306,7 @@ class NodeTaints:
                     what=f"PATCH taints of node {name}",
                     body=body,
                     content_type="application/merge-patch+json",
+                    accept=kube.METADATA_ACCEPT,  # the answer is not read: no need to move the whole Node back
                 )
                 break
             except kube.KubeAPIError as exc:

@@ -27,6 +27,35 @@ def test_a_node_and_the_release_are_read_in_check_mode_too_and_nothing_is_writte
     assert writes(kubeapi) == []
 
 
+def test_metadata_only_reads_return_the_objects_metadata_under_their_own_kind(kubeapi):
+    """metadata_only negotiates PartialObjectMetadataList / PartialObjectMetadata (the server answers as
+    kube-apiserver's response.go does); the module gives each back as the kind asked for, metadata only."""
+    connection = {"kubeconfig": str(kubeapi.kubeconfig)}
+    runs = run_tasks(
+        {
+            "list": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "metadata_only": True}, None),
+            "one": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-3", "metadata_only": True}, None),
+            "none": ("kubegpu.core.k8s_info", {**connection, "kind": "Node", "name": "gpu-node-9", "metadata_only": True}, None),
+        }
+    )
+    listed = runs["list"].result["resources"]
+    assert [(node["apiVersion"], node["kind"], node["metadata"]["name"]) for node in listed] == [
+        ("v1", "Node", f"gpu-node-{index}") for index in (1, 2, 3)
+    ]
+    assert all(sorted(node) == ["apiVersion", "kind", "metadata"] for node in listed)
+    assert listed[0]["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
+    assert "managedFields" not in listed[0]["metadata"]
+    [one] = runs["one"].result["resources"]
+    assert sorted(one) == ["apiVersion", "kind", "metadata"] and one["metadata"]["name"] == "gpu-node-3"
+    assert runs["none"].result["resources"] == [] and not runs["none"].failed
+    reads = [entry for entry in kubeapi.admin.requests() if entry["resource"] == "nodes"]
+    assert [(entry["verb"], entry["accept"].split(",")[0]) for entry in reads] == [
+        ("list", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+        ("get", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+        ("get", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+    ]
+
+
 def test_reads_lists_and_reports_kinds_not_served_without_writing(kubeapi):
     kubeapi.admin.set_version("v1.28.15")
     kubeapi.admin.load(CRD.read_text())

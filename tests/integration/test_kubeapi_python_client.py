@@ -298,3 +298,94 @@ def test_dynamic_client_server_side_apply_of_a_daemonset_with_dry_run(api_client
     assert daemonsets.get(namespace="kube-system").items == []
     daemonsets.server_side_apply(body=body, name=body["metadata"]["name"], namespace="kube-system", field_manager="kubegpu")
     assert len(daemonsets.get(namespace="kube-system").items) == 1
+
+
+# Metadata-only reads, as client-go's metadata client (k8s.io/client-go/metadata) asks for them: protobuf first,
+# then JSON, then plain JSON as the last fallback. kube-apiserver's answer is read in
+# staging/src/k8s.io/apiserver/pkg/endpoints/handlers/response.go (asPartialObjectMetadataList) and
+# negotiation/negotiate.go (NegotiateMediaTypeOptions): kind PartialObjectMetadataList, apiVersion meta.k8s.io/v1,
+# list metadata kept, each item kind PartialObjectMetadata with the object's whole metadata.
+METADATA_LIST_ACCEPT = (
+    "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+)
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+def test_dynamic_client_lists_nodes_as_partial_object_metadata_in_pages(api_client, core, kubeapi):
+    nodes = dynamic.DynamicClient(api_client).resources.get(api_version="v1", kind="Node")
+    first = nodes.get(header_params={"Accept": METADATA_LIST_ACCEPT}, limit=2).to_dict()
+    assert (first["kind"], first["apiVersion"]) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    assert first["metadata"]["continue"] and first["metadata"]["remainingItemCount"] == 1
+    rest = nodes.get(header_params={"Accept": METADATA_LIST_ACCEPT}, limit=2, _continue=first["metadata"]["continue"]).to_dict()
+    assert "continue" not in rest["metadata"] or not rest["metadata"]["continue"]
+    items = first["items"] + rest["items"]
+    assert {tuple(sorted(item)) for item in items} == {("apiVersion", "kind", "metadata")}
+    assert {(item["kind"], item["apiVersion"]) for item in items} == {("PartialObjectMetadata", "meta.k8s.io/v1")}
+    # the same metadata as the typed client reads in the full objects (labels, uid, resourceVersion)
+    full = {node.metadata.name: node.metadata for node in core.list_node().items}
+    assert [item["metadata"]["name"] for item in items] == list(full)
+    for item in items:
+        typed = full[item["metadata"]["name"]]
+        assert item["metadata"]["labels"] == typed.labels
+        assert (item["metadata"]["uid"], item["metadata"]["resourceVersion"]) == (typed.uid, typed.resource_version)
+    lists = [r for r in kubeapi.admin.requests() if r["verb"] == "list" and r["accept"] == METADATA_LIST_ACCEPT]
+    assert len(lists) == 2
+    # fewer bytes than the full Node list for the same nodes
+    full_list = [r for r in kubeapi.admin.requests() if r["verb"] == "list" and "as=" not in r["accept"]][-1]
+    assert sum(r["bytes"] for r in lists) < full_list["bytes"]
+
+
+def test_partial_object_metadata_of_one_node_and_406_for_the_wrong_shape(api_client):
+    dyn = dynamic.DynamicClient(api_client)
+    nodes = dyn.resources.get(api_version="v1", kind="Node")
+    one = nodes.get(name="gpu-node-1", header_params={"Accept": METADATA_ACCEPT}).to_dict()
+    assert (one["kind"], one["apiVersion"], one["metadata"]["name"]) == ("PartialObjectMetadata", "meta.k8s.io/v1", "gpu-node-1")
+    assert "spec" not in one and "status" not in one
+    # response.go: asPartialObjectMetadata of a list and asPartialObjectMetadataList of one object are NotAcceptable
+    with pytest.raises(ApiException) as refused:
+        nodes.get(header_params={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"})
+    assert refused.value.status == 406
+    assert "you requested PartialObjectMetadata, but the requested object is a list (*core.NodeList)" in refused.value.body
+    with pytest.raises(ApiException) as refused:
+        nodes.get(name="gpu-node-1", header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
+    assert refused.value.status == 406 and "NotAcceptable" in refused.value.body
+
+
+def test_an_unknown_conversion_is_skipped_for_the_next_media_range_or_the_plain_object(api_client):
+    """negotiate.go: a range whose as/g/v the endpoint cannot convert to is skipped; with none left the server
+    answers its default media type (the Node itself), not a 406."""
+    nodes = dynamic.DynamicClient(api_client).resources.get(api_version="v1", kind="Node")
+    skipped = "application/json;as=Foo;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2"
+    node = nodes.get(name="gpu-node-1", header_params={"Accept": skipped}).to_dict()
+    assert (node["kind"], node["apiVersion"]) == ("Node", "v1") and "status" in node
+    second = (
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v3,"
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+    )
+    partial = nodes.get(name="gpu-node-1", header_params={"Accept": second}).to_dict()
+    assert (partial["kind"], partial["apiVersion"]) == ("PartialObjectMetadata", "meta.k8s.io/v1beta1")
+
+
+def test_a_metadata_only_merge_patch_answers_partial_object_metadata(api_client, core):
+    """client-go's metadata client patches with the same Accept; the write is applied, the answer is metadata."""
+    nodes = dynamic.DynamicClient(api_client).resources.get(api_version="v1", kind="Node")
+    answer = nodes.patch(
+        name="gpu-node-2",
+        body={"metadata": {"labels": {"team": "ml"}}},
+        content_type="application/merge-patch+json",
+        header_params={"Accept": METADATA_ACCEPT},
+    ).to_dict()
+    assert answer["kind"] == "PartialObjectMetadata" and answer["metadata"]["labels"]["team"] == "ml"
+    assert core.read_node("gpu-node-2").metadata.labels["team"] == "ml"
+
+
+def test_a_metadata_only_watch_sends_partial_object_metadata_events(core):
+    """client-go's metadata informers watch with as=PartialObjectMetadata: each event's object is converted
+    (response.go's watchEmbeddedEncoder runs the same doTransformObject per event)."""
+    events = list(watch.Watch().stream(core.list_node, timeout_seconds=1, _headers={"Accept": METADATA_ACCEPT}))
+    raw = [event["raw_object"] for event in events]
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in raw] == [
+        ("PartialObjectMetadata", f"gpu-node-{index}") for index in (1, 2, 3)
+    ]
+    assert all("status" not in obj and "spec" not in obj for obj in raw)

@@ -3,6 +3,10 @@ gpu-node-1..3; see tests/support/kubeapi/README.md for what the server emulates)
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+import urllib.request
+
 import pytest
 
 from tests.support.kube_modules import node_labels, run_kube_module, writes
@@ -54,6 +58,35 @@ def test_one_list_and_one_patch_per_differing_node_only(kubeapi):
     second = _labels(kubeapi, args)
     assert [entry["name"] for entry in second.result["nodes"] if entry["changed"]] == ["bulk-0007"]
     assert kubeapi.admin.counters() == {"list nodes": 1, "patch nodes": 1}
+
+
+def test_a_no_op_run_on_a_fleet_reads_metadata_only_and_sends_no_patch(kubeapi):
+    """Labels are metadata: the LIST pages are negotiated as ``PartialObjectMetadataList`` (the Accept header
+    client-go's metadata client sends), answered by the server as kube-apiserver answers them (response.go), and
+    move fewer bytes than the whole Nodes (status, images, conditions) a plain LIST returns."""
+    count = 501  # two pages of 500
+    fleet = generate_nodes(count, prefix="fleet-")
+    for node in fleet:  # labelled by an earlier run: this run has nothing to do
+        node["metadata"]["labels"]["kubegpu.io/pool"] = "a"
+    kubeapi.admin.load(nodes_yaml(fleet))
+    kubeapi.admin.reset_counters()
+    args = {"nodes": [{"name": node["metadata"]["name"], "labels": {"kubegpu.io/pool": "a"}} for node in fleet]}
+    again = _labels(kubeapi, args)
+    assert not again.changed and len(again.result["nodes"]) == count
+    log = kubeapi.admin.requests()
+    assert [(entry["method"], entry["verb"], entry["resource"]) for entry in log] == [("GET", "list", "nodes")] * 2
+    assert all("as=PartialObjectMetadataList;g=meta.k8s.io;v=v1" in entry["accept"].split(",")[0] for entry in log)
+    metadata_bytes = sum(entry["bytes"] for entry in log)
+    # the same two pages as whole Nodes (a plain LIST, as the module sent before)
+    full_bytes, token = 0, ""
+    for _page in range(2):
+        url = f"{kubeapi.url}/api/v1/nodes?limit=500&continue={urllib.parse.quote(token)}"
+        with urllib.request.urlopen(url, timeout=60) as response:
+            body = response.read()
+        full_bytes += len(body)
+        token = json.loads(body)["metadata"].get("continue", "")
+    assert not token
+    assert metadata_bytes < full_bytes
 
 
 def test_selector_labels_every_matching_node(kubeapi):

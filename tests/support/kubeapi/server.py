@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import yaml
 
-from . import eviction, openapi, protobuf, table
+from . import eviction, negotiation, openapi, protobuf, table
 from .catalogue import CRD_TYPE, ResourceType, discovery_resource_list
 from .errors import ApiError, bad_request
 from .eviction import grace_period, propagation_policy
@@ -172,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, code: int, payload: Any, content_type: str = "application/json", headers: Optional[dict] = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self._code = code
+        self._bytes = len(data)
         # Counted before the client can read the answer, so a test that asks for the counters next sees this request.
         self._record()
         if self._drop_response:  # the request was served; its answer is lost with the connection
@@ -211,6 +212,7 @@ class Handler(BaseHTTPRequestHandler):
         path = parsed.path.rstrip("/") or "/"
         self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         self._code = 0
+        self._bytes = 0
         self._verb, self._resource = method.lower(), "other"
         self._pending: Optional[tuple[str, str, float, float]] = None
         self._drop_response = False
@@ -287,6 +289,9 @@ class Handler(BaseHTTPRequestHandler):
                     "resource": self._resource,
                     "code": self._code,
                     "contentType": self.headers.get("Content-Type", ""),
+                    "accept": self.headers.get("Accept", ""),
+                    # bytes of the response body (0 for a watch's stream)
+                    "bytes": self._bytes,
                     "userAgent": self.headers.get("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
                     "dropped": self._drop_response,
@@ -538,10 +543,12 @@ class Handler(BaseHTTPRequestHandler):
                     field_selector,
                     limit=limit,
                     continue_token=self.query.get("continue", ""),
+                    metadata_only=(negotiation.negotiate(self.headers.get("Accept", "")) or ("",))[0]
+                    == "PartialObjectMetadataList",
                 )
             else:
                 answer = store.get(rtype, namespace, name)
-            self._send(200, self._as_table(rtype, answer))
+            self._send(200, self._converted(rtype, answer))
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
@@ -561,7 +568,7 @@ class Handler(BaseHTTPRequestHandler):
             created = store.create(
                 rtype, namespace, body, manager=self._manager(), dry_run=dry_run, field_validation=validation, warnings=warnings
             )
-            self._send(201, created, headers=self._warning_headers(warnings))
+            self._send(201, self._converted(rtype, created, tables=False), headers=self._warning_headers(warnings))
         elif method == "PUT":
             if name is None:
                 raise ApiError(405, "the server does not allow this method on the requested resource (PUT)", "MethodNotAllowed")
@@ -576,7 +583,7 @@ class Handler(BaseHTTPRequestHandler):
                 field_validation=validation,
                 warnings=warnings,
             )
-            self._send(200, updated, headers=self._warning_headers(warnings))
+            self._send(200, self._converted(rtype, updated, tables=False), headers=self._warning_headers(warnings))
         elif method == "PATCH":
             if name is None:
                 raise ApiError(405, "the server does not allow this method on the requested resource (PATCH)", "MethodNotAllowed")
@@ -611,7 +618,8 @@ class Handler(BaseHTTPRequestHandler):
                 field_validation=validation,
                 warnings=warnings,
             )
-            self._send(201 if created else 200, obj, headers=self._warning_headers(warnings))
+            answer = self._converted(rtype, obj, tables=False)
+            self._send(201 if created else 200, answer, headers=self._warning_headers(warnings))
         elif method == "DELETE":
             if name is None:
                 label_selector, field_selector = self._selectors(route)
@@ -640,10 +648,17 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed")
 
-    def _as_table(self, rtype: ResourceType, answer: dict) -> dict:
-        """The answer as a ``meta.k8s.io`` Table when the client asks for one (kubectl get does), else as is."""
-        table_version = table.wanted_table_version(self.headers.get("Accept", ""))
-        if table_version is None:
+    def _converted(self, rtype: ResourceType, answer: dict, tables: bool = True) -> dict:
+        """The answer in the form the Accept header negotiates (``negotiation.py``): a ``meta.k8s.io`` Table
+        (kubectl get asks for one), ``PartialObjectMetadata``/``PartialObjectMetadataList`` (metadata-only
+        clients), else as is."""
+        target = negotiation.negotiate(self.headers.get("Accept", ""))
+        if target is None:
+            return answer
+        kind, table_version = target
+        if kind != "Table":
+            return negotiation.as_metadata(rtype, answer, kind, table_version)
+        if not tables:  # the answer of a write (kubectl asks no Table of one; not simulated)
             return answer
         crd = None
         if rtype.custom:
@@ -682,7 +697,13 @@ class Handler(BaseHTTPRequestHandler):
                 return False
             return labels_match(label_selector, metadata.get("labels")) and fields_match(field_selector, obj)
 
+        # a metadata-only watch (client-go's metadata informers): each event's object as PartialObjectMetadata
+        target = negotiation.negotiate(self.headers.get("Accept", ""))
+        metadata_version = target[1] if target is not None and target[0] == "PartialObjectMetadata" else None
+
         def present(obj: dict) -> dict:
+            if metadata_version is not None:
+                return negotiation.partial(clone(obj), metadata_version)
             out = clone(obj)
             out["apiVersion"], out["kind"] = rtype.group_version, rtype.kind
             return out
