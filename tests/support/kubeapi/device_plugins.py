@@ -52,8 +52,9 @@ environment and the ConfigMaps mounted into the Pod), as the plugins' own source
 **The physical GPUs of a bench Node** are the fake NVML scenario named by its annotation
 ``kubeapi.kubegpu.test/nvml-scenario`` (tests/support/fake_nvml/<name>.json, or a scenario file by its absolute
 path: UUIDs, names, memory, MIG mode and devices, ``init_error``), the same scenario the lab's node container and
-gpu_facts read. ``nodes.gpu_node(scenario=...)``, ``fixtures/gpu-nodes.yaml`` and the lab set it. A Node without
-the annotation is managed by hand by its test: no plugin double ever changes it.
+gpu_facts read; ``kubeapi.kubegpu.test/nvml-state`` names the MIG state file the fake library keeps for that node's
+GPU host (``FAKE_NVML_STATE``), laid over the scenario. ``nodes.gpu_node(scenario=...)``, ``fixtures/gpu-nodes.yaml``
+and the lab set the scenario. A Node without it is managed by hand by its test: no plugin double ever changes it.
 
 A plugin that would exit (bad config, NVML not loaded with ``failOnInitError``, no MPS daemon) registers nothing
 and its container is reported restarting (``CrashLoopBackOff``, the pod not Ready) with the plugin's reason.
@@ -80,6 +81,7 @@ import yaml
 from tests.support import fake_nvml
 
 SCENARIO_ANNOTATION = "kubeapi.kubegpu.test/nvml-scenario"
+MIG_STATE_ANNOTATION = "kubeapi.kubegpu.test/nvml-state"
 HAMI_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
 # Resources one of the simulated plugins registers by default: on a node a plugin pod ran on, such a resource that
 # no running plugin registers any more is one whose plugin went away (allocatable 0).
@@ -175,13 +177,55 @@ def _mounted_file(pod: dict, container: dict, path: str, lookup: ConfigMapLookup
 
 
 def _devices(node: dict) -> Optional[dict]:
-    """The node's GPUs: the scenario its annotation names, or the scenario file at an absolute path (a test's own, or
-    a copy that a test's GPU host changes, so the plugin sees the GPUs as that host left them)."""
-    name = ((node.get("metadata") or {}).get("annotations") or {}).get(SCENARIO_ANNOTATION)
-    if name and posixpath.isabs(name):
+    """The node's GPUs: the scenario its annotation names (or the scenario file at an absolute path), with the MIG
+    state file that ``MIG_STATE_ANNOTATION`` names laid over it (the fake NVML library's ``FAKE_NVML_STATE`` of the
+    node's GPU host: what the MIG calls of its modules left), so the plugin sees the GPUs as that host left them."""
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    name = annotations.get(SCENARIO_ANNOTATION)
+    if not name:
+        return None
+    if posixpath.isabs(name):
         with open(name, encoding="utf-8") as handle:
-            return json.load(handle)
-    return fake_nvml.load(name) if name else None
+            scenario = json.load(handle)
+    else:
+        scenario = fake_nvml.load(name)
+    state = annotations.get(MIG_STATE_ANNOTATION)
+    if state and posixpath.isfile(state):
+        with open(state, encoding="utf-8") as handle:
+            _lay_mig_state(scenario, json.load(handle))
+    return scenario
+
+
+def _lay_mig_state(scenario: dict, state: dict) -> None:
+    """The fake NVML library's MIG state file (``{"gpus": [{"uuid", "current", "pending", "gpu_instances": [{"name",
+    "compute_instances": [{"uuid", "size"}]}]}]}``, tests/support/fake_nvml/README.md) over the scenario's ``mig`` keys:
+    one MIG device per compute instance, named as NVML names it (``<GPU> MIG <profile>``, ``<n>c.<profile>`` for a
+    compute instance smaller than its GPU instance)."""
+    by_uuid = {gpu.get("uuid"): gpu for gpu in state.get("gpus") or []}
+    for device in scenario.get("devices") or []:
+        gpu = by_uuid.get(device.get("uuid"))
+        if gpu is None:
+            continue
+        migs = []
+        for instance in gpu.get("gpu_instances") or []:
+            profile = str(instance.get("name") or "")
+            slices = int(profile.split("g.", 1)[0]) if re.match(r"\d+g\.", profile) else 0
+            for compute in instance.get("compute_instances") or []:
+                size = int(compute.get("size") or slices)
+                migs.append(
+                    {
+                        "name": f"{device.get('name')} MIG {profile if size == slices else f'{size}c.{profile}'}",
+                        "uuid": compute.get("uuid"),
+                        "gpu_instance_id": instance.get("id"),
+                        "compute_instance_id": compute.get("id"),
+                    }
+                )
+        device["mig"] = {
+            **(device.get("mig") or {}),
+            "current": gpu.get("current"),
+            "pending": gpu.get("pending"),
+            "devices": migs,
+        }
 
 
 def _containers(pod: dict) -> list[dict]:
