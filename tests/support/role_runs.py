@@ -219,7 +219,9 @@ def gpu_host_vars(name: str, host: GpuHost, directory: Path) -> dict[str, t.Any]
     ``directory``/``name``, which must outlive the run."""
     home = directory / name
     build(home / "sys", list(host.pci), module_versions=host.modules)
-    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in fake_nvml.environment(host.scenario).items())
+    # each host its own MIG state, so that its modules and its gpu_facts see the same MIG devices
+    environment = fake_nvml.environment(host.scenario, state=home / "nvml-state.json")
+    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in environment.items())
     wrapper = home / "python"
     wrapper.write_text(
         f"#!/bin/sh\n# test bench: the GPUs of {name} are the fake NVML scenario {host.scenario}\n"

@@ -39,12 +39,34 @@ def load(name: str) -> dict:
     return json.loads(scenario(name).read_text())
 
 
-def environment(name: str, call_log: Path | None = None) -> dict[str, str]:
-    """Environment variables that make pynvml load the fake library answering ``name``."""
+def environment(name: str, call_log: Path | None = None, state: Path | None = None) -> dict[str, str]:
+    """Environment variables that make pynvml load the fake library answering ``name``; ``state``: the file where
+    the GPUs' MIG mode and instances persist between processes (without it they live in one process only)."""
     env = {"LD_LIBRARY_PATH": str(library_dir()), "FAKE_NVML_SCENARIO": str(scenario(name))}
     if call_log is not None:
         env["FAKE_NVML_CALL_LOG"] = str(call_log)
+    if state is not None:
+        env["FAKE_NVML_STATE"] = str(state)
     return env
+
+
+def read_state(state: Path) -> dict:
+    """The MIG state file the library wrote (``{"serial", "gpus": [{"uuid", "current", "pending",
+    "gpu_instances": [{"id", "profile", "name", "start", "compute_instances": [...]}]}]}``); {} before any change."""
+    path = Path(state)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def reset_gpus(state: Path) -> None:
+    """Simulate a GPU reset or a reboot of the node: every pending MIG mode becomes the current one (a mode change
+    that answered RESET_REQUIRED takes effect). Nothing to do before any change."""
+    data = read_state(state)
+    for gpu in data.get("gpus", []):
+        gpu["current"] = gpu["pending"]
+        if not gpu["current"]:
+            gpu["gpu_instances"] = []
+    if data:
+        Path(state).write_text(json.dumps(data))
 
 
 DRIVER_DOUBLE = HERE / "fake_driver.py"
