@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.core.plugins.filter.device_stack_nodes import device_stack_nodes
-from ansible_collections.kubegpu.core.plugins.filter.gpu_node_labels import gpu_node_hold_reason, gpu_node_labels
+from ansible_collections.kubegpu.core.plugins.filter.gpu_node_labels import gpu_node_hold_reason, gpu_node_labels, unhealthy_gpus
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 from ansible_collections.kubegpu.core.plugins.module_utils._labels import NULL_KEPT, kube_string, validate_label
 
@@ -77,6 +77,12 @@ _value:
       description: The names of the nodes whose facts show an NVIDIA GPU (the nodes the GPU taint is for).
       type: list
       elements: str
+    unhealthy_nodes:
+      description:
+        - The names of the GPU nodes with a GPU whose C(health) is V(unhealthy) (also in RV(_value.held_back), with the
+          reason); role C(gpu_labels) taints them when C(kubegpu_unhealthy_taint) is on.
+      type: list
+      elements: str
     held_back:
       description: The nodes that do not get C(gpu=on), each C(node), C(host) and C(reason).
       type: list
@@ -118,7 +124,7 @@ def gpu_labels_plan(
             f"no ansible_facts.gpu for {', '.join(without_facts)}: run kubegpu.core.gpu_facts on them first "
             f"(playbooks/facts.yml) in the same ansible-playbook run or with a fact cache"
         )
-    nodes, gpu_nodes, held_back = [], [], []
+    nodes, gpu_nodes, held_back, unhealthy_nodes = [], [], [], []
     host_of: dict[str, str] = {}
     for host in hosts:
         variables = hostvars[host]
@@ -142,7 +148,15 @@ def gpu_labels_plan(
         labels.update(_check_labels(variables.get("gpu_labels_host_labels") or {}, f"gpu_labels_host_labels of host {host}"))
         nodes.append({"name": node, "labels": labels})
         gpu_nodes.append(node)
-    return {"nodes": nodes, "gpu_nodes": sorted(set(gpu_nodes)), "held_back": held_back, "device_stacks": stacks}
+        if unhealthy_gpus(facts):
+            unhealthy_nodes.append(node)
+    return {
+        "nodes": nodes,
+        "gpu_nodes": sorted(set(gpu_nodes)),
+        "unhealthy_nodes": sorted(unhealthy_nodes),
+        "held_back": held_back,
+        "device_stacks": stacks,
+    }
 
 
 class FilterModule:

@@ -24,7 +24,9 @@ description:
   - C(nvidia.com/gpu.present=true) on every node with an NVIDIA GPU (the NVIDIA device plugin chart selects by it).
   - C(gpu=on) (the vGPU scheduler manages only nodes carrying it) only when the facts show a working driver
     (C(driver_state) V(ready) - NVML or nvidia-smi answered; a loaded module they cannot talk to is V(broken) and held
-    back with the reason) and O(default_runtime) is C(nvidia); otherwise C(gpu) is V(null), which
+    back with the reason), no GPU's C(health) is V(unhealthy) (lost from the bus, uncorrectable ECC errors since the
+    driver loaded, a page retirement or row remapping pending or failed) and O(default_runtime) is C(nvidia);
+    otherwise C(gpu) is V(null), which
     M(kubegpu.core.node_labels) reads as "remove"; filter P(kubegpu.core.gpu_labels_plan#filter) lists the nodes held
     back and why.
   - C(accelerator) follows the accelerator names of Google Kubernetes Engine where one exists
@@ -210,6 +212,16 @@ def driver_state(facts: Mapping[str, t.Any]) -> str:
     return "ready" if facts.get("driver_loaded") else "not_loaded"
 
 
+def unhealthy_gpus(facts: Mapping[str, t.Any]) -> list[str]:
+    """``GPU <index>: <reasons>`` of each GPU whose gpu_facts ``health`` is ``unhealthy`` (facts gathered before
+    health existed have none)."""
+    return [
+        f"GPU {device.get('index')}: {', '.join(device.get('health_reasons') or []) or 'unhealthy'}"
+        for device in facts.get("devices") or []
+        if isinstance(device, Mapping) and device.get("health") == "unhealthy"
+    ]
+
+
 def gpu_node_hold_reason(facts: t.Any, default_runtime: t.Any = None) -> str | None:
     """Why the node may not carry ``gpu=on`` yet, or None when it may."""
     facts = _check_facts(facts, "gpu_node_hold_reason")
@@ -225,6 +237,9 @@ def gpu_node_hold_reason(facts: t.Any, default_runtime: t.Any = None) -> str | N
     if state != "ready":
         why = facts.get("reason")
         return f"the NVIDIA driver is not loaded{f' ({why})' if why else ''}"
+    unhealthy = unhealthy_gpus(facts)
+    if unhealthy:
+        return f"unhealthy GPU ({'; '.join(unhealthy)})"
     if default_runtime is None or default_runtime == "":
         return (
             "kubegpu_default_runtime is not set (role container_toolkit sets it; "

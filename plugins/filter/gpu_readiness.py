@@ -37,6 +37,24 @@ def gpu_summary(gpu: Mapping) -> dict[str, t.Any]:
     }
 
 
+def gpu_health(gpu: Mapping) -> list[dict[str, t.Any]]:
+    """Each GPU's ``index``, ``health`` (gpu_facts: ok, degraded, unhealthy; None when unknown) and ``reasons``."""
+    return [
+        {"index": device.get("index"), "health": device.get("health"), "reasons": list(device.get("health_reasons") or [])}
+        for device in gpu.get("devices") or []
+        if isinstance(device, Mapping)
+    ]
+
+
+def gpu_health_text(entry: Mapping) -> str:
+    """``GPU 0 ok, GPU 1 unhealthy (why)`` for the report."""
+    return ", ".join(
+        f"GPU {item.get('index')} {item.get('health') or 'unknown'}"
+        + (f" ({'; '.join(item['reasons'])})" if item.get("reasons") else "")
+        for item in entry.get("gpu_health") or []
+    )
+
+
 def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
     if pod is None:
         return {"result": "failed", "message": "the smoke pod was not found after the wait", "pod": None}
@@ -221,6 +239,7 @@ def gpu_readiness(
                 "device_plugin": target.get("device_plugin"),
                 "registered": node is not None,
                 "gpus": gpu_summary(gpu),
+                "gpu_health": gpu_health(gpu),
                 "driver_version": gpu.get("driver_version"),
                 "driver_state": gpu.get("driver_state"),
                 "driver_state_reason": gpu.get("driver_state_reason"),
@@ -346,6 +365,7 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
             lines.append(f"- driver: **{entry['driver_state']}** - {_cell(str(entry.get('driver_state_reason') or '-'))}")
         memory = ", ".join(f"{mib} MiB" for mib in entry["gpus"]["memory_mib"] if mib is not None) or "-"
         lines.append(f"- GPU memory: {memory}")
+        lines.append(f"- GPU health: {_cell(gpu_health_text(entry) or '-')}")
         labels = ", ".join(f"`{key}={value}`" for key, value in entry["labels"].items()) or "-"
         lines.append(f"- labels: {labels}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@
 
 Gives the same device keys as ``_nvml``; fields nvidia-smi cannot query
 (brand, MIG devices, CUDA driver version, NVML version) are None, and the
-architecture is derived from the compute capability.
+architecture is derived from the compute capability. Health is judged as
+``_nvml`` judges it from the ECC, page retirement and clock reason fields;
+row remapping and a lost GPU are not read here.
 
 Older drivers' nvidia-smi does not know every field (``compute_cap`` came with
 R510, the MIG fields with R450) and refuses the whole query, naming the first
@@ -23,7 +25,7 @@ import time
 import typing as t
 
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandRunner, CommandTimeout
-from ansible_collections.kubegpu.core.plugins.module_utils._nvml import architecture_from_compute_capability
+from ansible_collections.kubegpu.core.plugins.module_utils._nvml import architecture_from_compute_capability, health_from_readings
 from ansible_collections.kubegpu.core.plugins.module_utils._pci import normalize_bus_id
 
 QUERY_FIELDS = (
@@ -45,7 +47,13 @@ QUERY_FIELDS = (
     "temperature.gpu",
     "utilization.gpu",
     "utilization.memory",
+    # health (nvidia-smi --help-query-gpu); row remapping is another query (--query-remapped-rows) and is not read
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "retired_pages.pending",
+    "clocks_throttle_reasons.active",
 )
+HEALTH_FIELDS = QUERY_FIELDS[-4:]
 
 # known by every nvidia-smi that has --query-gpu; without them the answer means nothing
 REQUIRED_FIELDS = ("index", "uuid", "name", "pci.bus_id", "driver_version")
@@ -94,6 +102,7 @@ def parse_query_output(stdout: str, fields: t.Sequence[str] = QUERY_FIELDS) -> t
         mig_current = _enabled(field["mig.mode.current"])
         power = field["power.limit"]
         device_id = field["pci.device_id"]
+        health, health_reasons = _health(field)
         devices.append(
             {
                 "index": _int(field["index"]),
@@ -122,9 +131,27 @@ def parse_query_output(stdout: str, fields: t.Sequence[str] = QUERY_FIELDS) -> t
                 "temperature_c": _int(field["temperature.gpu"]),
                 "utilization_gpu_percent": _int(field["utilization.gpu"]),
                 "utilization_memory_percent": _int(field["utilization.memory"]),
+                "health": health,
+                "health_reasons": health_reasons,
             }
         )
     return driver_version, devices
+
+
+def _health(field: dict[str, str | None]) -> tuple[str | None, list[str] | None]:
+    """gpu_facts' health from the health fields, ``(None, None)`` (unknown) when none of them has a value (an older
+    nvidia-smi that does not know them, or a GPU without ECC and clock reasons)."""
+    if all(field[name] is None for name in HEALTH_FIELDS):
+        return None, None
+    pending = field["retired_pages.pending"]
+    clocks = field["clocks_throttle_reasons.active"]  # a bit mask in hex, 0x0000000000000001
+    readings = {
+        "ecc_uncorrected_volatile": _int(field["ecc.errors.uncorrected.volatile.total"]),
+        "ecc_uncorrected_aggregate": _int(field["ecc.errors.uncorrected.aggregate.total"]),
+        "retired_pages_pending": None if pending is None else pending.lower() == "yes",
+        "clocks_event_reasons": None if clocks is None else int(clocks, 16),
+    }
+    return health_from_readings(readings)
 
 
 def _not_runnable(binary: str) -> str | None:

@@ -78,6 +78,57 @@ ERROR_LIBRARY_NOT_FOUND = 12
 ERROR_NOT_SUPPORTED = 3
 # the library is not the version of the loaded kernel module (RM): the driver was upgraded without a reboot
 ERROR_LIB_RM_VERSION_MISMATCH = 18
+# the GPU has fallen off the bus or otherwise become inaccessible (Xid 79)
+ERROR_GPU_IS_LOST = 15
+
+# GPU health. nvml.h: nvmlMemoryErrorType_t UNCORRECTED 1; nvmlEccCounterType_t VOLATILE 0 (since the driver
+# loaded), AGGREGATE 1 (the GPU's lifetime); nvmlClocksEventReason* bits of the hardware holding the clocks down.
+MEMORY_ERROR_UNCORRECTED = 1
+ECC_VOLATILE = 0
+ECC_AGGREGATE = 1
+HW_SLOWDOWNS = {0x8: "hardware slowdown", 0x40: "hardware thermal slowdown", 0x80: "hardware power brake slowdown"}
+HEALTH_READINGS = (
+    "gpu_is_lost",
+    "ecc_uncorrected_volatile",
+    "ecc_uncorrected_aggregate",
+    "retired_pages_pending",
+    "remapped_rows_pending",
+    "remapped_rows_failure",
+    "clocks_event_reasons",
+)
+
+
+def health_from_readings(readings: t.Mapping[str, t.Any]) -> tuple[str, list[str]]:
+    """``(health, reasons)`` of one GPU from what NVML or nvidia-smi read (``HEALTH_READINGS``; None: not read).
+
+    ``unhealthy`` is what NVIDIA's own stack takes a GPU out of service for: the k8s-device-plugin marks a device
+    unhealthy on a double-bit ECC event and on critical Xids such as 48 (DBE), 63/64 (page retirement / row remap
+    event), 79 (fallen off the bus) (github.com/NVIDIA/k8s-device-plugin, internal/rm/health.go); NVIDIA's memory
+    error docs say a pending page retirement or row remap takes effect only at the next GPU reset or driver reload,
+    and a row remapping failure needs the GPU serviced (docs.nvidia.com/deploy/dynamic-page-retirement,
+    docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt). ``degraded`` works but is not right: uncorrectable errors in the
+    GPU's past only (aggregate count, none since the driver loaded), clocks held down by the hardware (slowdown,
+    thermal, power brake). Unreadable counters (GeForce has no ECC, row remapping came with Ampere) say nothing."""
+    unhealthy, degraded = [], []
+    if readings.get("gpu_is_lost"):
+        unhealthy.append("GPU is lost (NVML_ERROR_GPU_IS_LOST: fallen off the bus, Xid 79): reboot needed")
+    volatile = readings.get("ecc_uncorrected_volatile")
+    aggregate = readings.get("ecc_uncorrected_aggregate")
+    if volatile:
+        unhealthy.append(f"{volatile} uncorrectable ECC error(s) since the driver loaded (volatile)")
+    elif aggregate:
+        degraded.append(f"{aggregate} uncorrectable ECC error(s) in the GPU's lifetime (aggregate), none since the driver loaded")
+    if readings.get("retired_pages_pending"):
+        unhealthy.append("page retirement pending: takes effect at the next driver reload or reboot")
+    if readings.get("remapped_rows_failure"):
+        unhealthy.append("row remapping failed: the GPU needs service")
+    if readings.get("remapped_rows_pending"):
+        unhealthy.append("row remapping pending: takes effect at the next GPU reset")
+    reasons = int(readings.get("clocks_event_reasons") or 0)
+    degraded += [f"clocks held down: {name}" for bit, name in HW_SLOWDOWNS.items() if reasons & bit]
+    if unhealthy:
+        return "unhealthy", unhealthy + degraded
+    return ("degraded" if degraded else "ok"), degraded
 
 
 def architecture_from_compute_capability(major: int | None, minor: int | None) -> str | None:
@@ -157,6 +208,7 @@ def _device(session: _Session, index: int, handle: t.Any) -> dict[str, t.Any]:
     mig_capable = True if mig_mode is not None else (False if mig_error == ERROR_NOT_SUPPORTED else None)
     mig_devices = _mig_devices(session, handle) if mig_mode is not None and mig_mode[0] == 1 else []
     mig_device_count = len(mig_devices) if mig_capable else None
+    health, health_reasons = health_from_readings(_health_readings(session, handle))
 
     return {
         "index": index,
@@ -183,7 +235,41 @@ def _device(session: _Session, index: int, handle: t.Any) -> dict[str, t.Any]:
         "temperature_c": temperature,
         "utilization_gpu_percent": None if utilization is None else int(utilization.gpu),
         "utilization_memory_percent": None if utilization is None else int(utilization.memory),
+        "health": health,
+        "health_reasons": health_reasons,
     }
+
+
+def _health_readings(session: _Session, handle: t.Any) -> dict[str, t.Any]:
+    errors = []
+
+    def read(name: str, *args: t.Any) -> t.Any:
+        value, error = session.call_with_error(name, *args)
+        errors.append(error)
+        return value
+
+    ecc = MEMORY_ERROR_UNCORRECTED
+    rows = read("nvmlDeviceGetRemappedRows", handle)  # (correctable, uncorrectable, pending, failure)
+    reasons = read("nvmlDeviceGetCurrentClocksEventReasons", handle)
+    if reasons is None:  # drivers before R535 know only the older name
+        reasons = read("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+    return {
+        "ecc_uncorrected_volatile": read("nvmlDeviceGetTotalEccErrors", handle, ecc, ECC_VOLATILE),
+        "ecc_uncorrected_aggregate": read("nvmlDeviceGetTotalEccErrors", handle, ecc, ECC_AGGREGATE),
+        "retired_pages_pending": read("nvmlDeviceGetRetiredPagesPendingStatus", handle),
+        "remapped_rows_pending": None if rows is None else rows[2],
+        "remapped_rows_failure": None if rows is None else rows[3],
+        "clocks_event_reasons": reasons,
+        # the GPU fell off the bus during the pass
+        "gpu_is_lost": ERROR_GPU_IS_LOST in errors,
+    }
+
+
+def _lost_device(index: int) -> dict[str, t.Any]:
+    """A GPU whose handle NVML cannot give (GPU_IS_LOST): only its index and its health are known (gpu_facts
+    fills the other keys with None)."""
+    health, health_reasons = health_from_readings({"gpu_is_lost": True})
+    return {"index": index, "mig_devices": [], "health": health, "health_reasons": health_reasons}
 
 
 def _mig_devices(session: _Session, handle: t.Any) -> list[dict[str, t.Any]]:
@@ -242,9 +328,11 @@ def gather(nvml: t.Any = None) -> dict[str, t.Any]:
         count = session.call("nvmlDeviceGetCount") or 0
         devices = []
         for index in range(count):
-            handle = session.call("nvmlDeviceGetHandleByIndex", index)
+            handle, error = session.call_with_error("nvmlDeviceGetHandleByIndex", index)
             if handle is not None:
                 devices.append(_device(session, index, handle))
+            elif error == ERROR_GPU_IS_LOST:
+                devices.append(_lost_device(index))
         return {
             "driver_version": session.call("nvmlSystemGetDriverVersion"),
             "cuda_driver_version": cuda_version_text(session.call("nvmlSystemGetCudaDriverVersion")),

@@ -285,6 +285,31 @@ ansible_facts:
             utilization_memory_percent:
               description: Memory utilisation in percent.
               type: int
+            health:
+              description:
+                - V(unhealthy) - what NVIDIA's device plugin and memory error documentation take a GPU out of service
+                  for; the node is held back from C(gpu=on) by role C(gpu_labels). NVML answers
+                  C(NVML_ERROR_GPU_IS_LOST) (fallen off the bus, Xid 79; the device then has only C(index) and its
+                  health); uncorrectable ECC errors since the driver loaded (volatile count); a page retirement pending
+                  (pre-Ampere); a row remapping pending or failed (Ampere and later).
+                - V(degraded) - works, but not right; not held back. Uncorrectable ECC errors in the GPU's lifetime only
+                  (aggregate count, none volatile); clocks held down by the hardware (C(nvmlClocksEventReason)
+                  C(HwSlowdown), C(HwThermalSlowdown), C(HwPowerBrakeSlowdown)).
+                - V(ok) - none of these. A counter the GPU does not have (no ECC on GeForce, no row remapping before
+                  Ampere) says nothing.
+                - From C(nvidia-smi) (the fallback) by the same rules from C(ecc.errors.uncorrected.volatile.total),
+                  C(ecc.errors.uncorrected.aggregate.total), C(retired_pages.pending) and
+                  C(clocks_throttle_reasons.active); row remapping and a lost GPU are not read there.
+                - C(null) - unknown - from C(pci), and from C(nvidia-smi) when none of those fields has a value.
+              type: str
+              choices: [ok, degraded, unhealthy]
+              sample: unhealthy
+            health_reasons:
+              description: Why RV(ansible_facts.gpu.devices[].health) is not V(ok), the unhealthy reasons first;
+                C([]) when ok, C(null) when unknown.
+              type: list
+              elements: str
+              sample: ["row remapping pending: takes effect at the next GPU reset"]
         pci_devices:
           description:
             - NVIDIA GPUs on the PCI bus, one per physical function (C([]) when the C(pci) source is off or sysfs is absent).
@@ -374,6 +399,8 @@ DEVICE_KEYS = (
     "temperature_c",
     "utilization_gpu_percent",
     "utilization_memory_percent",
+    "health",
+    "health_reasons",
 )
 
 
@@ -441,7 +468,10 @@ class GpuFacts:
 
         driver_by_bus = {device["pci_bus_id"]: device["driver"] for device in pci_devices}
         if answer is not None:
-            devices = [dict(device, pci_driver=driver_by_bus.get(device["pci_bus_id"])) for device in answer["devices"]]
+            devices = [
+                dict(dict.fromkeys(DEVICE_KEYS), **device, pci_driver=driver_by_bus.get(device.get("pci_bus_id")))
+                for device in answer["devices"]
+            ]
             seen = {device["pci_bus_id"] for device in devices}
             unseen = [device for device in pci_devices if device["pci_bus_id"] not in seen]
             if unseen:

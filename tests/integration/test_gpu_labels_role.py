@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.fake_sysfs import PciFunction
 from tests.support.kube_modules import node_labels, patch_node, writes
+from tests.support.lab import report as lab_report
 from tests.support.role_runs import GpuHost, run_role
 
 pytestmark = pytest.mark.slow
@@ -114,3 +115,80 @@ def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_ch
     assert "vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, none" in message
     assert "of host node2 is ['vgpu_scheduler', 'nvidia_device_plugin']: one device stack per node" in message
     assert writes(kubeapi) == []
+
+
+HEALTH_TAINT = {"key": "nvidia.com/gpu.health", "value": "unhealthy", "effect": "NoSchedule"}
+
+
+def _held(run) -> dict[str, str]:
+    task = run.task("List the nodes held back from gpu=on")
+    return dict(line.split(": ", 1) for line in (task.result or {}).get("msg") or []) if task else {}
+
+
+def test_unhealthy_gpus_hold_their_node_back_and_taint_it_until_healthy_again(kubeapi, tmp_path):
+    """Issue 24: each GPU defect of tests/support/fake_nvml's health scenarios (as NVML reports it) holds its node back
+    from gpu=on with the reason, and with kubegpu_unhealthy_taint taints it; a degraded GPU (clocks held down by the
+    hardware) does neither; a node whose GPUs are healthy again gets gpu=on back and loses the taint. gpu_validate's
+    report (JSON, Markdown, the lab's HTML page) shows each GPU's health and the node held back for it."""
+    taint_on = {"kubegpu_unhealthy_taint": True}
+    first = {
+        "node1": GpuHost("ecc_uncorrectable_h100x2", "gpu-node-1", NVIDIA),
+        "node2": GpuHost("gpu_lost_h100x2", "gpu-node-2", NVIDIA),
+        "node3": GpuHost("hw_slowdown_t4", "gpu-node-3", NVIDIA),
+    }
+    # no device stack on the bench: the stack checks of node3 fail, which this test does not judge
+    validate = {"gpu_validate_smoke": False, "gpu_validate_fail_on_error": False}
+    run = run_role(kubeapi, ["gpu_labels", "gpu_validate"], hosts=first, variables={**taint_on, **validate}, cwd=tmp_path)
+    assert run.rc == 0, run.explain()
+    assert _held(run) == {
+        "gpu-node-1": "unhealthy GPU (GPU 1: 1 uncorrectable ECC error(s) since the driver loaded (volatile))",
+        "gpu-node-2": "unhealthy GPU (GPU 1: GPU is lost (NVML_ERROR_GPU_IS_LOST: fallen off the bus, Xid 79): reboot needed)",
+    }
+    assert [("gpu" in node_labels(kubeapi, f"gpu-node-{index}")) for index in (1, 2, 3)] == [False, False, True]
+    assert [node_taints(kubeapi, f"gpu-node-{index}") for index in (1, 2, 3)] == [[HEALTH_TAINT], [HEALTH_TAINT], []]
+    report_dir = tmp_path / "kubegpu-report"
+    report = {entry["node"]: entry for entry in json.loads((report_dir / "report.json").read_text())["nodes"]}
+    ecc = "1 uncorrectable ECC error(s) since the driver loaded (volatile)"
+    assert report["gpu-node-1"]["gpu_health"] == [
+        {"index": 0, "health": "ok", "reasons": []},
+        {"index": 1, "health": "unhealthy", "reasons": [ecc]},
+    ]
+    assert report["gpu-node-3"]["gpu_health"] == [
+        {
+            "index": 0,
+            "health": "degraded",
+            "reasons": ["clocks held down: hardware slowdown", "clocks held down: hardware thermal slowdown"],
+        }
+    ]
+    gpu_label = {item["check"]: item for item in report["gpu-node-1"]["checks"]}["gpu_label"]
+    assert gpu_label == {
+        "check": "gpu_label",
+        "result": "passed",
+        "message": f"no gpu=on: held back (unhealthy GPU (GPU 1: {ecc}))",
+    }
+    markdown = (report_dir / "report.md").read_text()
+    assert f"- GPU health: GPU 0 ok, GPU 1 unhealthy ({ecc})" in markdown
+    assert "- GPU health: GPU 0 ok, GPU 1 unhealthy (GPU is lost (NVML_ERROR_GPU_IS_LOST" in markdown
+    page = lab_report.write(report_dir).read_text()
+    assert f"<th>GPU health</th><td>GPU 0 ok, GPU 1 unhealthy ({ecc})</td>" in page
+
+    second = {
+        "node1": GpuHost("healthy_h100x2", "gpu-node-1", NVIDIA),
+        "node2": GpuHost("row_remap_failure_h100x2", "gpu-node-2", NVIDIA),
+        "node3": GpuHost("retired_pages_pending_v100x2", "gpu-node-3", NVIDIA),
+    }
+    run = _run(kubeapi, second, taint_on)
+    assert run.rc == 0, run.explain()
+    assert _held(run) == {
+        "gpu-node-2": "unhealthy GPU (GPU 1: row remapping failed: the GPU needs service)",
+        "gpu-node-3": "unhealthy GPU (GPU 0: page retirement pending: takes effect at the next driver reload or reboot)",
+    }
+    assert node_labels(kubeapi, "gpu-node-1")["gpu"] == "on" and node_taints(kubeapi, "gpu-node-1") == []
+    assert [node_taints(kubeapi, f"gpu-node-{index}") for index in (2, 3)] == [[HEALTH_TAINT], [HEALTH_TAINT]]
+
+    # without the option the health taint is left as it is, and the node is still held back
+    third = {"node2": GpuHost("row_remap_pending_h100x2", "gpu-node-2", NVIDIA)}
+    run = _run(kubeapi, third)
+    assert run.rc == 0, run.explain()
+    assert _held(run) == {"gpu-node-2": "unhealthy GPU (GPU 0: row remapping pending: takes effect at the next GPU reset)"}
+    assert node_taints(kubeapi, "gpu-node-2") == [HEALTH_TAINT] and "gpu" not in node_labels(kubeapi, "gpu-node-2")

@@ -17,6 +17,7 @@ DEFAULTS = {
     "kubegpu_device_plugin": "vgpu_scheduler",
     "kubegpu_gpu_group": "gpu_nodes",
     "kubegpu_gpu_taint": {"key": "gpu", "value": "", "effect": "NoSchedule"},
+    "kubegpu_unhealthy_taint": False,
     "kubegpu_openfaas_enabled": False,
     "kubegpu_openfaas_edition": "standard",
     "kubegpu_manage_driver": True,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-_ISOLATED = ("LD_LIBRARY_PATH", "FAKE_NVML_SCENARIO", "FAKE_NVML_CALL_LOG")
+_ISOLATED = ("LD_LIBRARY_PATH", "FAKE_NVML_SCENARIO", "FAKE_NVML_CALL_LOG", "FAKE_NVML_STATE")
 
 
 class ModuleRun(t.NamedTuple):

@@ -21,8 +21,9 @@ What ``GpuHost`` simulates: the GPUs (the fake libnvidia-ml.so.1 answering from 
 tests/support/fake_nvml/README.md, loaded by the real pynvml binding) and the PCI bus (a fake sysfs tree, empty
 unless the host names PCI functions). The host's Python interpreter is a small wrapper that exports the fake
 library's environment and runs the controller's Python, so every module on that host, the facts of a playbook
-of the collection's own (playbooks/facts.yml) too, sees that host's GPUs; ``gpu_host_vars`` gives the host
-variables to an inventory of another shape (tests/support/site_bench.py: kubespray's groups).
+of the collection's own (playbooks/facts.yml) too, sees that host's GPUs; each host has its own MIG state file
+(``<host dir>/nvml-state.json``, FAKE_NVML_STATE), so a MIG change by one module is what the next one sees;
+``gpu_host_vars`` gives the host variables to an inventory of another shape (tests/support/site_bench.py: kubespray's groups).
 """
 
 from __future__ import annotations

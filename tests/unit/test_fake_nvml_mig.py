@@ -11,6 +11,7 @@ Each case runs in a fresh Python process, because the dynamic loader reads LD_LI
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -190,3 +191,78 @@ def test_mode_change_refused_in_use_with_compute_processes(tmp_path):
     out = run_file(SET_MODE, path, tmp_path / "state.json", "1")
     assert out == {"status": 19, "mode": [0, 0], "processes": [4242]}
     assert not (tmp_path / "state.json").exists()
+
+
+ENABLE = """
+import json, pynvml as n
+n.nvmlInit()
+h = n.nvmlDeviceGetHandleByIndex(0)
+before = n.nvmlDeviceGetMigMode(h)
+n.nvmlDeviceSetMigMode(h, 1)
+print(json.dumps(before))
+"""
+
+
+def test_the_default_scenarios_state_lives_beside_it_and_a_tests_scenario_keeps_it_in_the_process(tmp_path):
+    """The lab installs the scenario at /etc/fake-nvml/scenario.json: the state goes to /etc/fake-nvml/state.json
+    (here a copy built with DEFAULT_SCENARIO in tmp_path). A scenario named by FAKE_NVML_SCENARIO without
+    FAKE_NVML_STATE writes no file (the shipped scenarios stay as they are)."""
+    default = tmp_path / "default" / "scenario.json"
+    default.parent.mkdir()
+    default.write_text(fake_nvml.scenario("a100_80gb").read_text())
+    build = tmp_path / "build"
+    subprocess.run(
+        ["make", "-s", "-C", str(fake_nvml.HERE), f"BUILD_DIR={build}", f"DEFAULT_SCENARIO={default}"],
+        check=True,
+        capture_output=True,
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FAKE_NVML_")}
+    env["LD_LIBRARY_PATH"] = str(build)
+    modes = [
+        json.loads(subprocess.run([sys.executable, "-c", ENABLE], capture_output=True, text=True, env=env, check=True).stdout)
+    ]
+    modes.append(
+        json.loads(subprocess.run([sys.executable, "-c", ENABLE], capture_output=True, text=True, env=env, check=True).stdout)
+    )
+    assert modes == [[0, 0], [1, 1]]
+    assert fake_nvml.read_state(default.parent / "state.json")["gpus"][0]["current"] == 1
+
+    shipped = sorted(path.name for path in fake_nvml.HERE.iterdir())
+    env["FAKE_NVML_SCENARIO"] = str(fake_nvml.scenario("a100_80gb"))
+    for _run in range(2):
+        assert json.loads(
+            subprocess.run([sys.executable, "-c", ENABLE], capture_output=True, text=True, env=env, check=True).stdout
+        ) == [0, 0]
+    assert sorted(path.name for path in fake_nvml.HERE.iterdir()) == shipped
+
+
+LIST_MIG = """
+import json, pynvml as n
+n.nvmlInit()
+h = n.nvmlDeviceGetHandleByIndex(0)
+found = []
+for slot in range(n.nvmlDeviceGetMaxMigDeviceCount(h)):
+    try:
+        m = n.nvmlDeviceGetMigDeviceHandleByIndex(h, slot)
+    except n.NVMLError_NotFound:
+        continue
+    found.append([n.nvmlDeviceGetName(m), n.nvmlDeviceGetGpuInstanceId(m), n.nvmlDeviceGetMemoryInfo(m).total >> 20])
+print(json.dumps(found))
+"""
+
+
+def test_scenario_mig_devices_of_a_product_without_a_profile_table_are_still_listed(tmp_path):
+    """A scenario may describe MIG devices of a GPU this library has no profile table for (here an A30's PCI id):
+    they are listed as the scenario says, with its memory."""
+    data = fake_nvml.load("a100_mig")
+    data["devices"][0]["pci_device_id"] = "0x20B710DE"
+    for device in data["devices"][0]["mig"]["devices"]:
+        device["memory_total_mib"] = 11968
+    path = tmp_path / "a30.json"
+    path.write_text(json.dumps(data))
+    env = fake_nvml.environment("a100_mig")
+    env["FAKE_NVML_SCENARIO"] = str(path)
+    listed = json.loads(
+        subprocess.run([sys.executable, "-c", LIST_MIG], capture_output=True, text=True, env=env, check=True).stdout
+    )
+    assert listed == [["NVIDIA A100-SXM4-40GB MIG 3g.20gb", 1, 11968], ["NVIDIA A100-SXM4-40GB MIG 3g.20gb", 2, 11968]]

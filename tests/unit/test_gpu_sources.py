@@ -117,7 +117,7 @@ def test_cuda_version_text(version, text):
 
 SMI_LINE = (
     "0, GPU-1, Tesla V100-SXM2-16GB, 00000000:3B:00.0, 0x1DB110DE, 535.161.08, 7.0, 16384, 16000, 384, "
-    "[N/A], [N/A], Default, Enabled, 300.00, 35, 7, 1"
+    "[N/A], [N/A], Default, Enabled, 300.00, 35, 7, 1, 0, 2, No, 0x0000000000000048"
 )
 
 
@@ -150,19 +150,30 @@ def test_nvidia_smi_output_is_parsed_with_not_available_fields_null():
             "temperature_c": 35,
             "utilization_gpu_percent": 7,
             "utilization_memory_percent": 1,
+            # two past uncorrectable errors; nvmlClocksThrottleReasonHwSlowdown 0x8 | HwThermalSlowdown 0x40 (nvml.h)
+            "health": "degraded",
+            "health_reasons": [
+                "2 uncorrectable ECC error(s) in the GPU's lifetime (aggregate), none since the driver loaded",
+                "clocks held down: hardware slowdown",
+                "clocks held down: hardware thermal slowdown",
+            ],
         }
     ]
 
 
 def test_nvidia_smi_not_supported_values_and_empty_output():
-    line = SMI_LINE.replace("300.00, 35, 7, 1", "[Not Supported], [N/A], [Not Supported], [Not Supported]")
+    line = SMI_LINE.replace(
+        "300.00, 35, 7, 1, 0, 2, No, 0x0000000000000048",
+        "[Not Supported], [N/A], [Not Supported], [Not Supported], [N/A], [N/A], [N/A], [Not Supported]",
+    )
     _driver, (device,) = _nvidia_smi.parse_query_output(line)
     assert (device["power_limit_watts"], device["temperature_c"], device["utilization_gpu_percent"]) == (None, None, None)
+    assert (device["health"], device["health_reasons"]) == (None, None)  # nothing to judge by: unknown
     assert _nvidia_smi.parse_query_output("\n") == (None, [])
 
 
 def test_nvidia_smi_output_with_the_wrong_field_count_is_refused():
-    with pytest.raises(ValueError, match=r"expected 18 comma-separated fields, got 2"):
+    with pytest.raises(ValueError, match=r"expected 22 comma-separated fields, got 2"):
         _nvidia_smi.parse_query_output("0, GPU-1\n")
 
 
@@ -173,7 +184,11 @@ def test_nvidia_smi_source_says_when_the_command_is_missing(ansible_module):
 
 def test_nvidia_smi_output_without_the_fields_an_old_driver_lacks_leaves_them_null():
     fields = [f for f in _nvidia_smi.QUERY_FIELDS if f not in ("compute_cap", "mig.mode.current", "mig.mode.pending")]
-    line = "0, GPU-1, Tesla P100, 00000000:04:00.0, 0x15F810DE, 418.226.00, 16280, 16280, 0, Default, Enabled, 250.00, 34, 0, 0"
+    line = (
+        "0, GPU-1, Tesla P100, 00000000:04:00.0, 0x15F810DE, 418.226.00, 16280, 16280, 0, Default, Enabled, 250.00, 34, 0, 0, "
+        "1, 1, Yes, 0x0000000000000000"
+    )
     _driver, (device,) = _nvidia_smi.parse_query_output(line, fields)
     assert (device["compute_capability"], device["architecture"], device["mig_capable"]) == (None, None, None)
     assert (device["memory_total_mib"], device["power_limit_watts"], device["pci_bus_id"]) == (16280, 250.0, "0000:04:00.0")
+    assert device["health"] == "unhealthy"  # an uncorrectable error since the driver loaded, its page pending retirement

@@ -5,7 +5,9 @@ on the GPUs of the fake NVML scenario named by ``FAKE_NVML_SCENARIO``, else the
 one installed at ``/etc/fake-nvml/scenario.json`` (the same JSON files, and the
 same default, as the fake libnvidia-ml.so.1): one CSV line per GPU, fields in
 the order asked, ``[N/A]`` for what the scenario leaves out, ``[Not Supported]``
-for utilisation while MIG is on. A scenario with ``init_error``
+for utilisation while MIG is on. The health fields (uncorrected ECC counts,
+``retired_pages.pending`` Yes/No, ``clocks_throttle_reasons.active`` as a hex mask) come from a device's
+``health`` object; a lost GPU and ``--query-remapped-rows`` are not simulated. A scenario with ``init_error``
 ``DRIVER_NOT_LOADED`` prints the real tool's message and exits 9, as the real
 binary does. A scenario with ``init_error`` ``LIB_RM_VERSION_MISMATCH`` (the libraries
 upgraded under a loaded kernel module of another version) prints, on stdout,
@@ -49,6 +51,10 @@ KNOWN_FIELDS = (
     "temperature.gpu",
     "utilization.gpu",
     "utilization.memory",
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "retired_pages.pending",
+    "clocks_throttle_reasons.active",
 )
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}
 
@@ -82,6 +88,15 @@ def field(name, index, gpu, scenario):
         "utilization.gpu": "[Not Supported]" if utilization is None else utilization["gpu"],
         "utilization.memory": "[Not Supported]" if utilization is None else utilization["memory"],
     }
+    # the device's health object, as the fake NVML reads it: the counters, "Yes"/"No", the bit mask in hex
+    health = gpu.get("health") or {}
+    uncorrected = (health.get("ecc_errors") or {}).get("uncorrected") or {}
+    pending = (health.get("retired_pages") or {}).get("pending")
+    reasons = health.get("clocks_event_reasons")
+    values["ecc.errors.uncorrected.volatile.total"] = uncorrected.get("volatile")
+    values["ecc.errors.uncorrected.aggregate.total"] = uncorrected.get("aggregate")
+    values["retired_pages.pending"] = None if pending is None else ("Yes" if pending else "No")
+    values["clocks_throttle_reasons.active"] = None if reasons is None else f"0x{reasons:016X}"
     value = values[name]
     return "[N/A]" if value is None else str(value)
 

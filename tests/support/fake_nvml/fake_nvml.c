@@ -87,6 +87,7 @@ typedef struct {
 } nvmlPciInfo_t;
 
 struct fake_gpu_instance;
+struct gi_profile;
 
 struct fake_device {
     const struct json *node;     /* the scenario object describing it (GPU) */
@@ -99,6 +100,8 @@ struct fake_device {
     int mig_supported;                 /* the scenario has a "mig" key */
     unsigned int mig_current, mig_pending;
     struct fake_gpu_instance *gpu_instances; /* indexed by GPU instance id */
+    struct gi_profile *scenario_profiles;    /* profiles of scenario MIG devices this library has no table for */
+    size_t scenario_profile_count;
     /* MIG device: what it answers */
     struct fake_device *parent;
     char mig_name[128], mig_uuid[96];
@@ -112,6 +115,7 @@ static struct fake_device *gpus;
 static size_t gpu_count;
 static int init_refcount;
 static const char *scenario_path;
+static int gpu_is_lost(const struct fake_device *dev); /* the health block, at the end of this file */
 
 static void mig_load(void);
 static void mig_free(struct fake_device *gpu);
@@ -351,6 +355,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice
     ENTER();
     if (!device || index >= gpu_count)
         return NVML_ERROR_INVALID_ARGUMENT;
+    if (gpu_is_lost(&gpus[index])) /* nvidia-smi: "Unable to determine the device handle for GPU ...: GPU is lost" */
+        return NVML_ERROR_GPU_IS_LOST;
     *device = &gpus[index];
     return NVML_SUCCESS;
 }
@@ -370,7 +376,9 @@ static const struct fake_device *check_handle(nvmlDevice_t device)
 #define DEVICE(handle)                              \
     const struct fake_device *dev = check_handle(handle); \
     if (!dev)                                        \
-        return NVML_ERROR_INVALID_ARGUMENT
+        return NVML_ERROR_INVALID_ARGUMENT;          \
+    if (gpu_is_lost(dev))                            \
+        return NVML_ERROR_GPU_IS_LOST
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length)
 {
@@ -712,10 +720,13 @@ static unsigned long long mig_serial; /* counts created compute instances, for f
 
 static const struct gi_profile *profile_by(const struct fake_device *gpu, int by_index, unsigned int value)
 {
-    if (!gpu->product)
-        return NULL;
-    for (size_t i = 0; i < gpu->product->count; i++) {
+    for (size_t i = 0; gpu->product && i < gpu->product->count; i++) {
         const struct gi_profile *p = &gpu->product->profiles[i];
+        if ((by_index ? p->index : p->id) == value)
+            return p;
+    }
+    for (size_t i = 0; i < gpu->scenario_profile_count; i++) {
+        const struct gi_profile *p = &gpu->scenario_profiles[i];
         if ((by_index ? p->index : p->id) == value)
             return p;
     }
@@ -724,12 +735,37 @@ static const struct gi_profile *profile_by(const struct fake_device *gpu, int by
 
 static const struct gi_profile *profile_by_name(const struct fake_device *gpu, const char *name)
 {
-    if (!gpu->product || !name)
-        return NULL;
-    for (size_t i = 0; i < gpu->product->count; i++)
+    for (size_t i = 0; name && gpu->product && i < gpu->product->count; i++)
         if (strcmp(gpu->product->profiles[i].name, name) == 0)
             return &gpu->product->profiles[i];
+    for (size_t i = 0; name && i < gpu->scenario_profile_count; i++)
+        if (strcmp(gpu->scenario_profiles[i].name, name) == 0)
+            return &gpu->scenario_profiles[i];
     return NULL;
+}
+
+/* A MIG device of a product this library has no table for (or a profile not in it): a profile made from the
+   scenario (its name's "<n>g", its memory), so the device is still listed as the scenario describes it. It is not
+   offered for creation (nvmlDeviceGetGpuInstanceProfileInfo does not know it). */
+static const struct gi_profile *scenario_profile(struct fake_device *gpu, const char *name, const struct json *device)
+{
+    const struct gi_profile *known = profile_by_name(gpu, name);
+    if (known || !name || gpu->scenario_profile_count >= MAX_GPU_INSTANCES)
+        return known;
+    if (!gpu->scenario_profiles && !(gpu->scenario_profiles = calloc(MAX_GPU_INSTANCES, sizeof(struct gi_profile))))
+        return NULL;
+    struct gi_profile *p = &gpu->scenario_profiles[gpu->scenario_profile_count];
+    unsigned int slices = (unsigned int)strtoul(name, NULL, 10);
+    p->index = 1000 + (unsigned int)gpu->scenario_profile_count; /* outside NVML's profile indices */
+    p->id = p->index;
+    p->name = strdup(name);
+    p->slices = slices ? slices : 1;
+    p->mem_slices = p->slices >= 7 ? 8 : p->slices > 2 ? 4 : p->slices;
+    p->instances = 7;
+    p->memory_mib = (unsigned long long)json_number(device, "memory_total_mib", 0);
+    p->starts = 0;
+    gpu->scenario_profile_count++;
+    return p;
 }
 
 static unsigned int gpu_instance_id_of(unsigned int size, unsigned int start)
@@ -873,7 +909,7 @@ static void mig_initial(struct fake_device *gpu, const struct json *mig)
         const struct json *d = json_at(devices, m);
         const char *name = json_string(d, "name");
         const char *suffix = name ? strstr(name, " MIG ") : NULL;
-        const struct gi_profile *p = profile_by_name(gpu, suffix ? suffix + 5 : NULL);
+        const struct gi_profile *p = scenario_profile(gpu, suffix ? suffix + 5 : NULL, d);
         unsigned int gi_id = (unsigned int)json_number(d, "gpu_instance_id", 0);
         unsigned int ci_id = (unsigned int)json_number(d, "compute_instance_id", 0);
         if (!p || gi_id >= MAX_GPU_INSTANCES || ci_id >= MAX_COMPUTE_INSTANCES) {
@@ -1030,6 +1066,11 @@ static void mig_load(void)
 
 static void mig_free(struct fake_device *gpu)
 {
+    for (size_t i = 0; i < gpu->scenario_profile_count; i++)
+        free((char *)gpu->scenario_profiles[i].name);
+    free(gpu->scenario_profiles);
+    gpu->scenario_profiles = NULL;
+    gpu->scenario_profile_count = 0;
     free(gpu->mig);
     free(gpu->gpu_instances);
     gpu->mig = NULL;
@@ -1540,4 +1581,128 @@ EXPORT nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t computeInst
     mig_save();
     mig_rebuild(ci->gpu_instance->gpu);
     return NVML_SUCCESS;
+}
+
+/* ---- GPU health: ECC, page retirement, row remapping, clock event reasons, a GPU lost from the bus ----
+ * A device's "health" object (README.md); a key it leaves out answers NOT_SUPPORTED, as a GPU without the
+ * feature does (ECC on GeForce, row remapping before Ampere, page retirement on Ampere and later).
+ * Enumerations and bit masks as nvml.h defines them (and pynvml repeats): nvmlMemoryErrorType_t
+ * CORRECTED 0 / UNCORRECTED 1, nvmlEccCounterType_t VOLATILE 0 / AGGREGATE 1, nvmlPageRetirementCause_t
+ * MULTIPLE_SINGLE_BIT_ECC_ERRORS 0 / DOUBLE_BIT_ECC_ERROR 1; nvmlClocksEventReason* bits are the scenario's number. */
+
+static const struct json *health_of(const struct fake_device *dev)
+{
+    return dev->is_mig ? NULL : json_get(dev->node, "health");
+}
+
+/* "gpu_is_lost": true - every call on the GPU answers NVML_ERROR_GPU_IS_LOST, as one fallen off the bus does
+ * (Xid 79; nvml.h: "NVML_ERROR_GPU_IS_LOST: The GPU has fallen off the bus or has otherwise become inaccessible"). */
+static int gpu_is_lost(const struct fake_device *dev)
+{
+    return json_number(health_of(dev), "gpu_is_lost", 0) != 0;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int error_type, int counter_type,
+                                                unsigned long long *count)
+{
+    ENTER();
+    DEVICE(device);
+    static const char *const types[] = {"corrected", "uncorrected"};
+    static const char *const counters[] = {"volatile", "aggregate"};
+    if (!count || error_type < 0 || error_type > 1 || counter_type < 0 || counter_type > 1)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    const struct json *errors_of_type = json_get(json_get(health_of(dev), "ecc_errors"), types[error_type]);
+    double value = json_number(errors_of_type, counters[counter_type], -1);
+    if (value < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *count = (unsigned long long)value;
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, int *is_pending)
+{
+    ENTER();
+    DEVICE(device);
+    return put_uint(json_get(health_of(dev), "retired_pages"), "pending", (unsigned int *)is_pending);
+}
+
+/* Both versions: *page_count in is the buffers' size, out the number of pages; too small a buffer (0 asks for
+ * the size) answers INSUFFICIENT_SIZE with the number needed, as nvml.h documents. Addresses are made up. */
+static nvmlReturn_t retired_pages(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                  unsigned long long *addresses, unsigned long long *timestamps)
+{
+    DEVICE(device);
+    static const char *const causes[] = {"single_bit_ecc", "double_bit_ecc"};
+    if (!page_count || cause < 0 || cause > 1)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    const struct json *pages = json_get(health_of(dev), "retired_pages");
+    double count = json_number(pages, causes[cause], -1);
+    if (count < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    unsigned int room = *page_count;
+    *page_count = (unsigned int)count;
+    if (room < (unsigned int)count || (count > 0 && !addresses))
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    for (unsigned int i = 0; i < (unsigned int)count; i++) {
+        addresses[i] = 0x1000ULL * (i + 1) + (unsigned long long)cause;
+        if (timestamps)
+            timestamps[i] = 1700000000ULL + i;
+    }
+    return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                              unsigned long long *addresses)
+{
+    ENTER();
+    return retired_pages(device, cause, page_count, addresses, NULL);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPages_v2(nvmlDevice_t device, int cause, unsigned int *page_count,
+                                                 unsigned long long *addresses, unsigned long long *timestamps)
+{
+    ENTER();
+    return retired_pages(device, cause, page_count, addresses, timestamps);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *correctable, unsigned int *uncorrectable,
+                                              unsigned int *is_pending, unsigned int *failure_occurred)
+{
+    ENTER();
+    DEVICE(device);
+    const struct json *rows = json_get(health_of(dev), "remapped_rows");
+    if (!correctable || !uncorrectable || !is_pending || !failure_occurred)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!rows || rows->type != JSON_OBJECT)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *correctable = (unsigned int)json_number(rows, "correctable", 0);
+    *uncorrectable = (unsigned int)json_number(rows, "uncorrectable", 0);
+    *is_pending = (unsigned int)json_number(rows, "pending", 0);
+    *failure_occurred = (unsigned int)json_number(rows, "failure", 0);
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t clocks_event_reasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    DEVICE(device);
+    if (!reasons)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    double mask = json_number(health_of(dev), "clocks_event_reasons", -1);
+    if (mask < 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    *reasons = (unsigned long long)mask;
+    return NVML_SUCCESS;
+}
+
+/* R535 renamed nvmlDeviceGetCurrentClocksThrottleReasons to ...ClocksEventReasons; drivers answer both. */
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    ENTER();
+    return clocks_event_reasons(device, reasons);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long *reasons)
+{
+    ENTER();
+    return clocks_event_reasons(device, reasons);
 }

@@ -3,9 +3,9 @@
 No external assets: inline CSS; the chart of GPU memory per node and GPU is a table (one row per GPU, a bar
 whose width is to scale, the node's name spanning its rows), so the browser lays out every label and none
 can run into another. Every value comes from report.json (``{"nodes": [{node, gpus: {count, models,
-memory_mib}, driver_version, default_runtime, labels, taints, allocatable, smoke: {result, message},
-checks: [{check, result, message}], result}, ...]}``); a report from before ``checks`` shows its smoke test
-as the node's only check and result. Nothing is made up here.
+memory_mib}, gpu_health: [{index, health, reasons}], driver_version, default_runtime, labels, taints,
+allocatable, smoke: {result, message}, checks: [{check, result, message}], result}, ...]}``); a report from
+before ``checks`` shows its smoke test as the node's only check and result. Nothing is made up here.
 """
 
 from __future__ import annotations
@@ -48,6 +48,16 @@ def _taint(taint: dict) -> str:
     return f"{taint.get('key')}{'=' + str(value) if value else ''}:{taint.get('effect')}"
 
 
+def _health(entry: dict) -> str:
+    """report.json's ``gpu_health`` as the Markdown report writes it: ``GPU 0 ok, GPU 1 unhealthy (why)``. (This
+    module runs without the collection on ``sys.path``, so it cannot import gpu_readiness' own formatter.)"""
+    return ", ".join(
+        f"GPU {item.get('index')} {item.get('health') or 'unknown'}"
+        + (f" ({'; '.join(item['reasons'])})" if item.get("reasons") else "")
+        for item in entry.get("gpu_health") or []
+    )
+
+
 def _node_table(entry: dict) -> str:
     gpus = entry.get("gpus") or {}
     smoke = entry.get("smoke") or {}
@@ -56,6 +66,7 @@ def _node_table(entry: dict) -> str:
     rows = [
         ("GPUs", f"{gpus.get('count', 0)} x {', '.join(gpus.get('models') or []) or '-'}"),
         ("GPU memory", memory),
+        ("GPU health", _health(entry) or "-"),
         ("Driver", entry.get("driver_version") or "-"),
         ("CUDA (driver)", entry.get("cuda_driver_version") or "-"),
         ("Default runtime", entry.get("default_runtime") or "-"),
