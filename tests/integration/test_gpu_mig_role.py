@@ -21,18 +21,12 @@ import pytest
 import yaml
 
 from tests.support import fake_nvml
-from tests.support.adhoc import REPO_ROOT
 from tests.support.kube_modules import get_object, node_labels, patch_node
 from tests.support.kubeapi.device_plugins import MIG_STATE_ANNOTATION, SCENARIO_ANNOTATION
 from tests.support.kubeapi.nodes import gpu_node
 from tests.support.site_bench import SiteBench
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (REPO_ROOT / "plugins" / "modules" / "gpu_mig.py").is_file(), reason="the gpu_mig module is not here yet"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 SCENARIOS = {"gpu-node-1": "a100_mig", "gpu-node-2": "t4", "gpu-node-3": "h100x8"}
 STATE = "nvml-state.json"  # the fake NVML state file of each GpuHost (tests/support/role_runs.py gpu_host_vars)
@@ -166,16 +160,19 @@ def test_gpu_validate_checks_the_mig_resources_of_a_mig_node_and_fails_naming_a_
         "nvidia.com/mig-2g.10gb": "1",
         "nvidia.com/mig-3g.20gb": "1",
     }
-    # a plugin that counts whole GPUs (migStrategy none) while the cluster is said to run mixed: no MIG resources
-    bad = bench.run(
-        "facts.yml",
-        "cluster.yml",
-        "validate.yml",
-        extra_vars={
-            **stack,
-            "nvidia_device_plugin_mig_strategy": "none",
-            "gpu_validate_nvidia_device_plugin_mig_strategy": "mixed",
-        },
-    )
+    # the layout changed by hand (the module alone, as nvidia-smi mig would): the plugin's pod still advertises what it
+    # enumerated when it started, so gpu_validate, judging by the GPU facts, fails naming the node and the resource
+    by_hand = {
+        "name": "A MIG layout changed by hand",
+        "hosts": "gpu-node-1",
+        "gather_facts": False,
+        "tasks": [{"name": "Partition by hand", "kubegpu.core.gpu_mig": {"config": "all-1g.5gb"}}],
+    }
+    bad = bench.run(by_hand, "facts.yml", "validate.yml", extra_vars={**stack, "nvidia_device_plugin_mig_strategy": "mixed"})
     assert bad.rc != 0
-    assert "gpu-node-1: allocatable: nvidia.com/mig-1g.5gb is" in bad.message, bad.message
+    assert "gpu-node-1: allocatable: nvidia.com/mig-1g.5gb is 2, expected 7" in bad.message, bad.message
+    # the role's change restarts the device stack's pods on the node: they enumerate the new layout
+    again = run(bench, {"gpu-node-1": "all-balanced"})
+    assert again.rc == 0, again.failures or again.explain()
+    good = bench.run("facts.yml", "validate.yml", extra_vars={**stack, "nvidia_device_plugin_mig_strategy": "mixed"})
+    assert good.rc == 0, good.failures or good.explain()
