@@ -332,6 +332,56 @@ def _mig_in_use(facts: Mapping) -> bool:
     return any(device.get("mig_mode_current") for device in facts.get("devices") or [] if isinstance(device, Mapping))
 
 
+def mig_profile(mig_device: Mapping) -> str:
+    """The MIG profile of one of gpu_facts' ``mig_devices`` (NVML names a MIG device ``<GPU name> MIG <profile>``,
+    e.g. ``NVIDIA A100-SXM4-40GB MIG 3g.20gb``; a ``profile`` key, where present, wins)."""
+    if mig_device.get("profile"):
+        return str(mig_device["profile"])
+    name = str(mig_device.get("name") or "")
+    return name.rsplit(" MIG ", 1)[1].strip() if " MIG " in name else ""
+
+
+def mig_resource_name(profile: str) -> str:
+    """The NVIDIA device plugin's resource of a profile with migStrategy mixed (k8s-device-plugin v0.20.0
+    internal/rm/rm.go: ``strings.ReplaceAll("mig-"+p.String(), "+", ".")`` under ``nvidia.com/``)."""
+    return "nvidia.com/" + ("mig-" + profile).replace("+", ".")
+
+
+def mig_expectations(
+    facts: Mapping, strategy: str, resource: str = "nvidia.com/gpu", replicas: int = 1
+) -> tuple[dict[str, int], str]:
+    """(allocatable, skip reason) of a node whose GPUs have MIG on, for the NVIDIA device plugin's ``strategy``
+    (k8s-device-plugin v0.20.0 internal/rm/device_map.go ``buildDeviceMapFromConfigResources``): ``mixed``:
+    ``nvidia.com/gpu`` = the GPUs with MIG off (when there are any), ``nvidia.com/mig-<profile>`` = the MIG devices of
+    each profile; ``single``: ``resource`` = all MIG devices x ``replicas``, where every GPU has MIG on with at least one
+    MIG device, all of one profile (else the plugin refuses to start: nothing to count)."""
+    devices = [device for device in facts.get("devices") or [] if isinstance(device, Mapping)]
+    whole = [device for device in devices if not device.get("mig_mode_current")]
+    migs = [mig for device in devices if device.get("mig_mode_current") for mig in device.get("mig_devices") or []]
+    profiles = [mig_profile(mig) for mig in migs]
+    if strategy == "single":
+        empty = [
+            str(device.get("index")) for device in devices if device.get("mig_mode_current") and not device.get("mig_devices")
+        ]
+        if whole or empty or len(set(profiles)) > 1:
+            why = (
+                "GPUs with MIG on and off"
+                if whole
+                else f"GPU {', '.join(empty)} has MIG on without MIG devices"
+                if empty
+                else f"more than one MIG profile ({', '.join(sorted(set(profiles)))})"
+            )
+            return {}, f"migStrategy single needs every GPU in one MIG profile, this node has {why}: the plugin does not start"
+        return {resource: len(migs) * replicas}, ""
+    allocatable: dict[str, int] = {}
+    if whole:
+        allocatable[resource] = len(whole) * replicas
+    for profile in profiles:
+        name = mig_resource_name(profile)
+        allocatable[name] = allocatable.get(name, 0) + 1
+    return allocatable, ""
+
+
 def stack_expectations(stack: str, settings: Mapping, facts: Mapping) -> dict[str, t.Any]:
     """For a GPU node of ``stack``: ``required`` (the DaemonSets that must have a Ready pod on it), ``allocatable``
     (resource -> count) and ``allocatable_skip`` (why the count cannot be known, or "").
@@ -373,7 +423,7 @@ def stack_expectations(stack: str, settings: Mapping, facts: Mapping) -> dict[st
         resource = "nvidia.com/gpu.shared" if sharing != "none" and conf.get("rename_by_default") else "nvidia.com/gpu"
         allocatable[resource] = gpus * replicas
         if str(conf.get("mig_strategy") or "none") != "none" and _mig_in_use(facts):
-            skip = f"MIG is on with migStrategy {conf.get('mig_strategy')}: the plugin advertises MIG devices, not GPUs"
+            allocatable, skip = mig_expectations(facts, str(conf["mig_strategy"]), resource, replicas)
     elif stack == "gpu_operator":
         namespace = conf["namespace"]
         if conf.get("nfd_enabled", True):
@@ -384,7 +434,7 @@ def stack_expectations(stack: str, settings: Mapping, facts: Mapping) -> dict[st
             required.append({"namespace": namespace, "name": operand, "what": "the operator's device plugin"})
             allocatable["nvidia.com/gpu"] = gpus
             if str(conf.get("mig_strategy") or "none") != "none" and _mig_in_use(facts):
-                skip = f"MIG is on with migStrategy {conf.get('mig_strategy')}: the plugin advertises MIG devices, not GPUs"
+                allocatable, skip = mig_expectations(facts, str(conf["mig_strategy"]))
         else:
             skip = "the operator's device plugin is off (gpu_operator_device_plugin_enabled)"
     elif stack == "aws_vgpu_plugin":

@@ -207,6 +207,67 @@ def test_an_nvidia_config_the_plugin_refuses_registers_nothing(config, reason):
     assert advertised.resources == {}
 
 
+def _mig_node(tmp_path, gpus: list[tuple[int, list[str]]]) -> dict[str, t.Any]:
+    """A node of A100 80GB GPUs (fake NVML scenario file of its own): per GPU its MIG mode and its MIG devices' profiles,
+    named as NVML names them (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``)."""
+    base = fake_nvml.load("a100_mig")
+    template = base["devices"][0]
+    devices = []
+    for index, (current, profiles) in enumerate(gpus):
+        migs = [
+            {**template["mig"]["devices"][0], "name": f"NVIDIA A100-SXM4-80GB MIG {profile}", "gpu_instance_id": slot + 1}
+            for slot, profile in enumerate(profiles)
+        ]
+        devices.append(
+            {
+                **template,
+                "uuid": f"GPU-{index}",
+                "mig": {**template["mig"], "current": current, "pending": current, "devices": migs},
+            }
+        )
+    path = tmp_path / "mig-node.json"
+    path.write_text(json.dumps({**base, "devices": devices}))
+    return gpu_node("n", gpus=len(gpus), scenario=str(path))
+
+
+# NVIDIA's "MIG Support in Kubernetes" (docs.nvidia.com/datacenter/cloud-native/kubernetes/latest/index.html): with the
+# mixed strategy each MIG device is a resource nvidia.com/mig-<slice count>g.<memory size>gb, with single every MIG
+# device is an nvidia.com/gpu and the node's GPUs must all have MIG on with one profile; k8s-device-plugin v0.20.0
+# internal/rm/rm.go ("+" in a profile becomes "."), internal/rm/device_map.go (the refusals' wording).
+@pytest.mark.parametrize(
+    ("strategy", "gpus", "resources", "error"),
+    [
+        (
+            "mixed",
+            [(1, ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]), (0, [])],
+            {"nvidia.com/gpu": 1, "nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-1g.10gb": 2},
+            "",
+        ),
+        ("mixed", [(1, ["1g.10gb+me"])], {"nvidia.com/mig-1g.10gb.me": 1}, ""),
+        ("mixed", [(1, ["1c.3g.40gb"])], {}, "MIG profile '1c.3g.40gb' does not match any resource patterns"),
+        ("single", [(1, ["1g.10gb"] * 7), (1, ["1g.10gb"] * 7)], {"nvidia.com/gpu": 14}, ""),
+        ("single", [(1, ["1g.10gb", "3g.40gb"])], {}, "more than one MIG device type present on node"),
+        ("single", [(1, ["1g.10gb"]), (0, [])], {}, "all devices on the node must be configured with the same migEnabled value"),
+        ("single", [(1, ["1g.10gb"]), (1, [])], {}, "device 1 has no MIG devices configured"),
+        ("none", [(1, ["1g.10gb"] * 7), (0, [])], {"nvidia.com/gpu": 2}, ""),
+    ],
+    ids=[
+        "mixed",
+        "mixed-media-extensions",
+        "mixed-partial-compute",
+        "single",
+        "single-two-profiles",
+        "single-mig-on-and-off",
+        "single-empty",
+        "none",
+    ],
+)
+def test_the_nvidia_plugin_advertises_mig_devices_as_its_mig_strategy_says(tmp_path, strategy, gpus, resources, error):
+    docs = render("nvidia-device-plugin-0.20.0.tgz", {"migStrategy": strategy})
+    [advertised] = _advertised(docs, "gpu-nvidia-device-plugin", _mig_node(tmp_path, gpus))
+    assert (advertised.resources, error in advertised.error, bool(advertised.error)) == (resources, True, bool(error))
+
+
 def test_aws_plugin_refuses_more_vgpus_than_mps_clients_and_nvidia_plugin_waits_without_nvml():
     manifest = require("manifests", "aws-virtual-gpu-device-plugin.yml")
     [daemonset] = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]

@@ -381,6 +381,7 @@ SITE_PLAYS = [
     "Device stack choice, checked before any node changes",
     "NVIDIA driver",
     "NVIDIA container toolkit and runtime",
+    "MIG layouts",
     "Preflight of every role of this playbook, before anything changes",
     "GPU node labels and taints",
     "Device stack",

@@ -324,12 +324,69 @@ def test_allocatable_fails_naming_the_resource_and_both_counts():
     assert checks.check_allocatable(on, {"nvidia.com/gpu": 8})["result"] == "passed"
 
 
-def test_mig_with_a_mig_strategy_skips_the_count():
-    facts = {"devices": [{"mig_mode_current": True}]}
+def _mig_gpu(index: int, *profiles: str) -> dict:
+    """A GPU of gpu_facts with MIG on and MIG devices named as NVML names them (``<GPU name> MIG <profile>``)."""
+    return {
+        "index": index,
+        "mig_mode_current": True,
+        "mig_devices": [{"name": f"NVIDIA A100-SXM4-80GB MIG {profile}"} for profile in profiles],
+    }
+
+
+PLUGIN = {"release": "n", "namespace": "n"}
+
+
+# k8s-device-plugin v0.20.0 internal/rm/rm.go (mixed: one resource "mig-<profile>" per profile, "+" turned into ".";
+# single: every MIG device as "gpu") and internal/rm/device_map.go (single: uniform MIG devices, no GPU without MIG,
+# every MIG-enabled GPU with a MIG device, else "invalid MIG configuration"; mixed: GPUs with MIG off stay nvidia.com/gpu)
+@pytest.mark.parametrize(
+    "strategy, devices, expected",
+    [
+        ("mixed", [_mig_gpu(0, *["1g.10gb"] * 7)], {"nvidia.com/mig-1g.10gb": 7}),
+        (
+            "mixed",
+            [_mig_gpu(0, "3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"), {"index": 1, "mig_mode_current": False}],
+            {"nvidia.com/gpu": 1, "nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-1g.10gb": 2},
+        ),
+        ("mixed", [_mig_gpu(0, "1g.10gb+me")], {"nvidia.com/mig-1g.10gb.me": 1}),
+        ("single", [_mig_gpu(0, *["1g.10gb"] * 7), _mig_gpu(1, *["1g.10gb"] * 7)], {"nvidia.com/gpu": 14}),
+    ],
+)
+def test_mig_devices_are_counted_as_the_plugins_mig_strategy_advertises_them(strategy, devices, expected):
     found = checks.stack_expectations(
-        "nvidia_device_plugin", {"nvidia_device_plugin": {"release": "n", "namespace": "n", "mig_strategy": "single"}}, facts
+        "nvidia_device_plugin", {"nvidia_device_plugin": {**PLUGIN, "mig_strategy": strategy}}, {"devices": devices}
     )
-    assert "MIG is on" in found["allocatable_skip"]
+    assert (found["allocatable"], found["allocatable_skip"]) == (expected, "")
+    operator = checks.stack_expectations(
+        "gpu_operator", {"gpu_operator": {**PLUGIN, "mig_strategy": strategy}}, {"devices": devices}
+    )
+    assert operator["allocatable"] == expected
+
+
+@pytest.mark.parametrize(
+    "devices, why",
+    [
+        ([_mig_gpu(0, "1g.10gb"), {"index": 1, "mig_mode_current": False}], "GPUs with MIG on and off"),
+        ([_mig_gpu(0, "1g.10gb", "3g.40gb")], "more than one MIG profile (1g.10gb, 3g.40gb)"),
+        ([_mig_gpu(0, "1g.10gb"), _mig_gpu(1)], "GPU 1 has MIG on without MIG devices"),
+    ],
+)
+def test_single_strategy_on_a_node_the_plugin_refuses_counts_nothing_and_says_why(devices, why):
+    found = checks.stack_expectations(
+        "nvidia_device_plugin", {"nvidia_device_plugin": {**PLUGIN, "mig_strategy": "single"}}, {"devices": devices}
+    )
+    assert found["allocatable"] == {} and why in found["allocatable_skip"]
+
+
+def test_a_mig_profile_the_node_does_not_advertise_fails_naming_the_resource():
+    on = node()
+    on["status"] = {"allocatable": {"nvidia.com/gpu": "0", "nvidia.com/mig-3g.40gb": "2"}}
+    expected = checks.stack_expectations(
+        "nvidia_device_plugin",
+        {"nvidia_device_plugin": {**PLUGIN, "mig_strategy": "mixed"}},
+        {"devices": [_mig_gpu(0, *["1g.10gb"] * 7)]},
+    )["allocatable"]
+    assert checks.check_allocatable(on, expected)["message"] == "nvidia.com/mig-1g.10gb is not allocatable (expected 7)"
 
 
 def test_gpu_on_exactly_where_gpu_labels_did_not_hold_back():

@@ -21,9 +21,14 @@ environment and the ConfigMaps mounted into the Pod), as the plugins' own source
   (``DisableResourceNamingInConfig``). Advertised: ``nvidia.com/gpu`` (or its ``.shared`` rename) = GPUs x
   ``replicas`` (internal/rm/device_map.go ``updateDeviceMapWithReplicas``), else GPUs. MPS sharing starts only
   when the node runs the chart's MPS control daemon (a Running, Ready pod running ``mps-control-daemon`` there;
-  internal/plugin/mps.go ``waitForDaemon``), else the container fails. ``MIG_STRATEGY``/``--mig-strategy``
-  (over ``flags.migStrategy``) other than ``none`` on a node with a MIG-enabled GPU is NOT simulated (MIG devices
-  and ``nvidia.com/mig-<profile>`` resources): such a pod changes nothing on the node.
+  internal/plugin/mps.go ``waitForDaemon``), else the container fails. ``MIG_STRATEGY``/``--mig-strategy`` (over
+  ``flags.migStrategy``; internal/rm/rm.go, internal/rm/device_map.go ``buildDeviceMapFromConfigResources``):
+  ``none`` counts every GPU, MIG on or off; ``mixed`` advertises the GPUs with MIG off as ``nvidia.com/gpu`` and
+  each MIG device as ``nvidia.com/mig-<profile>`` (``+`` in the profile becomes ``.``; a profile whose compute
+  instance is smaller than its GPU instance, ``1c.3g.20gb``, matches no resource and the plugin exits; not with MPS);
+  ``single`` advertises every MIG device as ``nvidia.com/gpu`` and exits unless every GPU has MIG on with at least
+  one MIG device, all of one profile. A MIG device's profile is read from its NVML name (``<GPU> MIG <profile>``) or
+  the scenario's ``profile`` key. Time-slicing/MPS replicas multiply the resource their entry names.
 - **HAMi's device plugin** (Project-HAMi/HAMi v2.10.0, chart ``hami``): a container of the ``hami`` image running
   ``nvidia-device-plugin``. Its settings come from ``--config-file`` (the chart mounts ConfigMap
   ``<release>-scheduler-device``'s ``device-config.yaml``; key ``nvidia``: ``resourceCountName``,
@@ -45,10 +50,11 @@ environment and the ConfigMaps mounted into the Pod), as the plugins' own source
   ``getVGPUDevices``).
 
 **The physical GPUs of a bench Node** are the fake NVML scenario named by its annotation
-``kubeapi.kubegpu.test/nvml-scenario`` (tests/support/fake_nvml/<name>.json: UUIDs, names, memory, MIG mode,
-``init_error``), the same scenario the lab's node container and gpu_facts read. ``nodes.gpu_node(scenario=...)``,
-``fixtures/gpu-nodes.yaml`` and the lab set it. A Node without the annotation is managed by hand by its test: no
-plugin double ever changes it.
+``kubeapi.kubegpu.test/nvml-scenario`` (tests/support/fake_nvml/<name>.json, or a scenario file by its absolute
+path: UUIDs, names, memory, MIG mode and devices, ``init_error``), the same scenario the lab's node container and
+gpu_facts read; ``kubeapi.kubegpu.test/nvml-state`` names the MIG state file the fake library keeps for that node's
+GPU host (``FAKE_NVML_STATE``), laid over the scenario. ``nodes.gpu_node(scenario=...)``, ``fixtures/gpu-nodes.yaml``
+and the lab set the scenario. A Node without it is managed by hand by its test: no plugin double ever changes it.
 
 A plugin that would exit (bad config, NVML not loaded with ``failOnInitError``, no MPS daemon) registers nothing
 and its container is reported restarting (``CrashLoopBackOff``, the pod not Ready) with the plugin's reason.
@@ -75,6 +81,7 @@ import yaml
 from tests.support import fake_nvml
 
 SCENARIO_ANNOTATION = "kubeapi.kubegpu.test/nvml-scenario"
+MIG_STATE_ANNOTATION = "kubeapi.kubegpu.test/nvml-state"
 HAMI_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
 # Resources one of the simulated plugins registers by default: on a node a plugin pod ran on, such a resource that
 # no running plugin registers any more is one whose plugin went away (allocatable 0).
@@ -94,10 +101,6 @@ class Advertisement:
     resources: dict[str, int] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     error: str = ""
-
-
-class NotSimulated(Exception):
-    """A configuration the doubles do not model (it changes nothing on the node)."""
 
 
 def _image_name(image: str) -> str:
@@ -174,8 +177,55 @@ def _mounted_file(pod: dict, container: dict, path: str, lookup: ConfigMapLookup
 
 
 def _devices(node: dict) -> Optional[dict]:
-    name = ((node.get("metadata") or {}).get("annotations") or {}).get(SCENARIO_ANNOTATION)
-    return fake_nvml.load(name) if name else None
+    """The node's GPUs: the scenario its annotation names (or the scenario file at an absolute path), with the MIG
+    state file that ``MIG_STATE_ANNOTATION`` names laid over it (the fake NVML library's ``FAKE_NVML_STATE`` of the
+    node's GPU host: what the MIG calls of its modules left), so the plugin sees the GPUs as that host left them."""
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    name = annotations.get(SCENARIO_ANNOTATION)
+    if not name:
+        return None
+    if posixpath.isabs(name):
+        with open(name, encoding="utf-8") as handle:
+            scenario = json.load(handle)
+    else:
+        scenario = fake_nvml.load(name)
+    state = annotations.get(MIG_STATE_ANNOTATION)
+    if state and posixpath.isfile(state):
+        with open(state, encoding="utf-8") as handle:
+            _lay_mig_state(scenario, json.load(handle))
+    return scenario
+
+
+def _lay_mig_state(scenario: dict, state: dict) -> None:
+    """The fake NVML library's MIG state file (``{"gpus": [{"uuid", "current", "pending", "gpu_instances": [{"name",
+    "compute_instances": [{"uuid", "size"}]}]}]}``, tests/support/fake_nvml/README.md) over the scenario's ``mig`` keys:
+    one MIG device per compute instance, named as NVML names it (``<GPU> MIG <profile>``, ``<n>c.<profile>`` for a
+    compute instance smaller than its GPU instance)."""
+    by_uuid = {gpu.get("uuid"): gpu for gpu in state.get("gpus") or []}
+    for device in scenario.get("devices") or []:
+        gpu = by_uuid.get(device.get("uuid"))
+        if gpu is None:
+            continue
+        migs = []
+        for instance in gpu.get("gpu_instances") or []:
+            profile = str(instance.get("name") or "")
+            slices = int(profile.split("g.", 1)[0]) if re.match(r"\d+g\.", profile) else 0
+            for compute in instance.get("compute_instances") or []:
+                size = int(compute.get("size") or slices)
+                migs.append(
+                    {
+                        "name": f"{device.get('name')} MIG {profile if size == slices else f'{size}c.{profile}'}",
+                        "uuid": compute.get("uuid"),
+                        "gpu_instance_id": instance.get("id"),
+                        "compute_instance_id": compute.get("id"),
+                    }
+                )
+        device["mig"] = {
+            **(device.get("mig") or {}),
+            "current": gpu.get("current"),
+            "pending": gpu.get("pending"),
+            "devices": migs,
+        }
 
 
 def _containers(pod: dict) -> list[dict]:
@@ -291,9 +341,11 @@ def _nvidia(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMa
         if fail:
             raise _Exit(f"failed to initialize NVML: ERROR_{gpus['init_error']}")
         return ad  # waits for NVML without registering anything
+    if mig_strategy not in ("none", "single", "mixed"):
+        raise _Exit(f"unable to validate flags: unknown MIG strategy: {mig_strategy}")
+    if mps is not None and mig_strategy == "mixed":
+        raise _Exit("unable to validate flags: using --mig-strategy=mixed is not supported with MPS")
     devices = gpus.get("devices") or []
-    if mig_strategy != "none" and any(((d.get("mig") or {}).get("current") == 1) for d in devices):
-        raise NotSimulated(f"migStrategy {mig_strategy} on MIG-enabled GPUs")
     if not devices:
         return ad  # "No devices found. Waiting indefinitely."
     replicated = mps if mps is not None else time_slicing
@@ -302,14 +354,50 @@ def _nvidia(pod: dict, container: dict, node: dict, gpus: dict, lookup: ConfigMa
             "Failed to start plugin: error waiting for MPS daemon: error checking MPS daemon health: "
             "no MPS control daemon runs on the node"
         )
-    advertised = {"nvidia.com/gpu": len(devices)}
+    advertised = _nvidia_device_map(devices, mig_strategy)
     for entry in (replicated or {}).get("resources") or []:
-        if entry.get("name") != "nvidia.com/gpu":
+        if entry.get("name") not in advertised:
             continue  # a resource this node's devices do not provide is skipped
-        name = "nvidia.com/gpu.shared" if replicated.get("renameByDefault") is True else "nvidia.com/gpu"
-        advertised = {name: len(devices) * entry["replicas"]}
+        count = advertised.pop(entry["name"])
+        name = f"{entry['name']}.shared" if replicated.get("renameByDefault") is True else entry["name"]
+        advertised[name] = count * entry["replicas"]
     ad.resources = advertised
     return ad
+
+
+def _mig_profile(mig_device: dict) -> str:
+    name = str(mig_device.get("name") or "")
+    return str(mig_device.get("profile") or (name.rsplit(" MIG ", 1)[1].strip() if " MIG " in name else ""))
+
+
+def _nvidia_device_map(devices: list[dict], strategy: str) -> dict[str, int]:
+    """Resource name -> device count, as internal/rm/device_map.go builds it for ``strategy``."""
+    if strategy == "none":
+        return {"nvidia.com/gpu": len(devices)}
+    enabled = [(index, d) for index, d in enumerate(devices) if (d.get("mig") or {}).get("current") == 1]
+    whole = len(devices) - len(enabled)
+    migs = [mig for _, d in enabled for mig in (d.get("mig") or {}).get("devices") or []]
+    advertised: dict[str, int] = {"nvidia.com/gpu": whole} if whole else {}
+    prefix = "error building device map: error building device map from config.resources: "
+    if strategy == "single":
+        for index, d in enabled:
+            if not (d.get("mig") or {}).get("devices"):
+                raise _Exit(
+                    f"{prefix}invalid MIG configuration: at least one device with migEnabled=true was not configured "
+                    f"correctly: device {index} has no MIG devices configured"
+                )
+        if len({_mig_profile(mig) for mig in migs}) > 1:
+            raise _Exit(f"{prefix}invalid MIG configuration: more than one MIG device type present on node")
+        if whole and migs:
+            raise _Exit(f"{prefix}all devices on the node must be configured with the same migEnabled value")
+        return {"nvidia.com/gpu": len(migs)} if migs else advertised
+    for mig in migs:
+        profile = _mig_profile(mig)
+        if not re.fullmatch(r"\d+g\.\d+gb(\+\w+)?", profile):  # C != G (1c.3g.20gb): no resource pattern for it
+            raise _Exit(f"{prefix}error building MIG device map: MIG profile '{profile}' does not match any resource patterns")
+        resource = "nvidia.com/" + f"mig-{profile}".replace("+", ".")
+        advertised[resource] = advertised.get(resource, 0) + 1
+    return advertised
 
 
 # --- HAMi ---------------------------------------------------------------------------------------
@@ -410,8 +498,8 @@ def involved(pod: dict) -> bool:
 
 
 def advertisements(pod: dict, node: Optional[dict], lookup: ConfigMapLookup, pods: list[dict]) -> list[Advertisement]:
-    """What each plugin container of ``pod`` registers on ``node`` ([] for a Pod of no simulated plugin, a node
-    without the scenario annotation, or a configuration that is not simulated)."""
+    """What each plugin container of ``pod`` registers on ``node`` ([] for a Pod of no simulated plugin, or a node
+    without the scenario annotation)."""
     containers = [(c, _plugin_container(c)) for c in (pod.get("spec") or {}).get("containers") or []]
     containers = [(c, kind) for c, kind in containers if kind]
     gpus = _devices(node) if node is not None and containers else None
@@ -428,8 +516,6 @@ def advertisements(pod: dict, node: Optional[dict], lookup: ConfigMapLookup, pod
                 found.append(_aws(container, gpus))
         except _Exit as exit_:
             found.append(Advertisement(PLUGIN_NAMES[kind], container.get("name", ""), error=str(exit_)))
-        except NotSimulated:
-            continue
     return found
 
 
@@ -492,7 +578,7 @@ def registered(
             if not ad.error and _container_ready(pod, ad.container):
                 resources.update(ad.resources)  # a later registration of a resource replaces the earlier endpoint
                 annotations.update(ad.annotations)
-    known = {r for r in capacity if r in PLUGIN_RESOURCES or r.startswith("nvidia.com/gpu.")}
+    known = {r for r in capacity if r in PLUGIN_RESOURCES or r.startswith(("nvidia.com/gpu.", "nvidia.com/mig-"))}
     for resource in known | set(resources):
         if resource in resources:
             capacity[resource] = allocatable[resource] = str(resources[resource])
