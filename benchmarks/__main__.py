@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import gpu_facts, lab, node_labels
+from benchmarks import gpu_facts, lab, node_labels, site_scale
 
 
 def main() -> None:
@@ -11,6 +11,8 @@ def main() -> None:
     node_labels.main()
     print()
     lab.main()
+    print()
+    site_scale.main()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ for the ratio second/first is at most 0.4. The times depend on the machine's loa
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,13 +31,14 @@ def measure(prefix: str = "kubegpu-bench-") -> dict:
                 raise RuntimeError(f"the second site.yml run failed or changed {second.changed} things:\n{second.output[-4000:]}")
         finally:
             lab.down()
-    return {"first": first.seconds, "second": second.seconds, "changed_first": first.changed}
+    return {"first": first.seconds, "second": second.seconds, "changed_first": first.changed, "load": os.getloadavg()[0]}
 
 
 def table(row: dict) -> str:
     ratio = row["second"] / row["first"]
     lines = [
-        "site.yml on the lab (3 node containers, simulated GPUs and API server)",
+        "site.yml on the lab (3 node containers, simulated GPUs and API server;"
+        f" load average {row['load']:.1f} on {os.cpu_count()} CPUs)",
         f"{'run':<34}{'seconds':>10}",
         f"{'first (fresh lab, changed=' + str(row['changed_first']) + ')':<34}{row['first']:>10.1f}",
         f"{'second (changed=0)':<34}{row['second']:>10.1f}",

@@ -148,6 +148,43 @@ def test_the_change_drains_unloads_loads_verifies_and_puts_the_node_back(bench):
     assert bench.plugin_pods(), "the device plugin came back with the label"
 
 
+def decision_task_names() -> set[str]:
+    """The tasks of the role's decision: main.yml and the files it imports (preflight, kernels, change_plan), with the
+    tasks inside their blocks; everything else (the change, the module build, the resume) is in change.yml."""
+    tasks_dir = REPO_ROOT / "roles" / "nvidia_driver" / "tasks"
+    names: set[str] = set()
+
+    def walk(tasks: list[dict]) -> None:
+        for task in tasks or []:
+            names.add(task["name"])
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key, []))
+
+    for name in ("main.yml", "preflight.yml", "kernels.yml", "change_plan.yml"):
+        walk(yaml.safe_load((tasks_dir / name).read_text()))
+    return names
+
+
+def test_a_re_run_on_a_current_driver_skips_the_change_as_one_task(bench):
+    """The no-op re-run: the driver answers at the wanted version, the Node is in service. The role decides with its
+    probes (gpu_facts, the kernels, the Node) and skips the rest as one task: no task of the change, the module build
+    or the resume is even listed as skipped (on main they were, one line each, in every batch)."""
+    run = bench.run(nvidia_driver_version=OLD)
+    assert run.rc == 0, run.explain()
+    assert run.changed == [], run.changed_on
+    decision = "Change the driver, build its module for a pending kernel, or put the node back into service"
+    assert run.task(decision, "node1").status == "skipped"
+    # the play runs the role only; the argument spec check is the role's too
+    role_tasks = {
+        r["task"].split(" : ", 1)[-1]
+        for r in run.in_play("NVIDIA driver, batch after batch").records
+        if "Validating arguments against arg spec" not in r["task"]
+    }
+    assert role_tasks, run.explain()
+    assert role_tasks <= decision_task_names(), sorted(role_tasks - decision_task_names())
+    assert writes(bench.kubeapi) == [] and bench.modprobe() == []
+
+
 def test_a_failed_change_leaves_the_node_cordoned_with_the_reason_and_fails_the_host(bench):
     # the module loads, but NVML still answers the old driver: the verification fails
     run = bench.run(env={"FAKE_LOAD_KEEPS_OLD": "1"})
@@ -208,7 +245,10 @@ def test_the_playbook_runs_by_path_and_as_the_collection_playbook(tmp_path, play
     proc, plays = list_plays(playbook, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert plays == ["Node Python for the driver role's modules", "NVIDIA driver, batch after batch"], proc.stdout
-    assert "Cordon and drain the Kubernetes node" in proc.stdout and "Uncordon the Kubernetes node" in proc.stdout
+    # the change itself (cordon, drain, install, uncordon) is an include that runs only where the role has something
+    # to do (a re-run skips it as one task), so --list-tasks names the include and the lookup that decides it
+    assert "Look the host up as a Kubernetes Node" in proc.stdout, proc.stdout
+    assert "Change the driver, build its module for a pending kernel, or put the node back into service" in proc.stdout
 
 
 @pytest.mark.parametrize(
