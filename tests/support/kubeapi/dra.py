@@ -46,7 +46,6 @@ template goes with its Pod through the garbage collector; a shared claim keeps i
 from __future__ import annotations
 
 import functools
-import re
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
@@ -58,41 +57,19 @@ except ImportError:  # pragma: no cover - requirements-test.txt installs cel-pyt
     celtypes = None
 
 from .errors import FieldError
+from .rules import quantity_value
 
 POD_CLAIM_ANNOTATION = "resource.kubernetes.io/pod-claim-name"
 CANNOT_ALLOCATE = "cannot allocate all claims"
 
-_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-}
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)")
-
 
 def parse_quantity(text: str) -> Fraction:
-    """A Kubernetes quantity (``80Gi``, ``1.5``, ``500m``, ``1e3``) as an exact number; ValueError otherwise."""
-    match = _QUANTITY.fullmatch(str(text).strip())
-    if not match:
+    """A Kubernetes quantity (``80Gi``, ``1.5``, ``500m``, ``1e3``) as an exact number; ValueError otherwise
+    (the bench's one quantity parser, rules.quantity_value)."""
+    value = quantity_value(str(text))
+    if value is None:
         raise ValueError(f"quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
-    number, exponent, suffix = match.groups()
-    value = Fraction(number)
-    if exponent:
-        return value * Fraction(10) ** int(exponent[1:])
-    return value * _SUFFIXES[suffix or ""]
+    return Fraction(value)
 
 
 class Quantity:
