@@ -145,8 +145,8 @@ reset_required:
   returned: always
   type: bool
 gpus:
-  description: Per GPU, by index, its MIG state before and after (predicted in check mode; a new instance's C(uuid)
-    is then null).
+  description: Per GPU, by index, its MIG state before and after (predicted in check mode; a new instance's C(uuid),
+    C(gpu_instance_id) and C(compute_instance_id) are then null, its C(placement_start) is the one chosen).
   returned: always
   type: list
   elements: dict

@@ -13,6 +13,8 @@ description:
     label selector matches (O(selector) and O(labels)).
   - Reads all nodes with one paged LIST, then sends one JSON merge patch to each node whose labels differ, O(parallel)
     at a time. Nodes that already carry the wanted labels get no request, so a re-run costs only the LIST.
+  - The LIST asks for the Nodes' metadata only (a C(PartialObjectMetadataList), as client-go's metadata client does),
+    not their spec and status, so a fleet's labels cost a fraction of the bytes of whole Nodes.
   - A merge patch touches only the labels it names, so labels written by others (kubelet, NFD, GPU Feature
     Discovery) are kept.
   - Every node name, label key and value is checked before the first request; a bad one fails the task naming the
