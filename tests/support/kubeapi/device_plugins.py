@@ -376,7 +376,7 @@ def _nvidia_device_map(devices: list[dict], strategy: str) -> dict[str, int]:
         return {"nvidia.com/gpu": len(devices)}
     enabled = [(index, d) for index, d in enumerate(devices) if (d.get("mig") or {}).get("current") == 1]
     whole = len(devices) - len(enabled)
-    migs = [mig for _, d in enabled for mig in (d.get("mig") or {}).get("devices") or []]
+    migs = [mig for entry in enabled for mig in (entry[1].get("mig") or {}).get("devices") or []]
     advertised: dict[str, int] = {"nvidia.com/gpu": whole} if whole else {}
     prefix = "error building device map: error building device map from config.resources: "
     if strategy == "single":
