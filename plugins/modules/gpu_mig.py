@@ -30,8 +30,9 @@ description:
     must change (unless O(allow_running_processes)); the message names the GPU index and the value.
   - A MIG mode change takes effect at once on a GPU that can be reset now (bare metal, idle). Where it needs a GPU
     reset or a reboot (a GPU passed through to a virtual machine) the mode stays pending, RV(reset_required) is
-    true and the instances are created by the next run after the reboot. Drain the node and stop GPU clients
-    first (the role C(kubegpu.core.gpu_mig) does).
+    true and the instances are created by the next run after the reboot; a run before the reboot changes nothing
+    and reports RV(reset_required) again. Drain the node and stop GPU clients first (the role
+    C(kubegpu.core.gpu_mig) does).
 author:
   - kubegpu.core maintainers (@kubegpu)
 requirements:
@@ -141,7 +142,8 @@ plan:
   elements: str
   sample: ["GPU 0: enable MIG mode", "GPU 0: destroy 3g.20gb (GPU instance 1)", "GPU 0: create 1g.5gb x2"]
 reset_required:
-  description: A MIG mode change is pending until a GPU reset or a reboot (pending mode is not the current one).
+  description: A MIG mode change is pending until a GPU reset or a reboot (pending mode is not the current one), made
+    by this run or an earlier one; the layout's instances are created by a run after the reset.
   returned: always
   type: bool
 gpus:
@@ -177,6 +179,7 @@ gpus:
 
 import contextlib
 import itertools
+import re
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -341,6 +344,9 @@ class GpuPlan:
         self.destroy: list[Instance] = []
         self.create: list[tuple[str, int]] = []
         self.after = list(gpu.instances)
+        # the GPU's MIG mode is already pending the wanted mode and waits for a GPU reset or a reboot: nothing can be
+        # done before it (NVML creates no instance while MIG is not current), so a run changes nothing and says so
+        self.waiting_for_reset = False
         if desired is None:
             return
         where = f"GPU {gpu.index} ({gpu.name})"
@@ -348,11 +354,19 @@ class GpuPlan:
             if gpu.capable:
                 self.destroy = list(gpu.instances)
                 self.after = []
-                if gpu.current != 0 or gpu.pending != 0:
+                if gpu.pending != 0:
                     self.set_mode = 0
+                self.waiting_for_reset = gpu.pending == 0 and gpu.current != 0
         else:
             if not gpu.capable:
                 raise KubeGPUError(f"{where} is not MIG-capable; config {config!r} asks for MIG (mig-enabled: true)")
+            smaller = sorted(name for name in desired.devices if re.match(r"[0-9]+c\.", name))
+            if smaller:
+                raise KubeGPUError(
+                    f"{where}: config {config!r} asks for compute-instance profile(s) {', '.join(smaller)}, smaller "
+                    "than their GPU instance; gpu_mig creates one compute instance spanning each GPU instance and does "
+                    "not support these (use the GPU instance profile, e.g. 3g.40gb)"
+                )
             unknown = sorted(set(desired.devices) - set(gpu.profiles))
             if unknown:
                 raise KubeGPUError(
@@ -362,6 +376,10 @@ class GpuPlan:
             self._plan_instances(where, config)
             if gpu.pending != 1:
                 self.set_mode = 1
+            elif gpu.current != 1:
+                # the layout is checked (the refusals above) but its instances wait for the reset
+                self.waiting_for_reset = True
+                self.destroy, self.create, self.after = [], [], []
         if self.changes and gpu.processes and not allow_running_processes:
             raise KubeGPUError(
                 f"{where} must change for config {config!r} but has compute processes "
@@ -468,6 +486,12 @@ class GpuMig:
                 )
                 for gpu in gpus
             ]
+            if gpus and all(plan.desired is None for plan in plans):
+                self.module.warn(
+                    f"config {self.params['config']!r} matches no GPU of this node (its entries' devices and "
+                    f"device-filter; PCI device ids here: {', '.join(sorted({str(gpu.pci_device_id) for gpu in gpus}))}): "
+                    "nothing to do"
+                )
             reset_required = False
             if not self.module.check_mode:
                 for plan in plans:
@@ -535,6 +559,7 @@ class GpuMig:
                 after_state = after[number].state()
                 reset_required |= after[number].current != after[number].pending
             else:
+                reset_required |= plan.waiting_for_reset
                 after_state = gpu.state(plan.after)
                 if plan.set_mode is not None:
                     after_state["mig_pending"] = plan.set_mode == 1

@@ -186,6 +186,20 @@ REFUSALS = {
         {"config": "all-1g.10gb"},
         "compute processes (pid 4242)",
     ),
+    # a compute-instance profile smaller than its GPU instance (MIG user guide: "1c.3g.40gb", one of the compute
+    # instance profiles inside a 3g.40gb GPU instance) is not supported: refused as such, not as a profile not offered
+    "compute-instance-profile": (
+        "a100_80gb",
+        {},
+        {
+            "config": "ci",
+            "configs": {
+                "version": "v1",
+                "mig-configs": {"ci": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1c.3g.40gb": 3}}]},
+            },
+        },
+        "compute-instance profile(s) 1c.3g.40gb",
+    ),
     "bad-format": (
         "a100_80gb",
         {},
@@ -216,6 +230,11 @@ def test_a_mode_change_that_needs_a_reset_is_reported_and_finished_after_the_reb
     assert first.changed and first.result["reset_required"] is True
     assert first.result["gpus"][0]["after"]["mig_pending"] is True and first.result["gpus"][0]["after"]["mig_enabled"] is False
     assert node.writes() == Counter({"nvmlDeviceSetMigMode": 1})
+    # before the reboot a re-run (the role's nightly site.yml) changes nothing, writes nothing and still says why
+    # (NVML creates no GPU instance while MIG mode is only pending: nvmlDeviceCreateGpuInstance answers NOT_SUPPORTED)
+    waiting = node.mig("all-3g.40gb")
+    assert (waiting.changed, waiting.result["plan"], waiting.result["reset_required"]) == (False, [], True)
+    assert node.writes() == Counter()
     fake_nvml.reset_gpus(node.state)  # the reboot
     second = node.mig("all-3g.40gb")
     assert (second.changed, second.result["reset_required"], profiles(second.result["gpus"][0])) == (True, False, ["3g.40gb"] * 2)
@@ -253,3 +272,14 @@ def test_ansible_doc_shows_the_format_with_nvidias_all_balanced_layout():
     ]
     assert shown["mig-configs"]["all-balanced"] == MIG_PARTED_DEFAULT["mig-configs"]["all-balanced"]
     assert "mig-configs" in " ".join(page["doc"]["description"])
+
+
+def test_a_layout_that_matches_no_gpu_changes_nothing_and_says_so(tmp_path):
+    # NVIDIA's all-1g.10gb is filtered to A100 80GB / H100 PCI device ids (mig-parted's config-default.yaml): a T4 is
+    # left alone, as mig-parted leaves it, and the module warns instead of staying silent
+    node = Node(tmp_path, "t4")
+    run = node.mig("all-1g.10gb")
+    assert (run.changed, run.result["plan"]) == (False, [])
+    assert any(
+        "matches no GPU of this node" in warning and "0x1EB810DE" in warning for warning in run.result.get("warnings", [])
+    ), run.result

@@ -15,6 +15,7 @@ NVIDIA's mig-manager reads (``nvidia.com/mig.config``) and writes (``nvidia.com/
 from __future__ import annotations
 
 import collections
+import json
 import typing as t
 
 import pytest
@@ -176,3 +177,38 @@ def test_gpu_validate_checks_the_mig_resources_of_a_mig_node_and_fails_naming_a_
     assert again.rc == 0, again.failures or again.explain()
     good = bench.run("facts.yml", "validate.yml", extra_vars={**stack, "nvidia_device_plugin_mig_strategy": "mixed"})
     assert good.rc == 0, good.failures or good.explain()
+
+
+def test_a_mode_change_waiting_for_a_reboot_drains_once_and_keeps_the_state_pending_until_the_reboot(kubeapi, tmp_path):
+    """An A100 80GB whose MIG mode change needs a reboot (NVML's activation status RESET_REQUIRED, as for a GPU passed
+    through to a VM: the mode stays pending, no GPU instance can be created before the reset). The first run drains
+    and sets the mode; a run before the reboot changes nothing, does not drain again and keeps mig-manager's
+    ``pending`` state; the run after the reboot creates the layout (NVIDIA's all-3g.40gb: two 3g.40gb) and writes
+    ``success``."""
+    kubeapi.admin.set_ready_controller(True)
+    kubeapi.admin.load(yaml.safe_dump(gpu_node("cpu-node-1", gpus=0)))
+    scenario = fake_nvml.load("a100_80gb")
+    scenario["devices"][0]["mig"]["activation"] = "reset_required"
+    (tmp_path / "a100_80gb_vm.json").write_text(json.dumps(scenario))
+    bench = SiteBench(kubeapi, tmp_path, scenarios={"gpu-node-1": str(tmp_path / "a100_80gb_vm")})
+    bench.host_vars["gpu-node-1"] = {"kubegpu_mig_config": "all-3g.40gb"}
+    plays = {**NO_SETUP}
+
+    first = bench.run(*NODE_PLAYS, extra_vars=plays)
+    assert first.rc == 0, first.failures or first.explain()
+    assert any("Cordon" in change or "drain" in change.lower() for change in first.changed_on), first.changed_on
+    assert node_labels(kubeapi, "gpu-node-1")[STATE_LABEL] == "pending"
+    assert layout(bench, "gpu-node-1") == [collections.Counter()]
+
+    waiting = bench.run(*NODE_PLAYS, extra_vars=plays)
+    assert waiting.rc == 0, waiting.failures or waiting.explain()
+    assert waiting.changed == [], waiting.changed_on  # no drain, no label change, no NVML write
+    assert "waits for a GPU reset or a reboot" in waiting.task("Say the plan", "gpu-node-1").result["msg"]
+    assert node_labels(kubeapi, "gpu-node-1")[STATE_LABEL] == "pending"
+
+    fake_nvml.reset_gpus(state_file(bench, "gpu-node-1"))  # the reboot
+    done = bench.run(*NODE_PLAYS, extra_vars=plays)
+    assert done.rc == 0, done.failures or done.explain()
+    assert layout(bench, "gpu-node-1") == [collections.Counter({"3g.40gb": 2})]
+    assert node_labels(kubeapi, "gpu-node-1")[STATE_LABEL] == "success"
+    assert not get_object(kubeapi, "/api/v1/nodes/gpu-node-1")["spec"].get("unschedulable"), "left cordoned"
