@@ -61,3 +61,17 @@ def test_facts_playbook_without_inventory_reports_this_machine(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "TASK [Gather GPU facts]" in proc.stdout and "ok: [localhost]" in proc.stdout
+
+
+def test_with_v_facts_playbook_prints_each_gpus_health_and_its_reasons(tmp_path):
+    """An operator asks with -v why a node is held back from gpu=on: the GPU line says the GPU's health and reasons
+    (row_remap_failure_h100x2: GPU 1's remapped rows report a failure, nvmlDeviceGetRemappedRows' failureOccurred)."""
+    bench = SiteBench(kubeapi=None, workdir=tmp_path, scenarios={"gpu-node-1": "row_remap_failure_h100x2"})
+    run = bench.run("facts.yml", env={"ANSIBLE_VERBOSITY": "1"})
+    assert run.rc == 0, run.failures or run.explain()
+    shown = run.task(
+        "Show the GPUs found, the driver, what is missing and the node labels these facts give (with -v)", "gpu-node-1"
+    )
+    lines = shown.result["msg"].splitlines()
+    assert lines[0].endswith(", health ok"), lines
+    assert lines[1].startswith("GPU 1: NVIDIA H100 80GB HBM3") and ", health unhealthy (row remapping failed" in lines[1], lines

@@ -78,16 +78,21 @@ class SiteBench:
         }
 
     def run(
-        self, *playbooks: str | Path | dict[str, t.Any], extra_vars: dict[str, t.Any] | None = None, check: bool = False
+        self,
+        *playbooks: str | Path | dict[str, t.Any],
+        extra_vars: dict[str, t.Any] | None = None,
+        check: bool = False,
+        env: dict[str, str] | None = None,
     ) -> PlaybookRun:
-        """``playbooks``: a name of playbooks/ (``"facts.yml"``), a playbook file, or a play (a test's probe)."""
+        """``playbooks``: a name of playbooks/ (``"facts.yml"``), a playbook file, or a play (a test's probe);
+        ``env``: more environment for ansible-playbook (e.g. ``ANSIBLE_VERBOSITY``)."""
         return run_playbook(
             list(playbooks),
             self.inventory(),
             extra_vars={**self.base_vars(), **(extra_vars or {})},
             check=check,
             diff=check,
-            env=helm_env(self.workdir / "helm") if self.kubeapi is not None else None,
+            env={**(helm_env(self.workdir / "helm") if self.kubeapi is not None else {}), **(env or {})} or None,
             cwd=self.workdir,
             timeout=900,
         )
