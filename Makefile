@@ -89,7 +89,7 @@ integration: setup node-images node-wheels molecule-collections  ## integration 
 	hack/pytest tests/integration $(PYTEST_ARGS)
 
 pytest: setup node-images node-wheels molecule-collections  ## unit and integration tests in one run, one summary (node Pythons: see matrix)
-	hack/pytest -m 'not node_python' $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) tests/unit tests/integration $(PYTEST_ARGS)
+	hack/pytest -m 'not node_python' $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests/unit tests/integration $(PYTEST_ARGS)
 
 matrix: setup  ## every supported ansible-core (2.17-2.21) and node Python (3.9-3.13): sanity, unit, module runs
 	$(PYTHON) hack/matrix.py

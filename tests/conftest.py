@@ -35,3 +35,18 @@ if settings is not None:
             print_blob=True,
         )
     settings.load_profile(os.environ.get("KUBEGPU_HYPOTHESIS_PROFILE", "test"))
+
+
+# The longest test files first: `make pytest` hands whole files to two xdist workers (--dist loadfile, with
+# --no-loadscope-reorder: xdist's default order, most tests first, put the docker lab's two tests last, so its 12
+# minutes ran alone after everything else had finished and set the length of the whole run). Collected first, they
+# run beside the rest. Only the order changes.
+LONG_FIRST = ("integration/test_lab.py", "integration/test_gpu_mig_role.py", "integration/test_gpu_validate.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((index for index, name in enumerate(LONG_FIRST) if path.endswith(name)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a file and among the other files is kept
