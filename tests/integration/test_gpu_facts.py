@@ -422,9 +422,10 @@ def test_empty_sources_is_refused(empty_sysfs):
 
 def _facts_playbook(scenario: str) -> str:
     """``ansible-playbook playbooks/facts.yml`` on the implicit localhost, its GPUs the fake NVML ``scenario``; the
-    default output, results as JSON."""
+    default output with -v (facts.yml prints the GPUs, the driver and the labels only then), results as JSON."""
     env = {
         **fake_nvml.environment(scenario),
+        "ANSIBLE_VERBOSITY": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
@@ -437,8 +438,9 @@ def test_facts_playbook_prints_the_gpus_and_their_labels():
     out = _facts_playbook("h100x8")
     assert "GPU 7: NVIDIA H100 80GB HBM3 Hopper 81559 MiB at 0000:db:00.0" in out
     assert "8 GPU(s) from nvml; driver 535.161.08 (CUDA 12.2)" in out
-    assert '"accelerator": "nvidia-h100-80gb"' in out
-    assert '"nvidia.com/gpu.family": "hopper"' in out
+    # the labels as JSON inside the one message string (escaped quotes in the JSON result format)
+    assert '\\"accelerator\\": \\"nvidia-h100-80gb\\"' in out
+    assert '\\"nvidia.com/gpu.family\\": \\"hopper\\"' in out
 
 
 def test_facts_playbook_prints_the_reason_when_there_is_no_gpu():

@@ -208,7 +208,9 @@ def test_bad_settings_are_refused_before_any_request(kubeapi, tmp_path):
     message = run.failed[0]["result"]["msg"]
     for word in ("device stacks hami", "valid: vgpu_scheduler, nvidia_device_plugin", "smoke_timeout=0"):
         assert word in message, message
-    assert kubeapi.admin.requests() == []
+    # the collection's modules never watch; a watch here is a helm or kubectl client of an earlier test on the
+    # session's server re-opening its watch (seen in a clean-clone run under load), not a request of this run
+    assert [request for request in kubeapi.admin.requests() if request["verb"] != "watch"] == []
 
 
 # ---- the checks per GPU node, on clusters loaded as given (the ready controller off: nothing rewrites them)

@@ -35,11 +35,12 @@ def node(request):
 
 
 def _system_state(name: str, timeout: float = 90) -> str:
-    """systemd's state once boot is over; systemctl cannot connect until PID 1 is up."""
+    """systemd's state once boot is over; systemctl cannot connect until PID 1 is up (it then prints nothing or, as
+    trixie's systemctl does, ``offline``: "the manager is not running", systemctl(1)), so both are asked again."""
     deadline = time.monotonic() + timeout
     while True:
         state = _docker("exec", name, "systemctl", "is-system-running", "--wait")
-        if state.stdout.strip() or time.monotonic() > deadline:
+        if state.stdout.strip() not in ("", "offline") or time.monotonic() > deadline:
             return state.stdout.strip() or state.stderr.strip()
         time.sleep(0.5)
 
