@@ -76,6 +76,10 @@ COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclu
 ERROR_DRIVER_NOT_LOADED = 9
 ERROR_LIBRARY_NOT_FOUND = 12
 ERROR_NOT_SUPPORTED = 3
+# the library lacks the call (an older driver's library)
+ERROR_FUNCTION_NOT_FOUND = 13
+# a setting (MIG mode) waits for a GPU reset or a reboot
+ERROR_RESET_REQUIRED = 16
 # the library is not the version of the loaded kernel module (RM): the driver was upgraded without a reboot
 ERROR_LIB_RM_VERSION_MISMATCH = 18
 # the GPU has fallen off the bus or otherwise become inaccessible (Xid 79)
@@ -178,7 +182,7 @@ class _Session:
         """``(value, None)`` or ``(None, NVML error code)``; an absent wrapper counts as FUNCTION_NOT_FOUND."""
         function = getattr(self.nvml, name, None)
         if function is None:
-            return None, 13
+            return None, ERROR_FUNCTION_NOT_FOUND
         try:
             return _text(function(*args)), None
         except self.nvml.NVMLError as exc:

@@ -195,6 +195,9 @@ from ansible_collections.kubegpu.core.plugins.module_utils._mig import (
     validate,
 )
 from ansible_collections.kubegpu.core.plugins.module_utils._nvml import (
+    ERROR_FUNCTION_NOT_FOUND,
+    ERROR_NOT_SUPPORTED,
+    ERROR_RESET_REQUIRED,
     PYNVML_IMPORT_ERROR,
     NvmlUnavailable,
     _init_failure,
@@ -209,9 +212,6 @@ except ImportError:
 
 PROFILE_INDEX_COUNT = 0x12  # NVML_GPU_INSTANCE_PROFILE_COUNT in nvml.h (profile indices 0..17)
 CI_PROFILE_INDEX_COUNT = 0x9  # NVML_COMPUTE_INSTANCE_PROFILE_COUNT
-ERROR_NOT_SUPPORTED = 3
-ERROR_FUNCTION_NOT_FOUND = 13
-ERROR_RESET_REQUIRED = 16
 
 
 class Instance(t.NamedTuple):
