@@ -13,7 +13,7 @@ from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGP
 
 DOCUMENTATION = r"""
 name: device_stack_nodes
-short_description: Which GPU nodes each device stack (vGPU scheduler, NVIDIA device plugin, GPU Operator, AWS plugin, DRA driver) gets
+short_description: Which GPU nodes each device stack (HAMi, NVIDIA device plugin, GPU Operator, AWS plugin, DRA driver) gets
 version_added: 0.1.0
 author:
   - kubegpu.core maintainers (@kubegpu)
