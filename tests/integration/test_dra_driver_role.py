@@ -5,7 +5,8 @@ dra_driver stack, gpu-node-2 of nvidia_device_plugin (the real nvidia-device-plu
 tainted by the real gpu_labels role.
 
 Simulated: the cluster (tests/support/kubeapi: its DaemonSet controller places the charts' pods by their selectors,
-affinity and tolerations, as kube-scheduler would) and the GPUs (facts gathered by the real gpu_facts from the fake
+affinity and tolerations, as kube-scheduler would; the DRA kubelet plugin's double publishes the ResourceSlice of the
+node its pod runs on, from the node's fake NVML annotation) and the GPUs (facts gathered by the real gpu_facts from the fake
 NVML scenarios v100x2_r570 (driver 570) and t4 (driver 535), tests/support/role_runs.py). ``kubegpu_cdi_enabled`` is
 given as a host variable, as container_toolkit records it. Every assertion on the outcome reads the objects the
 server stored or helm's own record of the release.
@@ -97,6 +98,11 @@ def test_install_the_kubelet_plugin_lands_on_its_own_node_only_and_the_device_cl
         stored = get_object(kubeapi, f"/apis/resource.k8s.io/v1/deviceclasses/{name}")
         assert stored["spec"] == rendered[name]["spec"], name
     assert get_object(kubeapi, f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/dra-driver-nvidia-gpu-controller") is None
+    # the kubelet plugin (its double, tests/support/kubeapi/dra_plugin.py) publishes the GPUs of its node only
+    slices = get_object(kubeapi, "/apis/resource.k8s.io/v1/resourceslices")["items"]
+    assert [(s["spec"]["nodeName"], s["spec"]["driver"], len(s["spec"]["devices"])) for s in slices] == [
+        ("gpu-node-1", "gpu.nvidia.com", 2)
+    ]
 
 
 def upstream_render():
@@ -122,6 +128,7 @@ def test_absent_removes_the_release_and_its_kubelet_plugin(installed):
     assert run.task("Uninstall the NVIDIA DRA driver release").result["changed"]
     assert get_object(kubeapi, PLUGIN) is None
     assert get_object(kubeapi, "/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com") is None
+    assert get_object(kubeapi, "/apis/resource.k8s.io/v1/resourceslices")["items"] == []  # the plugin's pod is gone
     assert get_object(kubeapi, NVDP) is not None, "the other stack stays"
 
 
