@@ -19,6 +19,7 @@ import pytest
 from tests.support import upstream
 from tests.support.kube_modules import get_object, writes
 from tests.support.role_runs import GpuHost, run_role
+from tests.support.site_bench import SiteBench
 
 pytestmark = pytest.mark.skipif(not upstream.CHARTS.is_dir(), reason=upstream.MISSING)
 
@@ -170,3 +171,19 @@ def test_refuses_a_node_two_hosts_give_two_stacks(kubeapi_server):
     run = run_role(kubeapi_server, "dra_driver", hosts=hosts, variables=VARIABLES)
     assert run.rc != 0 and writes(kubeapi_server) == []
     assert "are both node gpu-node-1 but choose dra_driver and nvidia_device_plugin: one device stack per node" in run.message
+
+
+def test_cluster_playbook_refuses_an_old_driver_in_its_preflight_play_before_any_write(kubeapi, tmp_path):
+    """facts.yml and cluster.yml as an operator runs them: gpu-node-1 (driver 570) and gpu-node-2 (driver 535) of the
+    dra_driver stack, gpu-node-3 of the device plugin's. cluster.yml's preflight play runs the role's checks before
+    play 4 labels a node: it names gpu-node-2 only, and no write request reached the API server."""
+    kubeapi.admin.set_version("v1.35.2")
+    bench = SiteBench(kubeapi, tmp_path, {"gpu-node-1": "v100x2_r570", "gpu-node-2": "t4", "gpu-node-3": "h100x8"})
+    plugin = {"kubegpu_device_plugin": "nvidia_device_plugin"}
+    bench.host_vars.update({"gpu-node-1": DRA, "gpu-node-2": DRA, "gpu-node-3": plugin})
+    kubeapi.admin.reset_counters()
+    run = bench.run("facts.yml", "cluster.yml")
+    assert run.rc != 0, run.explain()
+    assert {record.get("play") for record in run.failed} == {"Preflight of every role of this playbook, before anything changes"}
+    assert "gpu-node-2 (driver 535.161.08)" in run.message and "gpu-node-1" not in run.message, run.message
+    assert writes(kubeapi) == []
