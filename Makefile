@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 # the lab's Debian suite for `make demo` (bookworm or trixie, the node images' suites; containerd 1.6 or 1.7):
-# `make demo SUITE=trixie`; empty: KUBEGPU_LAB_SUITE, else the lab's default (tests/support/lab)
+# `make demo SUITE=bookworm`; empty: KUBEGPU_LAB_SUITE, else the lab's default, trixie (tests/support/lab)
 SUITE ?=
 
 # the molecule scenarios `make molecule` runs, e.g. `make molecule MOLECULE_SCENARIOS=node_python`

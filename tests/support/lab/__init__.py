@@ -52,7 +52,9 @@ from tests.support.lab import charts, report
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PREFIX = "kubegpu-lab-"
 DEFAULT_DIR = REPO_ROOT / ".cache" / "lab"
-DEFAULT_SUITE = "bookworm"
+# Debian 13, the current stable: containerd 1.7 with CDI (the DRA driver needs it); bookworm stays selectable and is
+# covered by molecule
+DEFAULT_SUITE = "trixie"
 SUITE_ENV = "KUBEGPU_LAB_SUITE"
 KUBE_VERSION = "v1.35.2"
 LABEL = "org.kubegpu.lab"
