@@ -22,6 +22,10 @@ PYTEST_ARGS ?=
 # (containerd, helm, ansible-playbook), so two workers pay off on two cores. 0 = no xdist.
 PYTEST_WORKERS ?= 2
 
+# the lab's Debian suite for `make demo` (bookworm or trixie, the node images' suites; containerd 1.6 or 1.7):
+# `make demo SUITE=bookworm`; empty: KUBEGPU_LAB_SUITE, else the lab's default, trixie (tests/support/lab)
+SUITE ?=
+
 # the molecule scenarios `make molecule` runs, e.g. `make molecule MOLECULE_SCENARIOS=node_python`
 # (default: every scenario in extensions/molecule), MOLECULE_JOBS at a time (default 2)
 MOLECULE_SCENARIOS ?=
@@ -103,8 +107,8 @@ fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAM
 bench: setup  ## scale and speed figures, printed as tables
 	$(BIN)/python -m benchmarks
 
-demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report
-	hack/demo
+demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report (SUITE=bookworm|trixie: the nodes' Debian)
+	$(if $(SUITE),KUBEGPU_LAB_SUITE=$(SUITE) )hack/demo
 
 demo-down:  ## remove what make demo created (containers, API server, images only if the lab built them)
 	hack/demo down

@@ -1,7 +1,8 @@
 """The lab end to end: three node containers, the real playbooks/site.yml, the readiness report, a re-run.
 
-Real: the Debian node containers (``kubegpu-node:bookworm``, shared with molecule) with systemd and
-Debian's containerd, the node Python venv made by node_python, the roles and modules, helm, kubectl.
+Real: the Debian node containers (``kubegpu-node:<suite>``, shared with molecule; the suite is ``KUBEGPU_LAB_SUITE``,
+else the lab's default) with systemd and that suite's containerd and runc, the node Python venv made by node_python,
+the roles and modules, helm, kubectl.
 Simulated: the GPUs (fake NVML at the real library path in each container, see
 tests/support/fake_nvml/README.md) and the cluster (the test API server). The containers carry their
 own prefix (``kubegpu-labtest-<hash of the checkout path>-``, or ``KUBEGPU_LABTEST_PREFIX``), so
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from tests.support import fake_nvml, upstream
+from tests.support import debs, fake_nvml, upstream
 from tests.support.kube_clients import ensure_clients
 from tests.support.lab import CPU_NODES, KUBE_VERSION, NODES, REPO_ROOT, Lab, charts, report, run_site
 
@@ -43,9 +44,11 @@ def lab(tmp_path_factory):
         os.environ[charts.CHARTS_ENV] = str(upstream.CHARTS)  # as make test sets it (run_site passes it on)
     lab = Lab(PREFIX, tmp_path_factory.mktemp("lab"), log=lambda _line: None)
     lab.down()  # what an interrupted earlier run left
-    lab.up()
-    yield lab
-    lab.down()
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()  # a failed up() too: no containers left behind
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{PREFIX}"], capture_output=True, text=True, check=True)
     assert left.stdout.strip() == ""
     assert not lab.server_running()
@@ -94,6 +97,14 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
             check=False,
         )
         assert active.stdout.strip() == "active"
+        # the suite's own containerd (Debian's `containerd --version`: name, module, upstream version, package version),
+        # and the Node object says so as kubelet would
+        version = subprocess.run(
+            ["docker", "exec", lab.container(name), "containerd", "--version"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert version[3] == debs.version_of("containerd", lab.suite), version
+        runtime = kubectl(lab, "get", "node", name, "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}")
+        assert runtime == f"containerd://{version[2].split('~')[0]}", (runtime, version)
 
     # what a user types
     table = kubectl(lab, "get", "nodes").splitlines()
@@ -133,7 +144,8 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     second = run_site(lab)
     assert second.rc == 0, second.output[-6000:]
     assert second.changed == 0, [line for line in second.output.splitlines() if line.startswith("changed:")]
-    print(f"lab site.yml: first {first.seconds:.0f} s, second {second.seconds:.0f} s, ratio {second.seconds / first.seconds:.2f}")
+    ratio = second.seconds / first.seconds
+    print(f"lab ({lab.suite}) site.yml: first {first.seconds:.0f} s, second {second.seconds:.0f} s, ratio {ratio:.2f}")
 
     # broken behind the playbook's back: a NoExecute taint HAMi's device plugin does not tolerate evicts it from
     # gpu-node-2 (the DaemonSet controller's rule); site.yml leaves others' taints alone, and its report now fails
@@ -241,4 +253,4 @@ def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_
     validated = run_site(lab, "site.yml")
     assert validated.rc == 0, validated.output[-6000:]
     seconds = f"failing roll {failed.seconds:.0f} s, rerun {rerun.seconds:.0f} s, site.yml {validated.seconds:.0f} s"
-    print(f"lab driver-upgrade.yml: {seconds}")
+    print(f"lab ({lab.suite}) driver-upgrade.yml: {seconds}")

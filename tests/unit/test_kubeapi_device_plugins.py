@@ -35,7 +35,7 @@ def _scenarios(nodes: list[dict]) -> dict[str, tuple[str, str]]:
 
 def test_fixture_and_lab_nodes_name_the_scenario_whose_gpus_they_advertise():
     [fixture] = [doc for doc in yaml.safe_load_all(GPU_NODES.read_text()) if doc]
-    for nodes in (fixture["items"], node_objects()):
+    for nodes in (fixture["items"], node_objects("containerd://1.7.24")):
         named = _scenarios(nodes)
         assert {name: scenario for name, (scenario, _capacity) in named.items()} == NODE_SCENARIOS
         for scenario, capacity in named.values():

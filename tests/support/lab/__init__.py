@@ -1,8 +1,9 @@
 """The lab: a simulated three-node GPU cluster on which the real ``playbooks/site.yml`` runs.
 
-What is real: three Debian node containers (``kubegpu-node:bookworm``, systemd as PID 1), Debian's
-containerd installed and running under systemd in each, the node Python environment (made by the
-``node_python`` role in site.yml), Ansible reaching them with ``community.docker.docker``, Helm.
+What is real: three Debian node containers (``kubegpu-node:<suite>``, systemd as PID 1), that suite's containerd
+and runc installed and running under systemd in each (the suite: ``KUBEGPU_LAB_SUITE``, one of the node images'
+``images.SUITES``, default :data:`DEFAULT_SUITE`; bookworm's containerd 1.6 has no CDI, trixie's 1.7 has), the node
+Python environment (made by the ``node_python`` role in site.yml), Ansible reaching them with ``community.docker.docker``, Helm.
 What is simulated: the GPUs (the fake NVML library ``libnvidia-ml.so.1`` installed where the real
 one lives, ``/usr/lib/x86_64-linux-gnu``, with the node's scenario at its default path
 ``/etc/fake-nvml/scenario.json``, and the fake ``nvidia-smi``), the driver's life cycle (``fake_nvml/fake_driver.py``:
@@ -12,14 +13,16 @@ of ``tests/support/kubeapi``, in the background, with one Node object per contai
 v1.35.2 and the ready controller). The charts are the real ones (``charts.py``: ``KUBEGPU_CHARTS_DIR``,
 else ``helm pull`` into ``.cache/charts``), except OpenFaaS' stand-in in ``tests/support/charts``.
 
-``Lab(prefix, directory).up()`` brings it up (idempotently: what runs already is kept, so a second
-``make demo`` finds the same cluster state), ``down()`` removes the containers, stops the server and
+``Lab(prefix, directory, suite).up()`` brings it up (idempotently: what runs already is kept, so a second
+``make demo`` finds the same cluster state; containers of another suite under the same prefix are refused, naming
+both suites and ``down``), ``down()`` removes the containers, stops the server and
 removes the node image only if the lab built it. Container names carry ``prefix`` (the demo and the
 test use different ones); Node objects and inventory hosts are ``gpu-node-1..3``; the Node ``cpu-node-1`` (no GPU, no
 container, not in the inventory) is the untainted worker the cluster's other pods run on.
 
-Command line: ``python -m tests.support.lab charts|up|down|status|report [--prefix P] [--dir D]`` (``charts``
-prints the charts directory once it holds what the lab installs, or says what is missing and fails;
+Command line: ``python -m tests.support.lab charts|suite|up|down|status|report [--prefix P] [--dir D] [--suite S]``
+(``charts`` prints the charts directory once it holds what the lab installs, or says what is missing and fails;
+``suite`` prints the nodes' suite, or fails naming a ``KUBEGPU_LAB_SUITE`` the node images do not have;
 ``report`` renders ``report.json`` into ``report.html`` in the lab directory, see ``report.py``).
 """
 
@@ -49,7 +52,10 @@ from tests.support.lab import charts, report
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PREFIX = "kubegpu-lab-"
 DEFAULT_DIR = REPO_ROOT / ".cache" / "lab"
-SUITE = "bookworm"
+# Debian 13, the current stable: containerd 1.7 with CDI (the DRA driver needs it); bookworm stays selectable and is
+# covered by molecule
+DEFAULT_SUITE = "trixie"
+SUITE_ENV = "KUBEGPU_LAB_SUITE"
 KUBE_VERSION = "v1.35.2"
 LABEL = "org.kubegpu.lab"
 # inventory host / Node name -> fake NVML scenario
@@ -62,6 +68,7 @@ LIBRARY_PATH = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 SCENARIO_PATH = "/etc/fake-nvml/scenario.json"
 STAMP_PATH = "/etc/fake-nvml/installed"
 DRIVER_STAMP_PATH = "/var/lib/fake-nvidia/installed-doubles"
+DEB_DROP = "/var/tmp"  # where the .debs are copied for dpkg -i
 SYSFS_PATH = "/var/lib/fake-nvidia/sys"  # the fake sysfs fake_driver.py keeps (its FAKE_DRIVER_SYSFS default)
 # A stand-in for NVIDIA's persistence daemon unit: a GPU client that holds the nvidia module while active (the
 # modprobe double refuses -r then), so that "stop the GPU clients before unloading" is observable.
@@ -81,6 +88,23 @@ class LabError(RuntimeError):
     pass
 
 
+def suite_from_env() -> str:
+    """The Debian suite of the lab's nodes: ``KUBEGPU_LAB_SUITE``, else :data:`DEFAULT_SUITE`; one of ``images.SUITES``."""
+    suite = os.environ.get(SUITE_ENV) or DEFAULT_SUITE
+    if suite not in images.SUITES:
+        raise LabError(f"{SUITE_ENV}={suite!r}: the lab's node images exist for {', '.join(images.SUITES)}")
+    return suite
+
+
+def containerd_runtime_version(deb_version: str) -> str:
+    """A Node's ``containerRuntimeVersion`` as kubelet reports the containerd of a Debian package version
+    (``1.7.24~ds1-6+deb13u1`` -> ``containerd://1.7.24``)."""
+    match = re.match(r"(?:\d+:)?(\d+\.\d+\.\d+)", deb_version)
+    if not match:
+        raise LabError(f"containerd's Debian version {deb_version!r} does not start with X.Y.Z")
+    return f"containerd://{match.group(1)}"
+
+
 def _run(argv: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
     if check and result.returncode != 0:
@@ -89,21 +113,22 @@ def _run(argv: list[str], check: bool = True, **kwargs) -> subprocess.CompletedP
     return result
 
 
-def node_objects() -> list[dict]:
-    """The Node objects the lab's API server starts with: as kubelets on the containers would register them."""
+def node_objects(runtime: str) -> list[dict]:
+    """The Node objects the lab's API server starts with: as kubelets on the containers would register them, with
+    ``runtime`` (:func:`containerd_runtime_version` of the nodes' containerd) as their ``containerRuntimeVersion``."""
     nodes = []
     for index, (name, scenario) in enumerate(NODES.items(), start=1):
         count = len(fake_nvml.load(scenario).get("devices") or [])
         node = gpu_node(name, gpus=count, product=None, scenario=scenario)
         node["status"]["addresses"][0]["address"] = f"10.0.0.{10 + index}"
         info = node["status"]["nodeInfo"]
-        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
+        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion=runtime)
         nodes.append(node)
     for index, name in enumerate(CPU_NODES, start=len(NODES) + 1):
         node = gpu_node(name, gpus=0)
         node["status"]["addresses"][0]["address"] = f"10.0.0.{10 + index}"
         info = node["status"]["nodeInfo"]
-        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion="containerd://1.6.20")
+        info.update(kubeletVersion=KUBE_VERSION, kubeProxyVersion=KUBE_VERSION, containerRuntimeVersion=runtime)
         nodes.append(node)
     for name in [*NODES, *CPU_NODES]:
         nodes.append(
@@ -118,8 +143,17 @@ def node_objects() -> list[dict]:
 
 
 class Lab:
-    def __init__(self, prefix: str = DEFAULT_PREFIX, directory: Optional[Path] = None, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        prefix: str = DEFAULT_PREFIX,
+        directory: Optional[Path] = None,
+        log: Callable[[str], None] = print,
+        suite: Optional[str] = None,
+    ):
         self.prefix = prefix
+        self.suite = suite or suite_from_env()
+        if self.suite not in images.SUITES:
+            raise LabError(f"suite {self.suite!r}: the lab's node images exist for {', '.join(images.SUITES)}")
         self.dir = Path(directory or DEFAULT_DIR).resolve()
         self.kubeconfig = self.dir / "kubeconfig"
         self.log = log
@@ -137,18 +171,42 @@ class Lab:
         listed = _run(["docker", "ps", "-a", "--filter", f"label={LABEL}={self.prefix}", "--format", "{{.Names}}"])
         return listed.stdout.split()
 
+    def suites(self) -> dict[str, str]:
+        """container -> the suite of the node image it was started from (its image's tag), for the lab's containers."""
+        containers = self._all_containers()
+        if not containers:
+            return {}
+        listed = _run(["docker", "inspect", "--format", "{{.Name}} {{.Config.Image}}", *containers])
+        found = {}
+        for line in listed.stdout.splitlines():
+            name, image = line.split()
+            found[name.lstrip("/")] = image.rpartition(":")[2]
+        return found
+
+    def _refuse_another_suite(self) -> None:
+        """Before anything changes: containers of another suite under this prefix are not converted in place (their
+        packages, the API server's Node objects and what site.yml left on them belong to that suite)."""
+        other = {name: suite for name, suite in self.suites().items() if suite != self.suite}
+        if other:
+            listed = ", ".join(f"{name} ({suite})" for name, suite in sorted(other.items()))
+            raise LabError(
+                f"the lab {self.prefix!r} runs nodes of another suite than the {self.suite} asked for: {listed}; "
+                f"remove it first (make demo-down, or KUBEGPU_LAB_PREFIX={self.prefix} python -m tests.support.lab down)"
+            )
+
     # -- up ------------------------------------------------------------------------------------
 
     def up(self) -> None:
+        self._refuse_another_suite()
         self.dir.mkdir(parents=True, exist_ok=True)
-        created = images.built_recipe(SUITE) is None
-        image = images.image_name(SUITE)
+        created = images.built_recipe(self.suite) is None
+        image = images.image_name(self.suite)
         self.log(f"lab: node image {image}" + (" (debootstrap, a few minutes; removed by make demo-down)" if created else ""))
-        images.ensure_image(SUITE)
+        images.ensure_image(self.suite)
         if created:
             (self.dir / "created-images").write_text(image + "\n")
         library = fake_nvml.library_dir() / "libnvidia-ml.so.1"
-        self.log("lab: containerd from Debian (.deb cache)")
+        self.log(f"lab: containerd and runc from Debian {self.suite} (.deb cache)")
         packages = [self._deb("runc"), self._deb("containerd")]
         running = self._running()
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(NODES)) as pool:
@@ -162,8 +220,8 @@ class Lab:
         self.wheels()
 
     def _deb(self, package: str) -> Path:
-        debs.fetch(package, SUITE)
-        (deb,) = sorted((debs.CACHE / SUITE / package).glob("*.deb"))
+        debs.fetch(package, self.suite)
+        (deb,) = sorted((debs.CACHE / self.suite / package).glob("*.deb"))
         return deb
 
     def _exec(self, node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -198,10 +256,11 @@ class Lab:
             time.sleep(0.5)
         if self._exec(node, "test", "-x", "/usr/bin/containerd", check=False).returncode != 0:
             self.log(f"lab: {node}: install containerd and runc (dpkg)")
+            # not /tmp: trixie's systemd mounts a tmpfs there (tmp.mount), over the directory docker cp writes into
             for deb in packages:
-                _run(["docker", "cp", str(deb), f"{name}:/tmp/{deb.name}"])
-            self._exec(node, "dpkg", "-i", *(f"/tmp/{deb.name}" for deb in packages))
-            self._exec(node, "rm", "-f", *(f"/tmp/{deb.name}" for deb in packages))
+                _run(["docker", "cp", str(deb), f"{name}:{DEB_DROP}/{deb.name}"])
+            self._exec(node, "dpkg", "-i", *(f"{DEB_DROP}/{deb.name}" for deb in packages))
+            self._exec(node, "rm", "-f", *(f"{DEB_DROP}/{deb.name}" for deb in packages))
         self._exec(node, "systemctl", "enable", "--now", "containerd")
         stamp = hashlib.sha256(library.read_bytes() + fake_nvml.scenario(scenario).read_bytes()).hexdigest()
         if self._exec(node, "cat", STAMP_PATH, check=False).stdout.strip() != stamp:
@@ -255,7 +314,8 @@ class Lab:
             self.log(f"lab: API server already serving ({self.kubeconfig})")
             return
         fixture = self.dir / "nodes.yaml"
-        fixture.write_text(yaml.safe_dump_all(node_objects(), sort_keys=False))
+        runtime = containerd_runtime_version(debs.version_of("containerd", self.suite))
+        fixture.write_text(yaml.safe_dump_all(node_objects(runtime), sort_keys=False))
         self.log("lab: test API server (simulated cluster)")
         _run(
             [
@@ -341,7 +401,9 @@ class Lab:
 
     def status(self) -> dict:
         return {
+            "suite": self.suite,
             "containers": sorted(self._running()),
+            "container_suites": self.suites(),
             "server": self.server_running(),
             "kubeconfig": str(self.kubeconfig),
         }
@@ -398,14 +460,17 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("charts", "up", "down", "status", "report", "wheels"))
+    parser.add_argument("command", choices=("charts", "suite", "up", "down", "status", "report", "wheels"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
+    parser.add_argument("--suite", default=None, help=f"the nodes' Debian suite ({SUITE_ENV}, else {DEFAULT_SUITE})")
     args = parser.parse_args(argv)
-    lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True))
     try:
+        lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True), suite=args.suite)
         if args.command == "charts":
             print(charts.ensure_charts())
+        elif args.command == "suite":
+            print(lab.suite)
         elif args.command == "up":
             lab.up()
         elif args.command == "down":
