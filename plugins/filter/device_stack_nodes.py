@@ -13,19 +13,19 @@ from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGP
 
 DOCUMENTATION = r"""
 name: device_stack_nodes
-short_description: Which GPU nodes each device stack (vGPU scheduler, NVIDIA device plugin, GPU Operator, AWS plugin) gets
+short_description: Which GPU nodes each device stack (HAMi, NVIDIA device plugin, GPU Operator, AWS plugin, DRA driver) gets
 version_added: 0.1.0
 author:
   - kubegpu.core maintainers (@kubegpu)
 description:
-  - HAMi's device plugin, NVIDIA's device plugin (alone or in the GPU Operator) and the AWS virtual GPU device
-    plugin each advertise a node's GPUs and cannot share a node. This filter reads each GPU host's choice,
+  - HAMi's device plugin, NVIDIA's device plugin (alone or in the GPU Operator), the AWS virtual GPU device
+    plugin and NVIDIA's DRA driver each advertise a node's GPUs and cannot share a node. This filter reads each GPU host's choice,
     C(kubegpu_device_plugin) from its host or group variables (else O(default)), checks it, and returns the
     node names of each stack, the label that separates them and the node selector each stack's DaemonSets use.
   - Every GPU node gets the label C(kubegpu.io/device-stack=<stack>) (role C(kubegpu.core.gpu_labels) sets it);
     each stack selects on it beside the label the upstream chart selects on (HAMi C(gpu=on), NVIDIA
-    C(nvidia.com/gpu.present=true), AWS C(k8s.amazonaws.com/accelerator=vgpu)), so two stacks never select
-    the same node.
+    C(nvidia.com/gpu.present=true), also the DRA driver's kubelet plugin, AWS C(k8s.amazonaws.com/accelerator=vgpu)),
+    so two stacks never select the same node.
   - When some node chooses C(gpu_operator), the nodes of other stacks get C(nvidia.com/gpu.deploy.operands=false)
     (the operator's own switch to deploy nothing on a node) and the operator's nodes lose it.
   - Fails naming the host, the value and the valid stacks for an unknown stack, a list of stacks for one node, or
@@ -48,7 +48,7 @@ options:
     description: The stack of a host that does not set C(kubegpu_device_plugin).
     type: str
     default: vgpu_scheduler
-    choices: [vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, none]
+    choices: [vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, dra_driver, none]
 seealso:
   - module: kubegpu.core.node_labels
 """
@@ -80,20 +80,21 @@ _value:
       description: Every stack, with the sorted Kubernetes node names that chose it (V([]) for none).
       type: dict
       sample: {vgpu_scheduler: [gpu-node-1, gpu-node-2], nvidia_device_plugin: [], gpu_operator: [],
-               aws_vgpu_plugin: [gpu-node-3], none: []}
+               aws_vgpu_plugin: [gpu-node-3], dra_driver: [gpu-node-4], none: []}
     used:
       description: The stacks other than V(none) that at least one node chose, sorted.
       type: list
       elements: str
-      sample: [aws_vgpu_plugin, vgpu_scheduler]
+      sample: [aws_vgpu_plugin, dra_driver, vgpu_scheduler]
     hosts:
       description: Every stack, with the sorted inventory hosts that chose it (to read their facts).
       type: dict
-      sample: {vgpu_scheduler: [node1, node2], nvidia_device_plugin: [], gpu_operator: [], aws_vgpu_plugin: [node3], none: []}
+      sample: {vgpu_scheduler: [node1, node2], nvidia_device_plugin: [], gpu_operator: [], aws_vgpu_plugin: [node3],
+               dra_driver: [node4], none: []}
     nodes:
       description: Node name to its stack.
       type: dict
-      sample: {gpu-node-1: vgpu_scheduler, gpu-node-3: aws_vgpu_plugin}
+      sample: {gpu-node-1: vgpu_scheduler, gpu-node-3: aws_vgpu_plugin, gpu-node-4: dra_driver}
     label:
       description: The label key that carries each node's stack.
       type: str
@@ -104,6 +105,7 @@ _value:
       sample:
         vgpu_scheduler: {gpu: "on", kubegpu.io/device-stack: vgpu_scheduler}
         aws_vgpu_plugin: {k8s.amazonaws.com/accelerator: vgpu, kubegpu.io/device-stack: aws_vgpu_plugin}
+        dra_driver: {nvidia.com/gpu.present: "true", kubegpu.io/device-stack: dra_driver}
     labels:
       description: Per node, the stack labels it must carry (value V(null) removes the label), for M(kubegpu.core.node_labels).
       type: dict

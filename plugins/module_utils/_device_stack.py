@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which GPU nodes each device stack gets. Private to the collection.
 
-HAMi's device plugin, NVIDIA's device plugin (alone or inside the GPU Operator) and the AWS virtual GPU
-plugin each advertise a node's GPUs; two on one node fight over them. Every GPU node therefore carries one
+HAMi's device plugin, NVIDIA's device plugin (alone or inside the GPU Operator), the AWS virtual GPU
+plugin and NVIDIA's DRA driver each advertise a node's GPUs; two on one node fight over them. Every GPU node therefore carries one
 label, ``kubegpu.io/device-stack=<stack>``, and every stack's DaemonSets select on it beside the fixed label
 the upstream chart selects on, so no two stacks' node selections can overlap.
 """
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
 
-STACKS = ("vgpu_scheduler", "nvidia_device_plugin", "gpu_operator", "aws_vgpu_plugin", "none")
+STACKS = ("vgpu_scheduler", "nvidia_device_plugin", "gpu_operator", "aws_vgpu_plugin", "dra_driver", "none")
 STACK_LABEL = "kubegpu.io/device-stack"
 AWS_LABEL = "k8s.amazonaws.com/accelerator"
 OPERATOR_OPERANDS_LABEL = "nvidia.com/gpu.deploy.operands"
@@ -26,6 +26,9 @@ CHART_SELECTOR = {
     "nvidia_device_plugin": {"nvidia.com/gpu.present": "true"},
     "gpu_operator": {"nvidia.com/gpu.present": "true"},
     "aws_vgpu_plugin": {AWS_LABEL: "vgpu"},
+    # The DRA driver chart's kubelet plugin requires one of several node labels, nvidia.com/gpu.present=true among
+    # them (its values.yaml, kubeletPlugin.affinity); gpu_labels writes that one.
+    "dra_driver": {"nvidia.com/gpu.present": "true"},
 }
 
 

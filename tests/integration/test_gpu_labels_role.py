@@ -112,7 +112,7 @@ def test_unknown_and_doubled_device_stacks_are_refused_naming_them_before_any_ch
     assert run.rc != 0
     message = run.failed[0]["result"]["msg"]
     assert "kubegpu_device_plugin of host node1 is 'hami', which is not a device stack" in message, message
-    assert "vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, none" in message
+    assert "vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, dra_driver, none" in message
     assert "of host node2 is ['vgpu_scheduler', 'nvidia_device_plugin']: one device stack per node" in message
     assert writes(kubeapi) == []
 

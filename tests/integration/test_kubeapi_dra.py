@@ -34,7 +34,7 @@ from tests.support.kubeapi import dra as dra_double
 GPUS = {
     "gpu-node-1": ("Tesla V100-SXM2-16GB", "Volta", "7.0.0", "16Gi", 2),
     "gpu-node-2": ("Tesla T4", "Turing", "7.5.0", "15Gi", 1),
-    "gpu-node-3": ("NVIDIA H100 80GB HBM3", "Hopper", "9.0.0", "80Gi", 8),
+    "gpu-node-3": ("NVIDIA H100 80GB HBM3", "Hopper", "9.0.0", "81559Mi", 8),
 }
 
 

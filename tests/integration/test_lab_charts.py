@@ -21,7 +21,6 @@ from tests.support.adhoc import BIN, read_records, recording_env
 from tests.support.lab import REPO_ROOT, charts
 
 pytestmark = pytest.mark.skipif(not upstream.CHARTS.is_dir(), reason=upstream.MISSING)
-STACK_ROLES = ("vgpu_scheduler", "nvidia_device_plugin", "gpu_operator")
 
 
 def test_the_lab_inventory_points_each_device_stack_at_the_real_package_in_kubegpu_charts_dir(tmp_path, monkeypatch):
@@ -31,10 +30,13 @@ def test_the_lab_inventory_points_each_device_stack_at_the_real_package_in_kubeg
     (role / "defaults").mkdir(parents=True)
     (role / "tasks").mkdir()
     defaults = {}
-    for name in STACK_ROLES:
+    for name in charts.STACK_ROLES:
         defaults.update(yaml.safe_load((REPO_ROOT / "roles" / name / "defaults" / "main.yml").read_text()))
     (role / "defaults" / "main.yml").write_text(yaml.safe_dump(defaults))
-    refs = "{{ {'hami': vgpu_scheduler_chart_ref, 'nvdp': nvidia_device_plugin_chart_ref, 'op': gpu_operator_chart_ref} }}"
+    refs = (
+        "{{ {'hami': vgpu_scheduler_chart_ref, 'nvdp': nvidia_device_plugin_chart_ref, 'op': gpu_operator_chart_ref,"
+        " 'dra': dra_driver_chart_ref} }}"
+    )
     (role / "tasks" / "main.yml").write_text(yaml.safe_dump([{"ansible.builtin.debug": {"msg": refs}}]))
     playbook = tmp_path / "refs.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": ["chart_refs"]}]))
@@ -50,6 +52,7 @@ def test_the_lab_inventory_points_each_device_stack_at_the_real_package_in_kubeg
         "hami": str(upstream.CHARTS / "hami-2.10.0.tgz"),
         "nvdp": str(upstream.CHARTS / "nvidia-device-plugin-0.20.0.tgz"),
         "op": str(upstream.CHARTS / "gpu-operator-v26.7.0.tgz"),
+        "dra": str(upstream.CHARTS / "dra-driver-nvidia-gpu-0.4.1.tgz"),
     }
     assert all(os.path.isfile(path) for path in result.values())
     # the lab's own check takes that directory as it is
@@ -87,6 +90,12 @@ def test_an_unreachable_repository_names_the_chart_and_both_ways_to_provide_it(t
     assert "helm pull hami --repo http://127.0.0.1:9/charts/ --version 2.10.0" in message
     assert f"set {charts.CHARTS_ENV} to a directory that holds hami-2.10.0.tgz" in message
     assert not (tmp_path / "cache" / "hami-2.10.0.tgz").exists()
+
+
+def test_the_dra_drivers_chart_is_pulled_by_its_oci_reference():
+    dra = charts.role_chart("dra_driver")
+    assert (dra.name, dra.version, dra.package) == ("dra-driver-nvidia-gpu", "0.4.1", "dra-driver-nvidia-gpu-0.4.1.tgz")
+    assert dra.pull == ["pull", "oci://registry.k8s.io/dra-driver-nvidia/charts/dra-driver-nvidia-gpu", "--version", "0.4.1"]
 
 
 def test_make_demo_stops_before_changing_anything_when_kubegpu_charts_dir_lacks_the_chart(tmp_path):

@@ -1,8 +1,9 @@
 """The real NVIDIA DRA driver chart (../shared/upstream/charts/dra-driver-nvidia-gpu-0.4.1.tgz) rendered by real helm
 against the GPU nodes as kubegpu.core.gpu_labels leaves them, judged by kube-scheduler's predicates and the strict
-Kubernetes schemas (tests/support/upstream.py). No role deploys this chart yet (the dra_driver stack is to come);
-these tests hold what such a role must respect to the chart itself: the Kubernetes versions it renders for, that
-every object it renders is valid there, and what its kubelet plugin needs of a GPU node.
+Kubernetes schemas (tests/support/upstream.py): what the kubegpu.core.dra_driver role must respect of the chart
+itself (the Kubernetes versions it renders for, that every object it renders is valid there, what its kubelet plugin
+needs of a GPU node), and the values the role computes (its check-mode diff): the kubelet plugin placed on a node of
+the dra_driver stack as gpu_labels leaves it, with and without the GPU taint, and no values key the chart ignores.
 
 Simulated: the GPUs (fake NVML, for gpu_labels' facts) and the cluster (the test API server).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import upstream
-from tests.support.role_runs import GpuHost
+from tests.support.role_runs import GpuHost, run_role
 
 CHART = "dra-driver-nvidia-gpu-0.4.1.tgz"
 PLUGIN = "DaemonSet/dra-driver-nvidia-gpu-kubelet-plugin"
@@ -62,3 +63,46 @@ def test_the_kubelet_plugin_selects_our_gpu_nodes_but_needs_our_taint_tolerated(
     assert problem is not None and '"key": "gpu"' in problem
     tolerated = render({"kubeletPlugin": {"tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}})
     assert upstream.placement_problem(dict(upstream.pod_templates(tolerated))[PLUGIN], gpu_node) is None
+
+
+@pytest.fixture(scope="module")
+def role_plan(kubeapi_server):
+    """gpu-node-1 of the dra_driver stack (2x V100 on driver 570, CDI on) as gpu_labels leaves it with the GPU taint,
+    and the values the dra_driver role plans for it (check mode, diff)."""
+    upstream.chart(CHART)
+    kubeapi_server.admin.reset()
+    host = {"kubegpu_default_runtime": "nvidia", "kubegpu_device_plugin": "dra_driver", "kubegpu_cdi_enabled": True}
+    hosts = {"node1": GpuHost("v100x2_r570", "gpu-node-1", host)}
+    node = upstream.nodes_after_gpu_labels(kubeapi_server, hosts, {"kubegpu_gpu_taint_enabled": True})["gpu-node-1"]
+    run = run_role(
+        kubeapi_server,
+        "dra_driver",
+        hosts=hosts,
+        variables={"dra_driver_chart_ref": str(upstream.chart(CHART))},
+        check=True,
+        diff=True,
+    )
+    return node, upstream.planned_values(run, "Install or upgrade the NVIDIA DRA driver release")
+
+
+def role_render(values):
+    return upstream.helm_template(
+        upstream.chart(CHART), values, release="dra-driver-nvidia-gpu", namespace="dra-driver-nvidia-gpu", kube_version="v1.35.0"
+    )
+
+
+def test_the_roles_kubelet_plugin_runs_on_its_gpu_node_tainted_or_not(role_plan):
+    node, values = role_plan
+    assert {"key": "gpu", "effect": "NoSchedule"} in node["spec"]["taints"]
+    plugin = dict(upstream.pod_templates(role_render(values)))[PLUGIN]
+    assert upstream.placement_problem(plugin, node) is None
+    assert upstream.placement_problem(plugin, upstream.node("gpu-node-1", node["metadata"]["labels"])) is None
+    # a node of another stack (same nvidia.com/gpu.present=true) is not selected
+    other = {**node["metadata"]["labels"], "kubegpu.io/device-stack": "nvidia_device_plugin"}
+    assert upstream.placement_problem(plugin, upstream.node("gpu-node-2", other)) is not None
+    assert upstream.schema_errors(role_render(values), "v1.35.0") == []
+
+
+def test_every_value_the_role_sets_is_read_by_the_chart(role_plan):
+    values = role_plan[1]
+    assert upstream.silent_keys(role_render, values) == []

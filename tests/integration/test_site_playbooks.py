@@ -320,6 +320,9 @@ def missing_prerequisite(case: str, kubeapi, tmp_path) -> tuple[dict[str, t.Any]
     if case == "Kubernetes older than the stacks run on":
         kubeapi.admin.set_version("v1.22.17")
         return {}, ['"v1.22.17"', "1.23 or later"]
+    if case == "DRA API not served for the dra_driver stack":
+        kubeapi.admin.set_version("v1.33.7")  # resource.k8s.io/v1 is served from 1.34 (the test API server's catalogue)
+        return {"kubegpu_device_plugin": "dra_driver"}, ['"v1.33.7"', "does not serve resource.k8s.io/v1", "Nothing was changed"]
     if case == "chart archive not found":
         chart = str(tmp_path / "charts" / "hami-2.10.0.tgz")
         return {"vgpu_scheduler_chart_ref": chart}, ["vgpu_scheduler_chart_ref", chart, "not found"]
@@ -335,6 +338,7 @@ MISSING_PREREQUISITES = [
     "context not in the kubeconfig",
     "API server not answering",
     "Kubernetes older than the stacks run on",
+    "DRA API not served for the dra_driver stack",
     "chart archive not found",
     "OpenFaaS Profile CRD missing",
 ]

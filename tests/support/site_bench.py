@@ -71,6 +71,7 @@ class SiteBench:
                     "vgpu_scheduler": UPSTREAM_CHARTS / "hami-2.10.0.tgz",
                     "nvidia_device_plugin": UPSTREAM_CHARTS / "nvidia-device-plugin-0.20.0.tgz",
                     "gpu_operator": UPSTREAM_CHARTS / "gpu-operator-v26.7.0.tgz",
+                    "dra_driver": UPSTREAM_CHARTS / "dra-driver-nvidia-gpu-0.4.1.tgz",
                     "openfaas_profile": CHARTS / "openfaas",
                 }.items()
                 for key, value in {"chart_ref": str(chart), "chart_repo_url": "", "chart_version": ""}.items()

@@ -38,6 +38,7 @@ def test_per_node_choices_default_and_node_names():
         "nvidia_device_plugin": ["gpu-node-2"],
         "gpu_operator": [],
         "aws_vgpu_plugin": ["node3"],
+        "dra_driver": [],
         "none": ["node4"],
     }
     assert plan["hosts"]["vgpu_scheduler"] == ["node1"]
@@ -56,6 +57,18 @@ def test_operator_nodes_lose_the_operands_switch_and_the_others_get_it_off():
     assert plan["labels"]["b"] == {STACK_LABEL: "nvidia_device_plugin", OPERATOR_OPERANDS_LABEL: "false"}
 
 
+def test_dra_driver_nodes_select_on_the_label_its_kubelet_plugin_requires_and_the_stack():
+    """The DRA driver chart's kubelet plugin requires one of NFD's PCI labels or nvidia.com/gpu.present=true
+    (dra-driver-nvidia-gpu 0.4.1 values.yaml, kubeletPlugin.affinity); the stack label keeps it off the device
+    plugin's nodes, which carry the same nvidia.com/gpu.present=true."""
+    hostvars = {"a": {"kubegpu_device_plugin": "dra_driver"}, "b": {"kubegpu_device_plugin": "nvidia_device_plugin"}}
+    plan = device_stack_nodes(["a", "b"], hostvars)
+    assert plan["stacks"]["dra_driver"] == ["a"] and plan["hosts"]["dra_driver"] == ["a"]
+    assert plan["used"] == ["dra_driver", "nvidia_device_plugin"]
+    assert plan["node_selector"]["dra_driver"] == {"nvidia.com/gpu.present": "true", STACK_LABEL: "dra_driver"}
+    assert plan["labels"] == {"a": {STACK_LABEL: "dra_driver"}, "b": {STACK_LABEL: "nvidia_device_plugin"}}
+
+
 def test_no_hosts_give_an_empty_plan():
     plan = device_stack_nodes([], {})
     assert plan["used"] == [] and all(nodes == [] for nodes in plan["stacks"].values())
@@ -68,7 +81,7 @@ def test_no_hosts_give_an_empty_plan():
             {"a": {"kubegpu_device_plugin": "hami"}},
             "vgpu_scheduler",
             "kubegpu_device_plugin of host a is 'hami', which is not a device stack; "
-            "valid: vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, none",
+            "valid: vgpu_scheduler, nvidia_device_plugin, gpu_operator, aws_vgpu_plugin, dra_driver, none",
         ),
         ({"a": {}}, "nvidia", "kubegpu_device_plugin (the cluster default) is 'nvidia', which is not a device stack"),
         ({"a": {"kubegpu_device_plugin": ["vgpu_scheduler", "aws_vgpu_plugin"]}}, "vgpu_scheduler", "one device stack per node"),
@@ -79,6 +92,14 @@ def test_no_hosts_give_an_empty_plan():
             },
             "vgpu_scheduler",
             "hosts a and b are both node n but choose vgpu_scheduler and none",
+        ),
+        (
+            {
+                "a": {"kubegpu_device_plugin": "dra_driver", "kubegpu_node_name": "n"},
+                "b": {"kubegpu_node_name": "n", "kubegpu_device_plugin": "nvidia_device_plugin"},
+            },
+            "none",
+            "hosts a and b are both node n but choose dra_driver and nvidia_device_plugin: one device stack per node",
         ),
         (
             {

@@ -40,7 +40,8 @@ Not simulated: ``firstAvailable`` subrequests, ``constraints`` (``matchAttribute
 taints and tolerations, partitionable devices and counters, the extended-resource mapping of DeviceClasses, pools
 spread over several slices or nodes (``nodeSelector``/``allNodes`` slices), scoring between feasible nodes (the
 first feasible node by name is taken, as elsewhere in the bench), deallocation when the Pod ends (a claim from a
-template goes with its Pod through the garbage collector; a shared claim keeps its allocation).
+template goes with its Pod through the garbage collector; a shared claim keeps its allocation). The NVIDIA DRA
+driver's ResourceSlices come from its kubelet plugin double (dra_plugin.py) or from the test.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Callable, Optional
 
 from . import apply as ssa
-from . import device_plugins, dra, kubelet, typed
+from . import device_plugins, dra, dra_plugin, kubelet, typed
 from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .controllers import FOREGROUND, ORPHAN_BY_DEFAULT, Controllers
 from .crd_schema import Pruner, prune_and_validate
@@ -806,6 +806,8 @@ class Store:
                     timer.daemon = True
                     timer.start()
                 presented = self._present(rtype, new)
+                if self.ready_controller and (rtype.group, rtype.kind) == ("", "Pod") and dra_plugin.is_kubelet_plugin(new):
+                    self._dra_plugin_on((new.get("spec") or {}).get("nodeName") or "")  # SIGTERM: the plugin stops
                 if foreground:
                     self.controllers.start_foreground(rtype, new)
                 elif self.ready_controller and not rtype.custom:
@@ -843,6 +845,8 @@ class Store:
         name = obj["metadata"]["name"]
         if self.ready_controller and (rtype.group, rtype.kind) == ("", "Pod") and device_plugins.involved(obj):
             self._device_plugins_on((obj.get("spec") or {}).get("nodeName") or "", departed=device_plugins.is_plugin(obj))
+        if self.ready_controller and (rtype.group, rtype.kind) == ("", "Pod") and dra_plugin.is_kubelet_plugin(obj):
+            self._dra_plugin_on((obj.get("spec") or {}).get("nodeName") or "")
         if self.ready_controller:
             self.controllers.notify(rtype, obj, deleted=True)
         if rtype.storage_key == CRD_TYPE.storage_key:
@@ -919,9 +923,14 @@ class Store:
         if device_plugins.is_plugin(obj):
             ads = device_plugins.advertisements(obj, node, self._config_map, pods)
             status = device_plugins.plugin_status(status, ads, now())
+        outcome = dra_plugin.publication(obj, node)[0]
+        if outcome is not None:
+            status = device_plugins.plugin_status(status, [outcome], now())
         self._set_status(rtype, obj, self._with_claim_statuses(obj, status))
         if device_plugins.involved(obj):
             self._device_plugins_on(node_name)
+        if dra_plugin.is_kubelet_plugin(obj):
+            self._dra_plugin_on(node_name)
 
     @staticmethod
     def _with_claim_statuses(pod: dict, status: dict) -> dict:
@@ -1068,6 +1077,39 @@ class Store:
             new = clone(node)
             new["metadata"].setdefault("annotations", {}).update(annotations)
             self._write(nodes_type, node, new, manager="device-plugin", dry_run=False)
+
+    def _dra_plugin_on(self, node_name: str) -> None:
+        """The NVIDIA DRA driver's kubelet plugin double on one node (dra_plugin.py), after its Pod started or stopped:
+        the node's ResourceSlice of the driver created or updated from what a running, ready plugin publishes, else
+        deleted (the kubelet wipes the slices of a driver whose plugin went away)."""
+        pods_type = self.catalogue.find("", "v1", "pods")
+        slices_type = self.catalogue.find("resource.k8s.io", "v1", "resourceslices")
+        if pods_type is None or slices_type is None or not node_name:
+            return
+        node = self.objects.get(("", "nodes"), {}).get(("", node_name))
+        devices: Optional[list[dict]] = None
+        for pod in sorted(self._bucket(pods_type).values(), key=lambda p: int(p["metadata"].get("resourceVersion") or 0)):
+            spec, status = pod.get("spec") or {}, pod.get("status") or {}
+            if spec.get("nodeName") != node_name or status.get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+                continue
+            outcome, published = dra_plugin.publication(pod, node)
+            if outcome is not None and not outcome.error and device_plugins._container_ready(pod, outcome.container):
+                devices = published
+        current = [
+            s
+            for s in self._dra_objects("resourceslices").values()
+            if (s.get("spec") or {}).get("nodeName") == node_name and (s.get("spec") or {}).get("driver") == dra_plugin.DRIVER
+        ]
+        if devices is None or node is None:
+            for item in current:
+                self.delete(slices_type, None, item["metadata"]["name"])
+            return
+        if not current:
+            self.create(slices_type, None, dra_plugin.resource_slice(node, devices), manager=dra_plugin.PLUGIN_NAME)
+        elif current[0]["spec"].get("devices") != devices:
+            new = clone(current[0])
+            new["spec"]["devices"] = devices
+            self._write(slices_type, current[0], new, manager=dra_plugin.PLUGIN_NAME, dry_run=False)
 
     def _set_status(self, rtype: ResourceType, obj: dict, status: dict) -> None:
         new = clone(obj)

@@ -12,7 +12,9 @@ that role's defaults (so the lab installs what a user of the role gets). The dir
 Otherwise ``ensure_charts`` raises ``ChartsError`` naming the chart, its version and both ways to
 provide it, before the lab changes anything (``python -m tests.support.lab charts``, the first step of
 ``make demo``). Only the chart of the lab's device stack (the ``vgpu_scheduler`` role: HAMi) is
-required; the others are referenced for an operator who switches ``kubegpu_device_plugin``.
+required; the others (``STACK_ROLES``: NVIDIA's device plugin, the GPU Operator, the DRA driver
+``dra-driver-nvidia-gpu``, whose default is an ``oci://`` reference pulled as such) are referenced for an
+operator who switches ``kubegpu_device_plugin``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ CHARTS_ENV = "KUBEGPU_CHARTS_DIR"
 CACHE = REPO_ROOT / ".cache" / "charts"
 # the roles whose chart the lab must have: the lab's device stack
 REQUIRED_ROLES = ("vgpu_scheduler",)
+# every device stack role that installs a chart, each pointed at its package by inventory/lab
+STACK_ROLES = ("vgpu_scheduler", "nvidia_device_plugin", "gpu_operator", "dra_driver")
 
 
 class ChartsError(RuntimeError):
@@ -40,22 +44,31 @@ class Chart(NamedTuple):
     role: str
     name: str
     version: str
-    repo_url: str
+    repo_url: str  # a chart repository's URL, or the chart's own oci:// reference (dra_driver's)
 
     @property
     def package(self) -> str:
         """The file ``helm pull`` writes and the lab's inventory points at."""
         return f"{self.name}-{self.version}.tgz"
 
+    @property
+    def pull(self) -> list[str]:
+        """The arguments of ``helm pull`` for this chart: an OCI chart by its reference, else by name and repository."""
+        if self.repo_url.startswith("oci://"):
+            return ["pull", self.repo_url, "--version", self.version]
+        return ["pull", self.name, "--repo", self.repo_url, "--version", self.version]
+
 
 def role_chart(role: str) -> Chart:
-    """The chart a role installs by default: its ``<role>_chart_ref`` (``repo/name``), version and repository URL."""
+    """The chart a role installs by default: its ``<role>_chart_ref`` (``repo/name``, or an ``oci://`` reference,
+    which is then also where it is pulled from), version and repository URL."""
     defaults = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    ref = defaults[f"{role}_chart_ref"]
     return Chart(
         role=role,
-        name=defaults[f"{role}_chart_ref"].rsplit("/", 1)[-1],
+        name=ref.rsplit("/", 1)[-1],
         version=str(defaults[f"{role}_chart_version"]),
-        repo_url=defaults[f"{role}_chart_repo_url"],
+        repo_url=ref if ref.startswith("oci://") else defaults[f"{role}_chart_repo_url"],
     )
 
 
@@ -64,7 +77,7 @@ def _missing(chart: Chart, directory: Path, why: str) -> str:
         f"the lab needs the {chart.name} chart {chart.version} (role {chart.role}) as {directory / chart.package}: {why}. "
         f"Either set {CHARTS_ENV} to a directory that holds {chart.package} (a checkout beside shared/upstream: "
         f"{CHARTS_ENV}={REPO_ROOT.parent / 'shared' / 'upstream' / 'charts'}), or leave it unset and let the lab "
-        f"fetch it into .cache/charts with `helm pull {chart.name} --repo {chart.repo_url} --version {chart.version}` "
+        f"fetch it into .cache/charts with `helm {' '.join(chart.pull)}` "
         f"({chart.repo_url} must be reachable)"
     )
 
@@ -74,7 +87,7 @@ def _pull(chart: Chart, helm: Path, directory: Path) -> Optional[str]:
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="helm-") as home:
         env = {**os.environ, "HELM_CACHE_HOME": home, "HELM_CONFIG_HOME": home, "HELM_DATA_HOME": home}
-        argv = [str(helm), "pull", chart.name, "--repo", chart.repo_url, "--version", chart.version]
+        argv = [str(helm), *chart.pull]
         try:
             result = subprocess.run(
                 [*argv, "--destination", str(directory)], capture_output=True, text=True, env=env, timeout=120, check=False
