@@ -3,15 +3,16 @@ test API server at Kubernetes 1.35, with GPU facts gathered by the real kubegpu.
 scenarios (t4, v100x2).
 
 The cluster: the DeviceClasses and the kubelet plugin's DaemonSet of the real chart dra-driver-nvidia-gpu 0.4.1
-(rendered by real helm with the GPU taint tolerated and GPUs on), GPU nodes as gpu_labels leaves them, and one
-ResourceSlice per node as the driver's kubelet plugin publishes it (driver ``gpu.nvidia.com``, pool = node,
-``spec.nodeName``, devices ``gpu-<index>`` with ``type``, ``productName``, ``uuid`` and the ``memory`` capacity) from the
-node's fake NVML scenario - or, to break a node, fewer devices or another model than its GPUs.
+(rendered by real helm with GPUs on and the GPU taint tolerated), GPU nodes as gpu_labels and NFD leave them, each
+naming the fake NVML scenario of its GPUs. The DaemonSet controller double places the kubelet plugin's pods, and the
+kubelet-plugin double (tests/support/kubeapi/dra_plugin.py) publishes, where that pod runs, one ResourceSlice with the
+node's GPUs as the real driver does. A node is broken by giving it other GPUs than its host's facts (another scenario)
+or none (no scenario: nothing is published).
 
-Simulated: the pods never run. With the ready controller on, the server's DaemonSet controller places the kubelet
-plugin's pods, its scheduler double (tests/support/kubeapi/dra.py) makes each pod's claim from its template, allocates
-it from the ResourceSlices with the DeviceClass's and the request's CEL selectors (cel-python) or leaves the pod
-Pending (``cannot allocate all claims``), and its kubelet double marks a placed pod Succeeded."""
+Simulated: the pods never run. With the ready controller on, the server's scheduler double
+(tests/support/kubeapi/dra.py) makes each pod's claim from its template, allocates it from the ResourceSlices with the
+DeviceClass's and the request's CEL selectors (cel-python) or leaves the pod Pending (``cannot allocate all claims``),
+and its kubelet double marks a placed pod Succeeded."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from tests.support.role_runs import GpuHost, RoleVariant, run_role, run_role_var
 
 KUBE_VERSION = "v1.35.0"
 CHART = "dra-driver-nvidia-gpu-0.4.1.tgz"
-NAMESPACE = "nvidia-dra-driver-gpu"
+NAMESPACE = "dra-driver-nvidia-gpu"  # the dra_driver role's default (dra_driver_namespace)
 FAST = {"gpu_validate_smoke_timeout": 2, "gpu_validate_smoke_poll_interval": 1}
 GPU_TAINT = {"key": "gpu", "effect": "NoSchedule"}
 
@@ -58,54 +59,23 @@ def chart(kubeapi_server):
     return {"classes": classes, "daemonset": daemonset}
 
 
-def _node(name: str) -> dict:
+def _node(name: str, scenario: str | None) -> dict:
     """A GPU node of the DRA stack as gpu_labels and NFD leave it: gpu=on, the GPU taint, NFD's NVIDIA PCI label
-    (the kubelet plugin's required affinity); no nvidia.com/gpu allocatable (no device plugin)."""
-    node = gpu_node(
-        name,
-        gpus=0,
-        labels={"gpu": "on", "nvidia.com/gpu.present": "true", "feature.node.kubernetes.io/pci-10de.present": "true"},
-    )
+    (the kubelet plugin's required affinity); no nvidia.com/gpu allocatable (no device plugin); its GPUs the fake NVML
+    ``scenario`` (None: none the plugin double can see)."""
+    labels = {"gpu": "on", "nvidia.com/gpu.present": "true", "feature.node.kubernetes.io/pci-10de.present": "true"}
+    node = gpu_node(name, gpus=0, labels=labels, scenario=scenario)
     node["spec"]["taints"] = [dict(GPU_TAINT)]
     return node
 
 
-def _slice(node: str, scenario: str, *, count: int | None = None, product: str | None = None) -> dict:
-    """The ResourceSlice the driver's kubelet plugin publishes on ``node`` for the scenario's GPUs (the first
-    ``count`` of them; each named ``product`` instead of its model when given)."""
-    devices = fake_nvml.load(scenario)["devices"]
-    return {
-        "apiVersion": "resource.k8s.io/v1",
-        "kind": "ResourceSlice",
-        "metadata": {"name": f"{node}-gpu.nvidia.com-x7k2p"},
-        "spec": {
-            "driver": "gpu.nvidia.com",
-            "nodeName": node,
-            "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
-            "devices": [
-                {
-                    "name": f"gpu-{index}",
-                    "attributes": {
-                        "type": {"string": "gpu"},
-                        "productName": {"string": product or device["name"]},
-                        "uuid": {"string": device["uuid"]},
-                        "index": {"int": index},
-                        "cudaComputeCapability": {"version": ".".join(map(str, device["compute_capability"])) + ".0"},
-                    },
-                    "capacity": {"memory": {"value": f"{device['memory_total_mib']}Mi"}},
-                }
-                for index, device in enumerate(devices[:count] if count is not None else devices)
-            ],
-        },
-    }
-
-
-def _load(kubeapi, chart, nodes: list[str], slices: list[dict]) -> None:
+def _load(kubeapi, chart, nodes: dict[str, str | None]) -> None:
+    """The cluster: the chart's objects and the nodes (name -> the scenario of its GPUs)."""
     kubeapi.admin.reset()
     kubeapi.admin.set_version(KUBE_VERSION)
     kubeapi.admin.set_ready_controller(True)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    objects = [namespace, *chart["classes"], chart["daemonset"], *[_node(name) for name in nodes], *slices]
+    objects = [namespace, *chart["classes"], chart["daemonset"], *[_node(name, scenario) for name, scenario in nodes.items()]]
     kubeapi.admin.load(yaml.safe_dump_all(objects))
 
 
@@ -134,7 +104,7 @@ def test_dra_nodes_pass_each_check_and_the_report_shows_their_devices(kubeapi, c
     """dra-1 has two V100s, dra-2 and dra-3 a T4 each: the claim selecting the V100 is placed by the scheduler alone,
     those selecting the T4 are pinned (two nodes have it). A second run changes nothing; check mode writes nothing."""
     scenarios = {"dra-1": "v100x2", "dra-2": "t4", "dra-3": "t4"}
-    _load(kubeapi, chart, list(scenarios), [_slice(node, scenario) for node, scenario in scenarios.items()])
+    _load(kubeapi, chart, scenarios)
     variants = {name: RoleVariant({**FAST, "gpu_validate_report_dir": str(tmp_path / "report")}) for name in ("first", "again")}
     run = run_role_variants(kubeapi, "gpu_validate", variants, hosts=_hosts(scenarios))
     assert run.failed == [], "\n".join(run.failures)
@@ -226,14 +196,15 @@ def test_dra_nodes_pass_each_check_and_the_report_shows_their_devices(kubeapi, c
 
 
 def test_a_dra_node_short_of_gpus_or_claims_that_cannot_be_met_fail_naming_the_node(kubeapi, chart, tmp_path):
-    """dra-1 (a T4) publishes its GPU as a V100; dra-2 (two V100s) publishes one of them; dra-3 (a T4) publishes
-    nothing. So dra-2's slice is short, dra-3's smoke claim cannot be allocated, no T4 device exists for the claims
-    selecting a T4, and the claim selecting a V100 for dra-2 lands on dra-1 (the first node that can serve it)."""
-    scenarios = {"dra-1": "t4", "dra-2": "v100x2", "dra-3": "t4"}
+    """The hosts' facts: dra-1 a T4, dra-2 two V100s, dra-3 a T4. The nodes' GPUs as the plugin double sees them:
+    dra-1 two V100s, dra-2 a T4, dra-3 none. So dra-1 publishes more GPUs and dra-2 fewer than their facts, dra-3
+    nothing (its smoke claim cannot be allocated), no node has a T4 for the claims selecting one (pinned: two hosts
+    have it), and the claim selecting a V100 for dra-2 lands on dra-1 (the first node that can serve it)."""
+    facts = {"dra-1": "t4", "dra-2": "v100x2", "dra-3": "t4"}
     v100 = fake_nvml.load("v100x2")["devices"][0]["name"]
     t4 = fake_nvml.load("t4")["devices"][0]["name"]
-    _load(kubeapi, chart, list(scenarios), [_slice("dra-1", "t4", product=v100), _slice("dra-2", "v100x2", count=1)])
-    run = run_role(kubeapi, "gpu_validate", variables={**FAST}, hosts=_hosts(scenarios), cwd=tmp_path)
+    _load(kubeapi, chart, {"dra-1": "v100x2", "dra-2": "t4", "dra-3": None})
+    run = run_role(kubeapi, "gpu_validate", variables={**FAST}, hosts=_hosts(facts), cwd=tmp_path)
     assert run.rc != 0
     failure = run.failed[-1]
     assert failure["task"].endswith("Fail when a node failed its validation")
@@ -245,11 +216,15 @@ def test_a_dra_node_short_of_gpus_or_claims_that_cannot_be_met_fail_naming_the_n
     short = "node dra-2: 1 gpu device(s) published (gpu-0), the facts found 2"
     assert checks["dra-2"]["resourceslices"] == ("failed", short)
     assert f"dra-2: resourceslices: {short}" in message
+    assert checks["dra-1"]["resourceslices"] == (
+        "failed",
+        "node dra-1: 2 gpu device(s) published (gpu-0, gpu-1), the facts found 1",
+    )
     assert checks["dra-3"]["resourceslices"] == (
         "failed",
         "no ResourceSlice of driver gpu.nvidia.com publishes a device of node dra-3 (the facts found 1 gpu)",
     )
-    assert checks["dra-1"]["resourceslices"][0] == "passed"  # the count is right; the model is the selector's to judge
+    assert checks["dra-3"]["daemonsets"][0] == "passed"  # the plugin runs there, but sees no GPU
     smoke = checks["dra-3"]["smoke"]
     assert smoke[0] == "failed" and "did not finish within 2s, still Pending" in smoke[1]
     assert "cannot allocate all claims" in smoke[1], smoke
@@ -261,6 +236,7 @@ def test_a_dra_node_short_of_gpus_or_claims_that_cannot_be_met_fail_naming_the_n
             f"the claim selecting productName '{t4}': pod default/kubegpu-select-{node}"
         ), why
         assert "cannot allocate all claims" in why
+    assert [item["productName"] for item in report["dra-2"]["dra"]["published"]] == [t4]
     assert report["dra-3"]["dra"] == {"published": [], "allocated": []}
     for path in ("/api/v1/namespaces/default/pods", "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims"):
         assert _list(kubeapi, path) == [], path
