@@ -26,6 +26,7 @@ import yaml
 from tests.support import fake_nvml, upstream
 from tests.support.kube_modules import writes
 from tests.support.kubeapi.nodes import gpu_node
+from tests.support.lab.report import render
 from tests.support.role_runs import GpuHost, RoleVariant, run_role, run_role_variants
 
 KUBE_VERSION = "v1.35.0"
@@ -171,6 +172,10 @@ def test_dra_nodes_pass_each_check_and_the_report_shows_their_devices(kubeapi, c
     assert "| selector | gpu_label | result |" in markdown
     assert f"- DRA devices published: `gpu-0` (gpu, {v100[0]['name']}), `gpu-1` (gpu, {v100[1]['name']})" in markdown
     assert "- DRA devices allocated: `gpu-0` to default/kubegpu-smoke-dra-1 (smoke)" in markdown
+    # the lab's HTML page, from the report.json written
+    page = render(json.loads((tmp_path / "report" / "report.json").read_text()))
+    assert page.count('<code data-device="gpu-1">') == 1 and page.count('<code data-allocated="gpu-0">') == 6
+    assert "gpu-0</code> to default/kubegpu-select-dra-2 (selector)" in page
 
     # nothing left behind: pods, templates, and the claims made from them (the garbage collector, as their pods go)
     for path in (
