@@ -33,11 +33,12 @@ def _dig(data: t.Any, keys: t.Sequence[str]) -> t.Any:
     return data
 
 
-def _containerd_tables(data: t.Any) -> list[dict[str, t.Any]]:
-    """A file's CRI ``containerd`` tables, whatever config version it is written in."""
+def _containerd_tables(data: t.Any, *, plugin_level: bool = False) -> list[dict[str, t.Any]]:
+    """A file's CRI ``containerd`` tables (with ``plugin_level``, the CRI plugin tables that
+    hold them), whatever config version it is written in."""
     tables = []
     for plugin in (toml_runtime.CRI_V2, toml_runtime.CRI_V3):
-        table = _dig(data, ["plugins", plugin, "containerd"])
+        table = _dig(data, ["plugins", plugin] if plugin_level else ["plugins", plugin, "containerd"])
         if isinstance(table, dict):
             tables.append(table)
     return tables
@@ -54,20 +55,38 @@ def parse_dump(dump: str) -> dict[str, t.Any]:
     return data
 
 
-def cri_table(data: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The CRI ``containerd`` table of a dump (containerd 2.x dumps version 2 files migrated)."""
+def cri_plugin_table(data: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The CRI plugin table of a dump (``enable_cdi`` is there); containerd 2.x dumps version 2 files migrated."""
     plugin = toml_runtime.CRI_PLUGIN.get(data.get("version"), toml_runtime.CRI_V3)
-    table = _dig(data, ["plugins", plugin, "containerd"])
+    table = _dig(data, ["plugins", plugin])
     return table if isinstance(table, dict) else {}
 
 
-def _without(data: dict[str, t.Any], name: str) -> dict[str, t.Any]:
-    """A dump without what an edit of runtime ``name`` may change."""
+def cri_table(data: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The CRI ``containerd`` table of a dump (containerd 2.x dumps version 2 files migrated)."""
+    table = cri_plugin_table(data).get("containerd")
+    return table if isinstance(table, dict) else {}
+
+
+def cdi_state(data: dict[str, t.Any]) -> tuple[bool | None, list[str]]:
+    """CDI in a dump: whether containerd has it on (None: this containerd has no CDI, its dump
+    has no ``enable_cdi``, as 1.6) and the directories it reads CDI specifications from."""
+    plugin = cri_plugin_table(data)
+    enabled = plugin.get(toml_runtime.CDI_KEY)
+    dirs = plugin.get("cdi_spec_dirs")
+    return (enabled if isinstance(enabled, bool) else None), (list(dirs) if isinstance(dirs, list) else [])
+
+
+def _without(data: dict[str, t.Any], name: str, plugin_keys: t.Collection[str] = ()) -> dict[str, t.Any]:
+    """A dump without what an edit of runtime ``name`` (and of the CRI plugin's ``plugin_keys``) may change."""
     data = json.loads(toml_runtime._json(data))
     cri = cri_table(data)
     if isinstance(cri.get("runtimes"), dict):
         cri["runtimes"].pop(name, None)
     cri.pop("default_runtime_name", None)
+    plugin = cri_plugin_table(data)
+    for key in plugin_keys:
+        plugin.pop(key, None)
     return data
 
 
@@ -106,11 +125,14 @@ class Effective:
     def drop_ins(self) -> list[str]:
         return [path for path, _data in self.files[1:]]
 
-    def _last(self, test: t.Callable[[dict[str, t.Any]], bool], *, drop_ins_only: bool = False) -> str | None:
-        """The last file in containerd's reading order whose CRI ``containerd`` table passes ``test``."""
+    def _last(
+        self, test: t.Callable[[dict[str, t.Any]], bool], *, drop_ins_only: bool = False, plugin_level: bool = False
+    ) -> str | None:
+        """The last file in containerd's reading order whose CRI ``containerd`` table (with
+        ``plugin_level``, CRI plugin table) passes ``test``."""
         found = None
         for path, data in self.files[1:] if drop_ins_only else self.files:
-            if any(test(table) for table in _containerd_tables(data)):
+            if any(test(table) for table in _containerd_tables(data, plugin_level=plugin_level)):
                 found = path
         return found
 
@@ -124,18 +146,21 @@ class Effective:
         # config version) is not named: only one whose value is the effective one
         effective_runtime = (self.cri.get("runtimes") or {}).get(name)
         effective_default = self.cri.get("default_runtime_name")
+        cdi_enabled, cdi_spec_dirs = cdi_state(self.dump)
         return {
             "runtime_file": self._last(defines) if effective_runtime is not None else None,
             "default_runtime_file": self._last(lambda table: table.get("default_runtime_name") == effective_default),
             "effective_default_runtime": effective_default,
             "effective_runtime": effective_runtime,
             "drop_ins": self.drop_ins,
+            "cdi_enabled": cdi_enabled is True,
+            "cdi_spec_dirs": cdi_spec_dirs,
         }
 
-    def _blame(self, test: t.Callable[[dict[str, t.Any]], bool], what: str) -> str:
-        culprit = self._last(test, drop_ins_only=True)
+    def _blame(self, test: t.Callable[[dict[str, t.Any]], bool], what: str, *, plugin_level: bool = False) -> str:
+        culprit = self._last(test, drop_ins_only=True, plugin_level=plugin_level)
         if culprit is None:
-            cri_files = [path for path, data in self.files[1:] if _containerd_tables(data)]
+            cri_files = [path for path, data in self.files[1:] if _containerd_tables(data, plugin_level=plugin_level)]
             if not cri_files:
                 return f"{what}; no imported file explains it, see containerd's `config dump`"
             culprit = cri_files[-1]
@@ -147,9 +172,10 @@ class Effective:
             what += f", set by {culprit} (imported by {self.path})"
         return f"{what}; edit that drop-in (this module edits it when given path={culprit}), remove it, or take it out of imports"
 
-    def collateral(self, name: str, original: dict[str, t.Any]) -> str | None:
+    def collateral(self, name: str, original: dict[str, t.Any], plugin_keys: t.Collection[str] = ()) -> str | None:
         """What else the change would change in containerd's effective config, compared
-        with ``original`` (the dump of the file before the change), or None."""
+        with ``original`` (the dump of the file before the change), or None. The CRI
+        plugin's ``plugin_keys`` (``enable_cdi``) are the task's to change."""
         old_runtimes = cri_table(original).get("runtimes") or {}
         new_runtimes = self.cri.get("runtimes") or {}
         default = self.cri.get("default_runtime_name")
@@ -174,11 +200,11 @@ class Effective:
                 f"effective config ({self.path} and the files it imports), so its CRI plugin would not start; "
                 "make another runtime the default first"
             )
-        after = _without(self.dump, name)
+        after = _without(self.dump, name, plugin_keys)
         if toml_runtime.BUILTIN_DEFAULT_RUNTIME not in old_runtimes:
             # containerd 1.x brings its built-in runc back when a file no longer declares any runtime
             (cri_table(after).get("runtimes") or {}).pop(toml_runtime.BUILTIN_DEFAULT_RUNTIME, None)
-        moved = toml_runtime.first_difference(_without(original, name), after)
+        moved = toml_runtime.first_difference(_without(original, name, plugin_keys), after)
         if moved is None:
             return None
         return (
@@ -186,15 +212,25 @@ class Effective:
             f"({self.path} and the files it imports); see containerd's `config dump` of the file before and after"
         )
 
-    def contradiction(self, name: str, runtime: t.Mapping[str, t.Any] | None, default: bool | None) -> str | None:
+    def contradiction(
+        self, name: str, runtime: t.Mapping[str, t.Any] | None, default: bool | None, enable_cdi: bool | None = None
+    ) -> str | None:
         """Why the effective config does not do what was asked, or None when it does.
 
         ``runtime`` is what the task asks of the runtime (None: absent); a key the dump
         does not list (containerd 2.x drops keys of version 2 files it migrates) is not
-        checked. ``default`` as the module's option."""
+        checked. ``default`` and ``enable_cdi`` as the module's options (a containerd
+        without CDI is the caller's to refuse, naming its version)."""
         runtimes = self.cri.get("runtimes") if isinstance(self.cri.get("runtimes"), dict) else {}
         current_default = self.cri.get("default_runtime_name")
         lead = f"containerd's effective config ({self.path} and the files it imports)"
+        cdi_enabled = cdi_state(self.dump)[0]
+        if enable_cdi is not None and cdi_enabled is not None and cdi_enabled != enable_cdi:
+            return self._blame(
+                lambda table: toml_runtime.CDI_KEY in table,
+                f"{lead} has {toml_runtime.CDI_KEY} = {str(cdi_enabled).lower()}, not {str(enable_cdi).lower()}",
+                plugin_level=True,
+            )
         if default is True and current_default != name:
             return self._blame(
                 lambda table: "default_runtime_name" in table,

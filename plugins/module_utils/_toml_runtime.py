@@ -11,6 +11,10 @@ Where the CRI runtimes live, by config version:
 * 2 (containerd 1.x):         ``plugins."io.containerd.grpc.v1.cri".containerd.runtimes.<name>``
 * 3 (containerd 2.0 to 2.2):  ``plugins."io.containerd.cri.v1.runtime".containerd.runtimes.<name>``
 * 4 (containerd 2.3 and later): same table as version 3.
+
+CDI (``enable_cdi``, ``cdi_spec_dirs``) is a key of the CRI plugin table itself, the
+parent of ``containerd``: ``plugins."io.containerd.grpc.v1.cri"`` (version 2) or
+``plugins."io.containerd.cri.v1.runtime"`` (versions 3 and 4).
 """
 
 from __future__ import annotations
@@ -231,8 +235,13 @@ def check_version(version: int | None) -> int:
     return version
 
 
+def plugin_table_path(version: int) -> list[str]:
+    """The CRI plugin's own table, where ``enable_cdi`` and ``cdi_spec_dirs`` live."""
+    return ["plugins", CRI_PLUGIN[check_version(version)]]
+
+
 def containerd_table_path(version: int) -> list[str]:
-    return ["plugins", CRI_PLUGIN[check_version(version)], "containerd"]
+    return [*plugin_table_path(version), "containerd"]
 
 
 def runtime_table_path(version: int, name: str) -> list[str]:
@@ -789,22 +798,59 @@ def _trim_blank_lines_at_end(doc: t.Any) -> None:
             return
 
 
-def set_default(doc: t.Any, version: int, name: str) -> bool:
-    """Makes ``name`` containerd's default runtime (``default_runtime_name``)."""
-    path = containerd_table_path(version)
-    if _lookup(doc, path) is None:
-        if _create_written_like_parent(doc, path, {"default_runtime_name": name}):
+def _set_table_key(doc: t.Any, path: list[str], key: str, value: t.Any) -> bool:
+    """Sets ``key`` of the table at ``path``, creating the table the way the file writes
+    its parent when it is missing; returns whether the document changed."""
+    table = _lookup(doc, path)
+    if table is None:
+        if _create_written_like_parent(doc, path, {key: value}):
             return True
         ancestor = _deepest_existing(doc, path)
         comments = _take_trailing_comments(ancestor)
         table = doc
-        for key in path:
-            table = _ensure_table(table, key)
-        _set_key(table, "default_runtime_name", name)
+        for part in path:
+            table = _ensure_table(table, part)
+        _set_key(table, key, value)
         table.add(tomlkit.nl())
         _put_comments_back(ancestor, comments)
         return True
-    return _set_key(_lookup(doc, path), "default_runtime_name", name)
+    if not hasattr(table, "keys"):
+        raise KubeGPUError(
+            f"the config's {table_name(path)} is a {type(_plain(table)).__name__}, not a table; fix the file first"
+        )
+    return _set_key(table, key, value)
+
+
+def set_default(doc: t.Any, version: int, name: str) -> bool:
+    """Makes ``name`` containerd's default runtime (``default_runtime_name``)."""
+    return _set_table_key(doc, containerd_table_path(version), "default_runtime_name", name)
+
+
+# containerd's CDI switch in the CRI plugin table, and what containerd does when a file does not set
+# it: 1.7 (config version 2) keeps CDI off (`containerd config default` writes enable_cdi = false),
+# 2.x (versions 3 and 4) has it on (enable_cdi = true). containerd 1.6 has no CDI: its `config dump`
+# has no enable_cdi at all.
+CDI_KEY = "enable_cdi"
+CDI_DEFAULT = {2: False, 3: True, 4: True}
+
+
+def get_plugin_key(doc: t.Any, version: int, key: str) -> t.Any:
+    """A key of the CRI plugin table as written in the file (None when not set there)."""
+    table = _lookup(doc, plugin_table_path(version))
+    if table is None or not hasattr(table, "keys") or key not in table:
+        return None
+    return _plain(table[key])
+
+
+def set_plugin_key(doc: t.Any, version: int, key: str, value: t.Any) -> bool:
+    """Sets a key of the CRI plugin table (``enable_cdi``); returns whether the document changed."""
+    try:
+        return _set_table_key(doc, plugin_table_path(version), key, value)
+    except TOMLKitError as exc:
+        raise KubeGPUError(
+            f"cannot set {key} in {table_name(plugin_table_path(version))} as the file writes it ({exc}); rewrite that "
+            "table as a standard [..] table and run again"
+        ) from exc
 
 
 def unset_default(doc: t.Any, version: int, name: str) -> bool:
@@ -862,9 +908,10 @@ def _json(value: t.Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _without_edited(data: t.Any, version: int, name: str) -> t.Any:
-    """``data`` without what an edit of runtime ``name`` may change: that runtime's table
-    and ``default_runtime_name``; tables left empty along that path count as absent."""
+def _without_edited(data: t.Any, version: int, name: str, plugin_keys: t.Collection[str] = ()) -> t.Any:
+    """``data`` without what an edit of runtime ``name`` may change: that runtime's table,
+    ``default_runtime_name`` and the CRI plugin's ``plugin_keys``; tables left empty along
+    that path count as absent."""
     data = json.loads(_json(data))
     path = runtime_table_path(version, name)
     nodes = [data]
@@ -877,6 +924,9 @@ def _without_edited(data: t.Any, version: int, name: str) -> t.Any:
         nodes[-1].pop(path[-1], None)
     if len(nodes) > len(path) - 2:
         nodes[len(path) - 2].pop("default_runtime_name", None)
+    if len(nodes) > len(plugin_table_path(version)):
+        for key in plugin_keys:
+            nodes[len(plugin_table_path(version))].pop(key, None)
     for depth in range(len(nodes) - 1, 0, -1):
         if nodes[depth] == {}:
             del nodes[depth - 1][path[depth - 1]]
@@ -904,13 +954,15 @@ def check_edit(
     *,
     runtime: t.Mapping[str, t.Any] | None,
     default: bool | None,
+    plugin_keys: t.Mapping[str, t.Any] | None = None,
     path: str = "config.toml",
 ) -> None:
     """Refuses an edit whose written text does not mean what was asked.
 
     ``before`` is the plain data of the document before the edit, ``after_text`` the
     text the edit wrote. Read back, it must differ from ``before`` only in runtime
-    ``name`` and ``default_runtime_name``; the runtime must hold the ``runtime`` values
+    ``name``, ``default_runtime_name`` and the CRI plugin's ``plugin_keys`` (``enable_cdi``),
+    which must hold the values given; the runtime must hold the ``runtime`` values
     asked for (a ``None`` value: the key is absent; ``runtime=None``: the runtime is
     absent) and the default must agree with ``default``. Whatever shape of the file
     made the edit go wrong, the module then fails instead of writing it."""
@@ -923,9 +975,21 @@ def check_edit(
         after = tomlkit.parse(after_text).unwrap()
     except TOMLKitError as exc:  # a parse error, or a table written twice that unwrap() finds
         raise KubeGPUError(f"{what}: the result would not be valid TOML ({exc}); {advice}") from exc
-    moved = first_difference(_without_edited(before, version, name), _without_edited(after, version, name))
+    plugin_keys = plugin_keys or {}
+    moved = first_difference(
+        _without_edited(before, version, name, plugin_keys), _without_edited(after, version, name, plugin_keys)
+    )
     if moved is not None:
         raise KubeGPUError(f"{what}: it would also change {table_name(moved)}; {advice}")
+    plugin = after
+    for key in plugin_table_path(version):
+        plugin = plugin.get(key) if isinstance(plugin, dict) else None
+    for key, value in plugin_keys.items():
+        found = plugin.get(key) if isinstance(plugin, dict) else None
+        if _json(found) != _json(value):
+            raise KubeGPUError(
+                f"{what}: {table_name([*plugin_table_path(version), key])} would be {found!r}, not {value!r}; {advice}"
+            )
     table = after
     for key in runtime_table_path(version, name):
         table = table.get(key) if isinstance(table, dict) else None

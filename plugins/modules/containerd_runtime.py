@@ -35,6 +35,9 @@ description:
   - Before the file is replaced, the new content is written to a temporary file in the same directory and
     checked with C(containerd --config TEMPFILE config dump); content containerd rejects is never installed.
     The replacement is atomic and keeps the file's mode and owner.
+  - "CDI: O(enable_cdi) turns the Container Device Interface on (or off) in the CRI plugin, which a Dynamic Resource
+    Allocation driver such as NVIDIA's needs to hand devices to containers. RV(cdi_enabled) reports whether containerd
+    has it on with the result, judged from its C(config dump) as the default runtime is."
   - The module does not restart containerd; it returns RV(restart_required) for a handler to act on.
 author:
   - kubegpu.core maintainers (@kubegpu)
@@ -139,6 +142,20 @@ options:
         nothing (runc is what the default goes back to).
       - Omitted, the default runtime is left as it is (except with O(state=absent), see there).
     type: bool
+  enable_cdi:
+    description:
+      - V(true) makes containerd's CRI plugin hand CDI devices to containers (C(enable_cdi = true) in
+        C(plugins."io.containerd.grpc.v1.cri") for config version 2, C(plugins."io.containerd.cri.v1.runtime") for
+        versions 3 and 4); V(false) turns CDI off. Omitted, CDI is left as it is.
+      - The key is written only where containerd's effective config does not already have the value asked for, so a
+        containerd 2.x file, whose default is CDI on, is left alone. containerd 1.7 reads its CDI specifications from
+        C(cdi_spec_dirs), by default C(/etc/cdi) and C(/var/run/cdi); the module does not change them (RV(cdi_spec_dirs)).
+      - containerd 1.6 has no CDI (its C(config dump) has no C(enable_cdi)); V(true) there fails, naming the version,
+        before anything is written. Without containerd (O(validate=false) or not installed) that cannot be told and
+        the key is written by the file's config version (version 2 files default to off, 3 and 4 to on).
+      - A drop-in of C(imports) that overrides the value fails the task, naming the drop-in, as for the runtime.
+    type: bool
+    version_added: 0.1.0
   config_version:
     description:
       - The config format to write. V(auto) reads the file's C(version) key or, for a missing or empty file,
@@ -282,6 +299,19 @@ copied_from:
   returned: when O(copy_from) is given
   type: str
   sample: runc
+cdi_enabled:
+  description:
+    - Whether containerd has CDI on with the result (C(enable_cdi) in its C(config dump), drop-ins merged); V(false)
+      for a containerd without CDI (1.6).
+  returned: when containerd checked the effective config
+  type: bool
+  sample: true
+cdi_spec_dirs:
+  description: The directories containerd reads CDI specifications from, as its C(config dump) has them ([] for 1.6).
+  returned: when containerd checked the effective config
+  type: list
+  elements: str
+  sample: [/etc/cdi, /var/run/cdi]
 backup_file:
   description: The backup of the old file.
   returned: when O(backup=true) and the file changed
@@ -319,6 +349,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "settings": {"type": "dict", "default": {}},
     "copy_from": {"type": "list", "elements": "str", "default": []},
     "default": {"type": "bool"},
+    "enable_cdi": {"type": "bool"},
     "config_version": {"type": "str", "choices": ["auto", "2", "3", "4"], "default": "auto"},
     "containerd_binary": {"type": "str", "default": "containerd"},
     "validate": {"type": "bool", "default": True},
@@ -360,6 +391,8 @@ class ContainerdRuntime:
         self.lock_timeout = check_lock_timeout(self.params["lock_timeout"])
         self.form = toml_runtime.TextForm(bom=False, crlf=False)
         self.original_dump: dict[str, t.Any] | None = None
+        # the CRI plugin keys this run writes ({"enable_cdi": True}); empty when it writes none
+        self.plugin_keys: dict[str, t.Any] = {}
 
     def _containerd_version(self) -> int:
         if not self.containerd.available:
@@ -432,11 +465,41 @@ class ContainerdRuntime:
             changed |= toml_runtime.unset_default(doc, version, self.name)
         return changed
 
+    def _edit_cdi(self, doc: t.Any, version: int) -> bool:
+        """Writes enable_cdi where the file sets another value or, not setting it, where containerd's
+        effective value (its dump of the file, else the version's default) is another; returns whether it changed."""
+        wanted = self.params["enable_cdi"]
+        if wanted is None:
+            return False
+        written = toml_runtime.get_plugin_key(doc, version, toml_runtime.CDI_KEY)
+        if written is None:
+            effective = drop_ins.cdi_state(self.original_dump)[0] if self.original_dump is not None else None
+            current = toml_runtime.CDI_DEFAULT[version] if effective is None else effective
+            if current == wanted:
+                return False
+        elif written == wanted:
+            return False
+        self.plugin_keys = {toml_runtime.CDI_KEY: wanted}
+        return toml_runtime.set_plugin_key(doc, version, toml_runtime.CDI_KEY, wanted)
+
+    def _refuse_without_cdi(self, dump: dict[str, t.Any]) -> None:
+        """enable_cdi=true on a containerd that has no CDI (1.6: its dump has no enable_cdi)."""
+        if self.params["enable_cdi"] is not True or drop_ins.cdi_state(dump)[0] is not None:
+            return
+        version = self.containerd.run(["--version"], what="asking containerd for its version").stdout.strip()
+        raise KubeGPUError(
+            f"enable_cdi=true, but {version or self.params['containerd_binary']} has no CDI support (its `config dump` "
+            "has no enable_cdi; containerd 1.7 added CDI); upgrade containerd to 1.7 or later; nothing was changed",
+            containerd_version=version,
+        )
+
     def _effective(self, config: str, main_text: str) -> None:
         """Checks containerd's effective config (``config`` plus its imports, as
         ``config dump`` merges them) against the request, and reports where the runtime
         and the default come from."""
         result = self.containerd.run(["--config", config, "config", "dump"])
+        if result.ok:
+            self._refuse_without_cdi(drop_ins.parse_dump(result.stdout))
         if not result.ok:
             # containerd 2.x: "invalid character at start of key: U+00EF"
             if self.form.bom and "U+00EF" in result.stderr + result.stdout:
@@ -449,9 +512,9 @@ class ContainerdRuntime:
             raise result.failure(f"containerd rejects the new {self.path}, which was left unchanged")
         effective = drop_ins.Effective(self.path, main_text, result.stdout)
         self.result.update(effective.sources(self.name))
-        problem = effective.contradiction(self.name, self._requested_runtime(), self.params["default"])
+        problem = effective.contradiction(self.name, self._requested_runtime(), self.params["default"], self.params["enable_cdi"])
         if not problem and self.original_dump is not None and config != self.path:
-            problem = effective.collateral(self.name, self.original_dump)
+            problem = effective.collateral(self.name, self.original_dump, self.plugin_keys)
         if problem:
             raise KubeGPUError(problem + "; nothing was changed", **effective.sources(self.name))
 
@@ -472,16 +535,19 @@ class ContainerdRuntime:
             # what containerd makes of the file now, to compare the candidate's with
             current = self.containerd.run(["--config", self.path, "config", "dump"])
             self.original_dump = drop_ins.parse_dump(current.stdout) if current.ok else None
+            if self.original_dump is not None:
+                self._refuse_without_cdi(self.original_dump)
         doc, version = self._document(base)
         if self.copy_from:
             self._copy(doc, version)
         original = doc.unwrap()
         changed = self._edit(doc, version)
+        changed = self._edit_cdi(doc, version) or changed
         text = toml_runtime.dumps(doc)
         if changed:
             toml_runtime.check_edit(
                 original, text, version, self.name, runtime=self._requested_runtime(), default=self.params["default"],
-                path=self.path,
+                plugin_keys=self.plugin_keys, path=self.path,
             )  # fmt: skip
         after = self.form.apply(text) if changed else before
         self.result.update(

@@ -919,3 +919,99 @@ def test_copy_from_spellings_of_kubespray_v2_27_and_the_operators_options_win(tm
     expected = {**nvidia_ctk_copy(runtimes["runc"], SystemdCgroup=False), "privileged_without_host_devices": True}
     assert runs_as(runtimes["nvidia"]) == runs_as(expected)
     assert runtimes["nvidia"]["options"] == {"SystemdCgroup": False, "BinaryName": NVIDIA}
+
+
+def cri_plugin_table(containerd: Containerd, path: Path) -> dict[str, t.Any]:
+    """The dumped CRI plugin table, where enable_cdi and cdi_spec_dirs are."""
+    data = containerd.dump(path)
+    return data["plugins"][cri_plugin(2 if containerd.major == 1 else 3)]
+
+
+def without_cdi_switch(containerd: Containerd, path: Path) -> dict[str, t.Any]:
+    data = containerd.dump(path)
+    data.pop("imports", None)  # containerd 1.x lists the file it read
+    data["plugins"][cri_plugin(2 if containerd.major == 1 else 3)].pop("enable_cdi", None)
+    return data
+
+
+def test_enable_cdi_on_the_distro_default_config(containerd, tmp_path):
+    """containerd's own default: 1.7 writes enable_cdi = false, which becomes true (three ways) with nothing else in its
+    config dump changed; 2.1 writes enable_cdi = true and is left as it is; 1.6 has no CDI (no enable_cdi in its dump)
+    and is refused, naming its version, in check mode and for real, the file untouched."""
+    path = tmp_path / "config.toml"
+    path.write_text(containerd.default_config())
+    before = path.read_bytes()
+    args = base_args(containerd, path, enable_cdi=True)
+    if containerd.suite == "bookworm":
+        assert "enable_cdi" not in cri_plugin_table(containerd, path)
+        for check in (True, False):
+            run = run_module(MODULE, args, check=check)
+            assert run.failed and "1.6.20" in run.result["msg"] and "no CDI support" in run.result["msg"], run.result
+            assert path.read_bytes() == before and os.listdir(tmp_path) == ["config.toml"]
+        return
+    if containerd.suite == "sid":
+        run = run_module(MODULE, {**args, "name": "runc"}, diff=True)
+        assert not run.failed and not run.changed and run.result["cdi_enabled"] is True, run.result
+        assert run.result["cdi_spec_dirs"] == ["/etc/cdi", "/var/run/cdi"] and path.read_bytes() == before
+        return
+    original = without_cdi_switch(containerd, path)
+    assert cri_plugin_table(containerd, path)["enable_cdi"] is False
+    real = three_ways({**args, "name": "runc"}, path)
+    assert real.result["cdi_enabled"] is True and real.result["cdi_spec_dirs"] == ["/etc/cdi", "/var/run/cdi"]
+    removed, added = removed_and_added(before.decode(), path.read_text())
+    assert [line.strip() for line in removed] == ["enable_cdi = false"] and [line.strip() for line in added] == [
+        "enable_cdi = true"
+    ]
+    assert cri_plugin_table(containerd, path)["enable_cdi"] is True
+    assert without_cdi_switch(containerd, path) == original
+    # and off again: the option says what containerd does, both ways
+    off = run_module(MODULE, {**args, "name": "runc", "enable_cdi": False})
+    assert off.changed and off.result["cdi_enabled"] is False and path.read_bytes() == before
+
+
+def test_enable_cdi_in_a_hand_written_file_keeps_every_other_line(tmp_path):
+    """A version 2 file that does not write the CRI plugin's own table (only its containerd table): containerd 1.7 has
+    CDI off, so the table gets enable_cdi = true, and every line of the file stays as it was."""
+    containerd = containerd_of("trixie")
+    path = tmp_path / "config.toml"
+    original = hand_written(2)
+    path.write_text(original)
+    dumped = without_cdi_switch(containerd, path)
+    real = three_ways(base_args(containerd, path, name="runc", enable_cdi=True), path)
+    assert real.result["cdi_enabled"] is True
+    removed, added = removed_and_added(original, path.read_text())
+    assert removed == [] and "".join(added).strip() == '[plugins."io.containerd.grpc.v1.cri"]\nenable_cdi = true'
+    assert cri_plugin_table(containerd, path)["enable_cdi"] is True and without_cdi_switch(containerd, path) == dumped
+
+
+def test_a_drop_in_that_turns_cdi_off_fails_enable_cdi_naming_it(tmp_path):
+    """containerd 2.1 merges a drop-in key by key: a drop-in's enable_cdi = false wins over the main file's true, so
+    enable_cdi=true fails naming the drop-in, changing nothing; without the import it passes with no change."""
+    containerd = containerd_of("sid")
+    main = tmp_path / "config.toml"
+    drop_in = tmp_path / "conf.d" / "50-no-cdi.toml"
+    drop_in.parent.mkdir()
+    drop_in.write_text("version = 3\n\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_cdi = false\n")
+    default = containerd.default_config()
+    assert "imports = []\n" in default
+    text = default.replace("imports = []\n", f"imports = ['{tmp_path}/conf.d/*.toml']\n", 1)
+    main.write_text(text)
+    assert cri_plugin_table(containerd, main)["enable_cdi"] is False
+    for check in (True, False):
+        run = run_module(MODULE, base_args(containerd, main, name="runc", enable_cdi=True), check=check)
+        assert run.failed and "enable_cdi = false, not true" in run.result["msg"], run.result
+        assert f"set by {drop_in}" in run.result["msg"] and run.result["cdi_enabled"] is False
+        assert main.read_text() == text
+
+
+def test_enable_cdi_without_containerd_follows_the_config_version(tmp_path):
+    """validate=false (containerd not asked): a version 2 file (containerd 1.x, CDI off by default) gets the key, a
+    version 3 file (containerd 2.x, on by default) does not; cdi_enabled is not returned."""
+    for version, written in ((2, True), (3, False)):
+        path = tmp_path / f"v{version}.toml"
+        path.write_text(f"version = {version}\n")
+        args = {"path": str(path), "name": "runc", "validate": False, "enable_cdi": True}
+        run = run_module(MODULE, args)
+        assert not run.failed and "cdi_enabled" not in run.result, run.result
+        assert ("enable_cdi = true" in path.read_text()) is written, path.read_text()
+        assert not run_module(MODULE, args).changed

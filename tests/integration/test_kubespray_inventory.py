@@ -280,6 +280,63 @@ def test_kubespray_renders_our_group_vars_and_container_toolkit_changes_nothing(
     assert_nvidia_is_runc_with_its_binary(containerd_binary(cell.suite), config, runc)
 
 
+@pytest.fixture(scope="module")
+def kubespray_cdi(kubespray_runs) -> dict[str, t.Any]:
+    """Copies of kubespray's renders (with our group_vars), then containerd_runtime with enable_cdi=true (the runtime
+    nvidia, nothing else asked of it, as container_toolkit asks on a dra_driver node) in check mode, for real and
+    again, each judged by the cell's containerd: one ansible-playbook run."""
+    scratch = kubespray_runs["scratch"]
+    cells = [cell for cell in CELLS if cell.host in kubespray_runs["rendered"]]
+    hosts = inventory(cells)
+    for cell in cells:
+        (scratch / cell.host / "cdi.toml").write_bytes(kubespray_runs["rendered"][cell.host])
+        hosts["all"]["hosts"][cell.host]["cell_containerd"] = containerd_binary(cell.suite)
+    task = {
+        "name": "Turn CDI on",
+        "kubegpu.core.containerd_runtime": {
+            "path": f"{scratch}/{{{{ inventory_hostname }}}}/cdi.toml",
+            "name": "nvidia",
+            "enable_cdi": True,
+            "containerd_binary": "{{ cell_containerd }}",
+        },
+    }
+    plays = [
+        {"name": name, "hosts": "all", "gather_facts": False, "check_mode": name == "check", "tasks": [task]}
+        for name in ("check", "real", "again")
+    ]
+    run = run_playbook(plays, hosts, diff=True, cwd=REPO_ROOT)
+    return {"run": run, "cells": [cell.host for cell in cells]}
+
+
+@pytest.mark.parametrize("cell", CELL_PARAMS)
+def test_kubespray_config_gets_cdi_on_with_everything_else_as_kubespray_wrote_it(cell, kubespray_cdi, kubespray_runs):
+    """kubespray writes enable_cdi only when its own enable_cdi is true (default false): its containerd 1.x templates
+    (config version 2) leave containerd 1.7's default, CDI off, and the module adds enable_cdi = true, after which
+    containerd's dump differs from the one of kubespray's file in that key only; its containerd 2.x templates leave
+    2.x's default, CDI on, and the module changes nothing. Check mode first, and a second run changes nothing."""
+    assert cell.host in kubespray_cdi["cells"], "kubespray did not render this cell"
+    run = kubespray_cdi["run"]
+    results = {play: run.in_play(play).task("Turn CDI on", cell.host) for play in ("check", "real", "again")}
+    assert not any(result.failed for result in results.values()), {p: r.result.get("msg") for p, r in results.items()}
+    assert all(result.result["cdi_enabled"] is True for result in results.values())
+    binary = containerd_binary(cell.suite)
+    config = kubespray_runs["scratch"] / cell.host / "cdi.toml"
+    rendered = kubespray_runs["scratch"] / cell.host / "config.toml"
+    writes = cell.plugin == CRI_V2
+    assert [results[play].changed for play in ("check", "real", "again")] == [writes, writes, False]
+    before, after = dump(binary, rendered), dump(binary, config)
+    plugin = CRI_V2 if after.get("version") == 2 else CRI_V3
+    assert before["plugins"][plugin].get("enable_cdi") is (not writes)
+    assert after["plugins"][plugin]["enable_cdi"] is True
+    assert after["plugins"][plugin]["cdi_spec_dirs"] == ["/etc/cdi", "/var/run/cdi"]
+    for data in (before, after):
+        data.pop("imports", None)
+        data["plugins"][plugin].pop("enable_cdi")
+    assert after == before
+    if not writes:
+        assert config.read_bytes() == kubespray_runs["rendered"][cell.host]
+
+
 def test_kubespray_config_v1_fails_on_its_own_runc_from_v2_31(tmp_path):
     """Why hand_vars adds engine and root to runc for v2.31's and master's config-v1.toml.j2: kubespray's own
     defaults, without our group_vars, cannot render it (runc lost engine/root, the template still writes them)."""
