@@ -15,6 +15,8 @@ from ansible_collections.kubegpu.core.plugins.module_utils import _gpu_checks as
 
 
 SMOKE_NODE_ANNOTATION = "kubegpu.io/smoke-node"
+# the DRA selector check's pod (no node pinned where the node's GPU model is unique): the node it must land on
+SELECTOR_NODE_ANNOTATION = "kubegpu.io/selector-node"
 LABEL_PREFIXES = ("nvidia.com/", "k8s.amazonaws.com/", "feature.node.kubernetes.io/pci-10de")
 LABEL_KEYS = ("gpu", "accelerator")
 RESOURCE_PREFIXES = ("nvidia.com/", "k8s.amazonaws.com/")
@@ -102,13 +104,16 @@ def _node_checks(
     stack_pods: list,
     profile: Mapping | None,
     cluster_nodes: list,
+    dra: Mapping | None = None,
 ) -> list[dict[str, str]]:
-    """The checks of one GPU node, in the report's order: daemonsets, allocatable, profile, smoke, gpu_label."""
+    """The checks of one GPU node, in the report's order: daemonsets, allocatable, profile, smoke, gpu_label, and on
+    a node of the DRA driver resourceslices (after allocatable) and selector (after smoke)."""
     name = target.get("node")
     smoke_check = checks.check("smoke", smoke["result"], smoke["message"])
+    names = checks.ALL_CHECKS if dra is not None else checks.CHECKS
     if node is None:
         gone = f"node {name} is not registered with the API server"
-        return [checks.check(item, checks.FAILED, gone) if item != "smoke" else smoke_check for item in checks.CHECKS]
+        return [checks.check(item, checks.FAILED, gone) if item != "smoke" else smoke_check for item in names]
     gpu = _mapping(target.get("gpu"), f"the gpu facts of {name}")
     hold = gpu_node_hold_reason(gpu, target.get("default_runtime")) if "present" in gpu else "no ansible_facts.gpu"
     stack = str(target.get("device_plugin") or "none")
@@ -124,6 +129,12 @@ def _node_checks(
         expected = checks.stack_expectations(stack, stacks, gpu)
         found.append(checks.check_daemonsets(node, expected["required"], daemonsets, stack_pods))
         found.append(checks.check_allocatable(node, expected["allocatable"], expected["allocatable_skip"]))
+    if dra is not None:
+        if hold:
+            why = f"gpu_labels held this node back ({hold}): no device stack is expected on it yet"
+            found.append(checks.check("resourceslices", checks.SKIPPED, why))
+        else:
+            found.append(checks.check_resourceslices(str(name), gpu, dra["slices"]))
     wanted = profile or {}
     if not wanted.get("enabled"):
         found.append(checks.check("profile", checks.SKIPPED, wanted.get("reason") or "OpenFaaS is not enabled"))
@@ -139,6 +150,8 @@ def _node_checks(
         selected = hold is None and stack != "none"
         found.append(checks.check_profile(wanted.get("object"), str(wanted.get("where")), node, selected, sorted(others)))
     found.append(smoke_check)
+    if dra is not None:
+        found.append(dra["selector"])
     label = (stacks or {}).get("gpu_label") or ["gpu", "on"]
     found.append(checks.check_gpu_label(node, (str(label[0]), str(label[1])), hold))
     return found
@@ -171,6 +184,103 @@ def smoke_results(pods: list, expected: int, timeout: int) -> dict[str, t.Any]:
     }
 
 
+def _claims_of(pod: Mapping, claims: list) -> list[Mapping]:
+    """The ResourceClaims the pod's claims name (``status.resourceClaimStatuses``, or ``resourceClaimName``)."""
+    names = {entry.get("resourceClaimName") for entry in (pod.get("status") or {}).get("resourceClaimStatuses") or []}
+    names |= {entry.get("resourceClaimName") for entry in (pod.get("spec") or {}).get("resourceClaims") or []}
+    namespace = (pod.get("metadata") or {}).get("namespace")
+    return [
+        claim
+        for claim in claims
+        if (claim.get("metadata") or {}).get("name") in names and (claim.get("metadata") or {}).get("namespace") == namespace
+    ]
+
+
+def allocated(pods: list, claims: list, check: str) -> list[dict[str, t.Any]]:
+    """Each device the claims of ``pods`` were allocated: ``check`` (smoke or selector), ``pod``, ``driver``,
+    ``pool``, ``device`` (not the claim's generated name: a re-run that changes nothing writes the same report)."""
+    found = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        for claim in _claims_of(pod, claims):
+            allocation = (claim.get("status") or {}).get("allocation") or {}
+            for result in (allocation.get("devices") or {}).get("results") or []:
+                found.append(
+                    {
+                        "check": check,
+                        "pod": f"{meta.get('namespace')}/{meta.get('name')}",
+                        "driver": result.get("driver"),
+                        "pool": result.get("pool"),
+                        "device": result.get("device"),
+                    }
+                )
+    return found
+
+
+def selector_check(target: Mapping, pod: Mapping | None, devices: list, slices: list, timeout: int) -> dict[str, str]:
+    """The DRA selector check of one node: its claim, selecting by CEL the node's GPU model, was allocated a device of
+    that model on this node and its pod succeeded there. Where another DRA node has the same model, the pod is pinned
+    to the node by a required node affinity (so the claim cannot tell the nodes apart) and only the device's model is
+    judged."""
+    name = str(target.get("node"))
+    selector = target.get("dra") or {}
+    product = selector.get("product")
+    outcome = smoke_result(pod, timeout)
+    if pod is None or outcome["result"] != "passed":
+        return checks.check("selector", checks.FAILED, f"the claim selecting productName {product!r}: {outcome['message']}")
+    placed = (pod.get("spec") or {}).get("nodeName")
+    if placed != name:
+        return checks.check(
+            "selector", checks.FAILED, f"the claim selecting productName {product!r} landed on {placed}, not on {name}"
+        )
+    if not devices:
+        return checks.check("selector", checks.FAILED, f"the claim selecting productName {product!r} shows no allocated device")
+    published = {}
+    for item in slices:
+        spec = item.get("spec") or {}
+        for device in checks.published_devices(str(spec.get("nodeName")), [item]):
+            published[(device["pool"], device["name"])] = device
+    problems = []
+    for result in devices:
+        device = published.get((result["pool"], result["device"]))
+        if result["driver"] != checks.DRA_DRIVER or device is None or result["pool"] != name:
+            problems.append(f"{result['driver']}/{result['pool']}/{result['device']} is not a device of this node")
+        elif device["productName"] != product:
+            problems.append(f"{result['device']} is a {device['productName']!r}")
+    if problems:
+        return checks.check("selector", checks.FAILED, f"the claim selecting productName {product!r}: {'; '.join(problems)}")
+    how = (
+        f"pinned to the node, as {', '.join(selector.get('same_model') or [])} has the same model"
+        if selector.get("same_model")
+        else "placed by the scheduler alone"
+    )
+    shown = ", ".join(result["device"] for result in devices)
+    return checks.check("selector", checks.PASSED, f"a claim selecting productName {product!r} got {shown} on {name} ({how})")
+
+
+def _dra(target: Mapping, pods: tuple[list, Mapping | None], slices: list, claims: list, *, skipped: str, timeout: int) -> dict:
+    """What the DRA checks of one node of the DRA driver judge, and the report's ``dra`` entry."""
+    name = str(target.get("node"))
+    smoke_pods, selector_pod = pods
+    selector_devices = allocated([selector_pod] if selector_pod else [], claims, "selector")
+    if not (target.get("dra") or {}).get("product"):
+        selector = checks.check("selector", checks.SKIPPED, "no GPU in the facts to select by model")
+    elif not target.get("smoke"):
+        selector = checks.check("selector", checks.SKIPPED, str(target.get("skip_reason") or "no selector claim for this node"))
+    elif skipped:
+        selector = checks.check("selector", checks.SKIPPED, skipped)
+    else:
+        selector = selector_check(target, selector_pod, selector_devices, slices, timeout)
+    return {
+        "slices": slices,
+        "selector": selector,
+        "entry": {
+            "published": checks.published_devices(name, slices),
+            "allocated": allocated(smoke_pods, claims, "smoke") + selector_devices,
+        },
+    }
+
+
 def gpu_readiness(
     targets: t.Any,
     nodes: t.Any,
@@ -182,9 +292,13 @@ def gpu_readiness(
     daemonsets: t.Any = None,
     stack_pods: t.Any = None,
     profile: t.Any = None,
+    slices: t.Any = None,
+    claims: t.Any = None,
 ) -> list[dict[str, t.Any]]:
     if not isinstance(targets, list):
         raise AnsibleFilterError(f"gpu_readiness: the input must be a list of nodes, not {type(targets).__name__}")
+    slices = [item for item in slices or [] if isinstance(item, Mapping)]
+    claims = [item for item in claims or [] if isinstance(item, Mapping)]
     node_list = [node for node in nodes or [] if isinstance(node, Mapping)]
     by_name = {(node.get("metadata") or {}).get("name"): node for node in node_list}
     stacks = None if stacks is None else _mapping(stacks, "stacks")
@@ -192,10 +306,13 @@ def gpu_readiness(
     daemonsets = [item for item in daemonsets or [] if isinstance(item, Mapping)]
     stack_pods = [item for item in stack_pods or [] if isinstance(item, Mapping)]
     pods_by_node: dict[str, list] = {}
+    selector_pods: dict[str, Mapping] = {}
     for pod in pods or []:
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
         if annotations.get(SMOKE_NODE_ANNOTATION):
             pods_by_node.setdefault(annotations[SMOKE_NODE_ANNOTATION], []).append(pod)
+        elif annotations.get(SELECTOR_NODE_ANNOTATION):
+            selector_pods[annotations[SELECTOR_NODE_ANNOTATION]] = pod
     entries = []
     for item in targets:
         target = _mapping(item, "each node")
@@ -222,6 +339,10 @@ def gpu_readiness(
             smoke = {"result": "skipped", "message": skipped, "pod": None}
         else:
             smoke = smoke_results(pods_by_node.get(name) or [], int(target.get("smoke_pods") or 1), timeout)
+        dra = None
+        if target.get("device_plugin") == "dra_driver":
+            pair = (pods_by_node.get(name) or [], selector_pods.get(name))
+            dra = _dra(target, pair, slices, claims, skipped=skipped, timeout=timeout)
         found = _node_checks(
             target,
             node,
@@ -231,6 +352,7 @@ def gpu_readiness(
             stack_pods=stack_pods,
             profile=profile,
             cluster_nodes=node_list,
+            dra=dra,
         )
         entries.append(
             {
@@ -249,6 +371,7 @@ def gpu_readiness(
                 "taints": list(((node or {}).get("spec") or {}).get("taints") or []),
                 "allocatable": allocatable,
                 "smoke": smoke,
+                "dra": dra["entry"] if dra is not None else None,
                 "checks": found,
                 "result": _overall(found),
             }
@@ -290,7 +413,7 @@ def _taint(taint: Mapping) -> str:
     return f"{taint.get('key')}{'=' + str(value) if value else ''}:{taint.get('effect')}"
 
 
-def _row(entry: Mapping) -> list[str]:
+def _row(entry: Mapping, columns: t.Sequence[str] = checks.CHECKS) -> list[str]:
     gpus = entry.get("gpus") or {}
     models = ", ".join(gpus.get("models") or []) or "-"
     return [
@@ -300,7 +423,7 @@ def _row(entry: Mapping) -> list[str]:
         str(entry.get("default_runtime") or "-"),
         ", ".join(f"{key}={value}" for key, value in (entry.get("allocatable") or {}).items()) or "-",
         ", ".join(_taint(taint) for taint in entry.get("taints") or []) or "-",
-        *[_check_result(entry, name) for name in checks.CHECKS],
+        *[_check_result(entry, name) for name in columns],
         str(entry.get("result")),
     ]
 
@@ -324,10 +447,23 @@ def _check_result(entry: Mapping, name: str) -> str:
 HEADER = ["node", "GPUs", "driver", "runtime", "advertised", "taints", *checks.CHECKS, "result"]
 
 
+def _columns(entries: list) -> list[str]:
+    """The checks shown as columns: the five of every node, and the DRA checks where a node of the DRA driver has them."""
+    present = {item.get("check") for entry in entries for item in entry.get("checks") or []}
+    return [name for name in checks.ALL_CHECKS if name in checks.CHECKS or name in present]
+
+
+def _header(columns: t.Sequence[str]) -> list[str]:
+    return [*HEADER[:6], *columns, "result"]
+
+
 def gpu_readiness_table(entries: t.Any) -> list[str]:
     """The lines of a plain-text table (for the play's output), then one line per check of every node."""
-    rows = [HEADER] + [_row(_mapping(entry, "each entry")) for entry in entries or []]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
+    entries = [_mapping(entry, "each entry") for entry in entries or []]
+    columns = _columns(entries)
+    header = _header(columns)
+    rows = [header] + [_row(entry, columns) for entry in entries]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += [
@@ -352,10 +488,10 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
         "",
         f"{len(entries)} GPU node(s): {passed} passed, {failed} failed, {len(entries) - passed - failed} skipped.",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
+        "| " + " | ".join(_header(_columns(entries))) + " |",
+        "|" + "---|" * len(_header(_columns(entries))),
     ]
-    lines += ["| " + " | ".join(_cell(cell) for cell in _row(entry)) + " |" for entry in entries]
+    lines += ["| " + " | ".join(_cell(cell) for cell in _row(entry, _columns(entries))) + " |" for entry in entries]
     for entry in entries:
         lines += ["", f"## {entry['node']}", ""]
         lines.append(f"- result: **{entry.get('result')}**")
@@ -368,6 +504,16 @@ def gpu_readiness_markdown(entries: t.Any) -> str:
         lines.append(f"- GPU health: {_cell(gpu_health_text(entry) or '-')}")
         labels = ", ".join(f"`{key}={value}`" for key, value in entry["labels"].items()) or "-"
         lines.append(f"- labels: {labels}")
+        if entry.get("dra") is not None:
+            published = ", ".join(
+                f"`{item['name']}` ({item.get('type')}, {item.get('productName')})"
+                for item in entry["dra"].get("published") or []
+            )
+            lines.append(f"- DRA devices published: {_cell(published or '-')}")
+            taken = ", ".join(
+                f"`{item['device']}` to {item['pod']} ({item['check']})" for item in entry["dra"].get("allocated") or []
+            )
+            lines.append(f"- DRA devices allocated: {_cell(taken or '-')}")
     return "\n".join(lines) + "\n"
 
 

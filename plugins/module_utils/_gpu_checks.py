@@ -18,6 +18,14 @@ from collections.abc import Mapping
 # A check's outcome
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 CHECKS = ("daemonsets", "allocatable", "profile", "smoke", "gpu_label")
+# a node of the DRA driver's stack has two more: the devices its ResourceSlices publish, and a claim with a CEL
+# selector on its GPU model; every check in the report's order
+DRA_CHECKS = ("resourceslices", "selector")
+ALL_CHECKS = ("daemonsets", "allocatable", "resourceslices", "profile", "smoke", "selector", "gpu_label")
+# the DRA driver (dra-driver-nvidia-gpu 0.4.1): its driver name, and the DeviceClasses its chart renders for GPUs and
+# MIG devices (templates/deviceclass-gpu.yaml: ``device.attributes['gpu.nvidia.com'].type == 'gpu'``; -mig.yaml: 'mig')
+DRA_DRIVER = "gpu.nvidia.com"
+DRA_CLASSES = {"gpu": "gpu.nvidia.com", "mig": "mig.nvidia.com"}
 
 # The tolerations the DaemonSet controller adds to every daemon pod (NoExecute for not-ready/unreachable,
 # NoSchedule for the node-pressure and unschedulable taints), so a cordoned or pressured node still gets its daemons.
@@ -437,9 +445,92 @@ def stack_expectations(stack: str, settings: Mapping, facts: Mapping) -> dict[st
                 allocatable, skip = mig_expectations(facts, str(conf["mig_strategy"]))
         else:
             skip = "the operator's device plugin is off (gpu_operator_device_plugin_enabled)"
+    elif stack == "dra_driver":
+        # dra-driver-nvidia-gpu 0.4.1 templates/kubeletplugin.yaml: ``<name>-kubelet-plugin``, name = the chart's
+        # name (or nameOverride), in the release's namespace
+        name = f"{conf.get('name') or 'dra-driver-nvidia-gpu'}-kubelet-plugin"
+        required.append({"namespace": conf["namespace"], "name": name, "what": "the DRA driver's kubelet plugin"})
+        skip = "the DRA driver publishes devices in ResourceSlices, not as node allocatable (see resourceslices)"
     elif stack == "aws_vgpu_plugin":
         required.append({"namespace": conf["namespace"], "name": conf["name"], "what": "the AWS virtual GPU plugin"})
         allocatable["k8s.amazonaws.com/vgpu"] = gpus * int(conf.get("vgpus_per_gpu") or 1)
     else:
         skip = "no device stack on this node (kubegpu_device_plugin=none)"
     return {"required": required, "allocatable": allocatable, "allocatable_skip": skip}
+
+
+# ---- the DRA driver's ResourceSlices
+
+
+def _attribute(device: Mapping, name: str) -> t.Any:
+    """A device attribute's value (``{"string": ...}``, ``int``, ``bool``, ``version``) by its name in the driver's
+    domain (unqualified, or qualified with ``gpu.nvidia.com/``)."""
+    attributes = device.get("attributes") or {}
+    value = attributes.get(name, attributes.get(f"{DRA_DRIVER}/{name}"))
+    if not isinstance(value, Mapping):
+        return None
+    for key in ("string", "int", "bool", "version"):
+        if key in value:
+            return value[key]
+    return None
+
+
+def published_devices(node_name: str, slices: t.Iterable[Mapping]) -> list[dict[str, t.Any]]:
+    """The devices of driver gpu.nvidia.com the node's ResourceSlices (``spec.nodeName``) publish, by name:
+    ``name``, ``pool``, ``type``, ``productName``, ``uuid`` and ``memory`` (capacity)."""
+    found = []
+    for item in slices:
+        spec = _spec(item)
+        if spec.get("driver") != DRA_DRIVER or spec.get("nodeName") != node_name:
+            continue
+        for device in spec.get("devices") or []:
+            capacity = device.get("capacity") or {}
+            memory = capacity.get("memory", capacity.get(f"{DRA_DRIVER}/memory")) or {}
+            found.append(
+                {
+                    "name": device.get("name"),
+                    "pool": (spec.get("pool") or {}).get("name"),
+                    "type": _attribute(device, "type"),
+                    "productName": _attribute(device, "productName"),
+                    "uuid": _attribute(device, "uuid"),
+                    "memory": memory.get("value") if isinstance(memory, Mapping) else None,
+                }
+            )
+    return sorted(found, key=lambda device: str(device["name"]))
+
+
+def dra_expected(facts: Mapping) -> dict[str, int]:
+    """What the DRA driver publishes for the GPUs gpu_facts found: a ``gpu`` device per GPU with MIG off, a ``mig``
+    device per MIG device of a GPU with MIG on (the driver publishes a MIG-enabled GPU only through its MIG devices)."""
+    devices = [device for device in facts.get("devices") or [] if isinstance(device, Mapping)]
+    return {
+        "gpu": len([device for device in devices if not device.get("mig_mode_current")]),
+        "mig": sum(len(device.get("mig_devices") or []) for device in devices if device.get("mig_mode_current")),
+    }
+
+
+def dra_class(facts: Mapping) -> str:
+    """The DeviceClass a smoke claim asks on a node: ``gpu.nvidia.com``, or ``mig.nvidia.com`` where every GPU has
+    MIG on (no whole GPU is published there)."""
+    expected = dra_expected(facts)
+    return DRA_CLASSES["mig"] if expected["gpu"] == 0 and expected["mig"] > 0 else DRA_CLASSES["gpu"]
+
+
+def check_resourceslices(node_name: str, facts: Mapping, slices: t.Iterable[Mapping]) -> dict:
+    """The node's ResourceSlices of gpu.nvidia.com publish as many GPUs (and MIG devices) as gpu_facts found."""
+    published = published_devices(node_name, slices)
+    expected = dra_expected(facts)
+    have = {kind: [device["name"] for device in published if device["type"] == kind] for kind in ("gpu", "mig")}
+    if not published:
+        want = ", ".join(f"{count} {kind}" for kind, count in expected.items() if count) or "no device"
+        why = f"no ResourceSlice of driver {DRA_DRIVER} publishes a device of node {node_name} (the facts found {want})"
+        return check("resourceslices", FAILED, why)
+    problems = [
+        f"{len(have[kind])} {kind} device(s) published ({', '.join(have[kind]) or 'none'}), the facts found {count}"
+        for kind, count in expected.items()
+        if len(have[kind]) != count
+    ]
+    if problems:
+        return check("resourceslices", FAILED, f"node {node_name}: " + "; ".join(problems))
+    shown = ", ".join(f"{device['name']} ({device['productName']})" for device in published)
+    return check("resourceslices", PASSED, f"{len(published)} device(s) published as the facts found: {shown}")

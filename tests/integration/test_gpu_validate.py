@@ -128,7 +128,7 @@ def test_the_aws_stacks_smoke_pod_is_an_mps_client_as_the_upstream_manifest_requ
     # no AWS plugin on the bench: its checks fail, which this test does not judge
     run = _validate(kubeapi, tmp_path, hosts, {"gpu_validate_fail_on_error": False}, check=True)
     assert run.rc == 0, run.stdout
-    (pod,) = [entry["object"] for entry in run.task("Start the smoke pods").result["objects"]]
+    (pod,) = [entry["object"] for entry in run.task("Start the pods (smoke)").result["objects"]]
     spec = pod["spec"]
     assert spec["hostIPC"] is server["hostIPC"] is True
     (mounted,) = [v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == volume["hostPath"]["path"]]

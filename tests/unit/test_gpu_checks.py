@@ -483,3 +483,43 @@ def test_an_entry_has_every_check_in_order_and_fails_when_one_fails():
         for item in gone["checks"]
         if item["check"] != "smoke"
     )
+
+
+# ---- the DRA driver's ResourceSlices
+
+
+def _dra_slice(node_name: str, devices: list[tuple[str, str]], driver: str = "gpu.nvidia.com") -> dict:
+    """A ResourceSlice as the driver's kubelet plugin writes it: ``devices`` as (name, type)."""
+    return {
+        "spec": {
+            "driver": driver,
+            "nodeName": node_name,
+            "pool": {"name": node_name, "generation": 1, "resourceSliceCount": 1},
+            "devices": [
+                {"name": name, "attributes": {"type": {"string": kind}, "productName": {"string": "NVIDIA A100-SXM4-40GB"}}}
+                for name, kind in devices
+            ],
+        }
+    }
+
+
+def test_resourceslices_count_gpus_with_mig_off_and_mig_devices_of_gpus_with_mig_on():
+    """The real driver publishes a GPU with MIG on only through its MIG devices (type mig); another driver's slice
+    and another node's slice do not count."""
+    facts = {
+        "devices": [
+            {"index": 0, "mig_mode_current": True, "mig_devices": [{"name": "a"}, {"name": "b"}]},
+            {"index": 1, "mig_mode_current": False},
+        ]
+    }
+    assert checks.dra_expected(facts) == {"gpu": 1, "mig": 2}
+    assert checks.dra_class(facts) == "gpu.nvidia.com"
+    assert checks.dra_class({"devices": [facts["devices"][0]]}) == "mig.nvidia.com"
+    good = _dra_slice("gpu-1", [("gpu-0-mig-9-0-4", "mig"), ("gpu-0-mig-9-4-4", "mig"), ("gpu-1", "gpu")])
+    others = [_dra_slice("gpu-2", [("gpu-0", "gpu")]), _dra_slice("gpu-1", [("x", "gpu")], driver="other.example.com")]
+    result = checks.check_resourceslices("gpu-1", facts, [good, *others])
+    assert result["result"] == checks.PASSED, result
+    short = _dra_slice("gpu-1", [("gpu-0-mig-9-0-4", "mig"), ("gpu-1", "gpu")])
+    assert checks.check_resourceslices("gpu-1", facts, [short, *others]) == checks.check(
+        "resourceslices", checks.FAILED, "node gpu-1: 1 mig device(s) published (gpu-0-mig-9-0-4), the facts found 2"
+    )

@@ -4,7 +4,8 @@ No external assets: inline CSS; the chart of GPU memory per node and GPU is a ta
 whose width is to scale, the node's name spanning its rows), so the browser lays out every label and none
 can run into another. Every value comes from report.json (``{"nodes": [{node, gpus: {count, models,
 memory_mib}, gpu_health: [{index, health, reasons}], driver_version, default_runtime, labels, taints,
-allocatable, smoke: {result, message}, checks: [{check, result, message}], result}, ...]}``); a report from
+allocatable, smoke: {result, message}, dra: {published, allocated} on DRA nodes, checks: [{check, result, message}],
+result}, ...]}``); a report from
 before ``checks`` shows its smoke test as the node's only check and result. Nothing is made up here.
 """
 
@@ -88,6 +89,7 @@ def _node_table(entry: dict) -> str:
         + ("<br>".join(f"<code>{_e(k)}: {_e(v)}</code>" for k, v in sorted(allocatable.items())) or "-")
         + "</td></tr>"
     )
+    cells += _dra_rows(entry.get("dra"))
     cells += f'<tr><th>Smoke test</th><td class="smoke {_e(result)}">{_e(result)}</td></tr>'
     cells += f"<tr><th>Message</th><td>{_e(smoke.get('message'))}</td></tr>"
     overall = node_result(entry)
@@ -101,6 +103,27 @@ def _node_table(entry: dict) -> str:
     cells += f'<tr><th>Checks</th><td><table class="checks">{check_rows}</table></td></tr>'
     node = _e(entry.get("node"))
     return f'<h2 id="node-{node}">{node}</h2>\n<table class="node" data-node="{node}">{cells}</table>'
+
+
+def _dra_rows(dra: Any) -> str:
+    """A node of the DRA driver (report.json's ``dra``): the devices its ResourceSlices publish, and those the
+    smoke and selector claims were allocated; nothing for a node of another stack (``dra`` null or absent)."""
+    if not isinstance(dra, dict):
+        return ""
+    published = "<br>".join(
+        f'<code data-device="{_e(item.get("name"))}">{_e(item.get("name"))}</code> {_e(item.get("type"))}, '
+        f"{_e(item.get('productName'))}, {_e(item.get('memory') or '-')}"
+        for item in dra.get("published") or []
+    )
+    allocated = "<br>".join(
+        f'<code data-allocated="{_e(item.get("device"))}">{_e(item.get("device"))}</code> to {_e(item.get("pod"))} '
+        f"({_e(item.get('check'))})"
+        for item in dra.get("allocated") or []
+    )
+    return (
+        f'<tr><th>DRA devices published</th><td class="dra-published">{published or "-"}</td></tr>'
+        f'<tr><th>DRA devices allocated</th><td class="dra-allocated">{allocated or "-"}</td></tr>'
+    )
 
 
 def node_checks(entry: dict) -> list[dict]:
