@@ -25,6 +25,9 @@ PYTEST_WORKERS ?= 2
 # the lab's Debian suite for `make demo` (bookworm or trixie, the node images' suites; containerd 1.6 or 1.7):
 # `make demo SUITE=bookworm`; empty: KUBEGPU_LAB_SUITE, else the lab's default, trixie (tests/support/lab)
 SUITE ?=
+# the lab's device stack for `make demo` (vgpu_scheduler, nvidia_device_plugin or dra_driver): `make demo STACK=dra_driver`;
+# empty: the lab inventory's, vgpu_scheduler
+STACK ?=
 
 # the molecule scenarios `make molecule` runs, e.g. `make molecule MOLECULE_SCENARIOS=node_python`
 # (default: every scenario in extensions/molecule), MOLECULE_JOBS at a time (default 2)
@@ -107,8 +110,8 @@ fuzz: setup  ## property-based tests with many examples (KUBEGPU_HYPOTHESIS_EXAM
 bench: setup  ## scale and speed figures, printed as tables
 	$(BIN)/python -m benchmarks
 
-demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report (SUITE=bookworm|trixie: the nodes' Debian)
-	$(if $(SUITE),KUBEGPU_LAB_SUITE=$(SUITE) )hack/demo
+demo: setup  ## the lab: site.yml on three simulated GPU nodes, then the readiness report (SUITE=bookworm|trixie: the nodes' Debian; STACK=dra_driver, ...)
+	$(if $(SUITE),KUBEGPU_LAB_SUITE=$(SUITE) )$(if $(STACK),KUBEGPU_LAB_STACK=$(STACK) )hack/demo
 
 demo-down:  ## remove what make demo created (containers, API server, images only if the lab built them)
 	hack/demo down

@@ -21,7 +21,18 @@ import pytest
 
 from tests.support import debs, fake_nvml, upstream
 from tests.support.kube_clients import ensure_clients
-from tests.support.lab import CPU_NODES, KUBE_VERSION, NODES, REPO_ROOT, Lab, charts, report, run_site
+from tests.support.lab import (
+    CPU_NODES,
+    DRA_DRIVER_VERSION,
+    KUBE_VERSION,
+    NODES,
+    REPO_ROOT,
+    Lab,
+    charts,
+    report,
+    run_site,
+    stack_args,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -165,7 +176,7 @@ def test_site_yml_on_the_lab_then_a_rerun_changes_nothing(lab):
     assert "gpu-node-2" in broken.output and "daemonsets" in broken.output
 
 
-NEW_DRIVER = "570.172.08"  # any version the role accepts (NNN.NN.NN); the installer double "installs" what its name says
+NEW_DRIVER = DRA_DRIVER_VERSION  # the installer double "installs" what its name says; 565 or later, as the DRA test below needs
 FAILED_ANNOTATION = "kubegpu.io/driver-change-failed"
 
 
@@ -254,3 +265,46 @@ def test_a_rolling_driver_change_stops_at_a_failing_node_and_leaves_it_cordoned_
     assert validated.rc == 0, validated.output[-6000:]
     seconds = f"failing roll {failed.seconds:.0f} s, rerun {rerun.seconds:.0f} s, site.yml {validated.seconds:.0f} s"
     print(f"lab ({lab.suite}) driver-upgrade.yml: {seconds}")
+
+
+def test_the_lab_moved_to_the_dra_driver_serves_each_gpu_through_resource_slices(lab, tmp_path):
+    """Issue 23: site.yml with kubegpu_device_plugin=dra_driver (as make demo STACK=dra_driver passes it) on the lab the
+    tests above leave (HAMi, drivers 570 from the rolling change): container_toolkit turns CDI on in each node's real
+    containerd 1.7, HAMi (no GPU node uses it any more) is removed, the real DRA chart is installed, its kubelet plugin
+    publishes each node's GPUs in a ResourceSlice (the kubelet-plugin double, from the node's fake NVML scenario) and
+    gpu_validate's claims are allocated from them; a second run changes nothing."""
+    args = stack_args("dra_driver", tmp_path)
+    assert {node_driver(lab, node) for node in NODES} == {DRA_DRIVER_VERSION}  # the driver the roll above left
+    first = run_site(lab, "site.yml", *args)
+    assert first.rc == 0, first.output[-6000:]
+
+    # on the nodes: CDI on in the real containerd's effective configuration (its own config dump)
+    for name in NODES:
+        dump = subprocess.run(
+            ["docker", "exec", lab.container(name), "containerd", "config", "dump"], capture_output=True, text=True, check=True
+        ).stdout
+        assert "enable_cdi = true" in dump, name
+        assert 'default_runtime_name = "nvidia"' in dump
+
+    # the cluster: the DRA chart's release instead of HAMi's, one ResourceSlice per GPU node (kubectl's columns)
+    releases = {r["name"]: r["chart"] for r in json.loads(helm(lab, "list", "-A", "-o", "json"))}
+    assert releases.get("dra-driver-nvidia-gpu") == "dra-driver-nvidia-gpu-0.4.1" and "hami" not in releases, releases
+    table = [line.split() for line in kubectl(lab, "get", "resourceslices").splitlines()]
+    assert table[0][:4] == ["NAME", "NODE", "DRIVER", "POOL"]
+    assert sorted((row[1], row[2], row[3]) for row in table[1:]) == [(node, "gpu.nvidia.com", node) for node in sorted(NODES)]
+
+    # the report: every check of every GPU node passed; the devices published are the scenario's GPUs
+    entries = {e["node"]: e for e in json.loads((lab.dir / "report.json").read_text())["nodes"]}
+    for name, scenario in NODES.items():
+        entry = entries[name]
+        assert entry["result"] == "passed", entry["checks"]
+        checks = [check["check"] for check in entry["checks"]]
+        assert {"daemonsets", "resourceslices", "smoke", "selector", "gpu_label"} <= set(checks), checks
+        uuids = sorted(d["uuid"] for d in fake_nvml.load(scenario)["devices"])
+        assert sorted(item["uuid"] for item in entry["dra"]["published"]) == uuids, entry["dra"]
+        assert {item["check"] for item in entry["dra"]["allocated"]} == {"smoke", "selector"}, entry["dra"]
+
+    second = run_site(lab, "site.yml", *args)
+    assert second.rc == 0, second.output[-6000:]
+    assert second.changed == 0, [line for line in second.output.splitlines() if line.startswith("changed:")]
+    print(f"lab site.yml with dra_driver: first {first.seconds:.0f} s, second {second.seconds:.0f} s")

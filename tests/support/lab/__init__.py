@@ -458,12 +458,39 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
     return SiteRun(result.returncode, time.monotonic() - started, output, parse_recap(result.stdout))
 
 
+# The device stacks the lab can run (kubegpu_device_plugin) and the driver each needs beyond the scenarios' own:
+# the scenarios carry drivers 535/550 as most fleets do, and the NVIDIA DRA driver needs 565 or later
+# (roles/dra_driver/vars/main.yml), so for it site.yml changes each node's driver through the installer double.
+LAB_STACKS = ("vgpu_scheduler", "nvidia_device_plugin", "dra_driver")
+DRA_DRIVER_VERSION = "570.172.08"
+
+
+def stack_args(stack: str, directory: Path) -> list[str]:
+    """The ansible-playbook arguments that run site.yml on the lab with ``stack`` as every GPU node's device stack
+    (``make demo STACK=...`` and the lab test pass the same): ``-e kubegpu_device_plugin=<stack>`` and, for
+    ``dra_driver``, the driver ``DRA_DRIVER_VERSION`` from a runfile double written into ``directory``
+    (tests/support/fake_nvml/README.md; the module build of DKMS is the double's, so no compiler is installed)."""
+    if stack not in LAB_STACKS:
+        raise LabError(f"the lab runs the device stacks {', '.join(LAB_STACKS)}, not {stack!r}")
+    args = ["-e", f"kubegpu_device_plugin={stack}"]
+    if stack == "dra_driver":
+        directory.mkdir(parents=True, exist_ok=True)
+        path, sha256 = fake_nvml.runfile(DRA_DRIVER_VERSION, directory)
+        args += [
+            *("-e", "nvidia_driver_method=runfile", "-e", f"nvidia_driver_version={DRA_DRIVER_VERSION}"),
+            *("-e", f"nvidia_driver_runfile_src={path}", "-e", f"nvidia_driver_runfile_sha256={sha256}"),
+            *("-e", "nvidia_driver_install_build_packages=false"),
+        ]
+    return args
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=("charts", "suite", "up", "down", "status", "report", "wheels"))
+    parser.add_argument("command", choices=("charts", "suite", "up", "down", "status", "report", "wheels", "stack-args"))
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
     parser.add_argument("--suite", default=None, help=f"the nodes' Debian suite ({SUITE_ENV}, else {DEFAULT_SUITE})")
+    parser.add_argument("--stack", default="vgpu_scheduler", help=f"stack-args: the device stack ({', '.join(LAB_STACKS)})")
     args = parser.parse_args(argv)
     try:
         lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True), suite=args.suite)
@@ -479,6 +506,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(report.write(lab.dir))
         elif args.command == "wheels":
             lab.wheels()
+        elif args.command == "stack-args":
+            print("\n".join(stack_args(args.stack, lab.dir / "stack")))
         else:
             print(json.dumps(lab.status(), indent=2))
     except (LabError, charts.ChartsError, images.ImageBuildError, debs.DebFetchError) as error:
