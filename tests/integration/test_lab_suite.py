@@ -10,8 +10,18 @@ import sys
 
 import pytest
 
-from tests.support import debs, images, upstream
-from tests.support.lab import LABEL, REPO_ROOT, SUITE_ENV, Lab, LabError, containerd_runtime_version, node_objects
+from tests.support import debs, fake_nvml, images, upstream
+from tests.support.lab import (
+    DRA_DRIVER_VERSION,
+    LABEL,
+    REPO_ROOT,
+    SUITE_ENV,
+    Lab,
+    LabError,
+    containerd_runtime_version,
+    node_objects,
+    stack_args,
+)
 
 
 @pytest.mark.parametrize("suite", images.SUITES)
@@ -77,3 +87,35 @@ def test_a_lab_of_another_suite_is_refused_before_anything_changes(tmp_path):
         lab.down()
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{prefix}"], capture_output=True, text=True, check=True)
     assert left.stdout == ""
+
+
+def test_make_demo_stack_passes_the_stack_and_refuses_an_unknown_one_before_changing_anything(tmp_path):
+    """make demo STACK=... (KUBEGPU_LAB_STACK): the stack reaches site.yml as kubegpu_device_plugin; dra_driver brings
+    the nodes a driver the DRA driver supports (NVIDIA: 565 or later) through the installer double; a stack the lab
+    does not run is refused at stage 0, before the lab directory or any container exists."""
+    dry = subprocess.run(["make", "-n", "demo", "STACK=dra_driver"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert dry.stdout.splitlines()[-1] == "KUBEGPU_LAB_STACK=dra_driver hack/demo"
+    args = stack_args("dra_driver", tmp_path)
+    assert args[:2] == ["-e", "kubegpu_device_plugin=dra_driver"]
+    assert int(DRA_DRIVER_VERSION.split(".")[0]) >= 565 and f"nvidia_driver_version={DRA_DRIVER_VERSION}" in args
+    (tmp_path / "again").mkdir()
+    runfile, sha256 = fake_nvml.runfile(DRA_DRIVER_VERSION, tmp_path / "again")
+    assert f"nvidia_driver_runfile_src={tmp_path / runfile.name}" in args
+    assert f"nvidia_driver_runfile_sha256={sha256}" in args  # the same double, so a re-run of make demo changes nothing
+    assert stack_args("vgpu_scheduler", tmp_path) == ["-e", "kubegpu_device_plugin=vgpu_scheduler"]
+
+    env = {
+        **os.environ,
+        "KUBEGPU_CHARTS_DIR": str(upstream.CHARTS),
+        "KUBEGPU_LAB_DIR": str(tmp_path / "lab"),
+        "KUBEGPU_LAB_PREFIX": "kubegpu-stacktest-",
+        "KUBEGPU_LAB_STACK": "aws_vgpu_plugin",
+        "PYTHON": sys.executable,
+    }
+    demo = subprocess.run([str(REPO_ROOT / "hack" / "demo")], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    assert demo.returncode != 0
+    assert (
+        "lab: the lab runs the device stacks vgpu_scheduler, nvidia_device_plugin, dra_driver, not 'aws_vgpu_plugin'"
+        in demo.stderr
+    )
+    assert "[1/5]" not in demo.stdout and not (tmp_path / "lab").exists()

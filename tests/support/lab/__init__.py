@@ -465,14 +465,19 @@ LAB_STACKS = ("vgpu_scheduler", "nvidia_device_plugin", "dra_driver")
 DRA_DRIVER_VERSION = "570.172.08"
 
 
+def check_stack(stack: str) -> str:
+    """``stack`` when the lab runs it; LabError naming it and those it runs otherwise."""
+    if stack not in LAB_STACKS:
+        raise LabError(f"the lab runs the device stacks {', '.join(LAB_STACKS)}, not {stack!r}")
+    return stack
+
+
 def stack_args(stack: str, directory: Path) -> list[str]:
     """The ansible-playbook arguments that run site.yml on the lab with ``stack`` as every GPU node's device stack
     (``make demo STACK=...`` and the lab test pass the same): ``-e kubegpu_device_plugin=<stack>`` and, for
     ``dra_driver``, the driver ``DRA_DRIVER_VERSION`` from a runfile double written into ``directory``
     (tests/support/fake_nvml/README.md; the module build of DKMS is the double's, so no compiler is installed)."""
-    if stack not in LAB_STACKS:
-        raise LabError(f"the lab runs the device stacks {', '.join(LAB_STACKS)}, not {stack!r}")
-    args = ["-e", f"kubegpu_device_plugin={stack}"]
+    args = ["-e", f"kubegpu_device_plugin={check_stack(stack)}"]
     if stack == "dra_driver":
         directory.mkdir(parents=True, exist_ok=True)
         path, sha256 = fake_nvml.runfile(DRA_DRIVER_VERSION, directory)
@@ -490,12 +495,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--prefix", default=os.environ.get("KUBEGPU_LAB_PREFIX") or DEFAULT_PREFIX)
     parser.add_argument("--dir", default=os.environ.get("KUBEGPU_LAB_DIR") or str(DEFAULT_DIR))
     parser.add_argument("--suite", default=None, help=f"the nodes' Debian suite ({SUITE_ENV}, else {DEFAULT_SUITE})")
-    parser.add_argument("--stack", default="vgpu_scheduler", help=f"stack-args: the device stack ({', '.join(LAB_STACKS)})")
+    parser.add_argument(
+        "--stack", default="vgpu_scheduler", help=f"charts, stack-args: the device stack ({', '.join(LAB_STACKS)})"
+    )
     args = parser.parse_args(argv)
     try:
         lab = Lab(args.prefix, Path(args.dir), log=lambda line: print(line, flush=True), suite=args.suite)
         if args.command == "charts":
-            print(charts.ensure_charts())
+            # the lab's own chart and the chart of the stack asked for (--stack, make demo STACK=...)
+            roles = dict.fromkeys([*charts.REQUIRED_ROLES, check_stack(args.stack)])  # an unknown one before any fetch
+            print(charts.ensure_charts(charts=[charts.role_chart(role) for role in roles]))
         elif args.command == "suite":
             print(lab.suite)
         elif args.command == "up":
