@@ -10,7 +10,6 @@ import http.server
 import os
 import shutil
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 
 from tests.support import upstream
 from tests.support.adhoc import BIN, read_records, recording_env
-from tests.support.lab import REPO_ROOT, charts
+from tests.support.lab import REPO_ROOT, charts, demo_refused_at_stage_0
 
 pytestmark = pytest.mark.skipif(not upstream.CHARTS.is_dir(), reason=upstream.MISSING)
 
@@ -99,15 +98,5 @@ def test_the_dra_drivers_chart_is_pulled_by_its_oci_reference():
 
 
 def test_make_demo_stops_before_changing_anything_when_kubegpu_charts_dir_lacks_the_chart(tmp_path):
-    env = {
-        **os.environ,
-        charts.CHARTS_ENV: str(tmp_path),
-        "KUBEGPU_LAB_DIR": str(tmp_path / "lab"),
-        "KUBEGPU_LAB_PREFIX": "kubegpu-chartstest-",
-        "PYTHON": sys.executable,
-    }
-    demo = subprocess.run([str(REPO_ROOT / "hack" / "demo")], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    assert demo.returncode != 0
-    assert f"the lab needs the hami chart 2.10.0 (role vgpu_scheduler) as {tmp_path / 'hami-2.10.0.tgz'}" in demo.stderr
-    assert "stage 1/5" not in demo.stdout and "[1/5]" not in demo.stdout
-    assert not (tmp_path / "lab").exists()
+    stderr = demo_refused_at_stage_0(tmp_path, **{charts.CHARTS_ENV: str(tmp_path)})
+    assert f"the lab needs the hami chart 2.10.0 (role vgpu_scheduler) as {tmp_path / 'hami-2.10.0.tgz'}" in stderr

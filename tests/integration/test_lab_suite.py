@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -19,6 +18,7 @@ from tests.support.lab import (
     Lab,
     LabError,
     containerd_runtime_version,
+    demo_refused_at_stage_0,
     node_objects,
     stack_args,
 )
@@ -38,19 +38,8 @@ def test_the_nodes_report_the_containerd_version_of_the_suites_real_binary(suite
 
 
 def test_make_demo_refuses_a_suite_without_a_node_image_before_changing_anything(tmp_path):
-    env = {
-        **os.environ,
-        "KUBEGPU_CHARTS_DIR": str(upstream.CHARTS),
-        "KUBEGPU_LAB_DIR": str(tmp_path / "lab"),
-        "KUBEGPU_LAB_PREFIX": "kubegpu-suitetest-",
-        SUITE_ENV: "sid",
-        "PYTHON": sys.executable,
-    }
-    demo = subprocess.run([str(REPO_ROOT / "hack" / "demo")], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    assert demo.returncode != 0
-    assert f"lab: {SUITE_ENV}='sid': the lab's node images exist for {', '.join(images.SUITES)}" in demo.stderr
-    assert "stage 1/5" not in demo.stdout and "[1/5]" not in demo.stdout
-    assert not (tmp_path / "lab").exists()
+    stderr = demo_refused_at_stage_0(tmp_path, KUBEGPU_CHARTS_DIR=str(upstream.CHARTS), **{SUITE_ENV: "sid"})
+    assert f"lab: {SUITE_ENV}='sid': the lab's node images exist for {', '.join(images.SUITES)}" in stderr
     # make demo SUITE=... reaches hack/demo as KUBEGPU_LAB_SUITE
     dry = subprocess.run(["make", "-n", "demo", "SUITE=trixie"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert dry.stdout.splitlines()[-1] == f"{SUITE_ENV}=trixie hack/demo"
@@ -104,18 +93,5 @@ def test_make_demo_stack_passes_the_stack_and_refuses_an_unknown_one_before_chan
     assert f"nvidia_driver_runfile_sha256={sha256}" in args  # the same double, so a re-run of make demo changes nothing
     assert stack_args("vgpu_scheduler", tmp_path) == ["-e", "kubegpu_device_plugin=vgpu_scheduler"]
 
-    env = {
-        **os.environ,
-        "KUBEGPU_CHARTS_DIR": str(upstream.CHARTS),
-        "KUBEGPU_LAB_DIR": str(tmp_path / "lab"),
-        "KUBEGPU_LAB_PREFIX": "kubegpu-stacktest-",
-        "KUBEGPU_LAB_STACK": "aws_vgpu_plugin",
-        "PYTHON": sys.executable,
-    }
-    demo = subprocess.run([str(REPO_ROOT / "hack" / "demo")], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-    assert demo.returncode != 0
-    assert (
-        "lab: the lab runs the device stacks vgpu_scheduler, nvidia_device_plugin, dra_driver, not 'aws_vgpu_plugin'"
-        in demo.stderr
-    )
-    assert "[1/5]" not in demo.stdout and not (tmp_path / "lab").exists()
+    stderr = demo_refused_at_stage_0(tmp_path, KUBEGPU_CHARTS_DIR=str(upstream.CHARTS), KUBEGPU_LAB_STACK="aws_vgpu_plugin")
+    assert "lab: the lab runs the device stacks vgpu_scheduler, nvidia_device_plugin, dra_driver, not 'aws_vgpu_plugin'" in stderr

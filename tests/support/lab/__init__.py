@@ -489,6 +489,26 @@ def stack_args(stack: str, directory: Path) -> list[str]:
     return args
 
 
+def demo_refused_at_stage_0(directory: Path, **env: str) -> str:
+    """Run hack/demo (what ``make demo`` runs) with a lab of its own under ``directory`` and ``env`` over the
+    environment, expecting it to stop at stage 0, before anything changes (no later stage started, no lab directory
+    made): returns its standard error, which says why. AssertionError otherwise."""
+    lab_dir = Path(directory) / "lab"
+    environment = {
+        **os.environ,
+        "KUBEGPU_LAB_DIR": str(lab_dir),
+        "KUBEGPU_LAB_PREFIX": "kubegpu-demotest-",
+        "PYTHON": sys.executable,
+        **env,
+    }
+    argv = [str(REPO_ROOT / "hack" / "demo")]
+    demo = subprocess.run(argv, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, check=False)
+    assert demo.returncode != 0, demo.stdout[-2000:]
+    assert "stage 1/5" not in demo.stdout and "[1/5]" not in demo.stdout, demo.stdout[-2000:]
+    assert not lab_dir.exists()
+    return demo.stderr
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("command", choices=("charts", "suite", "up", "down", "status", "report", "wheels", "stack-args"))
