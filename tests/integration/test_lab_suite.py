@@ -86,7 +86,7 @@ def test_make_demo_stack_passes_the_stack_and_refuses_an_unknown_one_before_chan
     assert dry.stdout.splitlines()[-1] == "KUBEGPU_LAB_STACK=dra_driver hack/demo"
     args = stack_args("dra_driver", tmp_path)
     assert args[:2] == ["-e", "kubegpu_device_plugin=dra_driver"]
-    assert int(DRA_DRIVER_VERSION.split(".")[0]) >= 565 and f"nvidia_driver_version={DRA_DRIVER_VERSION}" in args
+    assert int(DRA_DRIVER_VERSION.partition(".")[0]) >= 565 and f"nvidia_driver_version={DRA_DRIVER_VERSION}" in args
     (tmp_path / "again").mkdir()
     runfile, sha256 = fake_nvml.runfile(DRA_DRIVER_VERSION, tmp_path / "again")
     assert f"nvidia_driver_runfile_src={tmp_path / runfile.name}" in args
