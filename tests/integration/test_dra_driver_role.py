@@ -187,3 +187,36 @@ def test_cluster_playbook_refuses_an_old_driver_in_its_preflight_play_before_any
     assert {record.get("play") for record in run.failed} == {"Preflight of every role of this playbook, before anything changes"}
     assert "gpu-node-2 (driver 535.161.08)" in run.message and "gpu-node-1" not in run.message, run.message
     assert writes(kubeapi) == []
+
+
+def test_site_refuses_before_the_node_plays_only_the_nodes_that_would_keep_or_get_a_driver_below_565(kubeapi, tmp_path):
+    """site.yml (check mode) with every GPU node of the dra_driver stack: its early check judges the driver each node
+    will have after kubegpu.core.nvidia_driver (which changes a loaded driver only to a wanted version: the pin, or
+    the runfile installer's): gpu-node-1 (535 loaded, nvidia_driver_version 570) and gpu-node-4 (535 loaded, a 570
+    runfile) will get 570, gpu-node-2 has no driver loaded and no pin (judged after the driver play), gpu-node-3 keeps
+    its 535 because kubegpu_manage_driver is off. Only gpu-node-3 is named, before any node task or write request."""
+    kubeapi.admin.set_version("v1.35.2")
+    scenarios = {"gpu-node-1": "t4", "gpu-node-2": "driver_not_loaded", "gpu-node-3": "t4", "gpu-node-4": "t4"}
+    bench = SiteBench(kubeapi, tmp_path, scenarios)
+    pin = {"nvidia_driver_version": "570.195.03"}
+    runfile = {
+        "nvidia_driver_method": "runfile",
+        "nvidia_driver_runfile_url": "https://example.invalid/NVIDIA-Linux-x86_64-570.195.03.run",
+    }
+    bench.host_vars.update(
+        {
+            "gpu-node-1": {**DRA, **pin},
+            "gpu-node-2": DRA,
+            "gpu-node-3": {**DRA, **pin, "kubegpu_manage_driver": False},
+            "gpu-node-4": {**DRA, **runfile},
+        }
+    )
+    kubeapi.admin.reset_counters()
+    run = bench.run("site.yml", check=True)
+    assert run.rc != 0, run.explain()
+    assert {record.get("play") for record in run.failed} == {"Device stack choice, checked before any node changes"}, run.message
+    assert "gpu-node-3 (driver 535.161.08)" in run.message and "set nvidia_driver_version (565 or later" in run.message
+    assert not [node for node in ("gpu-node-1", "gpu-node-2", "gpu-node-4") if node in run.message], run.message
+    ran = {record["task"] for record in run.records}
+    assert not [task for task in ran if "nvidia_driver" in task or "container_toolkit" in task], sorted(ran)
+    assert writes(kubeapi) == []

@@ -323,6 +323,14 @@ def missing_prerequisite(case: str, kubeapi, tmp_path) -> tuple[dict[str, t.Any]
     if case == "DRA API not served for the dra_driver stack":
         kubeapi.admin.set_version("v1.33.7")  # resource.k8s.io/v1 is served from 1.34 (the test API server's catalogue)
         return {"kubegpu_device_plugin": "dra_driver"}, ['"v1.33.7"', "does not serve resource.k8s.io/v1", "Nothing was changed"]
+    if case == "drivers below 565 kept for the dra_driver stack":
+        # the bench's nodes have driver 535.161.08 loaded (fake NVML scenarios) and no nvidia_driver_version: the
+        # driver play keeps it, so the stack is refused before that play and the toolkit's (CDI, engine restart) run
+        words = [f"{node} (driver 535.161.08)" for node in NODE_SCENARIOS] + ["set nvidia_driver_version (565 or later"]
+        return {"kubegpu_device_plugin": "dra_driver"}, [*words, "Nothing was changed."]
+    if case == "nvidia_driver_version below 565 for the dra_driver stack":
+        words = [f"{node} (nvidia_driver_version 550.163.01)" for node in NODE_SCENARIOS]
+        return {"kubegpu_device_plugin": "dra_driver", "nvidia_driver_version": "550.163.01"}, [*words, "Nothing was changed."]
     if case == "chart archive not found":
         chart = str(tmp_path / "charts" / "hami-2.10.0.tgz")
         return {"vgpu_scheduler_chart_ref": chart}, ["vgpu_scheduler_chart_ref", chart, "not found"]
@@ -339,6 +347,8 @@ MISSING_PREREQUISITES = [
     "API server not answering",
     "Kubernetes older than the stacks run on",
     "DRA API not served for the dra_driver stack",
+    "drivers below 565 kept for the dra_driver stack",
+    "nvidia_driver_version below 565 for the dra_driver stack",
     "chart archive not found",
     "OpenFaaS Profile CRD missing",
 ]
