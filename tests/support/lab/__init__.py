@@ -459,7 +459,7 @@ def run_site(lab: Lab, playbook: str = "site.yml", *args: str, timeout: float = 
 
 
 # The device stacks the lab can run (kubegpu_device_plugin) and the driver each needs beyond the scenarios' own:
-# the scenarios carry drivers 535/550 as most fleets do, and the NVIDIA DRA driver needs 565 or later
+# the scenarios (v100x2, t4, h100x8) carry driver 535.161.08 as many fleets do, and the NVIDIA DRA driver needs 565 or later
 # (roles/dra_driver/vars/main.yml), so for it site.yml changes each node's driver through the installer double.
 LAB_STACKS = ("vgpu_scheduler", "nvidia_device_plugin", "dra_driver")
 DRA_DRIVER_VERSION = "570.172.08"
