@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover - requirements-test.txt installs cel-pyt
     celtypes = None
 
 from .errors import FieldError
+from .kubelet import TERMINAL
 from .rules import quantity_value
 
 POD_CLAIM_ANNOTATION = "resource.kubernetes.io/pod-claim-name"
@@ -349,3 +350,64 @@ def claim_from_template(pod: dict, pod_claim: dict, template: dict) -> dict:
         },
         "spec": (template.get("spec") or {}).get("spec") or {},
     }
+
+
+# --- the resourceclaim controller: claims of pods that ended or went away --------------------------
+
+
+def pod_done(pod: dict) -> bool:
+    """``isPodDone``: finished (Succeeded, Failed), or deleted before it was scheduled; a bound Pod that is
+    terminating may still run until its kubelet removes it."""
+    if (pod.get("status") or {}).get("phase") in TERMINAL:
+        return True
+    return bool(pod["metadata"].get("deletionTimestamp")) and not (pod.get("spec") or {}).get("nodeName")
+
+
+def pod_needs_claims(pod: dict, deleted: bool) -> bool:
+    """``podNeedsClaims``: False once the Pod is removed or done, when its claims are looked at again."""
+    return not deleted and not pod_done(pod)
+
+
+def owning_pod(claim: dict) -> Optional[dict]:
+    """``owningPod``: the controller ownerReference of a claim generated for a Pod (``v1``, ``Pod``), or None."""
+    for ref in (claim.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("apiVersion") == "v1" and ref.get("kind") == "Pod":
+            return ref
+    return None
+
+
+def released_status(claim: dict, pods: dict) -> Optional[dict]:
+    """``syncClaim``'s new status: the ``reservedFor`` Pods that are gone, replaced (another uid) or done taken out,
+    and the allocation cleared when the last one goes; None when every reservation stands. ``pods``: (namespace,
+    name) -> Pod. Every allocation here is the scheduler's, which carries the ``resource.kubernetes.io/delete-protection``
+    finalizer on a real cluster (the bench does not write it): the real controller clears exactly those."""
+    status = claim.get("status") or {}
+    reserved = status.get("reservedFor") or []
+    namespace = claim["metadata"].get("namespace") or ""
+    valid = []
+    for ref in reserved:
+        if not ref.get("apiGroup") and ref.get("resource") == "pods":
+            pod = pods.get((namespace, ref.get("name", "")))
+            if pod is None or pod["metadata"].get("uid") != ref.get("uid") or pod_done(pod):
+                continue
+        valid.append(ref)
+    if len(valid) == len(reserved):
+        return None
+    new = {key: value for key, value in status.items() if key != "reservedFor"}
+    if valid:
+        new["reservedFor"] = valid
+    else:
+        new.pop("allocation", None)
+    return new
+
+
+def unneeded_generated_claim(claim: dict, pods: dict) -> bool:
+    """Whether ``syncClaim`` deletes a claim with no reservation left: it was generated for a Pod that still exists
+    and is done or was replaced (a Pod that is gone is left to the garbage collector)."""
+    if ((claim.get("status") or {}).get("reservedFor")) or claim["metadata"].get("deletionTimestamp"):
+        return False
+    owner = owning_pod(claim)
+    if owner is None:
+        return False
+    pod = pods.get((claim["metadata"].get("namespace") or "", owner.get("name", "")))
+    return pod is not None and (pod["metadata"].get("uid") != owner.get("uid") or pod_done(pod))
