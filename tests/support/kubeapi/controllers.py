@@ -42,7 +42,11 @@ Each follows the real controller's source (kubernetes/kubernetes, read at v1.35)
   deleted (``Background``; the default for every kind here except ``batch/v1`` Jobs and core ReplicationControllers,
   whose default is ``Orphan``), orphaned (the reference removed) or, for ``Foreground``, deleted first while the
   owner waits with the ``foregroundDeletion`` finalizer until the ``blockOwnerDeletion`` dependents are gone. A
-  dependent with another owner still present keeps living, the gone owner's reference removed.
+  dependent with another owner still present keeps living, the gone owner's reference removed. Pods are owners like
+  any other kind (their generated ResourceClaims go once they are removed, not while they terminate).
+- **ResourceClaims** (pkg/controller/resourceclaim/controller.go ``enqueuePod``, ``syncClaim``): the claims of a Pod
+  that is done or removed lose it from ``status.reservedFor`` (and their allocation with the last reservation); a
+  claim generated for a Pod that is done is deleted (dra.py ``released_status``, ``unneeded_generated_claim``).
 - **Node events**: a Node created, changed or deleted re-syncs every DaemonSet, gives still-Pending pods another
   scheduling attempt, and (pod GC, without its 40 s quarantine) deletes pods bound to a deleted node.
 
