@@ -57,6 +57,15 @@ def gpu_health_text(entry: Mapping) -> str:
     )
 
 
+def _terminated(container_status: Mapping) -> Mapping:
+    return (container_status.get("state") or {}).get("terminated") or {}
+
+
+def _init_exits(status: Mapping) -> list[Mapping]:
+    """The init containers' statuses, in order, of those that have terminated."""
+    return [item for item in status.get("initContainerStatuses") or [] if _terminated(item)]
+
+
 def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
     if pod is None:
         return {"result": "failed", "message": "the smoke pod was not found after the wait", "pod": None}
@@ -67,12 +76,23 @@ def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
     node = (pod.get("spec") or {}).get("nodeName")
     if phase == "Succeeded":
         return {"result": "passed", "message": f"pod {name} succeeded on {node}", "pod": name}
+    # a DRA smoke pod: the smoke command is its init container, then a container only waits (holding the claim)
+    init = [item.get("name") for item in (pod.get("spec") or {}).get("initContainers") or []]
+    if phase == "Running" and init:
+        finished = _init_exits(status)
+        if [item.get("name") for item in finished] == init and all(_terminated(item).get("exitCode") == 0 for item in finished):
+            return {
+                "result": "passed",
+                "message": f"pod {name}: init container {', '.join(init)} exited 0 on {node}",
+                "pod": name,
+            }
     if phase == "Failed":
         exits = [
-            f"container {item.get('name')} exited {item['state']['terminated'].get('exitCode')}"
-            f" ({item['state']['terminated'].get('reason') or 'no reason'})"
-            for item in status.get("containerStatuses") or []
-            if (item.get("state") or {}).get("terminated")
+            f"{kind} {item.get('name')} exited {_terminated(item).get('exitCode')}"
+            f" ({_terminated(item).get('reason') or 'no reason'})"
+            for kind, items in (("init container", _init_exits(status)), ("container", status.get("containerStatuses") or []))
+            for item in items
+            if _terminated(item)
         ]
         why = ": ".join(part for part in (status.get("reason"), status.get("message")) if part)
         detail = "; ".join([why, *exits] if why else exits) or "no reason given"
@@ -82,7 +102,7 @@ def smoke_result(pod: Mapping | None, timeout: int) -> dict[str, t.Any]:
         if item.get("status") == "False" and item.get("type") == "PodScheduled":
             waiting = f": not scheduled ({item.get('reason')}): {item.get('message')}"
     if not waiting:
-        for item in status.get("containerStatuses") or []:
+        for item in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             state = (item.get("state") or {}).get("waiting")
             if state:
                 waiting = f": container {item.get('name')} waiting ({state.get('reason')}): {state.get('message') or ''}"

@@ -12,7 +12,8 @@ or none (no scenario: nothing is published).
 Simulated: the pods never run. With the ready controller on, the server's scheduler double
 (tests/support/kubeapi/dra.py) makes each pod's claim from its template, allocates it from the ResourceSlices with the
 DeviceClass's and the request's CEL selectors (cel-python) or leaves the pod Pending (``cannot allocate all claims``),
-and its kubelet double marks a placed pod Succeeded."""
+and its kubelet double reports a placed pod's init container (the smoke command, holding the claim) terminated with
+exit code 0 and the pod Running (its main container only sleeps), so its claim stays reserved until the pod goes."""
 
 from __future__ import annotations
 
@@ -149,7 +150,23 @@ def test_dra_nodes_pass_each_check_and_the_report_shows_their_devices(kubeapi, c
             ("smoke", f"default/kubegpu-smoke-{node}", "gpu.nvidia.com", node, "gpu-0"),
             ("selector", f"default/kubegpu-select-{node}", "gpu.nvidia.com", node, "gpu-0"),
         ]
-        assert _checks(entry)["smoke"] == ("passed", f"pod default/kubegpu-smoke-{node} succeeded on {node}")
+        assert _checks(entry)["smoke"] == ("passed", f"pod default/kubegpu-smoke-{node}: init container smoke exited 0 on {node}")
+
+    # the claims were read while their pods ran: each pod Running, its init container done, each claim allocated and
+    # still reserved for its pod (the resourceclaim controller releases and deletes the claim of a pod that is done)
+    for wave in ("smoke", "selector"):
+        seen = run.in_play("first").task(f"Wait for the pods to finish ({wave})").result["resources"]
+        assert {pod["status"]["phase"] for pod in seen} == {"Running"}, wave
+        assert {
+            (status["name"], status["state"]["terminated"]["exitCode"])
+            for pod in seen
+            for status in pod["status"]["initContainerStatuses"]
+        } == {("smoke", 0)}
+        read = run.in_play("first").task(f"Read the DRA claims ({wave})").result["resources"]
+        assert len(read) == 3 and all(claim["status"]["allocation"] for claim in read), wave
+        assert sorted(ref["name"] for claim in read for ref in claim["status"]["reservedFor"]) == sorted(
+            pod["metadata"]["name"] for pod in seen
+        )
 
     # what the role sent: the smoke claim asks one device of the chart's GPU class, the selector's selects by CEL
     first = run.in_play("first")
@@ -166,7 +183,12 @@ def test_dra_nodes_pass_each_check_and_the_report_shows_their_devices(kubeapi, c
     assert pods["kubegpu-select-dra-2"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
         "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["dra-2"]}]}]
     }
-    assert pods["kubegpu-select-dra-2"]["spec"]["containers"][0]["resources"] == {"claims": [{"name": "gpu"}]}
+    # the smoke command runs as the init container holding the claim; the main container only waits, holding nothing
+    (init,) = pods["kubegpu-select-dra-2"]["spec"]["initContainers"]
+    assert (init["name"], init["command"], init["resources"]) == ("smoke", ["nvidia-smi", "-L"], {"claims": [{"name": "gpu"}]})
+    (hold,) = pods["kubegpu-select-dra-2"]["spec"]["containers"]
+    assert (hold["name"], hold["command"], hold.get("resources")) == ("hold", ["sleep", "2"], None)
+    assert pods["kubegpu-select-dra-2"]["spec"]["restartPolicy"] == "Never"
 
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| selector | gpu_label | result |" in markdown

@@ -112,6 +112,14 @@ class Api:
         answer.raise_for_status()
         return answer.json()
 
+    def gone(self, kind: str, name: str) -> bool:
+        return requests.get(self.path(kind, name), timeout=30).status_code == 404
+
+    def delete(self, kind: str, name: str, grace_period: int) -> None:
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace_period}
+        answer = requests.delete(self.path(kind, name), json=options, timeout=30)
+        assert answer.status_code == 200, answer.text
+
 
 @pytest.fixture
 def dra(kubeapi, gpu_device_class):
@@ -142,14 +150,16 @@ def claim(name: str, request: dict) -> dict:
     return {**body, "kind": "ResourceClaim", "spec": body["spec"]["spec"]}
 
 
-def pod(name: str, *, template_name: str = "", claim_name: str = "") -> dict:
+def pod(name: str, *, template_name: str = "", claim_name: str = "", restart: str = "Always") -> dict:
+    """A Pod using a claim; with ``restart`` ``Always`` the kubelet double keeps it Running (and its claim reserved),
+    with ``Never`` it is ``Succeeded`` as soon as it is placed."""
     source = {"resourceClaimTemplateName": template_name} if template_name else {"resourceClaimName": claim_name}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
-            "restartPolicy": "Never",
+            "restartPolicy": restart,
             "resourceClaims": [{"name": "gpu", **source}],
             "containers": [{"name": "main", "image": "registry.invalid/cuda:1", "resources": {"claims": [{"name": "gpu"}]}}],
         },
@@ -208,7 +218,7 @@ def test_resource_k8s_io_v1_is_held_to_kubectl_from_1_34_only(kubeapi, kubectl, 
 def test_a_template_claim_gets_one_gpu_on_a_node_that_publishes_one(dra):
     dra.create(template("one-gpu", {}), pod("smoke", template_name="one-gpu"))
     stored = dra.get("Pod", "smoke")
-    assert stored["status"]["phase"] == "Succeeded"
+    assert stored["status"]["phase"] == "Running"
     node = stored["spec"]["nodeName"]
     allocated_claim = claim_of(dra, "smoke")
     assert allocated_claim["metadata"]["name"].startswith("smoke-gpu-")
@@ -311,3 +321,60 @@ def test_capacity_quantities_parse_as_kubernetes_writes_them(text, value):
 def test_a_string_that_is_no_quantity_is_refused(text):
     with pytest.raises(ValueError, match="quantities must match"):
         dra_double.parse_quantity(text)
+
+
+# The resourceclaim controller of kube-controller-manager (kubernetes pkg/controller/resourceclaim/controller.go,
+# read at the newest version the search tool holds, resource.k8s.io v1alpha3; the logic named here is unchanged in
+# v1.35 as far as it could be compared): ``enqueuePod`` syncs the claims of a Pod ``podNeedsClaims`` says no longer
+# needs them (removed, terminal phase, or deleted before it was scheduled); ``syncClaim`` drops from
+# ``status.reservedFor`` every Pod that is gone, has another uid or ``isPodDone`` (Succeeded/Failed, or
+# deletionTimestamp without nodeName: a bound Pod that is terminating keeps its reservation until it is removed),
+# clears ``status.allocation`` when the last reservation goes (claims allocated by the scheduler, which all are), and
+# deletes a claim with no reservation left whose controller owner is a Pod (``owningPod``) that still exists and is
+# done; a claim whose Pod is gone is left to the garbage collector (pkg/controller/garbagecollector: dependents of a
+# deleted owner are deleted, Background propagation).
+T4 = {"selectors": [{"cel": {"expression": "device.attributes['gpu.nvidia.com'].productName == 'Tesla T4'"}}]}
+
+
+def test_a_template_claim_is_deleted_once_its_pod_succeeded_and_its_device_is_free_again(dra):
+    dra.create(template("t4", T4), pod("job-pod", template_name="t4", restart="Never"))
+    stored = dra.get("Pod", "job-pod")
+    assert (stored["status"]["phase"], stored["spec"]["nodeName"]) == ("Succeeded", "gpu-node-2")
+    (entry,) = stored["status"]["resourceClaimStatuses"]
+    assert dra.gone("ResourceClaim", entry["resourceClaimName"])
+    # the one T4 is no longer in any claim's allocation: the next pod that asks for it is placed
+    dra.create(pod("next", template_name="t4"))
+    assert dra.get("Pod", "next")["spec"]["nodeName"] == "gpu-node-2"
+    assert allocated(claim_of(dra, "next")) == [("gpu", "gpu.nvidia.com", "gpu-node-2", "gpu-0")]
+
+
+def test_a_template_claim_goes_with_its_deleted_pod_not_while_the_bound_pod_terminates(dra):
+    dra.create(template("t4", T4), pod("infer", template_name="t4"))
+    claim_name = claim_of(dra, "infer")["metadata"]["name"]
+    dra.delete("Pod", "infer", grace_period=30)
+    terminating = dra.get("Pod", "infer")
+    assert terminating["metadata"]["deletionTimestamp"] and terminating["spec"]["nodeName"] == "gpu-node-2"
+    kept = dra.get("ResourceClaim", claim_name)
+    assert [ref["name"] for ref in kept["status"]["reservedFor"]] == ["infer"]
+    assert allocated(kept) == [("gpu", "gpu.nvidia.com", "gpu-node-2", "gpu-0")]
+    dra.delete("Pod", "infer", grace_period=0)  # its kubelet removes it
+    assert dra.gone("Pod", "infer") and dra.gone("ResourceClaim", claim_name)
+
+    # deleted before it was scheduled (no node can serve it): done at once, its claim goes with it
+    dra.create(template("nine", {"count": 9}), pod("never-placed", template_name="nine"))
+    claim_name = claim_of(dra, "never-placed")["metadata"]["name"]
+    dra.delete("Pod", "never-placed", grace_period=30)
+    assert dra.gone("Pod", "never-placed") and dra.gone("ResourceClaim", claim_name)
+
+
+def test_a_shared_claim_stays_and_loses_each_pod_that_ends_from_reserved_for(dra):
+    dra.create(claim("shared", T4), pod("server", claim_name="shared"), pod("probe", claim_name="shared", restart="Never"))
+    assert dra.get("Pod", "probe")["status"]["phase"] == "Succeeded"
+    shared = dra.get("ResourceClaim", "shared")
+    server_uid = dra.get("Pod", "server")["metadata"]["uid"]
+    assert shared["status"]["reservedFor"] == [{"resource": "pods", "name": "server", "uid": server_uid}]
+    assert allocated(shared) == [("gpu", "gpu.nvidia.com", "gpu-node-2", "gpu-0")]
+    dra.delete("Pod", "server", grace_period=0)
+    shared = dra.get("ResourceClaim", "shared")
+    assert "reservedFor" not in shared["status"] and "allocation" not in shared["status"]
+    assert "deletionTimestamp" not in shared["metadata"]

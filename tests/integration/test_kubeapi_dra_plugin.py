@@ -149,7 +149,8 @@ def test_a_claim_is_allocated_from_the_published_slice_and_the_slices_go_with_th
         "kind": "Pod",
         "metadata": {"name": "smoke", "namespace": "default"},
         "spec": {
-            "restartPolicy": "Never",
+            # kept Running: the claim of a pod that finished is deleted (the resourceclaim controller)
+            "restartPolicy": "Always",
             "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "turing"}],
             "containers": [{"name": "main", "image": "registry.invalid/cuda:1", "resources": {"claims": [{"name": "gpu"}]}}],
         },

@@ -202,6 +202,40 @@ def test_any_pod_status_gives_passed_only_when_succeeded_and_names_the_pod(statu
     assert "default/kubegpu-smoke-gpu-1" in result["message"] and result["pod"] == "default/kubegpu-smoke-gpu-1"
 
 
+def dra_smoke_pod(phase, init_state, reason=None):
+    """A DRA smoke pod as the kubelet reports it: nvidia-smi as the init container smoke, a container hold that waits."""
+    pod = smoke_pod(phase=phase)
+    pod["spec"].update(initContainers=[{"name": "smoke"}], containers=[{"name": "hold"}])
+    pod["status"]["initContainerStatuses"] = [{"name": "smoke", "state": init_state}]
+    if reason:
+        pod["status"]["reason"] = reason
+    return pod
+
+
+def test_a_dra_smoke_pod_passes_running_once_its_init_container_exited_0_and_fails_with_its_exit():
+    done = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    assert smoke_result(dra_smoke_pod("Running", done), 5) == {
+        "result": "passed",
+        "message": "pod default/kubegpu-smoke-gpu-1: init container smoke exited 0 on gpu-1",
+        "pod": "default/kubegpu-smoke-gpu-1",
+    }
+    # restartPolicy Never: nvidia-smi's non-zero exit fails the pod (kubectl shows Init:Error)
+    failed = smoke_result(dra_smoke_pod("Failed", {"terminated": {"exitCode": 9, "reason": "Error"}}), 5)
+    assert failed["result"] == "failed"
+    assert failed["message"] == "pod default/kubegpu-smoke-gpu-1 failed: init container smoke exited 9 (Error)"
+    # still initializing: the image is pulled, or the claim's device prepared
+    pulling = dra_smoke_pod("Pending", {"waiting": {"reason": "ErrImagePull", "message": "no such image"}})
+    assert smoke_result(pulling, 5)["message"] == (
+        "pod default/kubegpu-smoke-gpu-1 did not finish within 5s, still Pending on gpu-1: "
+        "container smoke waiting (ErrImagePull): no such image"
+    )
+    # Running without the init container's exit 0 is not a pass (as no status the kubelet writes, but judged all the same)
+    assert smoke_result(dra_smoke_pod("Running", {"running": {}}), 5)["result"] == "failed"
+    assert smoke_result(dra_smoke_pod("Running", {"terminated": {"exitCode": 1}}), 5)["result"] == "failed"
+    # a device-plugin pod running (restartPolicy Never, no init container) has not finished
+    assert smoke_result(smoke_pod(phase="Running"), 5)["result"] == "failed"
+
+
 def test_a_shared_node_passes_only_when_all_its_smoke_pods_succeeded():
     """Time-slicing and MPS: one pod more than the node's GPUs, each asking for one GPU, must all run."""
     pods = [smoke_pod(), {**smoke_pod(), "metadata": {**smoke_pod()["metadata"], "name": "kubegpu-smoke-gpu-1-1"}}]

@@ -127,6 +127,28 @@ def test_run_to_completion_pod_succeeds_and_a_service_pod_runs():
     assert running["phase"] == "Running" and {item["type"]: item["status"] for item in running["conditions"]}["Ready"] == "True"
 
 
+def test_init_containers_complete_in_order_and_a_never_pod_that_only_sleeps_keeps_running():
+    """As the kubelet reports a pod whose init containers ran: each terminated 0 (Completed) in
+    initContainerStatuses, in order, then the main containers; a main container that only sleeps keeps it Running."""
+    inits = [{"name": "smoke", "image": "x", "command": ["nvidia-smi", "-L"]}, {"name": "second", "image": "x"}]
+    waiting = pod(node="a", initContainers=inits)
+    waiting["spec"]["containers"] = [{"name": "hold", "image": "x", "command": ["sleep", "300"]}]
+    status = kubelet.pod_status(waiting, NODES[0], [], STAMP)
+    assert status["phase"] == "Running"
+    assert [
+        (item["name"], item["state"]["terminated"]["exitCode"], item["state"]["terminated"]["reason"])
+        for item in status["initContainerStatuses"]
+    ] == [("smoke", 0, "Completed"), ("second", 0, "Completed")]
+    assert status["containerStatuses"][0]["state"] == {"running": {"startedAt": STAMP}}
+    assert {item["type"]: item["status"] for item in status["conditions"]}["Initialized"] == "True"
+    # a run-to-completion pod with init containers and a main container that does work still completes
+    done = kubelet.pod_status(pod(node="a", initContainers=inits), NODES[0], [], STAMP)
+    assert done["phase"] == "Succeeded" and len(done["initContainerStatuses"]) == 2
+    # the narrow rule: sleep as the command (else the args), by any path; a shell running sleep is work
+    assert kubelet.only_waits({"args": ["/bin/sleep", "1"]}) and not kubelet.only_waits({"command": ["sh", "-c", "sleep 1"]})
+    assert "initContainerStatuses" not in kubelet.pod_status(pod(node="a"), NODES[0], [], STAMP)
+
+
 def test_kubelet_admission_refuses_more_gpus_than_the_node_has_and_drops_ones_it_does_not_advertise():
     over = kubelet.pod_status(pod(node="c", limits={"nvidia.com/gpu": "2"}), NODES[2], [], STAMP)
     assert over["phase"] == "Failed" and over["reason"] == "OutOfnvidia.com/gpu"

@@ -42,7 +42,11 @@ Each follows the real controller's source (kubernetes/kubernetes, read at v1.35)
   deleted (``Background``; the default for every kind here except ``batch/v1`` Jobs and core ReplicationControllers,
   whose default is ``Orphan``), orphaned (the reference removed) or, for ``Foreground``, deleted first while the
   owner waits with the ``foregroundDeletion`` finalizer until the ``blockOwnerDeletion`` dependents are gone. A
-  dependent with another owner still present keeps living, the gone owner's reference removed.
+  dependent with another owner still present keeps living, the gone owner's reference removed. Pods are owners like
+  any other kind (their generated ResourceClaims go once they are removed, not while they terminate).
+- **ResourceClaims** (pkg/controller/resourceclaim/controller.go ``enqueuePod``, ``syncClaim``): the claims of a Pod
+  that is done or removed lose it from ``status.reservedFor`` (and their allocation with the last reservation); a
+  claim generated for a Pod that is done is deleted (dra.py ``released_status``, ``unneeded_generated_claim``).
 - **Node events**: a Node created, changed or deleted re-syncs every DaemonSet, gives still-Pending pods another
   scheduling attempt, and (pod GC, without its 40 s quarantine) deletes pods bound to a deleted node.
 
@@ -61,7 +65,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import kubelet
+from . import dra, kubelet
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -93,6 +97,7 @@ WORKLOADS = {
     ("batch", "jobs"): "Job",
 }
 # rest.GarbageCollectionPolicy of each kind's strategy when DeleteOptions name none
+RESOURCE_CLAIMS = ("resource.k8s.io", "resourceclaims")
 ORPHAN_BY_DEFAULT = {("batch", "jobs"), ("", "replicationcontrollers")}
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand SafeEncodeString
 
@@ -285,8 +290,9 @@ class Controllers:
 
     def rtype(self, group: str, plural: str) -> ResourceType:
         if (group, plural) not in self._types:
-            version = {"": "v1", "apps": "v1", "batch": "v1"}[group]
-            found = self.store.catalogue.find(group, version, plural)
+            if group not in ("", "apps", "batch"):
+                return self.rtype_of(group, plural)  # served versions follow the reported minor (DRA, custom resources)
+            found = self.store.catalogue.find(group, "v1", plural)
             assert found is not None, (group, plural)
             self._types[(group, plural)] = found
         return self._types[(group, plural)]
@@ -310,6 +316,10 @@ class Controllers:
             if not deleted and spec_changed:
                 self.queue[("pod", namespace, name)] = None
             self._owner(obj)
+            self._pod_claims(obj, deleted)
+        elif key == RESOURCE_CLAIMS:
+            if not deleted:
+                self.queue[("claim", namespace, name)] = None
         elif key == ("", "nodes"):
             self.queue[("node", "", name)] = None
             if deleted:
@@ -318,7 +328,7 @@ class Controllers:
             if not deleted:
                 self.queue[(key, namespace, name)] = None
             self._owner(obj)
-        if deleted and key != ("", "pods"):
+        if deleted:
             self.queue[("gc", namespace, metadata.get("uid", ""))] = None
         if deleted:
             for ref in metadata.get("ownerReferences") or []:
@@ -334,6 +344,16 @@ class Controllers:
         for key, kind in WORKLOADS.items():
             if (group, kind) == (key[0], ref.get("kind")):
                 self.queue[(key, obj["metadata"].get("namespace") or "", ref.get("name", ""))] = None
+
+    def _pod_claims(self, pod: dict, deleted: bool) -> None:
+        """The resourceclaim controller's ``enqueuePod``: the claims of a Pod that no longer needs them are synced."""
+        if not dra.pod_claims(pod) or dra.pod_needs_claims(pod, deleted):
+            return
+        namespace = pod["metadata"].get("namespace") or ""
+        for pod_claim in dra.pod_claims(pod):
+            name = dra.claim_name(pod, pod_claim)
+            if name:
+                self.queue[("claim", namespace, name)] = None
 
     def drain(self) -> None:
         if self.draining:
@@ -366,6 +386,8 @@ class Controllers:
             self._collect(namespace, name)
         elif what == "foreground":
             self._foreground_done(namespace, name)
+        elif what == "claim":
+            self._sync_claim(namespace, name)
         else:
             obj = self.objects(*what).get((namespace, name))
             if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -806,6 +828,22 @@ class Controllers:
             new["conditions"] = conditions
             new["completionTime"] = stamp
         self._status("batch", "jobs", job, new)
+
+    # --- ResourceClaims (the resourceclaim controller's syncClaim) --------------------------------
+
+    def _sync_claim(self, namespace: str, name: str) -> None:
+        """Reservations of Pods that are gone or done released (the allocation cleared with the last one), then a
+        claim generated for a Pod that is done deleted."""
+        claim = self.objects(*RESOURCE_CLAIMS).get((namespace, name))
+        if claim is None:
+            return
+        pods = self.objects("", "pods")
+        status = dra.released_status(claim, pods)
+        if status is not None:
+            self._status(*RESOURCE_CLAIMS, claim, status)
+            claim = self.objects(*RESOURCE_CLAIMS).get((namespace, name))
+        if claim is not None and dra.unneeded_generated_claim(claim, pods):
+            self._delete(*RESOURCE_CLAIMS, claim)
 
     # --- nodes ----------------------------------------------------------------------------------
 

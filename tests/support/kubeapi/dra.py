@@ -3,7 +3,8 @@ server's CEL checks (a test-bench simulation of kube-scheduler's DynamicResource
 
 Read from kubernetes v1.34/1.35: pkg/scheduler/framework/plugins/dynamicresources/dynamicresources.go (PreFilter,
 Filter, Reserve, PreBind) and staging/src/k8s.io/dynamic-resource-allocation/structured (the allocator), and
-pkg/controller/resourceclaim (claims from templates).
+pkg/controller/resourceclaim (claims from templates; claims of Pods that ended: controller.go read at the newest
+version stored for the search tool, resource.k8s.io v1alpha3, as the whole v1.35 tree was too large to fetch).
 
 What is simulated:
 
@@ -20,6 +21,15 @@ What is simulated:
   ``status.allocation.devices.results[] {request, driver, pool, device}``, ``status.allocation.nodeSelector``
   (``matchFields`` ``metadata.name In [node]``) and ``status.reservedFor [{resource: pods, name, uid}]``. A Pod
   whose claim is already allocated goes only to the node of its ``nodeSelector``.
+- **Claims of Pods that ended or went away** (the resourceclaim controller's ``enqueuePod``/``podNeedsClaims``
+  and ``syncClaim``, run in controllers.py): when a Pod is done (``Succeeded``/``Failed``, or deleted before it was
+  scheduled: ``isPodDone``) or removed, its claims are synced. A claim drops from ``status.reservedFor`` each Pod
+  that is gone, has another uid or is done - a bound Pod that is terminating keeps its reservation until its
+  kubelet removes it - and loses ``status.allocation`` with the last reservation (the real controller clears the
+  allocations that carry the scheduler's ``resource.kubernetes.io/delete-protection`` finalizer, which every
+  scheduler allocation does; the bench does not write that finalizer). A claim left unreserved whose controller
+  owner is a Pod that still exists and is done is deleted; one whose Pod is gone is deleted by the garbage
+  collector (Pods are owners like any other kind there). A shared claim (``resourceClaimName``) stays.
 - **Refusals**: a Pod no node can serve stays ``Pending`` (``Unschedulable``) with kube-scheduler's message
   (``0/3 nodes are available: 3 cannot allocate all claims.``) and a ``FailedScheduling`` Warning Event; a claim
   that does not exist: ``resourceclaim "x" not found``; a DeviceClass that does not exist:
@@ -39,8 +49,11 @@ matches no device), and CEL cost limits are not applied.
 Not simulated: ``firstAvailable`` subrequests, ``constraints`` (``matchAttribute``), ``adminAccess``, device
 taints and tolerations, partitionable devices and counters, the extended-resource mapping of DeviceClasses, pools
 spread over several slices or nodes (``nodeSelector``/``allNodes`` slices), scoring between feasible nodes (the
-first feasible node by name is taken, as elsewhere in the bench), deallocation when the Pod ends (a claim from a
-template goes with its Pod through the garbage collector; a shared claim keeps its allocation). The NVIDIA DRA
+first feasible node by name is taken, as elsewhere in the bench), the ``delete-protection`` finalizer (a claim
+deleted while reserved goes at once instead of waiting for its Pods), ``reservedFor`` entries of other resources
+than Pods (the real controller fails on them; the bench keeps them), the controller's asynchrony (it acts inside
+the write that ends the Pod: a run-to-completion Pod's generated claim is gone when the create that placed it
+returns). The NVIDIA DRA
 driver's ResourceSlices come from its kubelet plugin double (dra_plugin.py) or from the test.
 """
 
@@ -58,6 +71,7 @@ except ImportError:  # pragma: no cover - requirements-test.txt installs cel-pyt
     celtypes = None
 
 from .errors import FieldError
+from .kubelet import TERMINAL
 from .rules import quantity_value
 
 POD_CLAIM_ANNOTATION = "resource.kubernetes.io/pod-claim-name"
@@ -349,3 +363,64 @@ def claim_from_template(pod: dict, pod_claim: dict, template: dict) -> dict:
         },
         "spec": (template.get("spec") or {}).get("spec") or {},
     }
+
+
+# --- the resourceclaim controller: claims of pods that ended or went away --------------------------
+
+
+def pod_done(pod: dict) -> bool:
+    """``isPodDone``: finished (Succeeded, Failed), or deleted before it was scheduled; a bound Pod that is
+    terminating may still run until its kubelet removes it."""
+    if (pod.get("status") or {}).get("phase") in TERMINAL:
+        return True
+    return bool(pod["metadata"].get("deletionTimestamp")) and not (pod.get("spec") or {}).get("nodeName")
+
+
+def pod_needs_claims(pod: dict, deleted: bool) -> bool:
+    """``podNeedsClaims``: False once the Pod is removed or done, when its claims are looked at again."""
+    return not deleted and not pod_done(pod)
+
+
+def owning_pod(claim: dict) -> Optional[dict]:
+    """``owningPod``: the controller ownerReference of a claim generated for a Pod (``v1``, ``Pod``), or None."""
+    for ref in (claim.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("apiVersion") == "v1" and ref.get("kind") == "Pod":
+            return ref
+    return None
+
+
+def released_status(claim: dict, pods: dict) -> Optional[dict]:
+    """``syncClaim``'s new status: the ``reservedFor`` Pods that are gone, replaced (another uid) or done taken out,
+    and the allocation cleared when the last one goes; None when every reservation stands. ``pods``: (namespace,
+    name) -> Pod. Every allocation here is the scheduler's, which carries the ``resource.kubernetes.io/delete-protection``
+    finalizer on a real cluster (the bench does not write it): the real controller clears exactly those."""
+    status = claim.get("status") or {}
+    reserved = status.get("reservedFor") or []
+    namespace = claim["metadata"].get("namespace") or ""
+    valid = []
+    for ref in reserved:
+        if not ref.get("apiGroup") and ref.get("resource") == "pods":
+            pod = pods.get((namespace, ref.get("name", "")))
+            if pod is None or pod["metadata"].get("uid") != ref.get("uid") or pod_done(pod):
+                continue
+        valid.append(ref)
+    if len(valid) == len(reserved):
+        return None
+    new = {key: value for key, value in status.items() if key != "reservedFor"}
+    if valid:
+        new["reservedFor"] = valid
+    else:
+        new.pop("allocation", None)
+    return new
+
+
+def unneeded_generated_claim(claim: dict, pods: dict) -> bool:
+    """Whether ``syncClaim`` deletes a claim with no reservation left: it was generated for a Pod that still exists
+    and is done or was replaced (a Pod that is gone is left to the garbage collector)."""
+    if ((claim.get("status") or {}).get("reservedFor")) or claim["metadata"].get("deletionTimestamp"):
+        return False
+    owner = owning_pod(claim)
+    if owner is None:
+        return False
+    pod = pods.get((claim["metadata"].get("namespace") or "", owner.get("name", "")))
+    return pod is not None and (pod["metadata"].get("uid") != owner.get("uid") or pod_done(pod))

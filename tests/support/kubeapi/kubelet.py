@@ -28,7 +28,13 @@ kubelet would decide it on a healthy cluster, from the Node objects the test cre
   ``Running`` and Ready, or, with ``restartPolicy`` ``Never``/``OnFailure``, ``Succeeded`` with every container
   terminated with exit code 0: the bench cannot run containers, so a run-to-completion Pod that got a node with the
   resources it asked for is taken to have completed. What that proves is placement (selectors, affinity,
-  tolerations, resource names and amounts), never what the container would do on a GPU.
+  tolerations, resource names and amounts), never what the container would do on a GPU. Init containers
+  (``spec.initContainers``) are reported as the kubelet reports them once they ran, each in order terminated with
+  exit code 0 (reason ``Completed``) in ``status.initContainerStatuses``, before the main containers start. One
+  exception to completion, as narrow as the bench needs: a run-to-completion Pod with a main container that only
+  waits (its command, else its args, is ``sleep``, as gpu_validate's DRA smoke pods hold their claim while the
+  role reads it) stays ``Running``, that container running - the bench has no clock, so it sleeps until the Pod is
+  deleted. A container never fails here: a non-zero exit is not simulated.
 
 A Pod is decided when it is written (created or updated); with the workload controllers (controllers.py) a
 Node change gives every still-Pending Pod another scheduling attempt, as kube-scheduler's queue does. A bound Pod
@@ -234,6 +240,12 @@ def condition(kind: str, status: str, stamp: str, reason: str = "", message: str
     return item
 
 
+def only_waits(container: dict) -> bool:
+    """A container whose command (else its args) is ``sleep``: it does nothing but wait."""
+    words = list(container.get("command") or container.get("args") or [])
+    return bool(words) and str(words[0]).rsplit("/", 1)[-1] == "sleep"
+
+
 def pod_status(pod: dict, node: Optional[dict], pods: list[dict], stamp: str) -> dict:
     """The status the kubelet of ``node`` would report for the bound Pod (``node`` None: no such node)."""
     spec = pod.get("spec") or {}
@@ -252,9 +264,21 @@ def pod_status(pod: dict, node: Optional[dict], pods: list[dict], stamp: str) ->
             f"capacity: {capacity}",
             "startTime": stamp,
         }
-    completes = spec.get("restartPolicy") in ("Never", "OnFailure")
+    completes = spec.get("restartPolicy") in ("Never", "OnFailure") and not any(only_waits(c) for c in containers)
     ready = "False" if completes else "True"
     why = "PodCompleted" if completes else ""
+    init = [
+        {
+            "name": c.get("name", ""),
+            "image": c.get("image", ""),
+            "imageID": "",
+            "ready": True,
+            "started": False,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": stamp, "finishedAt": stamp}},
+        }
+        for c in spec.get("initContainers") or []
+    ]
     return {
         "phase": "Succeeded" if completes else "Running",
         "conditions": [
@@ -263,6 +287,7 @@ def pod_status(pod: dict, node: Optional[dict], pods: list[dict], stamp: str) ->
             condition("ContainersReady", ready, stamp, why),
             condition("Ready", ready, stamp, why),
         ],
+        **({"initContainerStatuses": init} if init else {}),
         "containerStatuses": [
             {
                 "name": c.get("name", ""),
