@@ -41,7 +41,9 @@ def test_make_demo_refuses_a_suite_without_a_node_image_before_changing_anything
     stderr = demo_refused_at_stage_0(tmp_path, KUBEGPU_CHARTS_DIR=str(upstream.CHARTS), **{SUITE_ENV: "sid"})
     assert f"lab: {SUITE_ENV}='sid': the lab's node images exist for {', '.join(images.SUITES)}" in stderr
     # make demo SUITE=... reaches hack/demo as KUBEGPU_LAB_SUITE
-    dry = subprocess.run(["make", "-n", "demo", "SUITE=trixie"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "demo", "SUITE=trixie"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     assert dry.stdout.splitlines()[-1] == f"{SUITE_ENV}=trixie hack/demo"
 
 
@@ -82,7 +84,13 @@ def test_make_demo_stack_passes_the_stack_and_refuses_an_unknown_one_before_chan
     """make demo STACK=... (KUBEGPU_LAB_STACK): the stack reaches site.yml as kubegpu_device_plugin; dra_driver brings
     the nodes a driver the DRA driver supports (NVIDIA: 565 or later) through the installer double; a stack the lab
     does not run is refused at stage 0, before the lab directory or any container exists."""
-    dry = subprocess.run(["make", "-n", "demo", "STACK=dra_driver"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "demo", "STACK=dra_driver"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert dry.stdout.splitlines()[-1] == "KUBEGPU_LAB_STACK=dra_driver hack/demo"
     args = stack_args("dra_driver", tmp_path)
     assert args[:2] == ["-e", "kubegpu_device_plugin=dra_driver"]
