@@ -330,6 +330,12 @@ class KubeClient:
             self.pool: t.Any = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **pool_args)
         else:
             self.pool = urllib3.PoolManager(**pool_args)
+        # Without a proxy every request goes straight to the API server's connection pool: the PoolManager would parse
+        # the URL and look its pool up again on each request, a quarter of the client's cost per request when a task
+        # sends thousands (node_labels on a fleet). Through a proxy, the ProxyManager keeps the request form the proxy
+        # needs (absolute URLs, proxy headers, CONNECT).
+        self._direct: t.Any = None if proxy else self.pool.connection_from_url(self.host)
+        self._base_path = (urllib3.util.parse_url(self.host).path or "").rstrip("/")
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -465,9 +471,10 @@ class KubeClient:
         that carry no resourceVersion, where a conflict cannot be a lost update); statuses in
         ``no_retry`` fail at once (a caller with its own waiting policy, e.g. evictions);
         ``accept`` replaces the Accept header (``METADATA_ACCEPT`` for a metadata-only answer)."""
-        url = self.host + path
+        target = path
         if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+            target += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        url = self.host + target
         headers = dict(self.headers)
         if accept:
             headers["Accept"] = accept
@@ -488,14 +495,20 @@ class KubeClient:
             try:
                 with self._lock:
                     self.requests_sent += 1
-                response = self.pool.request(
-                    method,
-                    url,
-                    body=data,
-                    headers=headers,
-                    timeout=urllib3.Timeout(connect=min(10.0, remaining), read=remaining),
-                    retries=False,
-                )
+                timeouts = urllib3.Timeout(connect=min(10.0, remaining), read=remaining)
+                if self._direct is not None:
+                    # redirect=False: a redirect is answered as it is, as retries=False makes the PoolManager do
+                    response = self._direct.urlopen(
+                        method,
+                        self._base_path + target,
+                        body=data,
+                        headers=headers,
+                        timeout=timeouts,
+                        retries=False,
+                        redirect=False,
+                    )
+                else:
+                    response = self.pool.request(method, url, body=data, headers=headers, timeout=timeouts, retries=False)
             except urllib3.exceptions.NewConnectionError as exc:
                 connect_failures += 1
                 problem = f"cannot connect to the API server {self.host} ({_reason(exc)})"
