@@ -12,10 +12,14 @@ remote API server's round trip would. Every row is one whole ``ansible-playbook`
 
 Each run's result is checked (every node carries the labels, the PATCH count equals the nodes that
 differ, every LIST of our module negotiated metadata only) before its time is reported; requests and
-response bytes are the server's own counters and request log; the module's peak memory is the maximum
-resident set of the module process (ansible_python_interpreter is a wrapper that reads it with
-getrusage). Rows with a target (issue 25: 5,000 nodes, no-op re-run <= 3 s, all differ <= 8 s) print
-it and whether it was met; the table says which machine load (os.getloadavg, cores) it was measured under.
+response bytes are the server's own counters and request log; the module's peak memory and CPU time are
+those of the module process (ansible_python_interpreter is a wrapper that reads them with getrusage).
+Where the time goes, per row: the wall time of the whole run, the task's own time (from its start to its
+result, by the test callback result_file: without ansible-playbook's start and end, which the first line
+measures on an empty play), the module's CPU seconds, and the CPU seconds of the test API server (this
+process), which a real API server spends on another machine. Rows with a target (issue 25: 5,000 nodes,
+no-op re-run <= 3 s, all differ <= 8 s, judged on the wall time of the run) print it and whether it was
+met; the table says which machine load (os.getloadavg, cores) it was measured under.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.adhoc import BIN, REPO_ROOT, ansible_env
+from tests.support.adhoc import BIN, REPO_ROOT, read_records, recording_env
 from tests.support.kubeapi.admin import AdminClient
 from tests.support.kubeapi.nodes import generate_nodes
 from tests.support.kubeapi.server import KubeAPIServer, load_objects
@@ -45,12 +49,14 @@ PREFIX = "bench.kubegpu.io/"
 # seconds, per (nodes, run): issue 25's targets at 5 ms API latency
 TARGETS = {(5000, "no-op re-run"): 3.0, (5000, "all differ"): 8.0}
 METADATA_LIST = "as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-# runs the module like the interpreter it wraps, then appends the module process's peak resident set (KiB) to a file
+# runs the module like the interpreter it wraps, then appends the module process's peak resident set (KiB) and its CPU
+# seconds (user + system) to a file
 RSS_WRAPPER = """#!{python}
 import os, resource, subprocess, sys
 code = subprocess.call([{python!r}, *sys.argv[1:]])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open({report!r}, "a") as report:
-    report.write(f"{{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}\\n")
+    report.write(f"{{usage.ru_maxrss}} {{usage.ru_utime + usage.ru_stime}}\\n")
 sys.exit(code)
 """
 
@@ -95,24 +101,39 @@ class Bench:
 
     def _playbook(
         self, binary: Path, tasks: list[dict], name: str, play_vars: dict | None = None
-    ) -> tuple[float, dict[str, int]]:
+    ) -> tuple[float, dict[str, int], dict]:
+        """(wall seconds, the server's counters, the timing: the tasks' own seconds by the result_file callback
+        and the CPU seconds of this process, which serves the API) of one ``ansible-playbook`` run."""
         playbook = self.scratch / f"{name}.yml"
         play = {"hosts": "localhost", "gather_facts": False, "vars": play_vars or {}, "tasks": tasks}
         playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+        results = self.scratch / f"{name}.results"
+        results.unlink(missing_ok=True)
         self.admin.reset_counters()
+        server_cpu = time.process_time()
         start = time.perf_counter()
         proc = subprocess.run(
             [str(binary), str(playbook)],
             capture_output=True,
             text=True,
-            env=ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal"}),
+            env=recording_env(results),  # the stdout callback of ansible.cfg, as an operator's run has
             check=False,
         )
         elapsed = time.perf_counter() - start
+        server_cpu = time.process_time() - server_cpu
         if proc.returncode != 0:
             raise SystemExit(f"benchmark run {name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         counters = self.admin.counters()
-        return elapsed, counters
+        task_seconds = sum(record.get("seconds", 0) for record in read_records(results))
+        return elapsed, counters, {"task_seconds": task_seconds, "server_cpu": server_cpu}
+
+    def empty_play(self) -> float:
+        """Wall seconds of ansible-playbook with one task that does nothing: its own start and end, the floor
+        under every row (a ``meta: noop`` is not reported to callbacks, so the task is a ``debug`` at verbosity 1)."""
+        elapsed, _counters, _timing = self._playbook(
+            BIN / "ansible-playbook", [{"ansible.builtin.debug": {"msg": "nothing", "verbosity": 1}}], "empty"
+        )
+        return elapsed
 
     def labelled(self, names: list[str], generation: int, differ_every: int) -> None:
         """Check the end state: every node carries its 4 labels (read without latency)."""
@@ -142,11 +163,13 @@ class Bench:
             }
         }
         self.rss_report.write_text("")
-        elapsed, counters = self._playbook(
+        elapsed, counters, timing = self._playbook(
             BIN / "ansible-playbook", [task], label, {"ansible_python_interpreter": str(self.python)}
         )
         log = self.admin.requests()
-        peak = max((int(line) for line in self.rss_report.read_text().split()), default=0)
+        usage = [line.split() for line in self.rss_report.read_text().splitlines() if line.strip()]
+        peak = max((int(fields[0]) for fields in usage), default=0)
+        module_cpu = sum(float(fields[1]) for fields in usage)
         self.labelled(names, generation, differ_every)
         lists = [entry for entry in log if entry["verb"] == "list"]
         if not all(METADATA_LIST in entry["accept"] for entry in lists):
@@ -158,6 +181,8 @@ class Bench:
             "counters": counters,
             "bytes": sum(entry["bytes"] for entry in log),
             "peak_kib": peak,
+            "module_cpu": module_cpu,
+            **timing,
         }
 
     def looped(self, bench_bin: Path, names: list[str]) -> dict:
@@ -174,7 +199,7 @@ class Bench:
             "loop": [[name, labels_for(index, 1, 1)] for index, name in enumerate(names)],
         }
         label = f"(b) kubernetes.core.k8s looped, {len(names)} nodes"
-        elapsed, counters = self._playbook(bench_bin / "ansible-playbook", [task], "looped")
+        elapsed, counters, timing = self._playbook(bench_bin / "ansible-playbook", [task], "looped")
         log = self.admin.requests()
         self.labelled(names, 1, 1)
         return {
@@ -183,6 +208,7 @@ class Bench:
             "seconds": elapsed,
             "counters": counters,
             "bytes": sum(entry["bytes"] for entry in log),
+            **timing,
         }
 
 
@@ -204,6 +230,7 @@ def measure(
     try:
         # warm-up (not reported): the first ansible-playbook of a run also compiles and caches
         bench.ours(bench.fleet(4), 1, differ_every, "warm-up")
+        floor = bench.empty_play()
         names = bench.fleet(compare_nodes)
         ours = bench.ours(names, 1, differ_every, f"(a) kubegpu.core.node_labels, {compare_nodes} nodes, one task")
         _check_cost(ours, compare_nodes)
@@ -230,6 +257,7 @@ def measure(
         bench.close()
     rows[0]["differ"] = rows[1]["differ"] = compare_nodes
     rows[0]["load"] = {"before": load_before, "after": os.getloadavg(), "cores": os.cpu_count()}
+    rows[0]["floor"] = floor
     return rows
 
 
@@ -249,13 +277,18 @@ def table(rows: list[dict]) -> str:
     averages = " / ".join(
         f"{name} {', '.join(f'{value:.2f}' for value in load[name])}" for name in ("before", "after") if name in load
     )
+    floor = rows[0].get("floor")
     lines = [
-        f"API server latency {LATENCY * 1000:.0f} ms per request; wall time of one ansible-playbook run; "
-        "bytes: response bodies; peak: the module process's maximum resident set",
-        f"measured under load average (1, 5, 15 min) {averages or 'unknown'} on {load.get('cores', '?')} cores",
-        f"{'run':<52} {'nodes':>5} {'differ':>6} {'wall s':>7} {'target s':>17} {'requests':>8} {'LIST':>4} "
-        f"{'PATCH':>5} {'MB':>6} {'peak MiB':>8}",
-        "-" * 131,
+        f"API server latency {LATENCY * 1000:.0f} ms per request; wall: one whole ansible-playbook run; task: the task's own "
+        "seconds in it; CPU s: the module process's and the test API server's; bytes: response bodies; peak: the module "
+        "process's maximum resident set",
+        f"measured under load average (1, 5, 15 min) {averages or 'unknown'} on {load.get('cores', '?')} cores; "
+        f"ansible-playbook's own start and end (a play of one task that does nothing): "
+        + (f"{floor:.2f} s" if floor is not None else "not measured"),
+        f"{'run':<52} {'nodes':>5} {'differ':>6} {'wall s':>7} {'target s':>17} {'task s':>6} {'module':>6} {'server':>6} "
+        f"{'requests':>8} {'LIST':>4} {'PATCH':>5} {'MB':>6} {'peak MiB':>8}",
+        f"{'':<52} {'':>5} {'':>6} {'':>7} {'':>17} {'':>6} {'CPU s':>6} {'CPU s':>6}",
+        "-" * 152,
     ]
     for row in rows:
         counters = row["counters"]
@@ -265,8 +298,10 @@ def table(rows: list[dict]) -> str:
         target = row.get("target")
         shown = f"<= {target:g} {verdict(row['seconds'], target)}" if target is not None else "-"
         peak = f"{row['peak_kib'] / 1024:.0f}" if row.get("peak_kib") else "-"
+        module_cpu = f"{row['module_cpu']:.2f}" if row.get("module_cpu") else "-"
         lines.append(
-            f"{row['name']:<52} {row['nodes']:>5} {row['differ']:>6} {row['seconds']:>7.2f} {shown:>17} {total:>8} "
+            f"{row['name']:<52} {row['nodes']:>5} {row['differ']:>6} {row['seconds']:>7.2f} {shown:>17} "
+            f"{row.get('task_seconds', 0):>6.2f} {module_cpu:>6} {row.get('server_cpu', 0):>6.2f} {total:>8} "
             f"{lists:>4} {patches:>5} {row.get('bytes', 0) / 1e6:>6.2f} {peak:>8}"
         )
     ratio = rows[1]["seconds"] / rows[0]["seconds"]

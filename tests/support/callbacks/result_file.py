@@ -1,14 +1,16 @@
 # Copyright: kubegpu.core contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test-only callback: writes every task result, whole (``diff`` included), as a JSON
-line to the file named by ``KUBEGPU_RESULT_FILE``, with the name of the play it ran in. Lets tests read what a module
-returned through real ``ansible``/``ansible-playbook`` runs (ansible-core has no
+line to the file named by ``KUBEGPU_RESULT_FILE``, with the name of the play it ran in and the seconds from the task's
+start to this result (what the task cost within the run, without ansible-playbook's own start). Lets tests and
+benchmarks read what a module returned through real ``ansible``/``ansible-playbook`` runs (ansible-core has no
 JSON callback of its own)."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -30,9 +32,16 @@ class CallbackModule(CallbackBase):
     def __init__(self) -> None:
         super().__init__()
         self._play = ""
+        self._started: dict[str, float] = {}  # task uuid -> when it started
 
     def v2_playbook_on_play_start(self, play) -> None:
         self._play = play.get_name()
+
+    def v2_playbook_on_task_start(self, task, is_conditional) -> None:
+        self._started[task._uuid] = time.monotonic()
+
+    def v2_playbook_on_handler_task_start(self, task) -> None:
+        self._started[task._uuid] = time.monotonic()
 
     def _write(self, status: str, result) -> None:
         path = os.environ.get("KUBEGPU_RESULT_FILE")
@@ -43,6 +52,7 @@ class CallbackModule(CallbackBase):
             "task": result.task_name,
             "host": result._host.get_name(),
             "play": self._play,
+            "seconds": round(time.monotonic() - self._started.get(result._task._uuid, time.monotonic()), 3),
             "result": result._result,
         }
         with open(path, "a", encoding="utf-8") as handle:
