@@ -226,9 +226,11 @@ def label_changes(current: dict[str, str], wanted: dict[str, str | None], owned:
                 changes[key] = None
         elif current.get(key) != value:
             changes[key] = value
-    for key in current:
-        if key not in wanted and any(key.startswith(prefix) for prefix in owned):
-            changes[key] = None
+    if owned:
+        owned_prefixes = tuple(owned)
+        for key in current:
+            if key not in wanted and key.startswith(owned_prefixes):
+                changes[key] = None
     return changes
 
 
