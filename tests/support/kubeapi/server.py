@@ -530,25 +530,30 @@ class Handler(BaseHTTPRequestHandler):
             self._watch(route)
             return
         if method == "GET":
+            target = negotiation.negotiate(self.headers.get("Accept", ""))
+            copy = not self._serialized_in_place(target)
             if name is None:
                 label_selector, field_selector = self._selectors(route)
                 try:
                     limit = int(self.query.get("limit") or 0)
                 except ValueError as error:
                     raise bad_request(f"limit must be an integer: {error}") from error
-                answer = store.list(
-                    rtype,
-                    namespace,
-                    label_selector,
-                    field_selector,
-                    limit=limit,
-                    continue_token=self.query.get("continue", ""),
-                    metadata_only=(negotiation.negotiate(self.headers.get("Accept", "")) or ("",))[0]
-                    == "PartialObjectMetadataList",
-                )
-            else:
-                answer = store.get(rtype, namespace, name)
-            self._send(200, self._converted(rtype, answer))
+            with store.lock:  # serialized before another write can replace what an answer without copies shares
+                if name is None:
+                    answer = store.list(
+                        rtype,
+                        namespace,
+                        label_selector,
+                        field_selector,
+                        limit=limit,
+                        continue_token=self.query.get("continue", ""),
+                        metadata_only=(target or ("",))[0] == "PartialObjectMetadataList",
+                        copy=copy,
+                    )
+                else:
+                    answer = store.get(rtype, namespace, name, copy=copy)
+                payload = self._json(self._converted(rtype, answer, target=target))
+            self._send(200, payload)
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
@@ -605,21 +610,24 @@ class Handler(BaseHTTPRequestHandler):
             if force and patch_type != "apply":
                 raise bad_request("force: Forbidden: may not be specified for non-apply patch")
             manager = self.query.get("fieldManager", "") if patch_type == "apply" else self._manager()
-            obj, created = store.patch(
-                rtype,
-                namespace,
-                name,
-                patch_type,
-                body,
-                manager=manager,
-                dry_run=dry_run,
-                subresource=sub,
-                force=force,
-                field_validation=validation,
-                warnings=warnings,
-            )
-            answer = self._converted(rtype, obj, tables=False)
-            self._send(201 if created else 200, answer, headers=self._warning_headers(warnings))
+            target = negotiation.negotiate(self.headers.get("Accept", ""))
+            with store.lock:  # serialized before another write can replace what an answer without copies shares
+                obj, created = store.patch(
+                    rtype,
+                    namespace,
+                    name,
+                    patch_type,
+                    body,
+                    manager=manager,
+                    dry_run=dry_run,
+                    subresource=sub,
+                    force=force,
+                    field_validation=validation,
+                    warnings=warnings,
+                    copy=not self._serialized_in_place(target),
+                )
+                payload = self._json(self._converted(rtype, obj, tables=False, target=target))
+            self._send(201 if created else 200, payload, headers=self._warning_headers(warnings))
         elif method == "DELETE":
             if name is None:
                 label_selector, field_selector = self._selectors(route)
@@ -648,11 +656,25 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed")
 
-    def _converted(self, rtype: ResourceType, answer: dict, tables: bool = True) -> dict:
-        """The answer in the form the Accept header negotiates (``negotiation.py``): a ``meta.k8s.io`` Table
-        (kubectl get asks for one), ``PartialObjectMetadata``/``PartialObjectMetadataList`` (metadata-only
-        clients), else as is."""
-        target = negotiation.negotiate(self.headers.get("Accept", ""))
+    @staticmethod
+    def _serialized_in_place(target: Optional[tuple[str, str]]) -> bool:
+        """Whether an answer converted to ``target`` (as ``negotiation.negotiate`` gives it) is serialized without
+        changing the object: the store may then answer without copies (``Store._present``), serialized under its lock.
+        A Table is built from a copy."""
+        return target is None or target[0] != "Table"
+
+    @staticmethod
+    def _json(payload: Any) -> bytes:
+        return json.dumps(payload).encode()
+
+    def _converted(
+        self, rtype: ResourceType, answer: dict, tables: bool = True, target: Any = ""
+    ) -> dict:
+        """The answer in the form the Accept header negotiates (``negotiation.py``, or ``target`` as it negotiated it):
+        a ``meta.k8s.io`` Table (kubectl get asks for one), ``PartialObjectMetadata``/``PartialObjectMetadataList``
+        (metadata-only clients), else as is."""
+        if target == "":
+            target = negotiation.negotiate(self.headers.get("Accept", ""))
         if target is None:
             return answer
         kind, table_version = target
