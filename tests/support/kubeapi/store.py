@@ -65,6 +65,21 @@ def normalize_quantities(value: Any, parent: str = "") -> Any:
     return value
 
 
+def _normalize_in_place(value: Any, parent: str = "") -> Any:
+    """``normalize_quantities`` made in ``value`` itself (the same values, for a caller with its own copy)."""
+    if isinstance(value, dict):
+        if parent in _QUANTITY_MAPS:
+            for key, item in value.items():
+                value[key] = _quantity(item)
+        else:
+            for key, item in value.items():
+                _normalize_in_place(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            _normalize_in_place(item, parent)
+    return value
+
+
 def now(later: float = 0) -> str:
     """The time (``later`` seconds from now) as the API server writes timestamps."""
     moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=later)
@@ -488,11 +503,13 @@ class Store:
         warnings: Optional[list[str]] = None,
         patched: bool = False,
         copy: bool = True,
+        private: bool = False,
     ) -> dict:
         """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op.
-        ``copy=False`` answers as ``_present`` does with it."""
+        ``copy=False`` answers as ``_present`` does with it; ``private``: ``new`` is the caller's own copy (but for
+        managedFields, which hold no quantities), normalized in place."""
         if not rtype.custom:
-            new = normalize_quantities(new)
+            new = _normalize_in_place(new) if private else normalize_quantities(new)
         metadata = new.setdefault("metadata", {})
         old_metadata = current["metadata"]
         for server_field in (
@@ -605,6 +622,7 @@ class Store:
                 subresource=subresource,
                 field_validation=field_validation,
                 warnings=warnings,
+                private=True,
             )
 
     def patch(
@@ -644,7 +662,12 @@ class Store:
                 )
             if current is None:
                 raise not_found(rtype.plural, rtype.group, name)
-            document = _without_managed(current)
+            if patch_type == "merge" and not subresource and "status" in rtype.subresources and "status" in current:
+                # _write puts the stored status back (a merge patch cannot fail on it): not copied, a private
+                # placeholder keeps its place among the keys
+                document = _without_managed(current, placeholder="status")
+            else:
+                document = _without_managed(current)
             try:
                 if patch_type == "merge":
                     if not isinstance(body, dict):
@@ -689,6 +712,7 @@ class Store:
                 warnings=warnings,
                 patched=True,
                 copy=copy,
+                private=True,
             )
             return written, False
 
@@ -1187,9 +1211,16 @@ class Store:
             self.changed.notify_all()
 
 
-def _without_managed(obj: dict) -> dict:
-    out = clone(obj)
-    (out.get("metadata") or {}).pop("managedFields", None)
+def _without_managed(obj: dict, placeholder: str = "") -> dict:
+    """A copy without managedFields; the value of a top-level key ``placeholder`` is not copied but an empty map."""
+    out = {}
+    for key, value in obj.items():
+        if key == placeholder:
+            out[key] = {}
+        elif key == "metadata" and isinstance(value, dict):
+            out[key] = {k: clone(v) for k, v in value.items() if k != "managedFields"}
+        else:
+            out[key] = clone(value)
     return out
 
 
