@@ -175,7 +175,7 @@ class Store:
         """An object as read through ``rtype``'s version (objects are not converted between versions).
 
         ``copy=False``: a new top level over the stored object's own values, for a caller that only serializes
-        the answer while it holds the lock (the HTTP handler; see ``Handler._answer``): no deep copy."""
+        the answer while it holds the lock (the HTTP handler: ``Handler._resource_request``): no deep copy."""
         if not copy:
             return {**obj, "apiVersion": rtype.group_version, "kind": rtype.kind}
         out = clone(obj)
