@@ -59,7 +59,9 @@ def main() -> None:
     try:
         cpu, wall = _cpu(process.pid), time.perf_counter()
         token = ""
-        for _page in range(args.pages):
+        pages = 0
+        while pages < args.pages:
+            pages += 1
             query = f"limit={PAGE}" + (f"&continue={token}" if token else "")
             answer = pool.request("GET", f"{url}/api/v1/nodes?{query}", headers={"Accept": METADATA_LIST_ACCEPT})
             assert answer.status == 200, answer.data[:300]
@@ -69,7 +71,6 @@ def main() -> None:
             token = listed["metadata"].get("continue", "")
             if not token:
                 break
-        pages = _page + 1
         list_cpu, list_wall = _cpu(process.pid) - cpu, time.perf_counter() - wall
         targets = [names[i % len(names)] for i in range(args.patches)]
 
