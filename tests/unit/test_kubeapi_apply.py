@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tests.support.kubeapi import apply as ssa
 from tests.support.kubeapi.apply import (
     ApplyConflict,
     field_set,
+    field_values,
     from_fields_v1,
+    lookup,
     path_string,
     record_update,
     server_side_apply,
@@ -143,3 +148,50 @@ def test_update_gives_the_writer_the_fields_it_changed():
     # ... so a later apply by helm with another value conflicts, as on a real cluster
     with pytest.raises(ApplyConflict):
         apply(edited, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 2}}, "helm")
+
+
+# keyed lists where lookup() finds another item than a walk would: a repeated key, and an item whose key (no
+# whenUnsatisfiable) also matches an earlier item that has one
+TRICKY_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "finalizers": ["a", "b"]},
+    "spec": {
+        "containers": [
+            {"name": "main", "image": "one", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}]},
+            {"name": "main", "image": "two", "env": [{"name": "X", "value": "1"}]},
+        ],
+        "topologySpreadConstraints": [
+            {"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 1},
+            {"topologyKey": "zone", "maxSkew": 2},
+        ],
+    },
+    "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+}
+
+
+@pytest.mark.parametrize("obj", [DEPLOYMENT, TRICKY_POD], ids=["deployment", "repeated-keys"])
+def test_field_values_are_the_field_set_with_what_lookup_finds(obj):
+    values = field_values(obj)
+    assert set(values) == field_set(obj)
+    for path in values:
+        assert ssa._found(values, obj, path) == lookup(obj, path), path
+
+
+def test_record_update_owns_a_field_changed_in_a_repeated_item_as_lookup_sees_it():
+    """The second "main" container's image changes: lookup() reads the first one, unchanged, so no field is owned;
+    then the first one's image changes: the writer owns it and the item."""
+    old = json_copy(TRICKY_POD)
+    new = json_copy(TRICKY_POD)
+    new["spec"]["containers"][1]["image"] = "three"
+    record_update(old, new, "writer", api_version="v1", custom=False, has_status=True)
+    assert "managedFields" not in new["metadata"]
+    new["spec"]["containers"][0]["image"] = "three"
+    record_update(old, new, "writer", api_version="v1", custom=False, has_status=True)
+    owned = from_fields_v1(new["metadata"]["managedFields"][0]["fieldsV1"])
+    item = ("f:spec", "f:containers", 'k:{"name":"main"}')
+    assert owned == {item, (*item, "f:image")}
+
+
+def json_copy(obj):
+    return json.loads(json.dumps(obj))

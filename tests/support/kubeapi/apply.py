@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import marshal
 from typing import Any, Optional
 
 from .patch import item_key, list_strategy
@@ -74,6 +75,86 @@ def field_set(obj: Any, custom: bool = False, _path: Path = (), _fields: tuple[s
         else:
             paths.add(path)
     return paths
+
+
+_LOOK_UP = object()  # in field_values: the value is lookup()'s to find
+
+
+def field_values(obj: Any, custom: bool = False) -> dict[Path, Any]:
+    """``field_set(obj, custom)`` as a dict: each path to ``lookup(obj, path)``, found in the same walk (no search
+    from the root for each path). Where ``lookup`` would find another item than the walk's (an item of a keyed list
+    that an earlier item's key also matches, or a set-list item), the value is ``_LOOK_UP``: ``_found`` asks
+    ``lookup``."""
+    values: dict[Path, Any] = {}
+    if isinstance(obj, dict):
+        _walk_values(obj, custom, ((), ()), False, values)
+    return values
+
+
+def _walk_values(obj: dict, custom: bool, where: tuple[Path, tuple[str, ...]], indirect: bool, values: dict) -> None:
+    """field_set's walk; ``where``: (path, fields) of ``obj``; ``indirect``: ``lookup`` reaches ``obj`` through another
+    item than the walk's."""
+    path, fields = where
+    for key, value in obj.items():
+        if value is None:
+            continue
+        here = (*path, f"f:{key}")
+        if here in _IGNORED:
+            continue
+        names = (*fields, key)
+        if isinstance(value, dict) and value:
+            _walk_values(value, custom, (here, names), indirect, values)
+        elif isinstance(value, list) and value:
+            kind, keys = list_strategy(names, custom)
+            if kind == "atomic":
+                values.setdefault(here, _LOOK_UP if indirect else value)
+            elif kind == "set":
+                for item in value:
+                    values.setdefault((*here, f"v:{_encode(item)}"), _LOOK_UP)
+            else:
+                for position, item in enumerate(value):
+                    key_value = item_key(item, keys)
+                    if key_value is None:  # an item without its key: the whole list is owned as one value
+                        values.setdefault(here, _LOOK_UP if indirect else value)
+                        continue
+                    element = f"k:{_encode(key_value)}"
+                    item_path = (*here, element)
+                    # lookup() takes the first item its key matches: this one, unless an earlier one
+                    wanted = json.loads(element[2:])
+                    first = next(
+                        (
+                            index
+                            for index, other in enumerate(value[: position + 1])
+                            if isinstance(other, dict) and item_key(other, tuple(wanted)) == wanted
+                        ),
+                        None,
+                    )
+                    item_indirect = indirect or first != position
+                    values.setdefault(item_path, _LOOK_UP if item_indirect else item)
+                    _walk_values(item, custom, (item_path, names), item_indirect, values)
+        else:
+            values.setdefault(here, _LOOK_UP if indirect else value)
+
+
+def _identical(one: Any, other: Any) -> bool:
+    """Whether two JSON-like values are the same in every type, order and item (so the same fields, each with the
+    same value); False where that cannot be told cheaply."""
+    if one is None or other is None:
+        return False
+    try:
+        return marshal.dumps(one, 2) == marshal.dumps(other, 2)
+    except ValueError:
+        return False
+
+
+def _without_status(obj: dict) -> dict:
+    return {key: value for key, value in obj.items() if key != "status"}
+
+
+def _found(values: dict[Path, Any], obj: Any, path: Path) -> tuple[bool, Any]:
+    """``lookup(obj, path)`` for a path of ``field_values(obj)``."""
+    value = values[path]
+    return lookup(obj, path) if value is _LOOK_UP else (True, value)
 
 
 def lookup(obj: Any, path: Path) -> tuple[bool, Any]:
@@ -181,8 +262,17 @@ class ApplyConflict(Exception):
         super().__init__(message)
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like data without shared parts (managedFields have none), faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def _entries(obj: Optional[dict]) -> list[dict]:
-    return copy.deepcopy(((obj or {}).get("metadata") or {}).get("managedFields") or [])
+    return _copy(((obj or {}).get("metadata") or {}).get("managedFields") or [])
 
 
 def _identity(entry: dict) -> tuple[str, str, str]:
@@ -222,11 +312,24 @@ def record_update(
     old: Optional[dict], new: dict, manager: str, *, api_version: str, custom: bool, has_status: bool, subresource: str = ""
 ) -> None:
     """Give ``manager`` (operation Update) the fields this non-apply write changed; sets ``new``'s managedFields."""
-    old_paths = field_set(old, custom) if old else set()
-    new_paths = field_set(new, custom)
-    changed = {p for p in new_paths if p not in old_paths or lookup(old, p) != lookup(new, p)}
+    if old and has_status and subresource != "status" and _identical(old.get("status"), new.get("status")):
+        # a write that owns no status and leaves it as it was: its status fields are neither changed nor removed
+        old, new_walked = _without_status(old), _without_status(new)
+    else:
+        new_walked = new
+    old_values = field_values(old, custom) if old else {}
+    new_values = field_values(new_walked, custom)
+    changed = {
+        p
+        for p, value in new_values.items()
+        if p not in old_values
+        or (
+            (value is _LOOK_UP or old_values[p] is _LOOK_UP or old_values[p] != value)
+            and _found(old_values, old, p) != _found(new_values, new_walked, p)
+        )
+    }
     changed = _strip_status(changed, subresource, has_status)
-    removed = old_paths - new_paths
+    removed = old_values.keys() - new_values.keys()
     entries = []
     for entry in _entries(old):
         owned = from_fields_v1(entry.get("fieldsV1") or {}) - changed - removed

@@ -111,6 +111,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def merge_patch_into(target: dict, patch: dict) -> dict:
+    """``merge_patch(target, patch)`` made in ``target`` itself, for a caller whose ``target`` is its own copy
+    without shared parts (each of its maps merged once instead of copied again at every level)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_patch_into(target[key], value)
+        else:
+            target[key] = merge_patch(None, value)
+    return target
+
+
 # --- strategic merge patch ----------------------------------------------------------------------
 
 _DELETE = object()

@@ -156,8 +156,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _header(self, name: str, default: Any = None) -> Any:
+        """``self.headers.get(name, default)``, from the request's headers read once (``_dispatch``)."""
+        return self._headers.get(name.lower(), default)
+
     def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        if self._header("Transfer-Encoding", "").lower() == "chunked":
             data = b""
             while True:
                 size = int(self.rfile.readline().strip() or b"0", 16)
@@ -166,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
                     return data
                 data += self.rfile.read(size)
                 self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
+        length = int(self._header("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
     def _send(self, code: int, payload: Any, content_type: str = "application/json", headers: Optional[dict] = None) -> None:
@@ -216,6 +220,9 @@ class Handler(BaseHTTPRequestHandler):
         self._verb, self._resource = method.lower(), "other"
         self._pending: Optional[tuple[str, str, float, float]] = None
         self._drop_response = False
+        self._headers: dict[str, str] = {}
+        for key, value in self.headers.items():
+            self._headers.setdefault(key.lower(), value)  # the first of a name, as headers.get() answers
         body = self._body()
         if path.startswith(ADMIN_PREFIX.rstrip("/")):
             self._admin(method, path, body)
@@ -257,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             self._record()
 
     def _presented_token(self) -> str:
-        scheme, _space, token = (self.headers.get("Authorization") or "").partition(" ")
+        scheme, _space, token = (self._header("Authorization") or "").partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
 
     def _authenticate(self) -> None:
@@ -288,11 +295,11 @@ class Handler(BaseHTTPRequestHandler):
                     "verb": self._verb,
                     "resource": self._resource,
                     "code": self._code,
-                    "contentType": self.headers.get("Content-Type", ""),
-                    "accept": self.headers.get("Accept", ""),
+                    "contentType": self._header("Content-Type", ""),
+                    "accept": self._header("Accept", ""),
                     # bytes of the response body (0 for a watch's stream)
                     "bytes": self._bytes,
-                    "userAgent": self.headers.get("User-Agent", ""),
+                    "userAgent": self._header("User-Agent", ""),
                     "seconds": round(time.monotonic() - started, 6),
                     "dropped": self._drop_response,
                     "token": self._presented_token(),
@@ -398,10 +405,13 @@ class Handler(BaseHTTPRequestHandler):
         self._resource_request(method, route, body)
 
     def _discovery(self, path: str) -> Optional[dict]:
+        parts = path.strip("/").split("/")
+        if path not in ("/api", "/api/v1") and not (parts[0] == "apis" and len(parts) <= 3):
+            return None  # none of the cases below
         catalogue = self.state.store.catalogue
         with self.state.store.lock:
             if path == "/api":
-                host = self.headers.get("Host", "127.0.0.1")
+                host = self._header("Host", "127.0.0.1")
                 return {
                     "kind": "APIVersions",
                     "versions": ["v1"],
@@ -441,7 +451,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _openapi(self, path: str) -> None:
         if path == "/openapi/v2":
-            accept = self.headers.get("Accept", "")
+            accept = self._header("Accept", "")
             if accept and "json" not in accept and "*/*" not in accept:
                 raise ApiError(406, "only application/json is served for /openapi/v2 by this test server")
             self._send(200, openapi.v2_document(self.state.store.catalogue.all(), self.state.version))
@@ -511,7 +521,7 @@ class Handler(BaseHTTPRequestHandler):
             if len(manager) > 128:
                 raise bad_request("fieldManager: Too long: may not be longer than 128 characters")
             return manager
-        return self.headers.get("User-Agent", "unknown").split("/")[0][:128]
+        return self._header("User-Agent", "unknown").split("/")[0][:128]
 
     def _selectors(self, route: Route) -> tuple[list, list]:
         try:
@@ -525,30 +535,35 @@ class Handler(BaseHTTPRequestHandler):
     def _resource_request(self, method: str, route: Route, raw: bytes) -> None:
         store = self.state.store
         rtype, namespace, name, sub = route.rtype, route.namespace, route.name, route.subresource
-        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        content_type = (self._header("Content-Type") or "application/json").split(";")[0].strip()
         if self._verb == "watch":
             self._watch(route)
             return
         if method == "GET":
+            target = negotiation.negotiate(self._header("Accept", ""))
+            copy = not self._serialized_in_place(target)
             if name is None:
                 label_selector, field_selector = self._selectors(route)
                 try:
                     limit = int(self.query.get("limit") or 0)
                 except ValueError as error:
                     raise bad_request(f"limit must be an integer: {error}") from error
-                answer = store.list(
-                    rtype,
-                    namespace,
-                    label_selector,
-                    field_selector,
-                    limit=limit,
-                    continue_token=self.query.get("continue", ""),
-                    metadata_only=(negotiation.negotiate(self.headers.get("Accept", "")) or ("",))[0]
-                    == "PartialObjectMetadataList",
-                )
-            else:
-                answer = store.get(rtype, namespace, name)
-            self._send(200, self._converted(rtype, answer))
+            with store.lock:  # serialized before another write can replace what an answer without copies shares
+                if name is None:
+                    answer = store.list(
+                        rtype,
+                        namespace,
+                        label_selector,
+                        field_selector,
+                        limit=limit,
+                        continue_token=self.query.get("continue", ""),
+                        metadata_only=(target or ("",))[0] == "PartialObjectMetadataList",
+                        copy=copy,
+                    )
+                else:
+                    answer = store.get(rtype, namespace, name, copy=copy)
+                payload = self._json(self._converted(rtype, answer, target=target))
+            self._send(200, payload)
             return
         dry_run = self._dry_run()
         body = self._decode(raw, content_type)
@@ -605,21 +620,24 @@ class Handler(BaseHTTPRequestHandler):
             if force and patch_type != "apply":
                 raise bad_request("force: Forbidden: may not be specified for non-apply patch")
             manager = self.query.get("fieldManager", "") if patch_type == "apply" else self._manager()
-            obj, created = store.patch(
-                rtype,
-                namespace,
-                name,
-                patch_type,
-                body,
-                manager=manager,
-                dry_run=dry_run,
-                subresource=sub,
-                force=force,
-                field_validation=validation,
-                warnings=warnings,
-            )
-            answer = self._converted(rtype, obj, tables=False)
-            self._send(201 if created else 200, answer, headers=self._warning_headers(warnings))
+            target = negotiation.negotiate(self._header("Accept", ""))
+            with store.lock:  # serialized before another write can replace what an answer without copies shares
+                obj, created = store.patch(
+                    rtype,
+                    namespace,
+                    name,
+                    patch_type,
+                    body,
+                    manager=manager,
+                    dry_run=dry_run,
+                    subresource=sub,
+                    force=force,
+                    field_validation=validation,
+                    warnings=warnings,
+                    copy=not self._serialized_in_place(target),
+                )
+                payload = self._json(self._converted(rtype, obj, tables=False, target=target))
+            self._send(201 if created else 200, payload, headers=self._warning_headers(warnings))
         elif method == "DELETE":
             if name is None:
                 label_selector, field_selector = self._selectors(route)
@@ -648,11 +666,23 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(405, f"the server does not allow this method on the requested resource ({method})", "MethodNotAllowed")
 
-    def _converted(self, rtype: ResourceType, answer: dict, tables: bool = True) -> dict:
-        """The answer in the form the Accept header negotiates (``negotiation.py``): a ``meta.k8s.io`` Table
-        (kubectl get asks for one), ``PartialObjectMetadata``/``PartialObjectMetadataList`` (metadata-only
-        clients), else as is."""
-        target = negotiation.negotiate(self.headers.get("Accept", ""))
+    @staticmethod
+    def _serialized_in_place(target: Optional[tuple[str, str]]) -> bool:
+        """Whether an answer converted to ``target`` (as ``negotiation.negotiate`` gives it) is serialized without
+        changing the object: the store may then answer without copies (``Store._present``), serialized under its lock.
+        A Table is built from a copy."""
+        return target is None or target[0] != "Table"
+
+    @staticmethod
+    def _json(payload: Any) -> bytes:
+        return json.dumps(payload).encode()
+
+    def _converted(self, rtype: ResourceType, answer: dict, tables: bool = True, target: Any = "") -> dict:
+        """The answer in the form the Accept header negotiates (``negotiation.py``, or ``target`` as it negotiated it):
+        a ``meta.k8s.io`` Table (kubectl get asks for one), ``PartialObjectMetadata``/``PartialObjectMetadataList``
+        (metadata-only clients), else as is."""
+        if target == "":
+            target = negotiation.negotiate(self._header("Accept", ""))
         if target is None:
             return answer
         kind, table_version = target
@@ -698,7 +728,7 @@ class Handler(BaseHTTPRequestHandler):
             return labels_match(label_selector, metadata.get("labels")) and fields_match(field_selector, obj)
 
         # a metadata-only watch (client-go's metadata informers): each event's object as PartialObjectMetadata
-        target = negotiation.negotiate(self.headers.get("Accept", ""))
+        target = negotiation.negotiate(self._header("Accept", ""))
         metadata_version = target[1] if target is not None and target[0] == "PartialObjectMetadata" else None
 
         def present(obj: dict) -> dict:

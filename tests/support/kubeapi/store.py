@@ -6,6 +6,7 @@ bounded event history for watches. Thread-safe (one lock); HTTP lives in server.
 from __future__ import annotations
 
 import base64
+import bisect
 import collections
 import dataclasses
 import datetime
@@ -22,7 +23,7 @@ from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .controllers import FOREGROUND, ORPHAN_BY_DEFAULT, Controllers
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
-from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from .patch import PatchError, json_patch, merge_patch_into, strategic_merge_patch
 from .rules import builtin_errors
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 from .validation import metadata_errors
@@ -64,6 +65,21 @@ def normalize_quantities(value: Any, parent: str = "") -> Any:
     return value
 
 
+def _normalize_in_place(value: Any, parent: str = "") -> Any:
+    """``normalize_quantities`` made in ``value`` itself (the same values, for a caller with its own copy)."""
+    if isinstance(value, dict):
+        if parent in _QUANTITY_MAPS:
+            for key, item in value.items():
+                value[key] = _quantity(item)
+        else:
+            for key, item in value.items():
+                _normalize_in_place(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            _normalize_in_place(item, parent)
+    return value
+
+
 def now(later: float = 0) -> str:
     """The time (``later`` seconds from now) as the API server writes timestamps."""
     moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=later)
@@ -80,14 +96,33 @@ class Event:
     old: Optional[dict]
 
 
-def _without_bookkeeping(obj: Optional[dict]) -> Any:
-    if obj is None:
-        return None
-    clean = clone(obj)
-    metadata = clean.get("metadata") or {}
-    for key in ("resourceVersion", "managedFields"):
-        metadata.pop(key, None)
-    return clean
+_BOOKKEEPING = ("resourceVersion", "managedFields")
+
+
+def _equal_but_bookkeeping(one: dict, other: dict) -> bool:
+    """Whether two objects are equal but for ``metadata.resourceVersion`` and ``metadata.managedFields``
+    (compared in place, without copies)."""
+    if one.keys() != other.keys():
+        return False
+    for key, value in one.items():
+        if key != "metadata":
+            if value != other[key]:
+                return False
+            continue
+        theirs = other[key]
+        if isinstance(value, dict) and isinstance(theirs, dict):
+            if {k: v for k, v in value.items() if k not in _BOOKKEEPING} != {
+                k: v for k, v in theirs.items() if k not in _BOOKKEEPING
+            }:
+                return False
+        elif value != theirs:
+            return False
+    return True
+
+
+def _is_key(value: Any) -> bool:
+    """A continue token's start as this server writes it: [namespace, name]."""
+    return isinstance(value, list) and len(value) == 2 and all(type(part) is str for part in value)
 
 
 def _spec_part(obj: dict) -> dict:
@@ -136,8 +171,13 @@ class Store:
     def _key(rtype: ResourceType, namespace: Optional[str], name: str) -> tuple[str, str]:
         return ((namespace or "") if rtype.namespaced else "", name)
 
-    def _present(self, rtype: ResourceType, obj: dict) -> dict:
-        """An object as read through ``rtype``'s version (objects are not converted between versions)."""
+    def _present(self, rtype: ResourceType, obj: dict, copy: bool = True) -> dict:
+        """An object as read through ``rtype``'s version (objects are not converted between versions).
+
+        ``copy=False``: a new top level over the stored object's own values, for a caller that only serializes
+        the answer while it holds the lock (the HTTP handler: ``Handler._resource_request``): no deep copy."""
+        if not copy:
+            return {**obj, "apiVersion": rtype.group_version, "kind": rtype.kind}
         out = clone(obj)
         out["apiVersion"] = rtype.group_version
         out["kind"] = rtype.kind
@@ -252,12 +292,13 @@ class Store:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def get(self, rtype: ResourceType, namespace: Optional[str], name: str) -> dict:
+    def get(self, rtype: ResourceType, namespace: Optional[str], name: str, *, copy: bool = True) -> dict:
+        """The object; ``copy=False`` as for ``_present``."""
         with self.lock:
             obj = self._bucket(rtype).get(self._key(rtype, namespace, name))
             if obj is None:
                 raise not_found(rtype.plural, rtype.group, name)
-            return self._present(rtype, obj)
+            return self._present(rtype, obj, copy)
 
     def list(
         self,
@@ -269,9 +310,11 @@ class Store:
         limit: int = 0,
         continue_token: str = "",
         metadata_only: bool = False,
+        copy: bool = True,
     ) -> dict:
         """A page of the collection; ``metadata_only`` copies each item's metadata alone (for a metadata-only list,
-        whose conversion drops the rest anyway: the test server's own cost, not a behaviour)."""
+        whose conversion drops the rest anyway: the test server's own cost, not a behaviour); ``copy=False``
+        copies nothing deep, as for ``_present``."""
         with self.lock:
             start_after: Optional[list] = None
             if continue_token:
@@ -280,13 +323,22 @@ class Store:
                 except (ValueError, KeyError, TypeError) as error:
                     raise bad_request(f"continue key is not valid: {error}") from error
             items = []
-            for key in sorted(self._bucket(rtype)):
+            bucket = self._bucket(rtype)
+            keys = sorted(bucket)
+            if _is_key(start_after):
+                # the keys after the token's, found by bisection (the comparison below, for a well-formed token)
+                keys = keys[bisect.bisect_right(keys, tuple(start_after)) :]
+                start_after = None
+            selecting = bool(label_selector or field_selector)  # no requirements: every object matches
+            for key in keys:
                 if rtype.namespaced and namespace and key[0] != namespace:
                     continue
                 if start_after is not None and list(key) <= start_after:
                     continue
-                obj = self._bucket(rtype)[key]
-                if labels_match(label_selector, (obj.get("metadata") or {}).get("labels")) and fields_match(field_selector, obj):
+                obj = bucket[key]
+                if not selecting or (
+                    labels_match(label_selector, (obj.get("metadata") or {}).get("labels")) and fields_match(field_selector, obj)
+                ):
                     items.append((key, obj))
             metadata: dict[str, Any] = {"resourceVersion": str(self.resource_version)}
             if limit and len(items) > limit:
@@ -298,9 +350,10 @@ class Store:
             presented = []
             for _key, obj in items:
                 if metadata_only:
-                    presented.append({"metadata": clone(obj.get("metadata") or {})})
+                    own = obj.get("metadata") or {}
+                    presented.append({"metadata": clone(own) if copy else own})
                     continue
-                item = self._present(rtype, obj)
+                item = self._present(rtype, obj, copy)
                 if not rtype.custom:  # built-in lists carry kind and apiVersion once, on the list
                     item.pop("apiVersion")
                     item.pop("kind")
@@ -449,10 +502,14 @@ class Store:
         field_validation: str = "Ignore",
         warnings: Optional[list[str]] = None,
         patched: bool = False,
+        copy: bool = True,
+        private: bool = False,
     ) -> dict:
-        """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op."""
+        """Store ``new`` in place of ``current`` (lock held). A write that changes nothing is a no-op.
+        ``copy=False`` answers as ``_present`` does with it; ``private``: ``new`` is the caller's own copy (but for
+        managedFields, which hold no quantities), normalized in place."""
         if not rtype.custom:
-            new = normalize_quantities(new)
+            new = _normalize_in_place(new) if private else normalize_quantities(new)
         metadata = new.setdefault("metadata", {})
         old_metadata = current["metadata"]
         for server_field in (
@@ -490,11 +547,11 @@ class Store:
                 subresource=subresource,
             )
         metadata["resourceVersion"] = old_metadata["resourceVersion"]
-        if _without_bookkeeping(new) == _without_bookkeeping(current) and _untimed(metadata) == _untimed(old_metadata):
+        if _equal_but_bookkeeping(new, current) and _untimed(metadata) == _untimed(old_metadata):
             # Nothing changed, not even ownership: like the API server, no write and no new resourceVersion.
-            return self._present(rtype, current)
+            return self._present(rtype, current, copy)
         if dry_run:
-            return self._present(rtype, new)
+            return self._present(rtype, new, copy)
         key = self._key(rtype, metadata.get("namespace"), metadata["name"])
         grace_running = metadata.get("deletionGracePeriodSeconds")
         if metadata.get("deletionTimestamp") and not metadata.get("finalizers") and not grace_running:
@@ -503,13 +560,14 @@ class Store:
             del self._bucket(rtype)[key]
             self._after_delete(rtype, new)
             self._emit("DELETED", rtype, new, current)
-            return self._present(rtype, new)
+            return self._present(rtype, new, copy)
         metadata["resourceVersion"] = str(self._next_rv())
         self._bucket(rtype)[key] = new
         if rtype.storage_key == CRD_TYPE.storage_key:
             self.catalogue.set_crd(metadata["name"], new)
         self._emit("MODIFIED", rtype, new, current)
-        written = self._present(rtype, new)
+        # copied when the controllers run next (they write before the answer is serialized)
+        written = self._present(rtype, new, copy or self.ready_controller)
         self._controller(rtype, key, spec_changed=subresource != "status")
         return written
 
@@ -564,6 +622,7 @@ class Store:
                 subresource=subresource,
                 field_validation=field_validation,
                 warnings=warnings,
+                private=True,
             )
 
     def patch(
@@ -580,8 +639,10 @@ class Store:
         force: bool = False,
         field_validation: str = "Ignore",
         warnings: Optional[list[str]] = None,
+        copy: bool = True,
     ) -> tuple[dict, bool]:
-        """(object, created): apply patches create a missing object, other patch types answer 404."""
+        """(object, created): apply patches create a missing object, other patch types answer 404.
+        ``copy=False``: a merge, strategic or JSON patch answers as ``_present`` does with it."""
         with self.lock:
             key = self._key(rtype, namespace, name)
             current = self._bucket(rtype).get(key)
@@ -601,13 +662,18 @@ class Store:
                 )
             if current is None:
                 raise not_found(rtype.plural, rtype.group, name)
-            document = _without_managed(current)
+            if patch_type == "merge" and not subresource and "status" in rtype.subresources and "status" in current:
+                # _write puts the stored status back (a merge patch cannot fail on it): not copied, a private
+                # placeholder keeps its place among the keys
+                document = _without_managed(current, placeholder="status")
+            else:
+                document = _without_managed(current)
             try:
                 if patch_type == "merge":
                     if not isinstance(body, dict):
                         raise bad_request("merge patch must be a JSON object")
                     self._precondition(rtype, current, body)
-                    new = merge_patch(document, body)
+                    new = merge_patch_into(document, body)  # document: a copy of its own
                 elif patch_type == "strategic":
                     if rtype.custom:
                         raise ApiError(
@@ -645,6 +711,8 @@ class Store:
                 field_validation=field_validation,
                 warnings=warnings,
                 patched=True,
+                copy=copy,
+                private=True,
             )
             return written, False
 
@@ -1143,9 +1211,16 @@ class Store:
             self.changed.notify_all()
 
 
-def _without_managed(obj: dict) -> dict:
-    out = clone(obj)
-    (out.get("metadata") or {}).pop("managedFields", None)
+def _without_managed(obj: dict, placeholder: str = "") -> dict:
+    """A copy without managedFields; the value of a top-level key ``placeholder`` is not copied but an empty map."""
+    out = {}
+    for key, value in obj.items():
+        if key == placeholder:
+            out[key] = {}
+        elif key == "metadata" and isinstance(value, dict):
+            out[key] = {k: clone(v) for k, v in value.items() if k != "managedFields"}
+        else:
+            out[key] = clone(value)
     return out
 
 

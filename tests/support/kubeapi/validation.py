@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -88,6 +89,12 @@ def label_key_errors(key: str) -> list[str]:
     """Errors of a label or annotation key: optional DNS subdomain prefix, '/', and a qualified name."""
     if not isinstance(key, str):
         return ["key must be a string"]
+    return list(_label_key_errors(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_key_errors(key: str) -> tuple[str, ...]:
+    """label_key_errors of a string (a fleet's objects repeat their keys: each is checked once)."""
     prefix, slash, name = key.rpartition("/")
     errors = []
     if slash:
@@ -102,7 +109,7 @@ def label_key_errors(key: str) -> list[str]:
             errors.append("name part must be no more than 63 characters")
         if not _QUALIFIED_NAME.fullmatch(name):
             errors.append(QUALIFIED_NAME_MESSAGE)
-    return errors
+    return tuple(errors)
 
 
 def label_value_errors(value: object) -> list[str]:
