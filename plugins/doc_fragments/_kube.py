@@ -15,6 +15,11 @@ options:
       - When neither O(kubeconfig) nor O(host) is given, the client uses
         C(~/.kube/config), or the in-cluster service account when it runs in a pod.
       - With a C(KUBECONFIG)-style list of paths, the first one is read.
+      - "The kubeconfig is read as kubectl reads it, without the kubernetes Python library: the context's cluster
+        (C(server), C(certificate-authority) or C(certificate-authority-data), C(insecure-skip-tls-verify),
+        C(tls-server-name), C(proxy-url)) and user (C(token), C(tokenFile), C(client-certificate)/C(client-key) or
+        their C(-data), an C(exec) plugin, C(username)/C(password)), relative paths from the kubeconfig's folder.
+        Only a user with an C(auth-provider) (for example oidc) needs the kubernetes library."
       - A kubeconfig user whose token comes from an exec plugin (for example C(aws eks get-token) or kubelogin) or a
         C(tokenFile) gets a new token when the old one ends, so a long task outlives it, as with client-go. The exec
         plugin is run again once its C(ExecCredential)'s C(expirationTimestamp) has passed; and when the API server
@@ -89,7 +94,8 @@ options:
     type: float
     default: 60.0
 requirements:
-  - kubernetes >= 24.2.0 (Python library, on the host that runs the module)
+  - urllib3 (Python library, on the host that runs the module; the kubernetes library brings it)
+  - kubernetes >= 24.2.0 (Python library), only for a kubeconfig user with C(auth-provider) (for example oidc)
 notes:
   - "These modules run where the API is reachable, usually the controller
     (C(delegate_to: localhost) or C(run_once)); they need no access to the nodes."

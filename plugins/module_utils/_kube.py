@@ -8,9 +8,12 @@ Modules that talk to the API compose their argument spec from ``KUBE_ARG_SPEC``
 
 ``KubeClient.from_params(module.params)`` reads the connection the way kubectl
 does (kubeconfig path or dict, context, or a bare host, or the in-cluster service
-account) with the ``kubernetes`` library's configuration loaders, then sends
-plain JSON requests through urllib3 (the library's own transport): the modules
-need raw objects, concurrency and their own retry policy, not typed models.
+account), then sends plain JSON requests through urllib3 (the ``kubernetes``
+library's own transport): the modules need raw objects, concurrency and their own
+retry policy, not typed models. The kubeconfig is read here, as client-go reads it
+(``KubeConfig``), without importing the ``kubernetes`` library, which takes most of
+a second to import in every task; the library is imported only for a kubeconfig
+user with an ``auth-provider`` (oidc, gcp, azure), which is not implemented here.
 Every request is retried on 429 (after ``Retry-After``), 500/502/503/504 and
 dropped connections, within ``api_timeout`` seconds (except the 500s that are an
 answer, ``PERMANENT_500_MESSAGES``); a failure names the API
@@ -19,6 +22,10 @@ server, the object and the HTTP status.
 
 from __future__ import annotations
 
+import atexit
+import base64
+import binascii
+import contextlib
 import datetime
 import email.utils
 import json
@@ -26,6 +33,7 @@ import math
 import os
 import random
 import re
+import tempfile
 import threading
 import time
 import traceback
@@ -33,7 +41,7 @@ import typing as t
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.kubegpu.core.plugins.module_utils._command import CommandTimeout
 from ansible_collections.kubegpu.core.plugins.module_utils._command import _run_bounded as run_bounded
@@ -41,16 +49,17 @@ from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGP
 
 try:
     import urllib3
-    import yaml
-    from kubernetes import client as k8s_client
-    from kubernetes import config as k8s_config
-    from kubernetes.config.config_exception import ConfigException
 except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR: str | None = traceback.format_exc()
+    HAS_URLLIB3 = False
+    URLLIB3_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
+    HAS_URLLIB3 = True
+    URLLIB3_IMPORT_ERROR = None
+
+try:
+    import yaml
+except ImportError:  # PyYAML comes with ansible-core
+    yaml = None
 
 KUBE_ARG_SPEC: dict[str, dict] = {
     "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG", "KUBECONFIG"])},
@@ -76,6 +85,7 @@ RETRIED_STATUSES = frozenset((429, 500, 502, 503, 504))
 # (kube-apiserver's eviction of a pod that more than one PodDisruptionBudget selects)
 PERMANENT_500_MESSAGES = ("more than one PodDisruptionBudget",)
 IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+IN_CLUSTER_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 # connection refused / no route: a restarting API server comes back quickly or not at all
 CONNECT_ATTEMPTS = 3
 PAGE_SIZE = 500
@@ -154,21 +164,6 @@ def _kubeconfig_contexts(data: t.Any, where: str) -> list[str]:
     return [str(item.get("name")) for item in data.get("contexts") or [] if isinstance(item, dict)]
 
 
-def _kubeconfig_user(data: t.Any, context: str | None) -> dict[str, t.Any]:
-    """The ``user`` entry of the kubeconfig's context (the current one when ``context`` is None), or {}."""
-    if not isinstance(data, dict):
-        return {}
-    name = context or data.get("current-context")
-    entry = next(
-        (item.get("context") for item in data.get("contexts") or [] if isinstance(item, dict) and item.get("name") == name), None
-    )
-    user = (entry or {}).get("user") if isinstance(entry, dict) else None
-    found = next(
-        (item.get("user") for item in data.get("users") or [] if isinstance(item, dict) and item.get("name") == user), None
-    )
-    return found if isinstance(found, dict) else {}
-
-
 def _rfc3339(value: t.Any) -> float | None:
     """Epoch seconds of an RFC 3339 time (``2026-01-02T03:04:05Z``), or None."""
     if not isinstance(value, str) or not value:
@@ -182,55 +177,74 @@ def _rfc3339(value: t.Any) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).timestamp()
 
 
+def _exec_credential(config: dict[str, t.Any], base: str) -> dict[str, t.Any]:
+    """Run a kubeconfig user's exec plugin as client-go does (``KUBERNETES_EXEC_INFO``, the plugin's ``env``, a command
+    with a path separator relative to the kubeconfig's folder) and return the ``status`` of its ``ExecCredential``: a
+    ``token`` (``aws eks get-token``, kubelogin) or a ``clientCertificateData`` and ``clientKeyData`` (PEM)."""
+    command = str(config.get("command") or "")
+    if not command:
+        raise KubeGPUError("the kubeconfig user's exec plugin has no command")
+    if os.sep in command and not os.path.isabs(command):
+        command = os.path.join(base, command)
+    api_version = str(config.get("apiVersion") or "client.authentication.k8s.io/v1")
+    env = dict(os.environ)
+    env.update({str(item.get("name")): str(item.get("value")) for item in config.get("env") or [] if isinstance(item, dict)})
+    exec_info = {"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+    env["KUBERNETES_EXEC_INFO"] = json.dumps(exec_info)
+    argv = [command, *[str(arg) for arg in config.get("args") or []]]
+    try:
+        # the collection's one bounded runner (no module object reaches here, so not run_command)
+        returncode, stdout, stderr = run_bounded(argv, 120, None, env, None)
+    except (OSError, CommandTimeout) as exc:
+        raise KubeGPUError(f"the kubeconfig user's exec plugin {command} could not run: {exc}") from exc
+    if returncode != 0:
+        raise KubeGPUError(f"the kubeconfig user's exec plugin {command} failed (exit {returncode}): {stderr.strip()[-500:]}")
+    try:
+        status = json.loads(stdout).get("status") or {}
+    except (ValueError, AttributeError) as exc:
+        raise KubeGPUError(f"the kubeconfig user's exec plugin {command} did not print an ExecCredential: {exc}") from exc
+    if not isinstance(status, dict) or not (status.get("token") or status.get("clientCertificateData")):
+        raise KubeGPUError(
+            f"the kubeconfig user's exec plugin {command} gave neither a token nor a clientCertificateData in its "
+            "ExecCredential status"
+        )
+    return status
+
+
 class BearerToken:
     """A kubeconfig user's bearer token that its source can renew: the user's exec plugin (an ``ExecCredential``, as
     client-go runs it: ``aws eks get-token``, ``kubelogin``) or its ``tokenFile`` (or the in-cluster service account
-    token, which the kubelet rotates). The kubernetes library reads them once, when the kubeconfig is loaded; a long
-    task outlives such a token. Asked before each request: the token the library loaded until it is renewed here
-    (the library's refresh hook runs the exec plugin again when that token's ``expirationTimestamp`` is near), then
-    this source's own token until its ``expirationTimestamp`` passes (client-go's rule). On a 401 the client
-    ``renew``s it (runs the plugin again, or reads the file again) and repeats the request once."""
+    token, which the kubelet rotates). Asked before each request: the token read when the kubeconfig was loaded (or
+    the file's, read at the first request), then a new one once its ``expirationTimestamp`` has passed (client-go's
+    rule; a token just fetched is used once even so). On a 401 the client ``renew``s it (runs the plugin again, or
+    reads the file again) and repeats the request once."""
 
     def __init__(
-        self, cfg: t.Any, initial: str | None, *, exec_config: dict[str, t.Any] | None, token_file: str | None, base: str
+        self,
+        initial: str | None,
+        *,
+        expiry: float | None = None,
+        exec_config: dict[str, t.Any] | None,
+        token_file: str | None,
+        base: str,
     ) -> None:
-        self._cfg = cfg
-        # the library keeps a token file's trailing newline, which no header may hold; client-go trims it
-        self._initial = initial.strip() if initial else None
+        # a token file's trailing newline may not go into a header; client-go trims it
+        self._token = initial.strip() if initial else None
+        self._expiry = expiry
+        self._fresh = self._token is not None
         self._exec = exec_config
         self._token_file = token_file
         self._base = base
-        self._token: str | None = None
-        self._expiry: float | None = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def of_user(cls, user: dict[str, t.Any], base: str, cfg: t.Any, initial: str | None) -> BearerToken | None:
-        exec_config = user.get("exec") if isinstance(user.get("exec"), dict) else None
-        if not initial:  # an exec plugin that gave a client certificate (the library uses it), not a bearer token
-            exec_config = None
-        token_file = user.get("tokenFile") if isinstance(user.get("tokenFile"), str) else None
-        if exec_config is None and token_file is None:
-            return None
-        if token_file:
-            token_file = os.path.join(base, os.path.expanduser(token_file))
-        return cls(cfg, initial, exec_config=exec_config, token_file=token_file, base=base)
 
     def header(self) -> str:
         """The ``Authorization`` header to send now."""
         with self._lock:
-            if self._token is not None:
-                if self._expiry is not None and time.time() >= self._expiry:
-                    self._fetch()
-                return self._token
-            if self._exec is not None:  # the library's refresh hook honours the loaded token's expirationTimestamp
-                for setting in self._cfg.auth_settings().values():
-                    if setting.get("in") == "header" and setting.get("key", "").lower() == "authorization":
-                        self._initial = (setting.get("value") or "").strip() or self._initial
-            if self._initial is None:  # the library read no token file
+            expired = self._expiry is not None and time.time() >= self._expiry
+            if self._token is None or (expired and not self._fresh):
                 self._fetch()
-                return t.cast(str, self._token)
-            return self._initial
+            self._fresh = False
+            return t.cast(str, self._token)
 
     def renew(self, used: str) -> bool:
         """A new token after ``used`` was refused (401); False when the source gives the same one again."""
@@ -242,43 +256,235 @@ class BearerToken:
 
     def _fetch(self) -> None:
         if self._exec is not None:
-            token, self._expiry = self._run_plugin(self._exec)
+            status = _exec_credential(self._exec, self._base)
+            if not status.get("token"):
+                command = self._exec.get("command")
+                raise KubeGPUError(f"the kubeconfig user's exec plugin {command} gave no token in its ExecCredential status")
+            token, self._expiry = str(status["token"]), _rfc3339(status.get("expirationTimestamp"))
         else:
             try:
                 with open(t.cast(str, self._token_file), encoding="utf-8") as handle:
                     token = handle.read().strip()
             except OSError as exc:
                 raise KubeGPUError(f"cannot read the kubeconfig user's tokenFile {self._token_file}: {exc}") from exc
+            if not token:
+                raise KubeGPUError(f"the token file {self._token_file} is empty")
             self._expiry = None
         self._token = f"Bearer {token}"
 
-    def _run_plugin(self, config: dict[str, t.Any]) -> tuple[str, float | None]:
-        """Run the exec plugin as client-go does (``KUBERNETES_EXEC_INFO``, the plugin's ``env``, a command with a
-        path separator relative to the kubeconfig's folder) and read the token of its ``ExecCredential``."""
-        command = str(config.get("command") or "")
-        if os.sep in command and not os.path.isabs(command):
-            command = os.path.join(self._base, command)
-        api_version = str(config.get("apiVersion") or "client.authentication.k8s.io/v1")
-        env = dict(os.environ)
-        env.update({str(item.get("name")): str(item.get("value")) for item in config.get("env") or [] if isinstance(item, dict)})
-        env["KUBERNETES_EXEC_INFO"] = json.dumps(
-            {"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
-        )
-        argv = [command, *[str(arg) for arg in config.get("args") or []]]
+
+# certificates and keys given as *-data (or by an exec plugin): urllib3 loads them from files only
+_DATA_FILES: dict[bytes, str] = {}
+
+
+def _remove_data_files() -> None:
+    for path in _DATA_FILES.values():
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    _DATA_FILES.clear()
+
+
+def _data_file(data: bytes) -> str:
+    """A private temporary file (0600, as ``mkstemp`` makes it) that holds ``data``, removed when the process ends."""
+    path = _DATA_FILES.get(data)
+    if path is None:
+        if not _DATA_FILES:
+            atexit.register(_remove_data_files)
+        descriptor, path = tempfile.mkstemp(prefix="kubegpu-kubeconfig-")
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        _DATA_FILES[data] = path
+    return path
+
+
+def _named(data: dict[str, t.Any], section: str, name: t.Any, where: str) -> dict[str, t.Any] | None:
+    """The mapping under the entry called ``name`` of a kubeconfig list (``clusters``, ``users``), or None."""
+    item = section[:-1]
+    for entry in data.get(section) or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            found = entry.get(item)
+            if not isinstance(found, dict):
+                raise KubeGPUError(f"the {item} {name!r} of the kubeconfig {where} has no {item} mapping")
+            return found
+    return None
+
+
+class KubeConfig:
+    """One context of a kubeconfig, resolved as client-go's clientcmd resolves it (k8s.io/client-go/tools/clientcmd:
+    client_config.go, loader.go ResolvePaths; the fields of api/v1/types.go), into the options of a ``KubeClient``:
+    the cluster's ``server``, ``certificate-authority(-data)``, ``insecure-skip-tls-verify``, ``tls-server-name`` and
+    ``proxy-url``; the user's ``token``/``tokenFile``, ``client-certificate(-data)``/``client-key(-data)``, ``exec``
+    plugin or ``username``/``password``, in the order the kubernetes Python library tries them. Relative paths start
+    from the kubeconfig's folder; ``*-data`` goes into private temporary files. A user with an ``auth-provider`` is
+    handed to the kubernetes library (``library_options``)."""
+
+    def __init__(self, data: t.Any, context: str | None, where: str, base: str) -> None:
+        names = _kubeconfig_contexts(data, where)
+        listed = ", ".join(names) or "(none)"
+        if context and context not in names:
+            raise KubeGPUError(f"context {context!r} is not in the kubeconfig {where}; its contexts: {listed}")
+        self.where = where
+        self.base = base
+        self.name = context or data.get("current-context")
+        if not self.name:
+            raise KubeGPUError(f"the kubeconfig {where} has no current-context: give context (its contexts: {listed})")
+        entries = [item for item in data.get("contexts") or [] if isinstance(item, dict) and item.get("name") == self.name]
+        entry = entries[0].get("context") if entries else None
+        if not isinstance(entry, dict):
+            raise KubeGPUError(
+                f"the current-context {self.name!r} of the kubeconfig {where} is not in its contexts: {listed}"
+                if not entries
+                else f"the context {self.name!r} of the kubeconfig {where} has no context mapping"
+            )
+        cluster = _named(data, "clusters", entry.get("cluster"), where)
+        if cluster is None:
+            raise KubeGPUError(
+                f"the context {self.name!r} of the kubeconfig {where} names the cluster {entry.get('cluster')!r}, "
+                "which is not in its clusters"
+            )
+        self.cluster = cluster
+        # a user the kubeconfig does not hold sends no credentials (as the kubernetes library does)
+        self.user = (_named(data, "users", entry.get("user"), where) or {}) if entry.get("user") else {}
+        if not cluster.get("server"):
+            cluster_name = entry.get("cluster")
+            raise KubeGPUError(f"the cluster {cluster_name!r} of the kubeconfig {where} (context {self.name!r}) has no server")
+
+    @property
+    def needs_library(self) -> bool:
+        return bool(self.user.get("auth-provider"))
+
+    def _file(self, section: dict[str, t.Any], key: str, what: str) -> str | None:
+        """The file of ``key`` (``certificate-authority``, ``client-certificate``, ``client-key``): ``key-data``
+        decoded into a private temporary file, else ``key`` relative to the kubeconfig's folder (it must exist)."""
+        encoded = section.get(f"{key}-data")
+        if encoded:
+            try:
+                return _data_file(base64.b64decode(str(encoded), validate=True))
+            except (binascii.Error, ValueError) as exc:
+                raise KubeGPUError(f"{key}-data of the {what} in the kubeconfig {self.where} is not base64: {exc}") from exc
+        path = section.get(key)
+        if not path:
+            return None
+        path = os.path.normpath(os.path.join(self.base, str(path)))
+        if not os.path.isfile(path):
+            raise KubeGPUError(f"{key} {path} of the {what} in the kubeconfig {self.where} (context {self.name!r}): no such file")
+        return path
+
+    def options(self) -> dict[str, t.Any]:
+        """``KubeClient`` keyword arguments: host, headers, verify, ca_cert, client_cert, client_key, proxy,
+        server_hostname, credentials."""
+        host = str(self.cluster["server"]).rstrip("/")
+        user = self.user
+        cert_file = key_file = None
+        headers: dict[str, str] = {}
+        credentials = None
+        exec_config = user.get("exec") if isinstance(user.get("exec"), dict) else None
+        token_file = os.path.join(self.base, os.path.expanduser(str(user["tokenFile"]))) if user.get("tokenFile") else None
+        if user.get("token") or token_file:
+            # the token the kubeconfig holds, or its file's (read at the first request); renewed from the file, or by
+            # the exec plugin when there is one, on 401
+            initial = f"Bearer {str(user['token']).strip()}" if user.get("token") else None
+            credentials = BearerToken(initial, exec_config=exec_config, token_file=token_file, base=self.base)
+        elif exec_config is not None:
+            status = _exec_credential(exec_config, self.base)
+            if status.get("token"):
+                expiry = _rfc3339(status.get("expirationTimestamp"))
+                initial = f"Bearer {status['token']}"
+                credentials = BearerToken(initial, expiry=expiry, exec_config=exec_config, token_file=None, base=self.base)
+            elif not status.get("clientKeyData"):
+                raise KubeGPUError(
+                    f"the kubeconfig user's exec plugin {exec_config.get('command')} gave a clientCertificateData without "
+                    "its clientKeyData"
+                )
+            else:
+                cert_file = _data_file(str(status["clientCertificateData"]).encode())
+                key_file = _data_file(str(status["clientKeyData"]).encode())
+        elif user.get("username") and user.get("password") is not None:
+            basic = urllib3.util.make_headers(basic_auth=f"{user['username']}:{user['password']}")
+            headers["authorization"] = basic["authorization"]
+        ca_cert = None
+        if host.startswith("https"):  # certificates mean nothing over plain HTTP (the library skips them too)
+            ca_cert = self._file(self.cluster, "certificate-authority", "cluster")
+            if cert_file is None:
+                cert_file = self._file(user, "client-certificate", "user")
+                key_file = self._file(user, "client-key", "user")
+        return {
+            "host": host,
+            "headers": headers,
+            "verify": not self.cluster.get("insecure-skip-tls-verify", False),
+            "ca_cert": ca_cert,
+            "client_cert": cert_file,
+            "client_key": key_file,
+            "proxy": self.cluster.get("proxy-url") or None,
+            "server_hostname": self.cluster.get("tls-server-name") or None,
+            "credentials": credentials,
+        }
+
+    def library_options(self, source: t.Any) -> dict[str, t.Any]:
+        """``options()`` read by the kubernetes library from ``source`` (the kubeconfig's path or dictionary), for a
+        user with an ``auth-provider``: imported here only, as it takes most of a second to import."""
+        provider = self.user.get("auth-provider")
+        provider = provider.get("name") if isinstance(provider, dict) else provider
         try:
-            # the collection's one bounded runner (no module object reaches here, so not run_command)
-            returncode, stdout, stderr = run_bounded(argv, 120, None, env, None)
-        except (OSError, CommandTimeout) as exc:
-            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} could not run: {exc}") from exc
-        if returncode != 0:
-            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} failed (exit {returncode}): {stderr.strip()[-500:]}")
+            from kubernetes import client as k8s_client  # noqa: PLC0415 (most of a second to import)
+            from kubernetes import config as k8s_config  # noqa: PLC0415
+            from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+        except ImportError as exc:
+            raise KubeGPUError(
+                f"the user of the context {self.name!r} in the kubeconfig {self.where} authenticates with the "
+                f"auth-provider {provider!r}, which only the kubernetes Python library reads: "
+                + missing_required_lib("kubernetes"),
+                exception=traceback.format_exc(),
+            ) from exc
+        cfg = k8s_client.Configuration()
         try:
-            status = json.loads(stdout).get("status") or {}
-        except (ValueError, AttributeError) as exc:
-            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} did not print an ExecCredential: {exc}") from exc
-        if not status.get("token"):
-            raise KubeGPUError(f"the kubeconfig user's exec plugin {command} gave no token in its ExecCredential status")
-        return str(status["token"]), _rfc3339(status.get("expirationTimestamp"))
+            if isinstance(source, dict):
+                k8s_config.load_kube_config_from_dict(source, context=self.name, client_configuration=cfg, persist_config=False)
+            else:
+                k8s_config.load_kube_config(config_file=source, context=self.name, client_configuration=cfg, persist_config=False)
+        except ConfigException as exc:
+            raise KubeGPUError(f"cannot use the kubeconfig {self.where} (context {self.name!r}): {exc}") from exc
+        headers = {}
+        for setting in cfg.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return {
+            "host": cfg.host,
+            "headers": headers,
+            "verify": bool(cfg.verify_ssl),
+            "ca_cert": cfg.ssl_ca_cert,
+            "client_cert": cfg.cert_file,
+            "client_key": cfg.key_file,
+            # the library's Configuration takes a proxy from the environment too; the kubeconfig's proxy-url only here
+            "proxy": None if getattr(cfg, "_proxy_from_env", False) else cfg.proxy,
+            "server_hostname": getattr(cfg, "tls_server_name", None),
+            "credentials": None,
+        }
+
+
+def _in_cluster(token_file: str = IN_CLUSTER_TOKEN, ca_file: str = IN_CLUSTER_CA, environ: t.Any = None) -> dict[str, t.Any]:
+    """``KubeClient`` options of the pod's service account, as client-go's rest.InClusterConfig reads them: the API
+    server at ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``, verified with the service account's
+    ``ca.crt``, its token read from ``token_file`` (read again on 401: the kubelet rotates it)."""
+    environ = os.environ if environ is None else environ
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        raise KubeGPUError("in a pod, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set")
+    if not os.path.isfile(ca_file):
+        raise KubeGPUError(f"the service account's CA certificate {ca_file} does not exist")
+    credentials = BearerToken(None, exec_config=None, token_file=token_file, base="/")
+    credentials.header()  # a missing or empty token fails here, before any request
+    return {
+        "host": f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}",
+        "headers": {},
+        "verify": True,
+        "ca_cert": ca_file,
+        "client_cert": None,
+        "client_key": None,
+        "proxy": None,
+        "server_hostname": None,
+        "credentials": credentials,
+    }
 
 
 class KubeClient:
@@ -343,74 +549,50 @@ class KubeClient:
     def from_params(cls, params: dict[str, t.Any], *, parallel: int = 1) -> KubeClient:
         """The client the connection options describe (see the ``_kube`` doc fragment)."""
         timeout = check_api_timeout(params.get("api_timeout"))
-        if not HAS_KUBERNETES:
-            raise KubeGPUError("the kubernetes Python library is required", exception=KUBERNETES_IMPORT_ERROR)
-        cfg = k8s_client.Configuration()
+        if not HAS_URLLIB3:
+            raise KubeGPUError(missing_required_lib("urllib3"), exception=URLLIB3_IMPORT_ERROR)
         kubeconfig = params.get("kubeconfig")
         context = params.get("context")
         host = params.get("host")
-        # the kubeconfig user (and the folder its relative paths start from), for a token that can be renewed
-        user: tuple[dict[str, t.Any], str] | None = None
-        try:
-            if isinstance(kubeconfig, dict):
-                cls._check_context(kubeconfig, context, "given as a dictionary")
-                k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=cfg, persist_config=False)
-                user = (_kubeconfig_user(kubeconfig, context), os.getcwd())
-            elif kubeconfig:
-                path = cls._kubeconfig_path(kubeconfig)
-                data = cls._read_yaml(path)
-                cls._check_context(data, context, path)
-                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
-                user = (_kubeconfig_user(data, context), os.path.dirname(os.path.abspath(path)))
-            elif host:
-                cfg.host = host
-            elif os.path.exists(os.path.expanduser("~/.kube/config")):
-                path = os.path.expanduser("~/.kube/config")
-                data = cls._read_yaml(path)
-                cls._check_context(data, context, path)
-                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
-                user = (_kubeconfig_user(data, context), os.path.dirname(path))
-            elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
-                k8s_config.load_incluster_config(client_configuration=cfg)
-                user = ({"tokenFile": IN_CLUSTER_TOKEN}, "/")
-            else:
-                raise KubeGPUError(
-                    "no Kubernetes connection: give kubeconfig (or set K8S_AUTH_KUBECONFIG / KUBECONFIG) or host, "
-                    "or run in a pod with a service account"
-                )
-        except ConfigException as exc:
-            raise KubeGPUError(f"cannot use the kubeconfig: {exc}") from exc
+        source: t.Any = None  # what the kubeconfig was read from: its path, or the dictionary
+        if isinstance(kubeconfig, dict):
+            source = kubeconfig
+            config = KubeConfig(kubeconfig, context, "given as a dictionary", os.getcwd())
+        elif kubeconfig:
+            source = cls._kubeconfig_path(kubeconfig)
+            config = KubeConfig(cls._read_yaml(source), context, source, os.path.dirname(os.path.abspath(source)))
+        elif not host and os.path.exists(os.path.expanduser("~/.kube/config")):
+            source = os.path.expanduser("~/.kube/config")
+            config = KubeConfig(cls._read_yaml(source), context, source, os.path.dirname(os.path.abspath(source)))
+        if source is not None:
+            options = config.library_options(source) if config.needs_library else config.options()
+        elif host:
+            options = {"host": host, "headers": {}, "verify": True, "ca_cert": None, "client_cert": None, "client_key": None}
+            options.update(proxy=None, server_hostname=None, credentials=None)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
+            options = _in_cluster()
+        else:
+            raise KubeGPUError(
+                "no Kubernetes connection: give kubeconfig (or set K8S_AUTH_KUBECONFIG / KUBECONFIG) or host, "
+                "or run in a pod with a service account"
+            )
         if host:
-            cfg.host = host
-        headers = cls._auth_headers(cfg, params)
-        credentials = None
-        if user is not None and not params.get("api_key") and not params.get("username"):
-            credentials = BearerToken.of_user(user[0], user[1], cfg, headers.get("authorization"))
-            if credentials is not None:
-                headers.pop("authorization", None)
-        verify = params.get("validate_certs")
-        if verify is None:
-            verify = bool(getattr(cfg, "verify_ssl", True))
-        proxy = params.get("proxy")
-        if not proxy and not getattr(cfg, "_proxy_from_env", False):
-            proxy = getattr(cfg, "proxy", None)
+            options["host"] = host
+        if params.get("api_key"):
+            options.update(headers={"Authorization": f"Bearer {params['api_key']}"}, credentials=None)
+        elif params.get("username"):
+            basic = urllib3.util.make_headers(basic_auth=f"{params['username']}:{params.get('password') or ''}")
+            options.update(headers={"Authorization": basic["authorization"]}, credentials=None)
+        if params.get("validate_certs") is not None:
+            options["verify"] = params["validate_certs"]
+        for option in ("ca_cert", "client_cert", "client_key", "proxy"):
+            if params.get(option):
+                options[option] = params[option]
         for option in ("ca_cert", "client_cert", "client_key"):
             path = params.get(option)
             if path and not os.path.isfile(path):
                 raise KubeGPUError(f"{option}={path!r}: no such file")
-        return cls(
-            cfg.host,
-            headers,
-            verify=verify,
-            ca_cert=params.get("ca_cert") or cfg.ssl_ca_cert,
-            client_cert=params.get("client_cert") or cfg.cert_file,
-            client_key=params.get("client_key") or cfg.key_file,
-            proxy=proxy,
-            timeout=timeout,
-            parallel=parallel,
-            server_hostname=getattr(cfg, "tls_server_name", None),
-            credentials=credentials,
-        )
+        return cls(timeout=timeout, parallel=parallel, **options)
 
     @staticmethod
     def _kubeconfig_path(value: t.Any) -> str:
@@ -428,27 +610,6 @@ class KubeClient:
                 return yaml.safe_load(handle)
         except (OSError, yaml.YAMLError) as exc:
             raise KubeGPUError(f"cannot read the kubeconfig {path}: {exc}") from exc
-
-    @staticmethod
-    def _check_context(data: t.Any, context: str | None, where: str) -> None:
-        names = _kubeconfig_contexts(data, where)
-        if context and context not in names:
-            raise KubeGPUError(
-                f"context {context!r} is not in the kubeconfig {where}; its contexts: {', '.join(names) or '(none)'}"
-            )
-
-    @staticmethod
-    def _auth_headers(cfg: t.Any, params: dict[str, t.Any]) -> dict[str, str]:
-        if params.get("api_key"):
-            return {"Authorization": f"Bearer {params['api_key']}"}
-        if params.get("username"):
-            token = urllib3.util.make_headers(basic_auth=f"{params['username']}:{params.get('password') or ''}")
-            return {"Authorization": token["authorization"]}
-        headers = {}
-        for setting in cfg.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        return headers
 
     # -- requests -------------------------------------------------------------------------------
 

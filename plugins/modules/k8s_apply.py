@@ -211,7 +211,7 @@ from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGP
 
 try:
     import yaml
-except ImportError:  # yaml comes with ansible-core; kube.HAS_KUBERNETES covers it too
+except ImportError:  # yaml comes with ansible-core
     yaml = None
 
 ARGUMENT_SPEC: dict[str, t.Any] = deepcopy(kube.KUBE_ARG_SPEC)
@@ -637,8 +637,8 @@ def main() -> None:
         required_one_of=[("definition", "src")],
         supports_check_mode=True,
     )
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    if not kube.HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"), exception=kube.URLLIB3_IMPORT_ERROR)
     try:
         result = K8sApply(module).run()
     except KubeGPUError as exc:

@@ -417,8 +417,8 @@ class NodeDrain:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    if not kube.HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"), exception=kube.URLLIB3_IMPORT_ERROR)
     try:
         result = NodeDrain(module).run()
     except KubeGPUError as exc:

@@ -354,8 +354,8 @@ def main() -> None:
         required_by={"selector": ("labels",)},
         supports_check_mode=True,
     )
-    if not kube.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=kube.KUBERNETES_IMPORT_ERROR)
+    if not kube.HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"), exception=kube.URLLIB3_IMPORT_ERROR)
     try:
         result = NodeLabels(module).run()
     except KubeGPUError as exc:

@@ -1,5 +1,5 @@
 """Pure parts of the shared Kubernetes connection (module_utils/_kube.py): the ExecCredential expiration time as
-client-go reads it (RFC 3339), the kubeconfig user of a context, and api_timeout's rule."""
+client-go reads it (RFC 3339) and api_timeout's rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import calendar
 import pytest
 
 from ansible_collections.kubegpu.core.plugins.module_utils._errors import KubeGPUError
-from ansible_collections.kubegpu.core.plugins.module_utils._kube import _kubeconfig_user, _rfc3339, check_api_timeout
+from ansible_collections.kubegpu.core.plugins.module_utils._kube import _rfc3339, check_api_timeout
 
 NOON = calendar.timegm((2026, 1, 2, 12, 0, 0))
 
@@ -28,27 +28,6 @@ NOON = calendar.timegm((2026, 1, 2, 12, 0, 0))
 )
 def test_expiration_timestamp_is_read_as_rfc3339(text, epoch):
     assert _rfc3339(text) == (None if epoch is None else pytest.approx(epoch))
-
-
-KUBECONFIG = {
-    "current-context": "a",
-    "contexts": [{"name": "a", "context": {"user": "ua"}}, {"name": "b", "context": {"user": "ub"}}],
-    "users": [{"name": "ua", "user": {"token": "t"}}, {"name": "ub", "user": {"exec": {"command": "aws"}}}],
-}
-
-
-@pytest.mark.parametrize(
-    ("data", "context", "user"),
-    [
-        (KUBECONFIG, None, {"token": "t"}),
-        (KUBECONFIG, "b", {"exec": {"command": "aws"}}),
-        (KUBECONFIG, "c", {}),
-        ({"contexts": [{"name": "a", "context": {"user": "gone"}}], "current-context": "a"}, None, {}),
-        ([], None, {}),
-    ],
-)
-def test_the_user_of_the_context(data, context, user):
-    assert _kubeconfig_user(data, context) == user
 
 
 @pytest.mark.parametrize("value", [0, -1, 0.0, float("nan"), float("inf"), "soon"])
