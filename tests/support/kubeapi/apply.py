@@ -19,7 +19,7 @@ import json
 import marshal
 from typing import Any, Optional
 
-from .patch import item_key, list_strategy
+from .patch import clone, item_key, list_strategy
 
 Path = tuple[str, ...]
 # Never owned: identity and server-set metadata.
@@ -262,17 +262,8 @@ class ApplyConflict(Exception):
         super().__init__(message)
 
 
-def _copy(value: Any) -> Any:
-    """A deep copy of JSON-like data without shared parts (managedFields have none), faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def _entries(obj: Optional[dict]) -> list[dict]:
-    return _copy(((obj or {}).get("metadata") or {}).get("managedFields") or [])
+    return clone(((obj or {}).get("metadata") or {}).get("managedFields") or [])
 
 
 def _identity(entry: dict) -> tuple[str, str, str]:

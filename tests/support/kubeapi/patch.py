@@ -38,6 +38,15 @@ ATOMIC = ("atomic", ())
 SET = ("set", ())
 
 
+def clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (several times faster than copy.deepcopy; JSON has no shared parts)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
+
+
 def list_strategy(fields: tuple[str, ...], custom: bool = False) -> tuple[str, tuple[str, ...]]:
     """How the list at this field path merges: ("map", keys), ("set", ()) or ("atomic", ()).
 

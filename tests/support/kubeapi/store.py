@@ -23,7 +23,7 @@ from .catalogue import CRD_TYPE, Catalogue, ResourceType
 from .controllers import FOREGROUND, ORPHAN_BY_DEFAULT, Controllers
 from .crd_schema import Pruner, prune_and_validate
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid_fields, not_found
-from .patch import PatchError, json_patch, merge_patch_into, strategic_merge_patch
+from .patch import PatchError, clone, json_patch, merge_patch_into, strategic_merge_patch
 from .rules import builtin_errors
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 from .validation import metadata_errors
@@ -32,15 +32,6 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 CONTROLLER_MANAGER = "kube-controller-manager"
 # fieldValidation directives; a request without one gets Warn, as from a real API server.
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
-
-
-def clone(value: Any) -> Any:
-    """A deep copy of JSON-like data (several times faster than copy.deepcopy)."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clone(v) for v in value]
-    return value
 
 
 _QUANTITY_MAPS = {"limits", "requests", "capacity", "allocatable", "hard", "default", "defaultRequest", "max", "min"}
