@@ -659,7 +659,7 @@ class KubeClient:
                 timeouts = urllib3.Timeout(connect=min(10.0, remaining), read=remaining)
                 if self._direct is not None:
                     # redirect=False: a redirect is answered as it is, as retries=False makes the PoolManager do
-                    response = self._direct.urlopen(
+                    response = self._direct.request(
                         method,
                         self._base_path + target,
                         body=data,

@@ -113,7 +113,7 @@ def _equal_but_bookkeeping(one: dict, other: dict) -> bool:
 
 def _is_key(value: Any) -> bool:
     """A continue token's start as this server writes it: [namespace, name]."""
-    return isinstance(value, list) and len(value) == 2 and all(type(part) is str for part in value)
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(part, str) for part in value)
 
 
 def _spec_part(obj: dict) -> dict:
