@@ -558,12 +558,13 @@ class KubeClient:
         if isinstance(kubeconfig, dict):
             source = kubeconfig
             config = KubeConfig(kubeconfig, context, "given as a dictionary", os.getcwd())
-        elif kubeconfig:
-            source = cls._kubeconfig_path(kubeconfig)
-            config = KubeConfig(cls._read_yaml(source), context, source, os.path.dirname(os.path.abspath(source)))
-        elif not host and os.path.exists(os.path.expanduser("~/.kube/config")):
-            source = os.path.expanduser("~/.kube/config")
-            config = KubeConfig(cls._read_yaml(source), context, source, os.path.dirname(os.path.abspath(source)))
+        else:
+            if kubeconfig:
+                source = cls._kubeconfig_path(kubeconfig)
+            elif not host and os.path.exists(os.path.expanduser("~/.kube/config")):
+                source = os.path.expanduser("~/.kube/config")
+            if source is not None:
+                config = KubeConfig(cls._read_yaml(source), context, source, os.path.dirname(os.path.abspath(source)))
         if source is not None:
             options = config.library_options(source) if config.needs_library else config.options()
         elif host:
